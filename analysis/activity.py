@@ -1,0 +1,279 @@
+"""Activity f_a(k), steady-state activity f_inf and relaxation time tau_r (paper: "Critical behavior").
+
+Definitions (paper 000, text before Fig. 3):
+
+* activity f_a(k): the fraction of overlapping ("active") particles at step k, read from
+  ``/observables/activity``.
+* steady-state activity f_inf: the mean of f_a over a late window. **Window rule**: the last
+  ``window_fraction`` (default 1/2) of the run's steps, i.e. logged steps k >= (1 - w) k_T where k_T
+  is the last logged step. Its error bar is the block-averaging standard error: the window is cut
+  into ``n_blocks`` (default 10) contiguous blocks of equal length, and
+  ``err = std(block means, ddof=1) / sqrt(n_blocks)``. A run needs at least ``min_points`` (default
+  ``2 * n_blocks``) logged points in the window, else :class:`~analysis.errors.WindowError`. A run
+  that reached an absorbing state has f_inf = 0 exactly (error 0).
+* relaxation time tau_r: on the absorbing side (the run absorbed) the step at which f_a reaches 0
+  (provenance ``absorbed_step``, else the first logged step with f_a = 0); on the active side the
+  first logged step k with ``(f_a(k) - f_inf) / f_inf < 0.1`` (the paper's rule, after Galliano et
+  al. [41]). The flag ``steady`` says whether tau_r lies before the averaging window, as it must
+  for the window to sample the steady state.
+* averages over seeds: mean of the per-run values; error = standard error over seeds
+  (``std(ddof=1)/sqrt(n)``) when there are >= 2 seeds, otherwise the single run's block error
+  (f_inf) or NaN (tau_r).
+
+Examples
+--------
+>>> import numpy as np
+>>> k = np.arange(0, 10001, 10)
+>>> f = 0.2 + 0.8 * np.exp(-k / 500.0)
+>>> ss = SteadyState().compute(k, f)
+>>> round(ss.f_inf, 3), ss.tau_r
+(0.2, 1850)
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .errors import AnalysisError, NotComputedError, WindowError
+from .io import Run, group_runs, key_dict
+
+
+class _Computed:
+    """Mixin: result properties raise :class:`NotComputedError` until ``compute()`` ran."""
+
+    _computed = False
+
+    def _check(self, name):
+        if not self._computed:
+            raise NotComputedError(f"{type(self).__name__}.{name}: call compute() first")
+
+
+def block_average(values: np.ndarray, n_blocks: int = 10) -> tuple[float, float]:
+    """Mean of ``values`` and its block-averaging standard error.
+
+    The series is cut into ``n_blocks`` contiguous blocks of equal length (the first
+    ``len % n_blocks`` samples are dropped); the error is ``std(block means, ddof=1)/sqrt(n_blocks)``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if n_blocks < 2 or v.size < n_blocks:
+        raise WindowError(f"need at least {max(n_blocks, 2)} samples for {n_blocks} blocks, have {v.size}")
+    m = v.size // n_blocks
+    blocks = v[v.size - m * n_blocks:].reshape(n_blocks, m).mean(axis=1)
+    return float(v.mean()), float(blocks.std(ddof=1) / math.sqrt(n_blocks))
+
+
+class SteadyState(_Computed):
+    """f_inf, its block error and tau_r of one activity series (see the module doc for the rules).
+
+    Parameters
+    ----------
+    window_fraction : float
+        Fraction of the run's steps, at its end, averaged for f_inf (0 < w <= 1).
+    n_blocks : int
+        Blocks for the error bar.
+    min_points : int, optional
+        Minimum logged points in the window (default ``2 * n_blocks``).
+    threshold : float
+        Relative distance to f_inf that defines tau_r on the active side (paper: 0.1).
+    """
+
+    def __init__(self, window_fraction: float = 0.5, n_blocks: int = 10,
+                 min_points: int | None = None, threshold: float = 0.1):
+        if not 0.0 < window_fraction <= 1.0:
+            raise AnalysisError(f"window fraction must be in (0, 1], got {window_fraction}")
+        if n_blocks < 2:
+            raise AnalysisError(f"need at least 2 blocks, got {n_blocks}")
+        self.window_fraction = float(window_fraction)
+        self.n_blocks = int(n_blocks)
+        self.min_points = int(min_points) if min_points is not None else 2 * self.n_blocks
+        self.threshold = float(threshold)
+
+    def compute(self, steps, activity, absorbed: bool | None = None,
+                absorbed_step: int | None = None) -> "SteadyState":
+        """Measure one series ``activity[i]`` = f_a at ``steps[i]``.
+
+        ``absorbed`` defaults to whether the series reaches 0.
+        """
+        k = np.asarray(steps, dtype=np.int64)
+        f = np.asarray(activity, dtype=np.float64)
+        if k.shape != f.shape or k.ndim != 1 or k.size == 0:
+            raise AnalysisError("steps and activity must be 1-d arrays of equal, non-zero length")
+        zero = np.flatnonzero(f <= 0.0)
+        if absorbed is None:
+            absorbed = zero.size > 0
+        self._absorbed = bool(absorbed)
+        k_end = int(k[-1])
+        self._window_start = int(math.ceil((1.0 - self.window_fraction) * k_end))
+        if self._absorbed:
+            if absorbed_step is None:
+                absorbed_step = int(k[zero[0]]) if zero.size else k_end
+            self._tau_r = int(absorbed_step)
+            self._f_inf, self._f_inf_err = 0.0, 0.0
+            self._steady = True
+        else:
+            sel = k >= self._window_start
+            if sel.sum() < self.min_points:
+                raise WindowError(
+                    f"run too short for the window: {int(sel.sum())} logged points in the last "
+                    f"{self.window_fraction:g} of {k_end} steps, need {self.min_points}"
+                )
+            self._f_inf, self._f_inf_err = block_average(f[sel], self.n_blocks)
+            if self._f_inf > 0:
+                rel = (f - self._f_inf) / self._f_inf
+                hit = np.flatnonzero(rel < self.threshold)
+                self._tau_r = int(k[hit[0]]) if hit.size else k_end
+            else:
+                self._tau_r = k_end
+            self._steady = self._tau_r <= self._window_start
+        self._computed = True
+        return self
+
+    @property
+    def f_inf(self) -> float:
+        """Steady-state activity (0 for an absorbed run)."""
+        self._check("f_inf")
+        return self._f_inf
+
+    @property
+    def f_inf_err(self) -> float:
+        """Block-averaging standard error of f_inf."""
+        self._check("f_inf_err")
+        return self._f_inf_err
+
+    @property
+    def tau_r(self) -> int:
+        """Relaxation time in steps (absorption step, or first step within 10% of f_inf)."""
+        self._check("tau_r")
+        return self._tau_r
+
+    @property
+    def absorbed(self) -> bool:
+        self._check("absorbed")
+        return self._absorbed
+
+    @property
+    def window_start(self) -> int:
+        """First step of the averaging window."""
+        self._check("window_start")
+        return self._window_start
+
+    @property
+    def steady(self) -> bool:
+        """True if tau_r <= window_start (the window samples the steady state)."""
+        self._check("steady")
+        return self._steady
+
+
+def measure_run(run: Run, **kwargs) -> SteadyState:
+    """:class:`SteadyState` of one run, using its provenance for absorption."""
+    steps, f = run.activity()
+    absorbed = run.absorbed or bool(np.any(f <= 0.0))
+    return SteadyState(**kwargs).compute(steps, f, absorbed=absorbed,
+                                         absorbed_step=run.absorbed_step)
+
+
+def seed_mean(values: Sequence[float], single_errors: Sequence[float] | None = None) -> tuple[float, float]:
+    """Mean over seeds and its error (standard error if n >= 2, else the single run's error)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan
+    if v.size >= 2:
+        return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
+    err = math.nan if single_errors is None else float(single_errors[0])
+    return float(v[0]), err
+
+
+#: columns of :attr:`ActivityTable.rows`
+TABLE_COLUMNS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction",
+                 "potential", "n_seeds", "n_absorbed", "f_inf", "f_inf_err", "tau_r", "tau_r_err",
+                 "all_steady")
+
+
+class ActivityTable(_Computed):
+    """f_inf and tau_r of every run, and their averages over the seeds of each parameter group.
+
+    Parameters
+    ----------
+    window_fraction, n_blocks, min_points, threshold :
+        As for :class:`SteadyState`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from analysis.synthetic import write_run
+    >>> from analysis.io import load_runs
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for seed, level in [(1, 0.30), (2, 0.32)]:
+    ...     _ = write_run(d / f"s{seed}.h5", seed=seed, activity=np.full(101, level))
+    >>> t = ActivityTable().compute(load_runs(d))
+    >>> row = t.rows[0]
+    >>> row["n_seeds"], round(row["f_inf"], 3), round(row["f_inf_err"], 3)
+    (2, 0.31, 0.01)
+    """
+
+    def __init__(self, window_fraction: float = 0.5, n_blocks: int = 10,
+                 min_points: int | None = None, threshold: float = 0.1):
+        self._kw = dict(window_fraction=window_fraction, n_blocks=n_blocks,
+                        min_points=min_points, threshold=threshold)
+        SteadyState(**self._kw)  # validate
+
+    def compute(self, runs: Sequence[Run]) -> "ActivityTable":
+        """Measure each run and average over seeds within each parameter group."""
+        self._per_run = []
+        rows = []
+        for key, members in group_runs(runs).items():
+            meas = []
+            for r in members:
+                try:
+                    m = measure_run(r, **self._kw)
+                except WindowError as err:
+                    raise WindowError(f"{r.path}: {err}") from None
+                meas.append(m)
+                self._per_run.append({**r.params.as_dict(), "path": str(r.path),
+                                      "f_inf": m.f_inf, "f_inf_err": m.f_inf_err,
+                                      "tau_r": m.tau_r, "absorbed": m.absorbed,
+                                      "steady": m.steady})
+            f, fe = seed_mean([m.f_inf for m in meas], [m.f_inf_err for m in meas])
+            t, te = seed_mean([m.tau_r for m in meas])
+            rows.append({**key_dict(key), "n_seeds": len(meas),
+                         "n_absorbed": sum(m.absorbed for m in meas),
+                         "f_inf": f, "f_inf_err": fe, "tau_r": t, "tau_r_err": te,
+                         "all_steady": all(m.steady for m in meas)})
+        self._rows = rows
+        self._computed = True
+        return self
+
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per parameter group with :data:`TABLE_COLUMNS`."""
+        self._check("rows")
+        return self._rows
+
+    @property
+    def per_run(self) -> list[dict]:
+        """One dict per run: its parameters, path, f_inf, f_inf_err, tau_r, absorbed, steady."""
+        self._check("per_run")
+        return self._per_run
+
+
+def activity_curves(runs: Sequence[Run]) -> dict:
+    """Seed-averaged f_a(k) curves per parameter group: ``key -> (steps, mean, sem)``.
+
+    Absorbed runs are padded with f_a = 0 after their last logged step; steps are those of the
+    longest run of the group (runs are assumed to share ``log_every``).
+    """
+    out = {}
+    for key, members in group_runs(runs).items():
+        series = [r.activity() for r in members]
+        longest = max(series, key=lambda s: s[0].size)[0]
+        mat = np.zeros((len(series), longest.size))
+        for i, (k, f) in enumerate(series):
+            vals = np.interp(longest, k, f, right=0.0)
+            vals[longest > k[-1]] = 0.0 if f[-1] <= 0 else f[-1]
+            mat[i] = vals
+        sem = mat.std(axis=0, ddof=1) / math.sqrt(len(series)) if len(series) > 1 else np.full(longest.size, np.nan)
+        out[key] = (longest, mat.mean(axis=0), sem)
+    return out

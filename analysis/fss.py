@@ -1,0 +1,509 @@
+r"""Finite-size scaling: a maintained implementation of pyfssa, plus the fits the paper needs.
+
+pyfssa 0.7.6 (A. Sorge, Zenodo 2015; the paper's ref. [58]) no longer imports with numpy 2 and
+current scipy. This module keeps its public functions, arguments and conventions:
+
+* :func:`scaledata` ``(l, rho, a, da, rho_c, nu, zeta) -> ScaledData(x, y, dy)`` with
+  ``x = L^{1/nu} (rho - rho_c)``, ``y = L^{-zeta/nu} a``, ``dy = L^{-zeta/nu} da``;
+  ``a`` and ``da`` have shape ``(l.size, rho.size)``.
+* :func:`quality` ``(x, y, dy) -> float``: the Houdayer & Hartmann reduced chi-square of the
+  collapse onto a master curve estimated from the data themselves (the quality function of
+  Melchert's autoScale, arXiv:0910.5403): for each point, the two bracketing points of every
+  *other* size are fitted by a weighted line, and ``S = mean((y - Y)^2 / (dy^2 + dY^2))``.
+* :func:`autoscale` ``(l, rho, a, da, rho_c0, nu0, zeta0) -> OptimizeResult`` with fields
+  ``rho, nu, zeta, drho, dnu, dzeta, fun, success`` (and ``x, errors, varco``): Nelder-Mead on S,
+  errors from the curvature of S at its minimum, estimated from the final simplex and its
+  midpoints as in Nelder & Mead (1965) (``varco = 2 S_min H^{-1}``, H the Hessian of S).
+
+Extension: entries of ``a`` that are NaN (or whose ``da`` is NaN or not positive) are treated as
+missing points, so that sizes may be measured at different packing fractions.
+
+On top, for the paper (Fig. 3, S3):
+
+* :data:`MANNA`: Manna-class (conserved directed percolation) exponents. 3d: beta = 0.84,
+  nu_par = 1.08, nu_perp = 0.59 (paper, after Fig. 3, from Henkel, Hinrichsen & Luebeck, the
+  paper's ref. [57]). 2d: beta = 0.639, nu_par = 1.225, nu_perp = 0.799 (S. Luebeck, Int. J. Mod.
+  Phys. B 18, 3977 (2004), Table for the Manna universality class; also Henkel, Hinrichsen &
+  Luebeck, *Non-Equilibrium Phase Transitions* Vol. 1 (Springer 2008), Table 4.3).
+* :func:`observable_exponents`: pyfssa's (nu, zeta) for the steady-state activity
+  (f_inf ~ L^{-beta/nu_perp} F(L^{1/nu_perp}(phi - phi_c)): nu = nu_perp, zeta = -beta) and for the
+  relaxation time (tau_r ~ L^{nu_par/nu_perp} G(...): nu = nu_perp, zeta = nu_par), with L = N^{1/d}.
+* :func:`fit_critical_point`: phi_c alone, exponents held fixed.
+* :class:`Collapse`: builds the (L, phi) grid from an :class:`~analysis.activity.ActivityTable`
+  and fits phi_c (Manna exponents fixed) or all three parameters.
+
+Examples
+--------
+>>> import numpy as np
+>>> l = np.array([10.0, 20.0, 40.0])
+>>> rho = np.linspace(0.9, 1.1, 21)
+>>> lm, rm = np.meshgrid(l, rho, indexing="ij")
+>>> a = lm ** (0.5 / 2.0) / (1 + np.exp(-lm ** 0.5 * (rm - 1.0)))   # rho_c=1, nu=2, zeta=0.5
+>>> da = 0.01 * a
+>>> res = autoscale(l, rho, a, da, rho_c0=0.98, nu0=1.8, zeta0=0.4)
+>>> bool(res.success), round(res.rho, 2), round(res.nu, 1), round(res.zeta, 1)
+(True, 1.0, 2.0, 0.5)
+"""
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import scipy.optimize
+from scipy.optimize import OptimizeResult
+
+from .errors import AnalysisError, CollapseError, NotComputedError
+
+
+class ScaledData(namedtuple("ScaledData", ["x", "y", "dy"])):
+    """:func:`scaledata` output: scaled ``x``, ``y`` and errors ``dy``, each ``(l.size, rho.size)``."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class MannaExponents:
+    """Critical exponents of the Manna (conserved directed percolation) class."""
+
+    beta: float
+    nu_par: float
+    nu_perp: float
+    source: str
+
+    @property
+    def z(self) -> float:
+        """Dynamical exponent z = nu_par / nu_perp."""
+        return self.nu_par / self.nu_perp
+
+
+MANNA = {
+    3: MannaExponents(0.84, 1.08, 0.59,
+                      "paper 000 (Fig. 3 caption), Henkel, Hinrichsen & Luebeck (2008)"),
+    2: MannaExponents(0.639, 1.225, 0.799,
+                      "S. Luebeck, Int. J. Mod. Phys. B 18, 3977 (2004); Henkel, Hinrichsen & "
+                      "Luebeck, Non-Equilibrium Phase Transitions Vol. 1 (2008), Table 4.3"),
+}
+
+#: observables that can be collapsed
+QUANTITIES = ("f_inf", "tau_r")
+
+
+def manna(dim: int) -> MannaExponents:
+    """Manna exponents in ``dim`` = 2 or 3 dimensions."""
+    if dim not in MANNA:
+        raise AnalysisError(f"no Manna exponents tabulated for d = {dim} (have 2 and 3)")
+    return MANNA[dim]
+
+
+def observable_exponents(quantity: str, dim: int) -> tuple[float, float]:
+    """pyfssa's ``(nu, zeta)`` for ``quantity`` in {"f_inf", "tau_r"} with Manna exponents."""
+    m = manna(dim)
+    if quantity == "f_inf":
+        return m.nu_perp, -m.beta
+    if quantity == "tau_r":
+        return m.nu_perp, m.nu_par
+    raise AnalysisError(f"unknown quantity {quantity!r}: choose from {', '.join(QUANTITIES)}")
+
+
+def scaledata(l, rho, a, da, rho_c, nu, zeta) -> ScaledData:
+    """Scale finite-size data (pyfssa's ``scaledata``; see the module doc).
+
+    Parameters
+    ----------
+    l, rho : 1-d array_like
+        System sizes L and parameter values rho.
+    a, da : 2-d array_like, shape (l.size, rho.size)
+        Data and standard errors (NaN marks a missing point).
+    rho_c : float in [rho.min(), rho.max()]
+    nu, zeta : float
+    """
+    l = np.asarray(l, dtype=np.float64)
+    rho = np.asarray(rho, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    da = np.asarray(da, dtype=np.float64)
+    if l.ndim != 1:
+        raise ValueError("l should be 1-D array_like")
+    if rho.ndim != 1:
+        raise ValueError("rho should be 1-D array_like")
+    if a.ndim != 2 or a.shape != (l.size, rho.size):
+        raise ValueError("a should have shape (l.size, rho.size)")
+    if da.ndim != 2 or da.shape != (l.size, rho.size):
+        raise ValueError("da should have shape (l.size, rho.size)")
+    valid = np.isfinite(a) & np.isfinite(da)
+    if not np.all(da[valid] > 0.0):
+        raise ValueError("da should have only positive values")
+    rho_c, nu, zeta = float(rho_c), float(nu), float(zeta)
+    if rho_c > rho.max() or rho_c < rho.min():
+        raise ValueError("rho_c is out of range")
+    lm, rm = np.meshgrid(l, rho, indexing="ij")
+    x = np.power(lm, 1.0 / nu) * (rm - rho_c)
+    y = np.power(lm, -zeta / nu) * a
+    dy = np.power(lm, -zeta / nu) * da
+    return ScaledData(x, y, dy)
+
+
+def quality(x, y, dy) -> float:
+    """Quality S of a data collapse (pyfssa's ``quality``; Houdayer & Hartmann 2004).
+
+    S is about 1 for a good collapse and much larger otherwise; NaN points are ignored. Returns
+    ``inf`` if no point has a master-curve estimate (the sizes' scaled ranges do not overlap).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    for name, arr in (("x", x), ("y", y), ("dy", dy)):
+        if arr.ndim != 2:
+            raise ValueError(f"{name} should be 2-D array_like")
+    if not x.shape == y.shape == dy.shape:
+        raise ValueError("arguments should be of same shape")
+    valid = np.isfinite(x) & np.isfinite(y) & np.isfinite(dy) & (dy > 0)
+    rows = []
+    for i in range(x.shape[0]):
+        v = valid[i]
+        xi = x[i, v]
+        if xi.size > 1 and np.any(np.diff(xi) < 0):
+            raise ValueError("x should be sorted for each system size")
+        w = dy[i, v] ** -2.0
+        rows.append((xi, y[i, v], dy[i, v], w))
+    num_terms = []
+    for i, (xi, yi, dyi, _) in enumerate(rows):
+        if xi.size == 0:
+            continue
+        sw = np.zeros(xi.size)
+        swx = np.zeros(xi.size)
+        swy = np.zeros(xi.size)
+        swxx = np.zeros(xi.size)
+        swxy = np.zeros(xi.size)
+        used = np.zeros(xi.size, dtype=bool)
+        for ip, (xp, yp, _, wp) in enumerate(rows):
+            if ip == i or xp.size < 2:
+                continue
+            jp = np.searchsorted(xp, xi, side="right") - 1
+            ok = (jp >= 0) & (jp < xp.size - 1)
+            if not ok.any():
+                continue
+            for off in (0, 1):
+                j = jp[ok] + off
+                sw[ok] += wp[j]
+                swx[ok] += wp[j] * xp[j]
+                swy[ok] += wp[j] * yp[j]
+                swxx[ok] += wp[j] * xp[j] ** 2
+                swxy[ok] += wp[j] * xp[j] * yp[j]
+            used |= ok
+        if not used.any():
+            continue
+        delta = sw * swxx - swx ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = (sw * swxy - swx * swy) / delta
+            b = (swxx * swy - swx * swxy) / delta
+            ym = b + m * xi
+            dym2 = (swxx - 2.0 * swx * xi + sw * xi ** 2) / delta
+            term = (yi - ym) ** 2 / (dyi ** 2 + dym2)
+        good = used & np.isfinite(term) & (delta > 0)
+        num_terms.append(term[good])
+    terms = np.concatenate(num_terms) if num_terms else np.empty(0)
+    if terms.size == 0:
+        return math.inf
+    return float(terms.mean())
+
+
+def _curvature_errors(fun, sim: np.ndarray, fsim: np.ndarray, min_df: float = 0.01,
+                      max_doublings: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Standard errors and covariance from the curvature of ``fun`` near the simplex ``sim``.
+
+    The simplex (n+1 vertices in n dimensions) is first enlarged about its centroid until every
+    vertex differs from the centroid's value by at least ``min_df``; a quadratic through the
+    vertices and edge midpoints (Nelder & Mead 1965, appendix) gives the Hessian H, and
+    ``varco = 2 S_min H^{-1}``.
+    """
+    sim = np.array(sim, dtype=np.float64)
+    fsim = np.array(fsim, dtype=np.float64)
+    n = sim.shape[1]
+    centroid = sim.mean(axis=0)
+    fc = fun(centroid)
+    for i in range(n + 1):
+        for _ in range(max_doublings):
+            if abs(fsim[i] - fc) >= min_df:
+                break
+            sim[i] = sim[i] + (sim[i] - centroid)
+            fsim[i] = fun(sim[i])
+    order = np.argsort(fsim)
+    sim, fsim = sim[order], fsim[order]
+    # y[i, j]: value at the midpoint of vertices i and j (y[i, i] at the vertex)
+    y = np.empty((n + 1, n + 1))
+    for i in range(n + 1):
+        y[i, i] = fsim[i]
+        for j in range(i + 1, n + 1):
+            y[i, j] = y[j, i] = fun(0.5 * (sim[i] + sim[j]))
+    # quadratic in simplex coordinates: B_ij = 2 (y_ij + y_00 - y_0i - y_0j), Hessian = 2 B
+    b = np.empty((n, n))
+    for i in range(1, n + 1):
+        for j in range(1, n + 1):
+            b[i - 1, j - 1] = 2.0 * (y[i, j] + y[0, 0] - y[0, i] - y[0, j])
+    q = (sim[1:] - sim[0]).T  # columns: edges from the best vertex
+    try:
+        binv = np.linalg.inv(b)
+    except np.linalg.LinAlgError:
+        return np.full(n, np.nan), np.full((n, n), np.nan)
+    ymin = max(fsim[0], 0.0)
+    varco = ymin * q @ binv @ q.T
+    with np.errstate(invalid="ignore"):
+        errors = np.sqrt(np.diag(varco))
+    return errors, varco
+
+
+def autoscale(l, rho, a, da, rho_c0, nu0, zeta0, **kwargs) -> OptimizeResult:
+    """Fit rho_c, nu and zeta by minimizing the collapse :func:`quality` (pyfssa's ``autoscale``).
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        ``x == [rho, nu, zeta]``, ``errors == [drho, dnu, dzeta]``, ``varco``, ``fun`` (S at the
+        minimum), ``success``, plus the fields ``rho, nu, zeta, drho, dnu, dzeta``.
+        ``kwargs`` are passed as Nelder-Mead options (default ``xatol = fatol = 1e-2`` as pyfssa).
+    """
+    rho = np.asarray(rho, dtype=np.float64)
+    lo, hi = float(np.nanmin(rho)), float(np.nanmax(rho))
+
+    def goal(p):
+        if not lo <= p[0] <= hi or p[1] == 0:
+            return 1e12
+        return quality(*scaledata(l, rho, a, da, p[0], p[1], p[2]))
+
+    options = {"xatol": 1e-2, "fatol": 1e-2}
+    options.update(kwargs)
+    # pyfssa's initial simplex: 5% steps (0.00025 for a zero coordinate)
+    x0 = np.array([rho_c0, nu0, zeta0], dtype=np.float64)
+    sim0 = [x0]
+    for k in range(3):
+        y = x0.copy()
+        y[k] = y[k] * 1.05 if y[k] != 0 else 0.00025
+        sim0.append(y)
+    options.setdefault("initial_simplex", np.array(sim0))
+    ret = scipy.optimize.minimize(goal, x0, method="Nelder-Mead", options=options)
+    sim, fsim = ret.final_simplex
+    if ret.success and np.isfinite(ret.fun):
+        errors, varco = _curvature_errors(goal, sim, fsim)
+    else:
+        errors, varco = np.full(3, np.nan), np.full((3, 3), np.nan)
+    ret["success"] = bool(ret.success and np.isfinite(ret.fun) and ret.fun < 1e12)
+    ret["errors"], ret["varco"] = errors, varco
+    ret["rho"], ret["nu"], ret["zeta"] = (float(v) for v in ret.x)
+    ret["drho"], ret["dnu"], ret["dzeta"] = (float(v) for v in errors)
+    return ret
+
+
+def fit_critical_point(l, rho, a, da, nu, zeta, rho_c0=None, n_grid: int = 201) -> OptimizeResult:
+    """Fit rho_c alone with the exponents ``nu``, ``zeta`` held fixed.
+
+    S(rho_c) is scanned on ``n_grid`` points over [rho.min(), rho.max()] (S is not smooth, so a
+    local search alone can stop in a side minimum), refined by a bounded scalar minimization around
+    the best grid point (or around ``rho_c0`` if given and within range), and its error is
+    ``sqrt(2 S_min / S'')`` with S'' from a central difference whose step is grown until S rises by
+    at least 0.01, the same curvature rule as :func:`autoscale`.
+
+    Returns an ``OptimizeResult`` with the fields of :func:`autoscale` (``dnu = dzeta = 0``).
+    """
+    rho = np.asarray(rho, dtype=np.float64)
+    lo, hi = float(np.nanmin(rho)), float(np.nanmax(rho))
+
+    def goal(rc):
+        rc = float(np.clip(rc, lo, hi))
+        return quality(*scaledata(l, rho, a, da, rc, nu, zeta))
+
+    grid = np.linspace(lo, hi, n_grid)
+    vals = np.array([goal(g) for g in grid])
+    if not np.any(np.isfinite(vals)):
+        raise CollapseError("collapse undefined: the sizes' scaled ranges never overlap")
+    i = int(np.nanargmin(np.where(np.isfinite(vals), vals, np.nan)))
+    if rho_c0 is not None and lo <= rho_c0 <= hi:
+        i0 = int(np.argmin(np.abs(grid - rho_c0)))
+        if np.isfinite(vals[i0]) and vals[i0] <= vals[i] * 1.0:
+            i = i0
+    a_, b_ = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
+    res = scipy.optimize.minimize_scalar(goal, bounds=(a_, b_), method="bounded",
+                                         options={"xatol": 1e-6 * (hi - lo)})
+    rc, smin = (float(res.x), float(res.fun)) if res.fun <= vals[i] else (float(grid[i]), float(vals[i]))
+    h = 1e-3 * (hi - lo)
+    curv = math.nan
+    for _ in range(40):
+        sp, sm = goal(min(rc + h, hi)), goal(max(rc - h, lo))
+        if min(sp, sm) - smin >= 0.01 or h > (hi - lo):
+            hp, hm = min(rc + h, hi) - rc, rc - max(rc - h, lo)
+            if hp > 0 and hm > 0:
+                # second derivative on a possibly asymmetric stencil
+                curv = 2.0 * (hm * (sp - smin) + hp * (sm - smin)) / (hp * hm * (hp + hm))
+            break
+        h *= 2.0
+    drho = math.sqrt(2.0 * smin / curv) if curv > 0 and np.isfinite(curv) else math.nan
+    out = OptimizeResult(x=np.array([rc, nu, zeta]), fun=smin, success=bool(np.isfinite(smin)),
+                         errors=np.array([drho, 0.0, 0.0]), rho=rc, nu=float(nu),
+                         zeta=float(zeta), drho=drho, dnu=0.0, dzeta=0.0, grid=grid,
+                         grid_quality=vals)
+    return out
+
+
+def fit_phi_c_powerlaw(phi, f, df, beta: float) -> tuple[float, float, float]:
+    """Single-size fallback: fit f_inf = A (phi - phi_c)^beta, beta fixed, to active points.
+
+    Returns ``(phi_c, dphi_c, A)``. Only points with f > 0 are used; at least 3 are needed.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    df = np.asarray(df, dtype=np.float64)
+    sel = (f > 0) & np.isfinite(f)
+    if sel.sum() < 3:
+        raise CollapseError(f"power-law fit of phi_c needs >= 3 active points, have {int(sel.sum())}")
+    x, y = phi[sel], f[sel]
+    s = np.where(np.isfinite(df[sel]) & (df[sel] > 0), df[sel], 0.01 * y)
+    # y^(1/beta) is linear in phi: A^(1/beta) (phi - phi_c)
+    g = y ** (1.0 / beta)
+    dg = g / beta * s / y
+    coef, cov = np.polyfit(x, g, 1, w=1.0 / dg, cov="unscaled")
+    slope, icpt = coef
+    phic = -icpt / slope
+    jac = np.array([icpt / slope ** 2, -1.0 / slope])
+    dphic = float(np.sqrt(jac @ cov @ jac))
+    return float(phic), dphic, float(slope ** beta)
+
+
+def table_to_grid(rows: Sequence[dict], quantity: str, dim: int, min_rel_error: float = 0.01):
+    """``(l, rho, a, da)`` from activity-table rows of one family (several N, several phi).
+
+    ``l = N^{1/d}``; missing (N, phi) pairs are NaN. Points with a <= 0 (all seeds absorbed, for
+    f_inf) are treated as missing; errors below ``min_rel_error * |a|`` (or undefined, one seed)
+    are raised to it so that every point has a finite weight.
+    """
+    ns = sorted({int(r["n"]) for r in rows})
+    phis = sorted({float(r["phi"]) for r in rows})
+    a = np.full((len(ns), len(phis)), np.nan)
+    da = np.full_like(a, np.nan)
+    err_col = quantity + "_err"
+    for r in rows:
+        i, j = ns.index(int(r["n"])), phis.index(float(r["phi"]))
+        v, e = float(r[quantity]), float(r[err_col])
+        if not np.isfinite(v) or v <= 0:
+            continue
+        a[i, j] = v
+        floor = min_rel_error * abs(v)
+        da[i, j] = e if (np.isfinite(e) and e >= floor and e > 0) else floor
+    l = np.array(ns, dtype=np.float64) ** (1.0 / dim)
+    return l, np.array(phis), a, da
+
+
+class Collapse:
+    """Finite-size-scaling collapse of f_inf or tau_r over system sizes (paper Fig. 3, S3).
+
+    Parameters
+    ----------
+    quantity : {"f_inf", "tau_r"}
+    dim : int
+        Dimension (selects the Manna exponents).
+    free : bool
+        False (default, as the paper): fit phi_c alone with Manna exponents fixed. True: fit phi_c,
+        nu and zeta with :func:`autoscale`, starting from the Manna values.
+    min_rel_error : float
+        Floor on relative errors (see :func:`table_to_grid`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = []
+    >>> m = MANNA[3]
+    >>> for n in (1000, 8000, 64000):
+    ...     L = n ** (1 / 3)
+    ...     for phi in np.linspace(0.60, 0.70, 11):
+    ...         x = L ** (1 / m.nu_perp) * (phi - 0.64)
+    ...         f = L ** (-m.beta / m.nu_perp) * np.log1p(np.exp(2 * x))
+    ...         rows.append({"n": n, "phi": phi, "f_inf": f, "f_inf_err": 0.01 * f})
+    >>> c = Collapse("f_inf", dim=3).compute(rows)
+    >>> round(c.phi_c, 3)
+    0.64
+    """
+
+    def __init__(self, quantity: str = "f_inf", dim: int = 3, free: bool = False,
+                 min_rel_error: float = 0.01):
+        self.quantity = quantity
+        self.dim = int(dim)
+        self.free = bool(free)
+        self.min_rel_error = float(min_rel_error)
+        self.nu0, self.zeta0 = observable_exponents(quantity, dim)
+        self._result = None
+
+    def compute(self, rows: Sequence[dict], phi_c0: float | None = None) -> "Collapse":
+        """Fit the collapse of ``rows`` (activity-table rows of one scheme, step size and b_f)."""
+        l, rho, a, da = table_to_grid(rows, self.quantity, self.dim, self.min_rel_error)
+        counts = np.isfinite(a).sum(axis=1)
+        usable = counts >= 2
+        if usable.sum() < 2:
+            raise CollapseError(
+                f"too few sizes for a collapse of {self.quantity}: need >= 2 system sizes with >= 2 "
+                f"usable points each, have {int(usable.sum())} (N = "
+                f"{', '.join(str(int(round(x ** self.dim))) for x in l[usable]) or 'none'})"
+            )
+        l, a, da = l[usable], a[usable], da[usable]
+        keep = np.isfinite(a).any(axis=0)
+        rho, a, da = rho[keep], a[:, keep], da[:, keep]
+        if phi_c0 is None:
+            phi_c0 = float(np.median(rho))
+        if self.free:
+            res = autoscale(l, rho, a, da, phi_c0, self.nu0, self.zeta0)
+            if not res.success:
+                raise CollapseError(f"collapse fit of {self.quantity} did not converge")
+        else:
+            res = fit_critical_point(l, rho, a, da, self.nu0, self.zeta0, rho_c0=phi_c0)
+        self._grid = (l, rho, a, da)
+        self._result = res
+        self._scaled = scaledata(l, rho, a, da, res.rho, res.nu, res.zeta)
+        return self
+
+    def _need(self, name):
+        if self._result is None:
+            raise NotComputedError(f"Collapse.{name}: call compute() first")
+
+    @property
+    def result(self) -> OptimizeResult:
+        """The fit result (fields rho, nu, zeta, drho, dnu, dzeta, fun, success)."""
+        self._need("result")
+        return self._result
+
+    @property
+    def phi_c(self) -> float:
+        self._need("phi_c")
+        return self._result.rho
+
+    @property
+    def phi_c_err(self) -> float:
+        self._need("phi_c_err")
+        return self._result.drho
+
+    @property
+    def nu(self) -> float:
+        self._need("nu")
+        return self._result.nu
+
+    @property
+    def zeta(self) -> float:
+        self._need("zeta")
+        return self._result.zeta
+
+    @property
+    def quality(self) -> float:
+        """S at the optimum (about 1 for a good collapse)."""
+        self._need("quality")
+        return self._result.fun
+
+    @property
+    def grid(self):
+        """``(l, phi, a, da)``: the data that were collapsed (l = N^{1/d})."""
+        self._need("grid")
+        return self._grid
+
+    @property
+    def scaled(self) -> ScaledData:
+        """Scaled data ``(x, y, dy)`` at the optimum."""
+        self._need("scaled")
+        return self._scaled

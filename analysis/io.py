@@ -1,0 +1,423 @@
+"""Reading mpisim run files (H5MD, docs/file-format.md) and collections of runs.
+
+A *run* is one HDF5 file written by the simulator. A *collection* is given as any mix of
+
+* paths of run files,
+* glob patterns (``runs/**/*.h5``),
+* directories (every ``*.h5`` below them, or their ``manifest.tsv`` if they hold one),
+* sweep manifests (``manifest.tsv``, written by ``launch/sweep``): a tab-separated text file with a
+  header line and one row per run, with at least the column ``path`` (the run file, relative to the
+  manifest's directory) and usually ``status``.
+
+Runs are grouped by their parameters (scheme, N, phi, kick size / learning rate, batch fraction,
+potential, dimension), read from the file's ``/parameters`` attribute ``config_toml``; the seeds of
+one group are the independent samples that measurements average over.
+
+All lengths are in units of the (mean) particle diameter 2R, as in the files; time is the step k.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from analysis.synthetic import write_run
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> path = write_run(d / "a.h5", n=64, phi=0.3, seed=1, steps=100, log_every=10)
+>>> run = load_run(path)
+>>> run.params.scheme, run.params.n, run.params.phi
+('sgd', 64, 0.3)
+>>> steps, f = run.activity()
+>>> steps[:3]
+array([ 0, 10, 20])
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import math
+import os
+import tomllib
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+
+from .errors import AnalysisError, RunFileError
+
+#: schemes whose step size is the kick size epsilon (BRO and their stochastic approximations)
+KICK_SCHEMES = ("bro-pairwise", "bro-individual", "sa-pairwise", "sa-individual")
+#: schemes whose step size is the learning rate alpha
+LEARNING_RATE_SCHEMES = ("sgd", "rcd", "gd")
+
+#: manifest ``status`` values (lower case) of rows that are skipped: runs that did not finish
+UNFINISHED_STATUSES = frozenset(
+    {"failed", "error", "running", "pending", "queued", "submitted", "killed", "timeout",
+     "cancelled", "canceled", "missing"}
+)
+
+#: parameters that define a group of runs (the seed is what varies inside a group)
+GROUP_FIELDS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction",
+                "potential")
+
+
+def _get(section: dict, *names, default=None):
+    for name in names:
+        if name in section:
+            return section[name]
+    return default
+
+
+def _opt_float(value):
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """The parameters of one run, read from ``/parameters`` ``config_toml``.
+
+    Attributes are ``None`` when the configuration does not set them (for example ``kick_size`` for
+    SGD). Lengths are in diameters.
+    """
+
+    scheme: str
+    dim: int
+    n: int
+    phi: float
+    radius: float
+    seed: int | None
+    kick_size: float | None
+    learning_rate: float | None
+    batch_fraction: float | None
+    potential: str
+    steps: int | None
+    log_every: int | None
+
+    @classmethod
+    def from_config(cls, config: dict) -> "RunParameters":
+        """Build from the parsed TOML configuration (sections system, dynamics, run)."""
+        system = config.get("system", {})
+        dynamics = config.get("dynamics", {})
+        run = config.get("run", {})
+        try:
+            scheme = str(_get(dynamics, "scheme"))
+            dim = int(_get(system, "dim", "dimension"))
+            n = int(_get(system, "n", "N"))
+            phi = float(_get(system, "phi", "packing_fraction"))
+        except (TypeError, ValueError) as err:
+            raise RunFileError(
+                "configuration lacks one of dynamics.scheme, system.dim, system.n, system.phi"
+            ) from err
+        seed = _get(system, "seed")
+        steps = _get(run, "steps")
+        log_every = _get(run, "log_every")
+        return cls(
+            scheme=scheme,
+            dim=dim,
+            n=n,
+            phi=phi,
+            radius=float(_get(system, "radius", default=0.5)),
+            seed=None if seed is None else int(seed),
+            kick_size=_opt_float(_get(dynamics, "kick_size", "eps", "epsilon")),
+            learning_rate=_opt_float(_get(dynamics, "learning_rate", "alpha")),
+            batch_fraction=_opt_float(_get(dynamics, "batch_fraction", "b_f")),
+            potential=str(_get(dynamics, "potential", default="linear")),
+            steps=None if steps is None else int(steps),
+            log_every=None if log_every is None else int(log_every),
+        )
+
+    @property
+    def step_size(self) -> float | None:
+        """The scheme's own step size: kick size epsilon (BRO, SA) or learning rate alpha (SGD, RCD, GD)."""
+        if self.scheme in LEARNING_RATE_SCHEMES:
+            return self.learning_rate if self.learning_rate is not None else self.kick_size
+        return self.kick_size if self.kick_size is not None else self.learning_rate
+
+    @property
+    def effective_kick(self) -> float | None:
+        """The BRO-equivalent kick size: epsilon, or alpha * b_f for SGD/RCD/GD (paper, after Eq. 6).
+
+        The paper matches SGD (RCD) to pairwise (individual-particle) BRO with alpha = eps / b_f,
+        b_f = 3/4, so alpha * b_f is the kick size on the same axis as BRO's epsilon (Fig. 5a, S1).
+        """
+        if self.scheme in LEARNING_RATE_SCHEMES or self.kick_size is None:
+            if self.learning_rate is None:
+                return self.kick_size
+            bf = 1.0 if self.batch_fraction is None else self.batch_fraction
+            return self.learning_rate * bf
+        return self.kick_size
+
+    @property
+    def box_length(self) -> float:
+        """Edge of the cubic box implied by N, phi and R (diameters); the file's box is authoritative."""
+        v1 = math.pi ** (self.dim / 2) / math.gamma(self.dim / 2 + 1) * self.radius ** self.dim
+        return (self.n * v1 / self.phi) ** (1.0 / self.dim)
+
+    @property
+    def linear_size(self) -> float:
+        """L = N^(1/d), the finite-size-scaling length used with the Manna exponents."""
+        return self.n ** (1.0 / self.dim)
+
+    def key(self, exclude: Sequence[str] = ("seed",)) -> tuple:
+        """Hashable group key: ``((name, value), ...)`` over :data:`GROUP_FIELDS` minus ``exclude``."""
+        return tuple((f, getattr(self, f)) for f in GROUP_FIELDS if f not in exclude)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Run:
+    """One run file: parameters, provenance, observables and snapshots.
+
+    The file is opened for each read and closed again, so a ``Run`` holds no HDF5 handle.
+
+    Parameters
+    ----------
+    path : str or Path
+        An mpisim output file.
+
+    Raises
+    ------
+    RunFileError
+        If the path does not exist, is not HDF5, or lacks ``/parameters`` ``config_toml``.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RunFileError(f"no such file: {self.path}")
+        if self.path.is_dir():
+            raise RunFileError(f"is a directory, not a run file: {self.path}")
+        try:
+            fh = h5py.File(self.path, "r")
+        except OSError as err:
+            raise RunFileError(f"not an HDF5 file: {self.path}") from err
+        with fh:
+            if "parameters" not in fh or "config_toml" not in fh["parameters"].attrs:
+                raise RunFileError(
+                    f"not an mpisim run (no /parameters config_toml): {self.path}"
+                )
+            text = fh["parameters"].attrs["config_toml"]
+            if isinstance(text, bytes):
+                text = text.decode()
+            try:
+                self.config = tomllib.loads(str(text))
+            except tomllib.TOMLDecodeError as err:
+                raise RunFileError(f"unreadable config_toml in {self.path}: {err}") from err
+            prov = {}
+            if "provenance" in fh["parameters"]:
+                for k, v in fh["parameters/provenance"].attrs.items():
+                    prov[k] = v.decode() if isinstance(v, bytes) else v
+            self.provenance = prov
+            self._observables = (
+                sorted(fh["observables"].keys()) if "observables" in fh else []
+            )
+            self._has_positions = "particles/all/position/value" in fh
+        self.params = RunParameters.from_config(self.config)
+
+    def __repr__(self):
+        p = self.params
+        return (f"Run({str(self.path)!r}, scheme={p.scheme}, n={p.n}, phi={p.phi}, "
+                f"seed={p.seed})")
+
+    # -- provenance ---------------------------------------------------------------------------
+    @property
+    def absorbed(self) -> bool:
+        """Whether the run reached an absorbing state (provenance ``absorbed``)."""
+        return bool(self.provenance.get("absorbed", False))
+
+    @property
+    def absorbed_step(self) -> int | None:
+        """The step at which f_a first reached 0, or None (provenance ``absorbed_step``, -1 -> None)."""
+        s = self.provenance.get("absorbed_step", -1)
+        s = int(s) if s is not None else -1
+        return s if (self.absorbed and s >= 0) else None
+
+    # -- observables ----------------------------------------------------------------------------
+    @property
+    def observables(self) -> list[str]:
+        """Names of the time series under ``/observables``."""
+        return list(self._observables)
+
+    def observable(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(step int64 [n], value [n])`` of ``/observables/<name>``."""
+        if name not in self._observables:
+            raise RunFileError(f"{self.path} has no /observables/{name}")
+        with h5py.File(self.path, "r") as fh:
+            g = fh["observables"][name]
+            return np.asarray(g["step"][()], dtype=np.int64), np.asarray(g["value"][()])
+
+    def activity(self) -> tuple[np.ndarray, np.ndarray]:
+        """The activity f_a(k) = overlapping particles / N: ``(steps, f_a)``."""
+        steps, f = self.observable("activity")
+        return steps, f.astype(np.float64)
+
+    # -- snapshots ------------------------------------------------------------------------------
+    @property
+    def has_positions(self) -> bool:
+        return self._has_positions
+
+    def _require_positions(self):
+        if not self._has_positions:
+            raise RunFileError(f"{self.path} has no /particles/all/position snapshots")
+
+    @property
+    def frame_steps(self) -> np.ndarray:
+        """Steps of the stored snapshots, int64 [frames]."""
+        self._require_positions()
+        with h5py.File(self.path, "r") as fh:
+            return np.asarray(fh["particles/all/position/step"][()], dtype=np.int64)
+
+    @property
+    def box(self) -> np.ndarray:
+        """Box edge lengths, float64 [d] (diameters)."""
+        with h5py.File(self.path, "r") as fh:
+            if "particles/all/box/edges" in fh:
+                return np.asarray(fh["particles/all/box/edges"][()], dtype=np.float64)
+        return np.full(self.params.dim, self.params.box_length)
+
+    @property
+    def radii(self) -> np.ndarray:
+        """Particle radii ordered by id, float64 [N] (diameters)."""
+        with h5py.File(self.path, "r") as fh:
+            if "particles/all/radius" in fh:
+                return np.asarray(fh["particles/all/radius"][()], dtype=np.float64)
+        return np.full(self.params.n, self.params.radius)
+
+    def positions(self, frame: int = -1, unwrapped: bool = False) -> np.ndarray:
+        """Positions of snapshot ``frame`` (negative counts from the end), float64 [N, d].
+
+        Wrapped positions lie in [0, L); ``unwrapped=True`` adds ``image * edges``.
+        """
+        self._require_positions()
+        with h5py.File(self.path, "r") as fh:
+            value = fh["particles/all/position/value"]
+            nf = value.shape[0]
+            if not -nf <= frame < nf:
+                raise AnalysisError(f"{self.path} has {nf} snapshots, no frame {frame}")
+            x = np.asarray(value[frame], dtype=np.float64)
+            if unwrapped:
+                if "particles/all/image/value" not in fh:
+                    raise RunFileError(f"{self.path} has no /particles/all/image")
+                img = np.asarray(fh["particles/all/image/value"][frame], dtype=np.float64)
+                edges = np.asarray(fh["particles/all/box/edges"][()], dtype=np.float64)
+                x = x + img * edges
+        return x
+
+    def unwrapped_trajectory(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps [frames], unwrapped positions [frames, N, d])`` of every snapshot."""
+        self._require_positions()
+        with h5py.File(self.path, "r") as fh:
+            steps = np.asarray(fh["particles/all/position/step"][()], dtype=np.int64)
+            x = np.asarray(fh["particles/all/position/value"][()], dtype=np.float64)
+            if "particles/all/image/value" in fh:
+                img = np.asarray(fh["particles/all/image/value"][()], dtype=np.float64)
+                edges = np.asarray(fh["particles/all/box/edges"][()], dtype=np.float64)
+                x = x + img * edges
+            else:
+                raise RunFileError(f"{self.path} has no /particles/all/image to unwrap positions")
+        return steps, x
+
+
+def load_run(path) -> Run:
+    """Open one run file (see :class:`Run`)."""
+    return Run(path)
+
+
+def read_manifest(path, statuses: Iterable[str] | None = None) -> list[Path]:
+    """Run paths listed in a sweep manifest.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``manifest.tsv``: tab-separated, a header line, column ``path`` (relative to the manifest's
+        directory, or absolute) and optionally ``status``.
+    statuses : iterable of str, optional
+        Keep only rows with one of these statuses (case-insensitive). By default every row is kept
+        except those whose status is one of :data:`UNFINISHED_STATUSES` (failed, running, ...).
+
+    Returns
+    -------
+    list of Path
+        The run files, in manifest order. Rows skipped for their status are reported with a warning.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RunFileError(f"no such manifest: {path}")
+    keep = None if statuses is None else {s.lower() for s in statuses}
+    out, skipped = [], []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t")
+        if reader.fieldnames is None or "path" not in reader.fieldnames:
+            raise RunFileError(f"manifest {path} has no 'path' column in its header line")
+        for row in reader:
+            status = (row.get("status") or "").strip().lower()
+            ok = (status in keep) if keep is not None else (status not in UNFINISHED_STATUSES)
+            p = Path(row["path"].strip())
+            if not p.is_absolute():
+                p = path.parent / p
+            (out if ok else skipped).append(p)
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} runs by status", stacklevel=2)
+    return out
+
+
+def _expand(item) -> list[Path]:
+    s = str(item)
+    p = Path(s)
+    if p.is_file():
+        if p.suffix in (".tsv", ".txt") or p.name.startswith("manifest"):
+            return read_manifest(p)
+        return [p]
+    if p.is_dir():
+        if (p / "manifest.tsv").is_file():
+            return read_manifest(p / "manifest.tsv")
+        return sorted(Path(q) for q in glob.glob(os.path.join(s, "**", "*.h5"), recursive=True))
+    matches = sorted(Path(q) for q in glob.glob(s, recursive=True))
+    if not matches:
+        raise RunFileError(f"no such file, directory or matching files: {s}")
+    out = []
+    for m in matches:
+        out.extend(_expand(m) if m.is_dir() else [m])
+    return out
+
+
+def load_runs(inputs) -> list[Run]:
+    """Open every run named by ``inputs`` (paths, globs, directories, manifests; see module doc).
+
+    Duplicates are dropped; the order is that of the inputs.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    seen, runs = set(), []
+    for item in inputs:
+        for p in _expand(item):
+            rp = p.resolve()
+            if rp in seen:
+                continue
+            seen.add(rp)
+            runs.append(Run(p))
+    if not runs:
+        raise RunFileError(f"no run files found in {', '.join(map(str, inputs))}")
+    return runs
+
+
+def group_runs(runs: Sequence[Run], exclude: Sequence[str] = ("seed",)) -> "OrderedDict[tuple, list[Run]]":
+    """Group runs by :meth:`RunParameters.key` (all parameters but ``exclude``, by default the seed).
+
+    Returns an ordered dict ``key -> [runs]`` sorted by key (None sorts first).
+    """
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r.params.key(exclude), []).append(r)
+
+    def sortable(key):
+        return tuple((name, (v is not None, v if v is not None else 0)) for name, v in key)
+
+    return OrderedDict(sorted(groups.items(), key=lambda kv: sortable(kv[0])))
+
+
+def key_dict(key: tuple) -> dict:
+    """A group key as a dict ``{name: value}``."""
+    return dict(key)

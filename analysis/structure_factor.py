@@ -1,0 +1,375 @@
+r"""Static structure factor S(k) by direct summation, and its small-k exponent (paper Fig. S2).
+
+Definition: for N particles in a periodic box with edges L_a,
+
+    S(k) = |sum_j exp(i k . x_j)|^2 / N,   k = 2 pi (n_1 / L_1, ..., n_d / L_d),  n integer,
+
+for every k with 0 < |k| <= k_max (k = 0 is excluded), then averaged over the k in each radial bin
+[k_lo, k_hi) of |k| (the last bin also takes |k| = k_max). Because S(-k) = S(k), only a half space of
+k is summed (the first non-zero n_a positive), which leaves every bin average unchanged.
+
+The kernel :func:`sofk_sums` loops over particles (outer) and k (inner) and never evaluates a
+trigonometric function per (k, particle): per particle it computes z_a = exp(2 pi i x_a / L_a)
+once per axis, its powers z_a^n by recurrence (negative n by conjugation), and each term of the
+sum as a product of d table entries. The sums are additive over particles, so a subset of the
+particles (one MPI rank's) can be summed and the partial sums added: that is how the simulator's
+parallel S(k) reuses it.
+
+``octant=True`` sums instead the k with all n_a >= 0, the set freud's
+``freud.diffraction.StaticStructureFactorDirect`` samples; use it to compare with freud bin by bin.
+
+The small-k exponent alpha of S(k) ~ k^alpha (hyperuniformity: alpha > 0; Poisson: alpha = 0) is a
+least-squares line through log S against log k over the bins with k_fit_min <= k <= k_fit_max.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> box = np.array([20.0, 20.0, 20.0])
+>>> x = rng.random((4000, 3)) * box
+>>> sk = StructureFactor(bins=10, k_max=3.0, k_min=0.5).compute(x, box)
+>>> bool(abs(sk.S_k.mean() - 1.0) < 0.1)          # a Poisson configuration: S = 1
+True
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from .errors import AnalysisError, NotComputedError
+
+TWO_PI = 2.0 * math.pi
+
+
+def _rows3(box, k_max, octant):
+    """Rows (n1, n2, n3_lo, n3_hi) of the half ball (or octant) |k| <= k_max in 3d."""
+    m = [int(math.floor(k_max * L / TWO_PI)) for L in box]
+    dk = [TWO_PI / L for L in box]
+    kmax2 = k_max * k_max * (1 + 1e-12)
+    rows = []
+    n1_range = range(0, m[0] + 1)
+    for n1 in n1_range:
+        k1 = n1 * dk[0]
+        n2_lo = 0 if (octant or n1 == 0) else -m[1]
+        for n2 in range(n2_lo, m[1] + 1):
+            k2 = n2 * dk[1]
+            rem = kmax2 - k1 * k1 - k2 * k2
+            if rem < 0:
+                continue
+            hi = min(int(math.floor(math.sqrt(rem) / dk[2])), m[2])
+            if octant:
+                lo = 1 if (n1 == 0 and n2 == 0) else 0
+            elif n1 == 0 and n2 == 0:
+                lo = 1
+            elif n1 == 0 and n2 < 0:
+                continue
+            else:
+                lo = -hi
+            if hi >= lo:
+                rows.append((n1, n2, lo, hi))
+    return rows, m
+
+
+def _rows2(box, k_max, octant):
+    m = [int(math.floor(k_max * L / TWO_PI)) for L in box]
+    dk = [TWO_PI / L for L in box]
+    kmax2 = k_max * k_max * (1 + 1e-12)
+    rows = []
+    for n1 in range(0, m[0] + 1):
+        k1 = n1 * dk[0]
+        rem = kmax2 - k1 * k1
+        if rem < 0:
+            continue
+        hi = min(int(math.floor(math.sqrt(rem) / dk[1])), m[1])
+        if n1 == 0:
+            lo = 1
+        else:
+            lo = 0 if octant else -hi
+        if hi >= lo:
+            rows.append((n1, 0, lo, hi))
+    return rows, m
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sums3(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunks):
+    n = pos.shape[0]
+    acc_re = np.zeros((nchunks, nk))
+    acc_im = np.zeros((nchunks, nk))
+    nrows = r_n1.shape[0]
+    for c in prange(nchunks):
+        start = c * n // nchunks
+        end = (c + 1) * n // nchunks
+        ex = np.empty(m1 + 1, dtype=np.complex128)
+        ey = np.empty(2 * m2 + 1, dtype=np.complex128)
+        ez = np.empty(2 * m3 + 1, dtype=np.complex128)
+        are = acc_re[c]
+        aim = acc_im[c]
+        for p in range(start, end):
+            t = 2.0 * np.pi * pos[p, 0] / box[0]
+            z = complex(math.cos(t), math.sin(t))
+            ex[0] = 1.0
+            for q in range(1, m1 + 1):
+                ex[q] = ex[q - 1] * z
+            t = 2.0 * np.pi * pos[p, 1] / box[1]
+            z = complex(math.cos(t), math.sin(t))
+            ey[m2] = 1.0
+            for q in range(1, m2 + 1):
+                ey[m2 + q] = ey[m2 + q - 1] * z
+                ey[m2 - q] = ey[m2 + q].conjugate()
+            t = 2.0 * np.pi * pos[p, 2] / box[2]
+            z = complex(math.cos(t), math.sin(t))
+            ez[m3] = 1.0
+            for q in range(1, m3 + 1):
+                ez[m3 + q] = ez[m3 + q - 1] * z
+                ez[m3 - q] = ez[m3 + q].conjugate()
+            for r in range(nrows):
+                a = ex[r_n1[r]] * ey[m2 + r_n2[r]]
+                ar = a.real
+                ai = a.imag
+                off = r_off[r] - r_lo[r]
+                for q in range(r_lo[r], r_hi[r] + 1):
+                    b = ez[m3 + q]
+                    are[off + q] += ar * b.real - ai * b.imag
+                    aim[off + q] += ar * b.imag + ai * b.real
+    re = np.zeros(nk)
+    im = np.zeros(nk)
+    for c in range(nchunks):
+        re += acc_re[c]
+        im += acc_im[c]
+    return re, im
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sums2(pos, box, r_n1, r_lo, r_hi, r_off, nk, m1, m2, nchunks):
+    n = pos.shape[0]
+    acc_re = np.zeros((nchunks, nk))
+    acc_im = np.zeros((nchunks, nk))
+    nrows = r_n1.shape[0]
+    for c in prange(nchunks):
+        start = c * n // nchunks
+        end = (c + 1) * n // nchunks
+        ex = np.empty(m1 + 1, dtype=np.complex128)
+        ey = np.empty(2 * m2 + 1, dtype=np.complex128)
+        are = acc_re[c]
+        aim = acc_im[c]
+        for p in range(start, end):
+            t = 2.0 * np.pi * pos[p, 0] / box[0]
+            z = complex(math.cos(t), math.sin(t))
+            ex[0] = 1.0
+            for q in range(1, m1 + 1):
+                ex[q] = ex[q - 1] * z
+            t = 2.0 * np.pi * pos[p, 1] / box[1]
+            z = complex(math.cos(t), math.sin(t))
+            ey[m2] = 1.0
+            for q in range(1, m2 + 1):
+                ey[m2 + q] = ey[m2 + q - 1] * z
+                ey[m2 - q] = ey[m2 + q].conjugate()
+            for r in range(nrows):
+                a = ex[r_n1[r]]
+                ar = a.real
+                ai = a.imag
+                off = r_off[r] - r_lo[r]
+                for q in range(r_lo[r], r_hi[r] + 1):
+                    b = ey[m2 + q]
+                    are[off + q] += ar * b.real - ai * b.imag
+                    aim[off + q] += ar * b.imag + ai * b.real
+    re = np.zeros(nk)
+    im = np.zeros(nk)
+    for c in range(nchunks):
+        re += acc_re[c]
+        im += acc_im[c]
+    return re, im
+
+
+def sofk_sums(positions, box, k_max: float, octant: bool = False):
+    """Partial sums of exp(i k . x_j) over the given particles, for every k with 0 < |k| <= k_max.
+
+    Parameters
+    ----------
+    positions : array [n, d], float64
+        Positions (wrapped or not: k . L is a multiple of 2 pi), d = 2 or 3. May be a subset of the
+        particles; sums over disjoint subsets add up.
+    box : array [d], float64
+        Box edges L_a.
+    k_max : float
+        Largest |k| (inverse diameters).
+    octant : bool
+        False: the half space (every +-k pair once). True: only n_a >= 0 (freud's sampling).
+
+    Returns
+    -------
+    kvecs : array [nk, d], float64
+        The wave vectors, 2 pi n_a / L_a, in a fixed order that depends only on box, k_max, octant.
+    re_sum, im_sum : array [nk], float64
+        Real and imaginary parts of sum_j exp(i k . x_j).
+    """
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    box = np.ascontiguousarray(box, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] not in (2, 3) or box.shape != (pos.shape[1],):
+        raise AnalysisError("positions must be [n, d] with d = 2 or 3 and box [d]")
+    if not k_max > 0:
+        raise AnalysisError(f"k_max must be positive, got {k_max}")
+    d = pos.shape[1]
+    rows, m = (_rows3 if d == 3 else _rows2)(box, float(k_max), bool(octant))
+    if not rows:
+        return np.empty((0, d)), np.empty(0), np.empty(0)
+    rr = np.array(rows, dtype=np.int64)
+    counts = rr[:, 3] - rr[:, 2] + 1
+    off = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    nk = int(counts.sum())
+    # the n vectors in kernel order
+    nvec = np.empty((nk, d), dtype=np.int64)
+    for (n1, n2, lo, hi), o, c in zip(rows, off, counts):
+        q = np.arange(lo, hi + 1)
+        nvec[o:o + c, 0] = n1
+        if d == 3:
+            nvec[o:o + c, 1] = n2
+            nvec[o:o + c, 2] = q
+        else:
+            nvec[o:o + c, 1] = q
+    kvecs = nvec * (TWO_PI / box)
+    nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
+    if pos.shape[0] == 0:
+        return kvecs, np.zeros(nk), np.zeros(nk)
+    if d == 3:
+        re, im = _sums3(pos, box, rr[:, 0].copy(), rr[:, 1].copy(), rr[:, 2].copy(),
+                        rr[:, 3].copy(), off, nk, m[0], m[1], m[2], nchunks)
+    else:
+        re, im = _sums2(pos, box, rr[:, 0].copy(), rr[:, 2].copy(), rr[:, 3].copy(), off, nk,
+                        m[0], m[1], nchunks)
+    return kvecs, re, im
+
+
+def bin_structure_factor(kvecs, s_values, bin_edges):
+    """Mean of ``s_values`` over the k in each bin of |k|; returns ``(S_bin, counts)``.
+
+    Bins are [e_i, e_{i+1}); |k| equal to the last edge goes into the last bin; k outside the edges
+    are dropped. Empty bins have S = NaN.
+    """
+    kmag = np.linalg.norm(kvecs, axis=1)
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    nb = edges.size - 1
+    idx = np.searchsorted(edges, kmag, side="right") - 1
+    idx[np.isclose(kmag, edges[-1], rtol=1e-12, atol=0)] = nb - 1
+    ok = (idx >= 0) & (idx < nb)
+    counts = np.bincount(idx[ok], minlength=nb)
+    sums = np.bincount(idx[ok], weights=np.asarray(s_values)[ok], minlength=nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return s, counts
+
+
+def fit_power_law(x, y, x_min=None, x_max=None):
+    """Least-squares line through (log x, log y) for x_min <= x <= x_max, finite positive y.
+
+    Returns ``(exponent, exponent_err, prefactor, n_points)``; the error is the slope's standard
+    error from the residuals (NaN with fewer than 3 points).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    sel = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if x_min is not None:
+        sel &= x >= x_min
+    if x_max is not None:
+        sel &= x <= x_max
+    if sel.sum() < 2:
+        raise AnalysisError(f"power-law fit needs >= 2 points in range, have {int(sel.sum())}")
+    lx, ly = np.log(x[sel]), np.log(y[sel])
+    slope, icpt = np.polyfit(lx, ly, 1)
+    npts = int(sel.sum())
+    if npts > 2:
+        res = ly - (slope * lx + icpt)
+        err = math.sqrt(res @ res / (npts - 2) / np.sum((lx - lx.mean()) ** 2))
+    else:
+        err = math.nan
+    return float(slope), float(err), float(math.exp(icpt)), npts
+
+
+class StructureFactor:
+    """Binned S(k) of one configuration (freud-like: ``compute(...) -> self``, then properties).
+
+    Parameters
+    ----------
+    bins : int
+        Number of |k| bins between k_min and k_max.
+    k_max : float
+        Largest |k| (inverse diameters).
+    k_min : float
+        Smallest |k| binned (k = 0 is always excluded).
+    octant : bool
+        Sum only the n_a >= 0 octant, as freud does (see :func:`sofk_sums`).
+    """
+
+    def __init__(self, bins: int, k_max: float, k_min: float = 0.0, octant: bool = False):
+        if bins < 1:
+            raise AnalysisError("bins must be >= 1")
+        if not 0 <= k_min < k_max:
+            raise AnalysisError(f"need 0 <= k_min < k_max, got k_min={k_min}, k_max={k_max}")
+        self.bins, self.k_max, self.k_min, self.octant = int(bins), float(k_max), float(k_min), bool(octant)
+        self._bin_edges = np.linspace(self.k_min, self.k_max, self.bins + 1)
+        self._computed = False
+
+    def compute(self, positions, box, n_total: int | None = None) -> "StructureFactor":
+        """S(k) of ``positions`` [N, d] in the periodic ``box`` [d]; ``n_total`` defaults to N."""
+        pos = np.asarray(positions, dtype=np.float64)
+        n = pos.shape[0] if n_total is None else int(n_total)
+        kv, re, im = sofk_sums(pos, box, self.k_max, self.octant)
+        s = (re * re + im * im) / n
+        self._kvecs, self._s_all = kv, s
+        self._box = np.asarray(box, dtype=np.float64)
+        self._s_bin, self._counts = bin_structure_factor(kv, s, self._bin_edges)
+        self._computed = True
+        return self
+
+    def _need(self, name):
+        if not self._computed:
+            raise NotComputedError(f"StructureFactor.{name}: call compute() first")
+
+    @property
+    def bin_edges(self) -> np.ndarray:
+        return self._bin_edges
+
+    @property
+    def bin_centers(self) -> np.ndarray:
+        return 0.5 * (self._bin_edges[1:] + self._bin_edges[:-1])
+
+    @property
+    def S_k(self) -> np.ndarray:
+        """Bin-averaged S(k), [bins] (NaN for empty bins)."""
+        self._need("S_k")
+        return self._s_bin
+
+    @property
+    def k_counts(self) -> np.ndarray:
+        """Number of wave vectors in each bin."""
+        self._need("k_counts")
+        return self._counts
+
+    @property
+    def k_points(self) -> np.ndarray:
+        """All summed wave vectors [nk, d]."""
+        self._need("k_points")
+        return self._kvecs
+
+    @property
+    def S_k_points(self) -> np.ndarray:
+        """S at each wave vector [nk]."""
+        self._need("S_k_points")
+        return self._s_all
+
+    @property
+    def min_valid_k(self) -> float:
+        """2 pi / min(L): the smallest non-zero |k| of the box."""
+        self._need("min_valid_k")
+        return float(TWO_PI / self._box.min())
+
+    def exponent(self, k_fit_max: float = 1.0, k_fit_min: float | None = None):
+        """alpha of S(k) ~ k^alpha over bins with k_fit_min <= k <= k_fit_max: ``(alpha, err)``."""
+        self._need("exponent")
+        kmin = self.min_valid_k if k_fit_min is None else k_fit_min
+        ok = self._counts > 0
+        a, e, _, _ = fit_power_law(self.bin_centers[ok], self._s_bin[ok], kmin, k_fit_max)
+        return a, e

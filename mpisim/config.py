@@ -1,0 +1,287 @@
+"""Run configuration: TOML in, frozen validated dataclasses out.
+
+Every key has a default except system.n, system.phi and dynamics.scheme. Bad input raises ConfigError
+with one message naming the key and the allowed values; the CLI turns it into exit status 2 before
+anything is written. ``RunConfig.to_toml()`` writes the full resolved configuration (defaults included)
+that goes into the output file's /parameters.
+"""
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from .potentials import POTENTIALS
+from .schemes import SCHEMES
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and what is allowed."""
+
+
+def _fail(key, message):
+    raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class System:
+    """[system]: the particles and the box. Lengths in units of the (mean) diameter."""
+    n: int
+    phi: float
+    dim: int = 3
+    radius: float = 0.5
+    radii: tuple = ()            # species radii for a polydisperse system ...
+    fractions: tuple = ()        # ... and their number fractions (default: equal)
+    polydispersity: float = 0.0  # or: radii uniform in radius * [1 - p, 1 + p]
+    seed: int = 0
+    init: str = "random"         # "random" or the path of an earlier output (its last frame)
+
+    def validate(self):
+        if self.dim not in (2, 3):
+            _fail("system.dim", f"must be 2 or 3, got {self.dim!r}")
+        if not isinstance(self.n, int) or self.n < 2:
+            _fail("system.n", f"must be an integer >= 2, got {self.n!r}")
+        if not (0 < self.phi < 2):
+            _fail("system.phi", f"packing fraction must be in (0, 2), got {self.phi!r}")
+        if not self.radius > 0:
+            _fail("system.radius", f"must be > 0, got {self.radius!r}")
+        if any(not r > 0 for r in self.radii):
+            _fail("system.radii", f"every radius must be > 0, got {list(self.radii)}")
+        if self.fractions:
+            if len(self.fractions) != len(self.radii):
+                _fail("system.fractions", f"needs one fraction per entry of system.radii "
+                      f"({len(self.radii)}), got {len(self.fractions)}")
+            if any(f < 0 for f in self.fractions) or not math.isclose(sum(self.fractions), 1.0):
+                _fail("system.fractions", f"must be >= 0 and sum to 1, got {list(self.fractions)}")
+        if not (0 <= self.polydispersity < 1):
+            _fail("system.polydispersity", f"must be in [0, 1), got {self.polydispersity!r}")
+        if self.polydispersity and self.radii:
+            _fail("system.polydispersity", "give either system.radii or system.polydispersity, not both")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            _fail("system.seed", f"must be an integer >= 0, got {self.seed!r}")
+        if self.init != "random" and not Path(self.init).is_file():
+            _fail("system.init", f"must be \"random\" or an existing output file, got {self.init!r}")
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """[dynamics]: the scheme and its parameters (paper symbols: eps, alpha, b_f)."""
+    scheme: str
+    kick_size: float = 0.0        # eps, units of the diameter
+    learning_rate: float = 0.0    # alpha
+    batch_fraction: float = 1.0   # b_f
+    potential: str = "linear"
+
+    def validate(self):
+        if self.scheme not in SCHEMES:
+            _fail("dynamics.scheme", f"unknown scheme {self.scheme!r}; allowed: {', '.join(SCHEMES)}")
+        if self.potential not in POTENTIALS:
+            _fail("dynamics.potential", f"unknown potential {self.potential!r}; allowed: "
+                  f"{', '.join(POTENTIALS)}")
+        needs = SCHEMES[self.scheme].needs
+        if self.kick_size < 0 or ("kick_size" in needs and not self.kick_size > 0):
+            _fail("dynamics.kick_size", f"scheme {self.scheme} needs kick_size > 0, got {self.kick_size!r}")
+        if self.learning_rate < 0 or ("learning_rate" in needs and not self.learning_rate > 0):
+            _fail("dynamics.learning_rate", f"scheme {self.scheme} needs learning_rate > 0, "
+                  f"got {self.learning_rate!r}")
+        if not (0 < self.batch_fraction <= 1):
+            _fail("dynamics.batch_fraction", f"must be in (0, 1], got {self.batch_fraction!r}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """[run]: how long, how often to log, checkpoint and report."""
+    steps: int = 1000
+    log_every: int = 10
+    stop_when_absorbed: bool = True
+    sort_every: int = 100              # spatial re-sort of particles (memory locality only)
+    skin: float = 0.2                  # Verlet-list skin (diameters; speed only, never results)
+    checkpoint_every: int = 0          # steps; 0 = off
+    checkpoint_minutes: float = 0.0    # wall time; 0 = off
+    progress_seconds: float = 10.0     # rank 0 prints progress this often; 0 = never
+
+    def validate(self):
+        for key in ("steps", "log_every", "sort_every", "checkpoint_every"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or v < (1 if key in ("log_every", "sort_every") else 0):
+                _fail(f"run.{key}", f"must be an integer >= {1 if key in ('log_every', 'sort_every') else 0}"
+                      f", got {v!r}")
+        for key in ("checkpoint_minutes", "progress_seconds", "skin"):
+            if getattr(self, key) < 0:
+                _fail(f"run.{key}", f"must be >= 0, got {getattr(self, key)!r}")
+
+
+@dataclass(frozen=True)
+class Output:
+    """[output]: where and what to write (docs/file-format.md)."""
+    path: str = "run.h5"
+    snapshot_every: int = 0           # every K steps; 0 = off
+    snapshot_per_decade: int = 0      # log-spaced snapshots; 0 = off
+    snapshot_steps: tuple = ()        # an explicit list
+    flush_every: int = 1000           # observables reach the file at least this often (steps)
+
+    def validate(self):
+        if not self.path or not str(self.path).endswith((".h5", ".hdf5", ".h5md")):
+            _fail("output.path", f"must name an .h5 file, got {self.path!r}")
+        for key in ("snapshot_every", "snapshot_per_decade", "flush_every"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or v < (1 if key == "flush_every" else 0):
+                _fail(f"output.{key}", f"must be an integer >= {1 if key == 'flush_every' else 0}, got {v!r}")
+        if any(not isinstance(s, int) or s < 0 for s in self.snapshot_steps):
+            _fail("output.snapshot_steps", f"must be a list of integers >= 0, got {list(self.snapshot_steps)}")
+
+
+SECTIONS = {"system": System, "dynamics": Dynamics, "run": Run, "output": Output}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The whole run: system, dynamics, run, output."""
+    system: System
+    dynamics: Dynamics
+    run: Run = field(default_factory=Run)
+    output: Output = field(default_factory=Output)
+
+    # ------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict):
+            raise ConfigError(f"configuration must be a table of sections, got {type(data).__name__}")
+        unknown = set(data) - set(SECTIONS)
+        if unknown:
+            raise ConfigError(f"{sorted(unknown)[0]}: unknown section; allowed: {', '.join(SECTIONS)}")
+        parts = {}
+        for name, klass in SECTIONS.items():
+            table = data.get(name, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{name}: must be a table, got {table!r}")
+            fields = {f.name: f for f in dataclasses.fields(klass)}
+            for key in table:
+                if key not in fields:
+                    raise ConfigError(f"{name}.{key}: unknown key; allowed: {', '.join(fields)}")
+            missing = [f.name for f in fields.values()
+                       if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                       and f.name not in table]
+            if missing:
+                raise ConfigError(f"{name}.{missing[0]}: required key is missing")
+            kwargs = {k: _coerce(name, k, v, fields[k]) for k, v in table.items()}
+            part = klass(**kwargs)
+            part.validate()
+            parts[name] = part
+        config = cls(**parts)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_toml(cls, path, overrides=()):
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config: no such file {str(path)!r}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {path} is not valid TOML ({exc})") from None
+        return cls.from_dict(apply_overrides(data, overrides))
+
+    def replace(self, **sections):
+        return dataclasses.replace(self, **sections)
+
+    def validate(self):
+        box = self.box_edges()
+        largest = 2 * max(self.species_radii()[0]) if self.species_radii()[0] else 2 * self.system.radius
+        if self.system.polydispersity:
+            largest = 2 * self.system.radius * (1 + self.system.polydispersity)
+        if min(box[:self.system.dim]) < 2 * largest * (1 + 1e-6):
+            raise ConfigError(f"system: box edge {min(box[:self.system.dim]):.4g} is smaller than two "
+                              f"diameters ({2 * largest:.4g}); increase system.n or lower system.phi")
+
+    # ------------------------------------------------------------------------------------------ derived
+    def species_radii(self):
+        """(radii, fractions) of the species; one species of system.radius if monodisperse."""
+        s = self.system
+        if s.radii:
+            fr = s.fractions or tuple(1.0 / len(s.radii) for _ in s.radii)
+            return list(s.radii), list(fr)
+        return [], []
+
+    def mean_particle_volume(self):
+        s = self.system
+        unit = math.pi if s.dim == 2 else 4.0 * math.pi / 3.0
+        if s.radii:
+            radii, fr = self.species_radii()
+            return sum(f * unit * r ** s.dim for r, f in zip(radii, fr))
+        if s.polydispersity:
+            a, b = s.radius * (1 - s.polydispersity), s.radius * (1 + s.polydispersity)
+            return unit * (b ** (s.dim + 1) - a ** (s.dim + 1)) / ((s.dim + 1) * (b - a))
+        return unit * s.radius ** s.dim
+
+    def box_edges(self):
+        """Box edges (3,), cubic: L^d phi = N <v>. The third edge of a 2-d box is 1 (unused)."""
+        s = self.system
+        L = (s.n * self.mean_particle_volume() / s.phi) ** (1.0 / s.dim)
+        return [L, L, L] if s.dim == 3 else [L, L, 1.0]
+
+    def to_dict(self):
+        return {name: {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in dataclasses.asdict(getattr(self, name)).items()} for name in SECTIONS}
+
+    def to_toml(self):
+        lines = []
+        for name, table in self.to_dict().items():
+            lines.append(f"[{name}]")
+            for k, v in table.items():
+                lines.append(f"{k} = {_toml_value(v)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def apply_overrides(data, overrides):
+    """Apply ``section.key=value`` strings (values parsed as TOML, bare words as strings)."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. dynamics.kick_size=0.05")
+        key, raw = item.split("=", 1)
+        section, name = key.strip().split(".", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        data[section][name] = value
+    return data
+
+
+def _coerce(section, key, value, fld):
+    """Accept ints where floats are expected and lists where tuples are; refuse other type mismatches."""
+    default = fld.default
+    kind = type(default) if default is not dataclasses.MISSING else None
+    if key in ("n", "phi") and section == "system":
+        kind = int if key == "n" else float
+    if key == "scheme":
+        kind = str
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is tuple and isinstance(value, list):
+        return tuple(value)
+    if kind is not None and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(v)

@@ -1,0 +1,352 @@
+"""Domain decomposition: the rank grid, ghost (halo) exchange and migration.
+
+This is the only module that talks to the communicator. The periodic box is split into a Cartesian
+grid of equal subdomains (``MPI.Compute_dims``); a rank owns the particles whose wrapped position lies in
+its subdomain and holds ghost copies of every particle within one cell width (>= the interaction range)
+of its faces, edges and corners. Ghosts are exchanged one axis at a time in both directions, forwarding
+what earlier axes delivered, so corners arrive without diagonal messages. Along an axis with one rank the
+"neighbour" is the rank itself and the exchange is a local copy with a periodic shift.
+
+Ghosts keep their wrapped coordinates (the kernels take minimum images of wrapped coordinates) plus an
+integer shift that places them next to the subdomain for binning. Everything here is rank-local unless a
+docstring says global.
+"""
+import numpy as np
+
+from ._jit import njit
+from .cells import CellList
+
+# Margins that keep the cell search complete under rounding (docs/parallel.md).
+CELL_MARGIN = 1e-8
+CUTOFF_MARGIN = 1e-9
+
+
+class SerialComm:
+    """The subset of an mpi4py communicator used here, for a single process without mpi4py."""
+
+    rank = 0
+    size = 1
+
+    def allreduce(self, value, op=None):
+        return value
+
+    def Allreduce(self, sendbuf, recvbuf, op=None):
+        recvbuf[...] = sendbuf
+
+    def bcast(self, value, root=0):
+        return value
+
+    def allgather(self, value):
+        return [value]
+
+    def gather(self, value, root=0):
+        return [value]
+
+    def Barrier(self):
+        pass
+
+    def Abort(self, code=1):
+        raise SystemExit(code)
+
+
+def world():
+    """The world communicator, or a SerialComm when mpi4py is not installed."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return SerialComm()
+    return MPI.COMM_WORLD
+
+
+def max_ranks_per_axis(box, cutoff):
+    """Largest number of subdomains along each axis whose width is at least one cell (>= cutoff)."""
+    return [max(1, int(np.floor(b / (cutoff * (1 + CELL_MARGIN))))) for b in box]
+
+
+def rank_grid(size, dim, box, cutoff):
+    """Balanced rank grid [Px, Py, Pz] (Pz = 1 in 2d) for ``size`` ranks, or ValueError naming the
+    largest rank count that fits."""
+    limits = max_ranks_per_axis(box[:dim], cutoff)
+    try:
+        from mpi4py import MPI
+        dims = list(MPI.Compute_dims(size, dim))
+    except ImportError:
+        dims = [size] + [1] * (dim - 1)
+    if any(d > m for d, m in zip(sorted(dims, reverse=True), sorted(limits, reverse=True))):
+        fit = max(p for p in range(1, size + 1) if _fits(p, dim, limits))
+        raise ValueError(f"{size} ranks cannot split this box: each subdomain must be at least one "
+                         f"interaction range ({cutoff:g}) wide, at most {limits} ranks per axis; "
+                         f"the largest rank count that fits is {fit}")
+    # Put the most ranks along the longest axis.
+    order = np.argsort(-np.asarray(limits), kind="stable")
+    placed = [1] * dim
+    for axis, d in zip(order, sorted(dims, reverse=True)):
+        placed[axis] = d
+    if any(p > m for p, m in zip(placed, limits)):
+        raise ValueError(f"{size} ranks cannot split this box ({placed} > {limits} per axis)")
+    return placed + [1] * (3 - dim)
+
+
+def _fits(p, dim, limits):
+    try:
+        from mpi4py import MPI
+        dims = sorted(MPI.Compute_dims(p, dim), reverse=True)
+    except ImportError:
+        dims = [p] + [1] * (dim - 1)
+    return all(d <= m for d, m in zip(dims, sorted(limits, reverse=True)))
+
+
+class Domain:
+    """One rank's subdomain, its cell grid, and the exchanges with its neighbours.
+
+    box: global edges (3,) (the unused third edge of a 2-d system is 1); cutoff: the largest contact
+    distance (max R_i + R_j); skin: the requested Verlet skin, reduced where the subdomain or the box is too
+    small for it (``self.skin`` is the one in use). comm: an mpi4py communicator (default: world) or
+    SerialComm.
+    """
+
+    def __init__(self, box, dim, cutoff, skin=0.0, comm=None):
+        self.comm = comm if comm is not None else world()
+        self.dim = dim
+        self.box = np.asarray(box, dtype=np.float64)
+        self.cutoff = float(cutoff)
+        self.rcut = self.cutoff * (1 + CUTOFF_MARGIN)
+        self.grid = rank_grid(self.comm.size, dim, self.box, self.cutoff)
+        if self.comm.size > 1:
+            self.cart = self.comm.Create_cart(self.grid, periods=[True] * 3, reorder=False)
+            self.coords = list(self.cart.Get_coords(self.cart.rank))
+            self.neighbours = [self.cart.Shift(a, 1) for a in range(3)]  # (left, right) per axis
+        else:
+            self.cart = None
+            self.coords = [0, 0, 0]
+            self.neighbours = [(0, 0)] * 3
+        self.width = self.box / np.asarray(self.grid)
+        self.lo = np.asarray(self.coords) * self.width
+        self.hi = self.lo + self.width
+        # The skin must leave a cell (>= cutoff + skin) inside every subdomain and keep the periodic image
+        # of a pair unique (box > 2 (cutoff + skin)).
+        room = min(min(self.width[:dim]), 0.5 * min(self.box[:dim])) / (1 + CELL_MARGIN) - self.rcut
+        self.skin = float(max(0.0, min(skin, 0.999 * room)))
+        self.reach = self.rcut + self.skin
+        # Cells: owned cells tile the subdomain exactly; one ghost layer on each side of a real axis.
+        ncell = np.array([max(1, int(np.floor(self.width[a] / (self.reach * (1 + CELL_MARGIN)))))
+                          if a < dim else 1 for a in range(3)])
+        cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
+        ghost = np.array([1 if a < dim else 0 for a in range(3)])
+        self.ghost_width = cell_width.copy()
+        self.cells = CellList(ncell + 2 * ghost, self.lo - ghost * cell_width, cell_width, ghost,
+                              ghost + ncell - 1, dim)
+        self.owner_coords_scale = np.asarray(self.grid) / self.box
+
+    @property
+    def size(self):
+        return self.comm.size
+
+    @property
+    def rank(self):
+        return self.comm.rank
+
+    # ---------------------------------------------------------------------------------------- ownership
+    def owns(self, pos):
+        """Boolean mask of the rows of pos (global wrapped positions) that this rank owns."""
+        c = np.minimum((pos * self.owner_coords_scale).astype(np.int64), np.asarray(self.grid) - 1)
+        return np.all(c == np.asarray(self.coords), axis=1)
+
+    # ----------------------------------------------------------------------------------------- reductions
+    def sum_int(self, values):
+        """Global (all ranks) sum of an int64 array; exact."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        if self.comm.size == 1:
+            return values.copy()
+        from mpi4py import MPI
+        out = np.empty_like(values)
+        self.comm.Allreduce(values, out, op=MPI.SUM)
+        return out
+
+    def max_float(self, value):
+        """Global maximum of a float (order-free, hence exact)."""
+        if self.comm.size == 1:
+            return value
+        from mpi4py import MPI
+        return self.comm.allreduce(value, op=MPI.MAX)
+
+    # ---------------------------------------------------------------------------------------- exchanges
+    def borders(self, state):
+        """Fill state's ghost rows (after the n_own owned rows) with copies of neighbours' particles within
+        one cell of the faces, and remember who sent what so that ``forward`` can refresh positions."""
+        state.n_ghost = 0
+        self.stages = []
+        for axis in range(self.dim):
+            n_have = state.n_own + state.n_ghost
+            lo_edge = self.lo[axis] + self.ghost_width[axis]
+            hi_edge = self.hi[axis] - self.ghost_width[axis]
+            send_left = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, lo_edge, True)
+            send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, hi_edge, False)
+            left, right = self.neighbours[axis]
+            first = self.coords[axis] == 0
+            last = self.coords[axis] == self.grid[axis] - 1
+            # A particle sent left across the periodic boundary appears one box length higher there.
+            buf_l = _pack_ghosts(state, send_left, axis, 1 if first else 0)
+            buf_r = _pack_ghosts(state, send_right, axis, -1 if last else 0)
+            got_from_right = self._sendrecv(buf_l, left, right, tag=10 + axis)
+            got_from_left = self._sendrecv(buf_r, right, left, tag=20 + axis)
+            start_r = state.n_own + state.n_ghost
+            _unpack_ghosts(state, got_from_right)
+            start_l = state.n_own + state.n_ghost
+            _unpack_ghosts(state, got_from_left)
+            self.stages.append(_Stage(send_left, left, right, start_r, len(got_from_right)))
+            self.stages.append(_Stage(send_right, right, left, start_l, len(got_from_left)))
+
+    def forward(self, state):
+        """Refresh the ghosts' positions from their owners, in the order ``borders`` received them."""
+        for k, stage in enumerate(self.stages):
+            _pack_positions(state.pos, stage.rows, stage.send)
+            if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
+                state.pos[stage.start:stage.start + stage.n_recv] = stage.send
+            else:
+                self.cart.Sendrecv(stage.send, dest=stage.dest, sendtag=50 + k, recvbuf=stage.recv,
+                                   source=stage.source, recvtag=50 + k)
+                state.pos[stage.start:stage.start + stage.n_recv] = stage.recv
+
+    def migrate(self, state):
+        """Send owned particles that left the subdomain to their new owners (one axis at a time)."""
+        for axis in range(self.dim):
+            if self.grid[axis] == 1:
+                continue
+            owner = np.minimum((state.pos[:state.n_own, axis] * self.owner_coords_scale[axis])
+                               .astype(np.int64), self.grid[axis] - 1)
+            mine = self.coords[axis]
+            step = (owner - mine) % self.grid[axis]
+            go_right = step == 1
+            go_left = step == self.grid[axis] - 1
+            if self.grid[axis] == 2:
+                go_left = np.zeros_like(go_right)
+            stray = ~(go_right | go_left | (step == 0))
+            if stray.any():
+                raise RuntimeError(f"rank {self.rank}: a particle moved more than one subdomain along axis "
+                                   f"{axis} in one step (kick too large for {self.grid[axis]} ranks on this "
+                                   f"axis); use fewer ranks or a smaller kick")
+            left, right = self.neighbours[axis]
+            rows_l = np.flatnonzero(go_left)
+            rows_r = np.flatnonzero(go_right)
+            buf_l = state.pack_owned(rows_l)
+            buf_r = state.pack_owned(rows_r)
+            state.remove_owned(np.concatenate([rows_l, rows_r]))
+            got_r = self._sendrecv(buf_l, left, right, tag=30 + axis)
+            got_l = self._sendrecv(buf_r, right, left, tag=40 + axis)
+            state.add_owned(got_r)
+            state.add_owned(got_l)
+
+    def _sendrecv(self, buf, dest, source, tag):
+        if self.cart is None or (dest == self.cart.rank and source == self.cart.rank):
+            return buf
+        n = np.array([buf.shape[0]], dtype=np.int64)
+        m = np.empty(1, dtype=np.int64)
+        self.cart.Sendrecv(n, dest=dest, sendtag=tag, recvbuf=m, source=source, recvtag=tag)
+        out = np.empty((int(m[0]), buf.shape[1]), dtype=np.float64)
+        self.cart.Sendrecv(buf, dest=dest, sendtag=tag + 100, recvbuf=out, source=source, recvtag=tag + 100)
+        return out
+
+
+class _Stage:
+    """One direction of one axis of the ghost exchange: rows sent, and where the received rows went."""
+
+    def __init__(self, rows, dest, source, start, n_recv):
+        self.rows, self.dest, self.source, self.start, self.n_recv = rows, dest, source, start, n_recv
+        self.send = np.empty((len(rows), 3))
+        self.recv = np.empty((n_recv, 3))
+
+
+@njit
+def _pack_positions(pos, rows, out):
+    for k in range(rows.shape[0]):
+        p = rows[k]
+        out[k, 0] = pos[p, 0]
+        out[k, 1] = pos[p, 1]
+        out[k, 2] = pos[p, 2]
+
+
+@njit
+def _select_ghosts(pos, shift, box, axis, n, edge, below):
+    """Rows whose binning coordinate along axis is below (or at/above) edge."""
+    out = np.empty(n, dtype=np.int64)
+    m = 0
+    for p in range(n):
+        x = pos[p, axis] + shift[p, axis] * box[axis]
+        if (x < edge) if below else (x >= edge):
+            out[m] = p
+            m += 1
+    return out[:m]
+
+
+GHOST_WIDTH = 8  # x, y, z, shift x, y, z, id, radius
+
+
+def _pack_ghosts(state, rows, axis, extra_shift):
+    buf = np.empty((rows.shape[0], GHOST_WIDTH), dtype=np.float64)
+    _pack_ghost_rows(state.pos, state.shift, state.ids, state.radius, rows, axis, extra_shift, buf)
+    return buf
+
+
+@njit
+def _pack_ghost_rows(pos, shift, ids, radius, rows, axis, extra_shift, buf):
+    for k in range(rows.shape[0]):
+        p = rows[k]
+        for a in range(3):
+            buf[k, a] = pos[p, a]
+            buf[k, 3 + a] = shift[p, a]
+        buf[k, 3 + axis] += extra_shift
+        buf[k, 6] = ids[p]
+        buf[k, 7] = radius[p]
+
+
+def _unpack_ghosts(state, buf):
+    n = buf.shape[0]
+    start = state.n_own + state.n_ghost
+    state.reserve(start + n)
+    _unpack_ghost_rows(buf, start, state.pos, state.shift, state.ids, state.radius)
+    state.n_ghost += n
+
+
+@njit
+def _unpack_ghost_rows(buf, start, pos, shift, ids, radius):
+    for k in range(buf.shape[0]):
+        p = start + k
+        for a in range(3):
+            pos[p, a] = buf[k, a]
+            shift[p, a] = np.int8(buf[k, 3 + a])
+        ids[p] = np.int64(buf[k, 6])
+        radius[p] = buf[k, 7]
+
+
+def id_blocks(n_total, n_blocks):
+    """Start of each contiguous block of global ids when N ids are split over n_blocks (+ the end)."""
+    return np.array([(n_total * b) // n_blocks for b in range(n_blocks + 1)], dtype=np.int64)
+
+
+def redistribute_by_id(comm, ids, rows, n_total, to_root=False):
+    """Send every row to the rank that holds its id's block; return (ids, rows) of this rank's block,
+    sorted by id. With to_root, rank 0 receives everything (the serial-HDF5 path). Collective."""
+    size = comm.size
+    if size == 1:
+        o = np.argsort(ids, kind="stable")
+        return ids[o], rows[o]
+    from mpi4py import MPI
+    starts = id_blocks(n_total, 1 if to_root else size)
+    dest = np.searchsorted(starts, ids, side="right") - 1
+    o = np.argsort(dest, kind="stable")
+    width = rows.shape[1] + 1
+    send = np.empty((len(ids), width))
+    send[:, 0] = ids[o]
+    send[:, 1:] = rows[o]
+    counts = np.bincount(dest, minlength=size).astype(np.int64) * width
+    recv_counts = np.empty(size, dtype=np.int64)
+    comm.Alltoall(counts, recv_counts)
+    sdispl = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rdispl = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
+    recv = np.empty(int(recv_counts.sum()))
+    comm.Alltoallv([send.ravel(), counts, sdispl, MPI.DOUBLE], [recv, recv_counts, rdispl, MPI.DOUBLE])
+    recv = recv.reshape(-1, width)
+    got_ids = recv[:, 0].astype(np.int64)
+    o = np.argsort(got_ids, kind="stable")
+    return got_ids[o], recv[o, 1:]
