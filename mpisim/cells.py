@@ -37,15 +37,20 @@ class CellList:
         self.cell_start = np.zeros(ncell + 1, dtype=np.int64)
         self.ghost_cell = np.zeros(ncell, dtype=np.uint8)
         _mark_ghost_cells(self.dims, self.owned_lo, self.owned_hi, self.ghost_cell)
-        self.order = np.zeros(0, dtype=np.int64)
-        self.cell_of = np.zeros(0, dtype=np.int64)
+        self.order = np.zeros(0, dtype=np.int32)
+        self.cell_of = np.zeros(0, dtype=np.int32)
+        self.sorted_pos = np.zeros((0, 3))
 
     def build(self, pos, shift, box, n_own, n_total):
+        """Bin particles 0..n_total-1; afterwards slot s of the cell order holds particle order[s] at
+        binning coordinate sorted_pos[s] (contiguous per cell)."""
         if self.order.shape[0] < n_total:
-            self.order = np.zeros(int(n_total * 1.25) + 16, dtype=np.int64)
-            self.cell_of = np.zeros_like(self.order)
+            cap = int(n_total * 1.25) + 16
+            self.order = np.zeros(cap, dtype=np.int32)
+            self.cell_of = np.zeros(cap, dtype=np.int32)
+            self.sorted_pos = np.zeros((cap, 3))
         build_cells(pos, shift, box, n_own, n_total, self.origin, self.width, self.dims, self.owned_lo,
-                    self.owned_hi, self.cell_of, self.cell_start, self.order)
+                    self.owned_hi, self.cell_of, self.cell_start, self.order, self.sorted_pos)
 
 
 @njit
@@ -60,7 +65,7 @@ def _mark_ghost_cells(dims, owned_lo, owned_hi, ghost_cell):
 
 @njit
 def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, owned_hi, cell_of,
-                cell_start, order):
+                cell_start, order, sorted_pos):
     """Counting sort of particles 0..n_total-1 into cells; owned particles are clamped to owned cells and
     ghosts to the whole grid. After the call the particles of cell c are order[cell_start[c]:cell_start[c+1]]."""
     ncell = dims[0] * dims[1] * dims[2]
@@ -83,7 +88,10 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
     for p in range(n_total - 1, -1, -1):
         c = cell_of[p]
         cell_start[c + 1] -= 1
-        order[cell_start[c + 1]] = p
+        s = cell_start[c + 1]
+        order[s] = p
+        for a in range(3):
+            sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
     for c in range(ncell):
         cell_start[c] = cell_start[c + 1]
     cell_start[ncell] = n_total
@@ -99,10 +107,10 @@ class PairList:
         self.second = np.zeros(capacity, dtype=np.int32)
         self.n = 0
 
-    def build(self, cells, pos, shift, box, n_own, reach):
+    def build(self, cells, n_own, reach):
         while True:
-            n = build_pairs(pos, shift, box, n_own, reach, cells.cell_start, cells.order, cells.dims,
-                            cells.stencil, cells.ghost_cell, self.first, self.second)
+            n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
+                            self.first, self.second)
             if n <= self.first.shape[0]:
                 self.n = n
                 return
@@ -114,45 +122,49 @@ class PairList:
         return self.first.nbytes + self.second.nbytes
 
 
+# Rows of neighbour cells visited from a cell, besides its own row: (dy, dz). Within each row the three
+# cells dx = -1, 0, 1 are contiguous in the cell order, so a row is one range of slots. Together with
+# "the rest of this cell and the cell to the right" this is the usual half stencil (13 cells in 3d).
+_ROWS = np.array([[1, 0], [-1, 1], [0, 1], [1, 1]], dtype=np.int64)
+
+
 @njit
-def build_pairs(pos, shift, box, n_own, reach, cell_start, order, dims, stencil, ghost_cell, first, second):
-    """Fill first/second with the pairs closer than reach in binning coordinates (owned + shift * L);
-    returns the number of pairs (which may exceed the capacity: then nothing past it was stored)."""
+def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, first, second):
+    """Fill first/second with the pairs (storage indices) closer than reach in binning coordinates, with
+    at least one owned particle. Returns the number of pairs, which may exceed the capacity (then
+    nothing past it was stored and the caller retries with more room)."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
-    bx, by, bz = box[0], box[1], box[2]
     nx, ny, nz = dims[0], dims[1], dims[2]
     for cz in range(nz):
         for cy in range(ny):
             for cx in range(nx):
                 c = (cz * ny + cy) * nx + cx
-                for s in range(-1, stencil.shape[0]):
-                    if s < 0:
-                        c2 = c
-                    else:
-                        ox, oy, oz = cx + stencil[s, 0], cy + stencil[s, 1], cz + stencil[s, 2]
-                        if ox < 0 or oy < 0 or oz < 0 or ox >= nx or oy >= ny or oz >= nz:
-                            continue
-                        c2 = (oz * ny + oy) * nx + ox
-                    if ghost_cell[c] and ghost_cell[c2]:
-                        continue
-                    for a in range(cell_start[c], cell_start[c + 1]):
-                        i = order[a]
-                        xi = pos[i, 0] + shift[i, 0] * bx
-                        yi = pos[i, 1] + shift[i, 1] * by
-                        zi = pos[i, 2] + shift[i, 2] * bz
-                        b0 = a + 1 if s < 0 else cell_start[c2]
-                        for b in range(b0, cell_start[c2 + 1]):
-                            j = order[b]
-                            if i >= n_own and j >= n_own:
+                end_right = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                for a in range(cell_start[c], cell_start[c + 1]):
+                    i = order[a]
+                    own_i = i < n_own
+                    xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
+                    for r in range(-1, _ROWS.shape[0]):
+                        if r < 0:
+                            lo, hi = a + 1, end_right
+                        else:
+                            yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
+                            if yy < 0 or yy >= ny or zz >= nz:
                                 continue
-                            dx = xi - (pos[j, 0] + shift[j, 0] * bx)
-                            dy = yi - (pos[j, 1] + shift[j, 1] * by)
-                            dz = zi - (pos[j, 2] + shift[j, 2] * bz)
+                            base = (zz * ny + yy) * nx
+                            lo = cell_start[base + max(cx - 1, 0)]
+                            hi = cell_start[base + min(cx + 1, nx - 1) + 1]
+                        for b in range(lo, hi):
+                            dx = xi - sorted_pos[b, 0]
+                            dy = yi - sorted_pos[b, 1]
+                            dz = zi - sorted_pos[b, 2]
                             if dx * dx + dy * dy + dz * dz < reach2:
-                                if m < cap:
-                                    first[m] = i
-                                    second[m] = j
-                                m += 1
+                                j = order[b]
+                                if own_i or j < n_own:
+                                    if m < cap:
+                                        first[m] = i
+                                        second[m] = j
+                                    m += 1
     return m

@@ -16,6 +16,8 @@ import numpy as np
 from ._jit import inline, njit
 from .potentials import pair_energy, pair_force
 from .schemes import bro_individual, bro_pairwise, gd, rcd, sa_individual, sa_pairwise, sgd
+from .schemes import langevin, momentum, pgd, spgd
+from .schemes._params import MOMENTUM, SPATIAL
 
 FIXED_SCALE = 2.0 ** 40       # displacement resolution 9.1e-13 diameters, range +/- 8.4e6
 SUM_SCALE = 2.0 ** 32         # resolution of exact float sums
@@ -52,7 +54,13 @@ def _pair_coefficient(scheme, params, seed, step, id_lo, id_hi, force):
         return gd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
     if scheme == 5:
         return sa_pairwise.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    return sa_individual.pair_coefficient(params, seed, step, id_lo, id_hi, force)
+    if scheme == 6:
+        return sa_individual.pair_coefficient(params, seed, step, id_lo, id_hi, force)
+    if scheme == 7:
+        return pgd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
+    if scheme == 8:
+        return spgd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
+    return langevin.pair_coefficient(params, seed, step, id_lo, id_hi, force)
 
 
 @inline
@@ -79,12 +87,12 @@ def _minimum_image(d, length, half):
 
 @njit
 def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
-              acc, active, counters):
+              acc, active, counters, energy):
     """Visit the candidate pairs of the Verlet list; act on those that overlap now.
 
     For each overlapping pair adds c e^{ji} to acc[i] and -c e^{ji} to acc[j] (fixed point), marks both
-    active, and counts the pair and its energy on the rank owning the smaller id. acc and active must be
-    zero on entry; ghost rows are scratch.
+    active, and (if energy) counts the pair and its energy on the rank owning the smaller id. acc and
+    active must be zero on entry; ghost rows are scratch.
     """
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
@@ -116,7 +124,7 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
             acc[j, 2] -= kz
         active[i] = 1
         active[j] = 1
-        if (i if id_i < id_j else j) < n_own:
+        if energy and (i if id_i < id_j else j) < n_own:
             counters[C_PAIRS] += 1
             exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
 
@@ -179,4 +187,117 @@ def count_active(active, n_own):
     n = 0
     for i in range(n_own):
         n += active[i]
+    return n
+
+
+# ------------------------------------------------------------------------ dynamics with particle state
+# Schemes with per-particle state (momentum velocity, PGD noise memory in ``aux``) or additive noise
+# (pgd, spgd, langevin) take these two kernels; the ones above are untouched, so the stateless schemes
+# stay bit for bit as they were.
+SCHEME_PGD, SCHEME_SPGD, SCHEME_LANGEVIN = 7, 8, 9
+
+
+@njit
+def noise_pair_pass(params, seed, step, dim, pos, ids, radius, box, first, second, n_pairs, aux, acc):
+    """Reciprocal PGD noise: each pair that overlaps now adds sigma (eta^i - eta^j) / sqrt(2) to acc[i]
+    and the opposite to acc[j] (fixed point), eta = a xi + b m (schemes/pgd.py). Needs the ghosts' aux
+    (memory) refreshed this step (``Domain.forward_aux``). Same overlap test as pair_pass."""
+    bx, by, bz = box[0], box[1], box[2]
+    hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
+    inv_sqrt2 = 1.0 / np.sqrt(2.0)
+    for k in range(n_pairs):
+        i = first[k]
+        j = second[k]
+        dx = _minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
+        dy = _minimum_image(pos[i, 1] - pos[j, 1], by, hy)
+        dz = _minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
+        sigma = radius[i] + radius[j]
+        if dx * dx + dy * dy + dz * dz >= sigma * sigma:
+            continue
+        # Evaluate the kick of the smaller id, so both ranks of a straddling pair do the same operations.
+        lo, hi = (i, j) if ids[i] < ids[j] else (j, i)
+        for a in range(dim):
+            e_lo = pgd.kick(params, pgd.innovation(seed, step, ids[lo], a), aux[lo, a])
+            e_hi = pgd.kick(params, pgd.innovation(seed, step, ids[hi], a), aux[hi, a])
+            q = np.int64(np.rint((e_lo - e_hi) * inv_sqrt2 * FIXED_SCALE))
+            acc[lo, a] += q
+            acc[hi, a] -= q
+
+
+@inline
+def _wrap_move(pos, image, i, a, d, L):
+    """pos[i, a] += d, wrapped into [0, L) (as apply_step)."""
+    x = pos[i, a] + d
+    if x < 0.0 or x >= L:
+        k = np.floor(x / L)
+        x -= k * L
+        image[i, a] += np.int32(k)
+        if x >= L:
+            x -= L
+            image[i, a] += 1
+        if x < 0.0:
+            x = 0.0
+    pos[i, a] = x
+
+
+@njit
+def apply_step_state(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, travel,
+                     disp_sums):
+    """apply_step for schemes with state or additive noise; same contract, plus active (from pair_pass)
+    and aux (owned rows updated in place):
+
+    * momentum (params[MOMENTUM] > 0): v = beta v + g, x += v (v in aux[:, 0:3]);
+    * pgd/spgd independent: active particles get sigma (a xi + b m), then m = xi (aux[:, 0:3]);
+      inactive particles neither move by noise nor touch their memory;
+    * pgd/spgd reciprocal: the noise is already in acc (noise_pair_pass); active particles set m = xi;
+    * langevin: every particle gets sqrt(2 alpha T) xi.
+    """
+    max_travel = 0.0
+    max_disp = 0.0
+    beta = params[MOMENTUM]
+    particle_kind = scheme == 1 or scheme == 3 or scheme == 6
+    correlated = scheme == SCHEME_PGD or scheme == SCHEME_SPGD
+    independent = correlated and params[SPATIAL] == 0.0
+    for i in range(n_own):
+        m = _particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
+        d2 = 0.0
+        for a in range(dim):
+            d = m * (acc[i, a] / FIXED_SCALE)
+            acc[i, a] = 0
+            if beta > 0.0:
+                d = momentum.velocity(beta, aux[i, a], d)
+                aux[i, a] = d
+            elif correlated:
+                if active[i]:
+                    xi = pgd.innovation(seed, step, ids[i], a)
+                    if independent:
+                        d += pgd.kick(params, xi, aux[i, a])
+                    aux[i, a] = xi
+            elif scheme == SCHEME_LANGEVIN:
+                d += langevin.kick(params, seed, step, ids[i], a)
+            if d == 0.0:
+                continue
+            d2 += d * d
+            _wrap_move(pos, image, i, a, d, box[a])
+        if d2 > 0.0:
+            dn = np.sqrt(d2)
+            exact_add(disp_sums, 0, dn)
+            if dn > max_disp:
+                max_disp = dn
+            travel[i] += dn
+        if travel[i] > max_travel:
+            max_travel = travel[i]
+    return max_disp, max_travel
+
+
+@njit
+def count_moving(aux, n_own, dim):
+    """Owned particles with a non-zero momentum velocity (a run with momentum is absorbed only when no
+    particle overlaps and none moves)."""
+    n = 0
+    for i in range(n_own):
+        for a in range(dim):
+            if aux[i, a] != 0.0:
+                n += 1
+                break
     return n

@@ -1,0 +1,73 @@
+"""Bad configurations are refused before any stepping, with one message naming the key."""
+import pytest
+
+from mpisim.config import ConfigError, RunConfig
+
+BASE = {"system": {"n": 1000, "phi": 0.6, "dim": 3},
+        "dynamics": {"scheme": "sgd", "learning_rate": 0.1, "batch_fraction": 0.5}}
+
+
+def with_(section, **kv):
+    data = {k: dict(v) for k, v in BASE.items()}
+    data.setdefault(section, {}).update(kv)
+    return data
+
+
+@pytest.mark.parametrize("data,key", [
+    (with_("system", phi=0.0), "system.phi"),
+    (with_("system", phi=-0.2), "system.phi"),
+    (with_("system", dim=4), "system.dim"),
+    (with_("system", n=1), "system.n"),
+    (with_("system", n=8, phi=0.7), "system"),                        # box smaller than two diameters
+    (with_("system", colour="red"), "system.colour"),
+    (with_("dynamics", scheme="adam"), "dynamics.scheme"),
+    (with_("dynamics", batch_fraction=0.0), "dynamics.batch_fraction"),
+    (with_("dynamics", batch_fraction=1.5), "dynamics.batch_fraction"),
+    (with_("dynamics", learning_rate=-1.0), "dynamics.learning_rate"),
+    (with_("dynamics", scheme="bro-pairwise", kick_size=-0.1), "dynamics.kick_size"),
+    (with_("dynamics", scheme="bro-pairwise"), "dynamics.kick_size"),  # missing eps
+    (with_("dynamics", potential="lj"), "dynamics.potential"),
+    (with_("run", steps=-5), "run.steps"),
+    (with_("run", log_every=0), "run.log_every"),
+    (with_("output", path="out.txt"), "output.path"),
+    (with_("system", radii=[0.5, 0.7], fractions=[0.7, 0.7]), "system.fractions"),
+    (with_("system", n="many"), "system.n"),
+    ({"system": {"phi": 0.5}, "dynamics": {"scheme": "gd", "learning_rate": 0.1}}, "system.n"),
+    ({**BASE, "dynamic": {}}, "dynamic"),
+])
+def test_bad_config_names_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(data)
+    assert str(err.value).startswith(key), str(err.value)
+
+
+def test_unknown_scheme_lists_the_allowed_ones():
+    with pytest.raises(ConfigError, match="bro-pairwise, bro-individual, sgd"):
+        RunConfig.from_dict(with_("dynamics", scheme="adam"))
+
+
+def test_round_trip_through_toml(tmp_path):
+    config = RunConfig.from_dict(with_("system", radii=[0.5, 0.7]))
+    path = tmp_path / "c.toml"
+    path.write_text(config.to_toml())
+    assert RunConfig.from_toml(path) == config
+
+
+def test_overrides_apply_and_are_validated(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(RunConfig.from_dict(BASE).to_toml())
+    config = RunConfig.from_toml(path, ["dynamics.learning_rate=0.05", "output.path=x.h5"])
+    assert config.dynamics.learning_rate == 0.05 and config.output.path == "x.h5"
+    with pytest.raises(ConfigError, match="dynamics.batch_fraction"):
+        RunConfig.from_toml(path, ["dynamics.batch_fraction=2"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        RunConfig.from_toml(path, ["learning_rate=0.05"])
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_box_follows_from_n_and_phi(dim):
+    import math
+    config = RunConfig.from_dict(with_("system", dim=dim, n=5000, phi=0.4))
+    L = config.box_edges()[0]
+    volume = math.pi * 0.25 if dim == 2 else math.pi / 6
+    assert math.isclose(5000 * volume / L ** dim, 0.4)
