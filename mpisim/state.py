@@ -26,10 +26,10 @@ class ParticleState:
         self.radius = np.zeros(cap)
         self.image = np.zeros((cap, 3), dtype=np.int32)
         self.x0 = np.zeros((cap, 3))
-        self.aux = np.zeros((cap, max(self.n_aux, 1)))
+        self.aux = np.zeros((cap, self.n_aux))
         self.acc = np.zeros((cap, 3), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
-        self.travel = np.zeros(cap)
+        self.travel = np.zeros(cap, dtype=np.float32)   # distance since the pair list was built
 
     FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel")
 
