@@ -29,17 +29,14 @@ import numpy as np
 
 from .errors import AnalysisError, CollapseError, NotComputedError
 from .fss import Collapse, fit_phi_c_powerlaw, manna
-from .io import LEARNING_RATE_SCHEMES
+from .io import step_size_of
 
 FAMILY_FIELDS = ("scheme", "batch_fraction", "potential", "dim")
 
 
 def row_step_size(row: dict) -> float | None:
-    """The step size of an activity-table row: alpha for SGD/RCD/GD, epsilon otherwise."""
-    ks, lr = row.get("kick_size"), row.get("learning_rate")
-    if row.get("scheme") in LEARNING_RATE_SCHEMES:
-        return lr if lr is not None else ks
-    return ks if ks is not None else lr
+    """The step size of an activity-table row: epsilon for BRO, alpha otherwise."""
+    return step_size_of(row.get("scheme"), row.get("kick_size"), row.get("learning_rate"))
 
 
 def extrapolate(step, phi_c, phi_c_err, order: int = 1):

@@ -16,9 +16,7 @@ which is what :mod:`analysis.figures` plots so that sizes can be compared. V(X_T
 
 Defaults as the paper: sigma_t = 0.03, M = 4000.
 
-Energies come from ``mpisim.energy.total_energy(positions, radii, box, potential)`` when the
-simulator provides it, else from the local fallback :func:`analysis._energy.total_energy` (same
-signature). For speed the perturbed energies use a neighbour-pair list of X_T built once with a skin
+Energies come from the simulator's serial ``mpisim.energy.total_energy``. For speed the perturbed energies use a neighbour-pair list of X_T built once with a skin
 (default 14 sigma); a perturbation whose largest displacement exceeds skin / 2, so that a pair outside
 the list could overlap, is evaluated with the full cell-list energy instead, so the result is exact
 either way (``method="direct"`` always uses the full energy).
@@ -43,16 +41,11 @@ import numpy as np
 from . import _energy
 from .errors import AnalysisError, NotComputedError
 
-try:  # the simulator's serial kernel, when it exists
-    from mpisim.energy import total_energy as _total_energy  # type: ignore
-    ENERGY_SOURCE = "mpisim.energy"
-except Exception:  # noqa: BLE001 - any import failure means: use the fallback
-    _total_energy = _energy.total_energy
-    ENERGY_SOURCE = "analysis._energy"
+from mpisim.energy import total_energy as _total_energy
 
 
 def total_energy(positions, radii, box, potential: str) -> float:
-    """V(X): ``mpisim.energy.total_energy`` if importable, else :func:`analysis._energy.total_energy`."""
+    """V(X) of a periodic configuration (``mpisim.energy.total_energy``)."""
     return float(_total_energy(positions, radii, box, potential))
 
 

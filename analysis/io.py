@@ -46,10 +46,17 @@ import numpy as np
 
 from .errors import AnalysisError, RunFileError
 
-#: schemes whose step size is the kick size epsilon (BRO and their stochastic approximations)
-KICK_SCHEMES = ("bro-pairwise", "bro-individual", "sa-pairwise", "sa-individual")
-#: schemes whose step size is the learning rate alpha
-LEARNING_RATE_SCHEMES = ("sgd", "rcd", "gd")
+#: schemes whose step size is the kick size epsilon; all others (sgd, rcd, gd, the stochastic
+#: approximations sa-*) take a learning rate alpha and a batch fraction b_f
+KICK_SCHEMES = ("bro-pairwise", "bro-individual")
+
+
+def step_size_of(scheme: str, kick_size, learning_rate):
+    """epsilon for BRO, alpha otherwise; a zero or missing value falls back to the other one."""
+    first, second = (kick_size, learning_rate) if scheme in KICK_SCHEMES else (learning_rate, kick_size)
+    if first:
+        return first
+    return second if second else first
 
 #: manifest ``status`` values (lower case) of rows that are skipped: runs that did not finish
 UNFINISHED_STATUSES = frozenset(
@@ -60,6 +67,18 @@ UNFINISHED_STATUSES = frozenset(
 #: parameters that define a group of runs (the seed is what varies inside a group)
 GROUP_FIELDS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction",
                 "potential")
+
+
+def _read_edges(fh, frame: int = -1) -> np.ndarray | None:
+    """Box edges from ``/particles/all/box/edges``: a float64 [d] dataset (docs/file-format.md) or an
+    H5MD time-dependent element (group with ``value`` [frames, d]), of which snapshot ``frame``."""
+    if "particles/all/box/edges" not in fh:
+        return None
+    e = fh["particles/all/box/edges"]
+    if isinstance(e, h5py.Group):
+        v = e["value"]
+        return np.asarray(v[frame if -v.shape[0] <= frame < v.shape[0] else -1], dtype=np.float64)
+    return np.asarray(e[()], dtype=np.float64)
 
 
 def _get(section: dict, *names, default=None):
@@ -129,21 +148,22 @@ class RunParameters:
 
     @property
     def step_size(self) -> float | None:
-        """The scheme's own step size: kick size epsilon (BRO, SA) or learning rate alpha (SGD, RCD, GD)."""
-        if self.scheme in LEARNING_RATE_SCHEMES:
-            return self.learning_rate if self.learning_rate is not None else self.kick_size
-        return self.kick_size if self.kick_size is not None else self.learning_rate
+        """The scheme's own step size: kick size epsilon (BRO) or learning rate alpha (all others).
+
+        The simulator writes every key with its default, so 0.0 counts as unset.
+        """
+        return step_size_of(self.scheme, self.kick_size, self.learning_rate)
 
     @property
     def effective_kick(self) -> float | None:
-        """The BRO-equivalent kick size: epsilon, or alpha * b_f for SGD/RCD/GD (paper, after Eq. 6).
+        """The BRO-equivalent kick size: epsilon for BRO, alpha * b_f otherwise (paper, after Eq. 6).
 
         The paper matches SGD (RCD) to pairwise (individual-particle) BRO with alpha = eps / b_f,
         b_f = 3/4, so alpha * b_f is the kick size on the same axis as BRO's epsilon (Fig. 5a, S1).
         """
-        if self.scheme in LEARNING_RATE_SCHEMES or self.kick_size is None:
-            if self.learning_rate is None:
-                return self.kick_size
+        if self.scheme in KICK_SCHEMES and self.kick_size:
+            return self.kick_size
+        if self.learning_rate:
             bf = 1.0 if self.batch_fraction is None else self.batch_fraction
             return self.learning_rate * bf
         return self.kick_size
@@ -273,9 +293,8 @@ class Run:
     def box(self) -> np.ndarray:
         """Box edge lengths, float64 [d] (diameters)."""
         with h5py.File(self.path, "r") as fh:
-            if "particles/all/box/edges" in fh:
-                return np.asarray(fh["particles/all/box/edges"][()], dtype=np.float64)
-        return np.full(self.params.dim, self.params.box_length)
+            e = _read_edges(fh)
+        return e if e is not None else np.full(self.params.dim, self.params.box_length)
 
     @property
     def radii(self) -> np.ndarray:
@@ -301,8 +320,7 @@ class Run:
                 if "particles/all/image/value" not in fh:
                     raise RunFileError(f"{self.path} has no /particles/all/image")
                 img = np.asarray(fh["particles/all/image/value"][frame], dtype=np.float64)
-                edges = np.asarray(fh["particles/all/box/edges"][()], dtype=np.float64)
-                x = x + img * edges
+                x = x + img * _read_edges(fh, frame)
         return x
 
     def unwrapped_trajectory(self) -> tuple[np.ndarray, np.ndarray]:
@@ -313,8 +331,8 @@ class Run:
             x = np.asarray(fh["particles/all/position/value"][()], dtype=np.float64)
             if "particles/all/image/value" in fh:
                 img = np.asarray(fh["particles/all/image/value"][()], dtype=np.float64)
-                edges = np.asarray(fh["particles/all/box/edges"][()], dtype=np.float64)
-                x = x + img * edges
+                edges = np.array([_read_edges(fh, f) for f in range(x.shape[0])])
+                x = x + img * edges[:, None, :]
             else:
                 raise RunFileError(f"{self.path} has no /particles/all/image to unwrap positions")
         return steps, x

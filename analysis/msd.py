@@ -1,8 +1,9 @@
 r"""Mean square displacement MSD(k) and the diffusion exponent c of MSD ~ k^c.
 
 Definition (paper, Appendix, before Fig. 5): MSD(k) = < (1/N) sum_i |x_i(k) - x_i(0)|^2 >, from
-unwrapped positions (wrapped ``position`` + ``image`` * box edges), averaged over seeds. With fewer
-than two stored snapshots the simulator's own ``/observables/msd`` (same definition) is used.
+unwrapped positions (wrapped ``position`` + ``image`` * box edges), averaged over seeds. The
+simulator also logs the same quantity as ``/observables/msd`` at every ``log_every`` step; by default
+the source with more points is used.
 
 Diffusion exponent (Kunin et al., paper 002, Fig. 1 and App. H): c is the slope of the least-squares
 line through (log k, log MSD). **Fit range rule**: by default the last 2/3 of the saved trajectory
@@ -41,10 +42,14 @@ def run_msd(run: Run, source: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """``(steps, MSD)`` of one run.
 
     ``source``: "positions" (unwrapped snapshots), "observable" (``/observables/msd``) or "auto"
-    (positions if >= 2 snapshots with images, else the observable).
+    (whichever has more points; the observable on a tie).
     """
     if source not in ("auto", "positions", "observable"):
         raise AnalysisError(f"unknown MSD source {source!r}")
+    if source == "auto" and "msd" in run.observables and run.has_positions:
+        # the simulator logs /observables/msd (same definition) more often than it stores snapshots
+        if run.observable("msd")[0].size >= run.frame_steps.size:
+            return run.observable("msd")
     if source in ("auto", "positions") and run.has_positions:
         try:
             steps, x = run.unwrapped_trajectory()
@@ -128,6 +133,9 @@ class DiffusionExponent:
 class MSD:
     """Seed-averaged MSD(k) of a group of runs (same parameters), and its exponent.
 
+    Runs that reached an absorbing state stop early and stay still: their MSD is continued with its
+    last value. The step grid is that of the shortest run that did not absorb (else the longest).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -153,15 +161,17 @@ class MSD:
         curves = [run_msd(r, self.source) for r in runs]
         if not curves:
             raise AnalysisError("no runs for the MSD")
-        steps = curves[0][0]
-        for s, _ in curves[1:]:
-            if s.size < steps.size:
-                steps = s
+        # absorbed runs stop early and do not move afterwards: their MSD is padded with its last
+        # value; the common grid ends at the shortest run that did not absorb
+        live = [c for c, r in zip(curves, runs) if not r.absorbed]
+        ref = min(live, key=lambda c: c[0][-1]) if live else max(curves, key=lambda c: c[0][-1])
+        steps = ref[0]
+        self._all_absorbed = not live
         mat = []
-        for s, v in curves:
-            if s[-1] < steps[-1]:
-                raise WindowError("runs of one group have different lengths")
-            mat.append(np.interp(steps, s, v))
+        for (s, v), r in zip(curves, runs):
+            row = np.interp(steps, s, v)
+            row[steps > s[-1]] = v[-1]
+            mat.append(row)
         mat = np.array(mat)
         self._steps = steps
         self._mean = mat.mean(axis=0)
@@ -206,8 +216,14 @@ class MSD:
         return self._c_seeds
 
     def at(self, k: int) -> tuple[float, float]:
-        """``(MSD(k), error)`` of the seed mean at step k (interpolated)."""
+        """``(MSD(k), error)`` of the seed mean at step k (interpolated).
+
+        If every run of the group absorbed before k, the particles no longer move and MSD(k) is the
+        final value.
+        """
         self._need("at")
+        if self._all_absorbed and k > self._steps[-1]:
+            return float(self._mean[-1]), float(self._sem[-1])
         v = msd_at(self._steps, self._mean, k)
         e = float(np.interp(k, self._steps, self._sem))
         return v, e

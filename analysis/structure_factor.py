@@ -373,3 +373,109 @@ class StructureFactor:
         ok = self._counts > 0
         a, e, _, _ = fit_power_law(self.bin_centers[ok], self._s_bin[ok], kmin, k_fit_max)
         return a, e
+
+
+# ------------------------------------------------------------------------- exact (fixed-point) sums
+# Added for the simulator's distributed S(k) (mpisim/sofk.py): the float sums above depend on how the
+# particles are split (threads, MPI ranks); these do not. Each term exp(i k . x_j), computed exactly as
+# in _sums3, is rounded to 2^-62 and added in two int64 limbs, so the total is the same integer for any
+# split of the particles and any summation order (docs/structure-factor.md).
+FIXED_LIMB = 2.0 ** 31
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fixed_add(acc, row, k, t):
+    s = t * FIXED_LIMB                      # exact (power of two)
+    h = math.floor(s)
+    acc[row, k] += np.int64(h)
+    acc[row + 1, k] += np.int64(np.rint((s - h) * FIXED_LIMB))   # s - h exact, in [0, 1)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sums3_fixed(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunks):
+    n = pos.shape[0]
+    acc = np.zeros((nchunks, 4, nk), dtype=np.int64)
+    nrows = r_n1.shape[0]
+    for c in prange(nchunks):
+        start = c * n // nchunks
+        end = (c + 1) * n // nchunks
+        ex = np.empty(m1 + 1, dtype=np.complex128)
+        ey = np.empty(2 * m2 + 1, dtype=np.complex128)
+        ez = np.empty(2 * m3 + 1, dtype=np.complex128)
+        a4 = acc[c]
+        for p in range(start, end):
+            t = 2.0 * np.pi * pos[p, 0] / box[0]
+            z = complex(math.cos(t), math.sin(t))
+            ex[0] = 1.0
+            for q in range(1, m1 + 1):
+                ex[q] = ex[q - 1] * z
+            t = 2.0 * np.pi * pos[p, 1] / box[1]
+            z = complex(math.cos(t), math.sin(t))
+            ey[m2] = 1.0
+            for q in range(1, m2 + 1):
+                ey[m2 + q] = ey[m2 + q - 1] * z
+                ey[m2 - q] = ey[m2 + q].conjugate()
+            t = 2.0 * np.pi * pos[p, 2] / box[2]
+            z = complex(math.cos(t), math.sin(t))
+            ez[m3] = 1.0
+            for q in range(1, m3 + 1):
+                ez[m3 + q] = ez[m3 + q - 1] * z
+                ez[m3 - q] = ez[m3 + q].conjugate()
+            for r in range(nrows):
+                a = ex[r_n1[r]] * ey[m2 + r_n2[r]]
+                ar = a.real
+                ai = a.imag
+                off = r_off[r] - r_lo[r]
+                for q in range(r_lo[r], r_hi[r] + 1):
+                    b = ez[m3 + q]
+                    _fixed_add(a4, 0, off + q, ar * b.real - ai * b.imag)
+                    _fixed_add(a4, 2, off + q, ar * b.imag + ai * b.real)
+    out = np.zeros((4, nk), dtype=np.int64)
+    for c in range(nchunks):
+        out += acc[c]
+    return out
+
+
+def sofk_sums_fixed(positions, box, k_max: float, octant: bool = False):
+    """Like :func:`sofk_sums`, but exact: ``(kvecs, acc)`` with acc int64 [4, nk] = (re_hi, re_lo,
+    im_hi, im_lo), sum_j exp(i k . x_j) = (hi 2^31 + lo) 2^-62 (each term rounded to 2^-62).
+
+    The integers add exactly over any split of the particles (e.g. an MPI integer Allreduce), so the
+    total does not depend on the split; :func:`fixed_to_float` turns them into floats. Up to 2^32
+    particles. A 2-d system runs the 3-d kernel with a unit middle axis (identical terms).
+    """
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    box = np.ascontiguousarray(box, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] not in (2, 3) or box.shape != (pos.shape[1],):
+        raise AnalysisError("positions must be [n, d] with d = 2 or 3 and box [d]")
+    d = pos.shape[1]
+    kvecs, _, _ = sofk_sums(np.empty((0, d)), box, k_max, octant)   # the k set and its order
+    nk = kvecs.shape[0]
+    if nk == 0 or pos.shape[0] == 0:
+        return kvecs, np.zeros((4, nk), dtype=np.int64)
+    rows, m = (_rows3 if d == 3 else _rows2)(box, float(k_max), bool(octant))
+    rr = np.array(rows, dtype=np.int64)
+    counts = rr[:, 3] - rr[:, 2] + 1
+    off = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    if d == 2:   # (x, y) -> (x, 0, y) in a box (Lx, 1, Ly): the inner k loop runs over y as in _sums2
+        pos = np.ascontiguousarray(np.stack([pos[:, 0], np.zeros(len(pos)), pos[:, 1]], axis=1))
+        box = np.array([box[0], 1.0, box[1]])
+        m = [m[0], 0, m[1]]
+    nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
+    acc = _sums3_fixed(pos, box, rr[:, 0].copy(), rr[:, 1].copy(), rr[:, 2].copy(), rr[:, 3].copy(),
+                       off, nk, m[0], m[1], m[2], nchunks)
+    return kvecs, acc
+
+
+def fixed_to_float(acc):
+    """(re, im) float64 [nk] nearest to the fixed-point sums of :func:`sofk_sums_fixed` (exact
+    integer arithmetic, then one rounding)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    hi = acc[0::2] + (acc[1::2] >> 31)          # carry: lo in [0, 2^31)
+    lo = acc[1::2] & (2 ** 31 - 1)
+    if np.abs(hi).max(initial=0) < 2 ** 52:     # hi 2^-31 and lo 2^-62 exact: one rounding in the sum
+        v = np.ldexp(hi.astype(np.float64), -31) + np.ldexp(lo.astype(np.float64), -62)
+    else:
+        v = np.array([[((int(h) << 31) + int(l)) / 2 ** 62 for h, l in zip(hr, lr)]
+                      for hr, lr in zip(hi, lo)]).reshape(hi.shape)
+    return v[0], v[1]

@@ -94,7 +94,7 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
         marked absorbed at the first such step (unless ``absorbed`` is given) and the series ends
         there, as the simulator stops on absorption.
     msd : array [n_log], optional
-        Values of ``/observables/msd`` (default: zeros).
+        Values of ``/observables/msd`` (default: the snapshots' MSD interpolated to the logged steps).
     positions : array [frames, N, d], optional
         Snapshots; wrapped into [0, L) before writing, with images chosen so that wrapped + image *
         edges equals the given (unwrapped) positions. Default: one frame of uniform random positions.
@@ -121,9 +121,6 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
         log_steps = log_steps[: zero[0] + 1]
         if absorbed_step is None:
             absorbed_step = int(log_steps[-1])
-    if msd is None:
-        msd = np.zeros(activity.size)
-    msd = np.asarray(msd, dtype=np.float64)[: activity.size]
     if positions is None:
         positions = rng.random((1, n, dim)) * box
     positions = np.asarray(positions, dtype=np.float64)
@@ -133,6 +130,11 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
     n = positions.shape[1]
     if frame_steps is None:
         frame_steps = np.linspace(0, log_steps[-1], nframes).astype(np.int64)
+    if msd is None:  # consistent with the snapshots: their MSD interpolated to the logged steps
+        dx = positions - positions[0]
+        frame_msd = (dx * dx).sum(axis=2).mean(axis=1)
+        msd = np.interp(log_steps, frame_steps, frame_msd) if nframes > 1 else np.zeros(log_steps.size)
+    msd = np.asarray(msd, dtype=np.float64)[: activity.size]
     img = np.floor(positions / box).astype(np.int32)
     wrapped = positions - img * box
     wrapped = np.where(wrapped >= box, wrapped - box, wrapped)

@@ -39,16 +39,17 @@ class CellList:
         _mark_ghost_cells(self.dims, self.owned_lo, self.owned_hi, self.ghost_cell)
         self.order = np.zeros(0, dtype=np.int32)
         self.cell_of = np.zeros(0, dtype=np.int32)
-        self.sorted_pos = np.zeros((0, 3))
+        self.sorted_pos = None
 
-    def build(self, pos, shift, box, n_own, n_total):
+    def build(self, pos, shift, box, n_own, n_total, scratch):
         """Bin particles 0..n_total-1; afterwards slot s of the cell order holds particle order[s] at
-        binning coordinate sorted_pos[s] (contiguous per cell)."""
+        binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, 3) array
+        that is free until the pair list is built (the state's displacement accumulator, to save memory)."""
         if self.order.shape[0] < n_total:
             cap = int(n_total * 1.25) + 16
             self.order = np.zeros(cap, dtype=np.int32)
             self.cell_of = np.zeros(cap, dtype=np.int32)
-            self.sorted_pos = np.zeros((cap, 3))
+        self.sorted_pos = scratch
         build_cells(pos, shift, box, n_own, n_total, self.origin, self.width, self.dims, self.owned_lo,
                     self.owned_hi, self.cell_of, self.cell_start, self.order, self.sorted_pos)
 
@@ -114,7 +115,7 @@ class PairList:
             if n <= self.first.shape[0]:
                 self.n = n
                 return
-            self.first = np.zeros(int(n * 1.2) + 1024, dtype=np.int32)
+            self.first = np.zeros(int(n * 1.1) + 1024, dtype=np.int32)
             self.second = np.zeros_like(self.first)
 
     @property

@@ -1,10 +1,11 @@
-"""Command line: ``mpisim run CONFIG.toml``, ``mpisim info OUT.h5``; ``mpisim --help``.
+"""Command line: ``mpisim run CONFIG.toml``, ``mpisim info OUT.h5``, ``mpisim sofk OUT.h5``; ``mpisim --help``.
 
 User mistakes (bad config, existing output, missing file) print one line and exit with status 2 on every
 rank, before anything is written. Any other exception on any rank prints the rank and the message and
 aborts the whole MPI job, so that no rank waits forever for a partner that died.
 """
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -30,11 +31,39 @@ def build_parser():
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override one config key, e.g. --set dynamics.kick_size=0.05 (repeatable)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    run.add_argument("--resume", action="store_true", help="continue the output's run from its last "
+                     "checkpoint (the config must match the file's parameters)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    resume = sub.add_parser("resume", help="continue a run from its checkpoint",
+                            description="Continue the run stored in OUT.h5 from OUT.h5.ckpt, with the "
+                                        "parameters stored in the file. The result equals an uninterrupted "
+                                        "run, on any number of ranks.")
+    resume.add_argument("path", help="an .h5 file written by mpisim run (with checkpoints enabled)")
+    resume.add_argument("--quiet", action="store_true", help="no progress lines")
 
     info = sub.add_parser("info", help="summarise an output file", description="Print a human summary "
                           "of an output file: parameters, frames, last step, absorbed or not, size.")
     info.add_argument("path", help="an .h5 file written by mpisim run")
+
+    sofk = sub.add_parser("sofk", help="structure factor S(k) of saved snapshots, in parallel",
+                          description="S(k) of frames stored in OUT.h5, each rank reading its share of "
+                                      "the particles; results go to /observables/structure_factor of OUT.h5 "
+                                      "(or of --output). See docs/structure-factor.md.")
+    sofk.add_argument("path", help="an .h5 file written by mpisim run")
+    sofk.add_argument("--frames", default="all", help="'all' (default) or frame indices and slices, "
+                      "e.g. 0,5,-1 or 10:20:2")
+    sofk.add_argument("--k-max", type=float, default=0.0, help="largest |k| (default 0: 2 pi 8 / L)")
+    sofk.add_argument("--k-min", type=float, default=0.0, help="smallest binned |k| (default 0)")
+    sofk.add_argument("--bins", type=int, default=32, help="bins of |k| (default 32)")
+    sofk.add_argument("--method", choices=("direct", "grid"), default="direct",
+                      help="direct sums (exact, small k) or grid (mesh + FFT, large k_max)")
+    sofk.add_argument("--mesh", type=int, default=0, help="grid: points per axis (default 0: automatic)")
+    sofk.add_argument("--assignment", choices=("cic", "tsc"), default="tsc", help="grid: mass assignment")
+    sofk.add_argument("--octant", action="store_true", help="only k with n_a >= 0 (freud's sampling)")
+    sofk.add_argument("-o", "--output", help="write to this new .h5 file instead of PATH")
+    sofk.add_argument("--overwrite", action="store_true",
+                      help="replace an existing /observables/structure_factor (or --output file)")
     return parser
 
 
@@ -42,26 +71,29 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .domain import world
     comm = world()
+    commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk}
+    return guarded(comm, lambda: commands[args.command](args, comm))
+
+
+def guarded(comm, work):
+    """Run work() on every rank. A user mistake returns 2 (message on rank 0); any other exception on
+    any rank prints the rank and the error and aborts the whole MPI job, so no rank hangs."""
+    from .config import ConfigError
     try:
-        if args.command == "run":
-            return _run(args, comm)
-        if args.command == "info":
-            return _info(args)
-    except SystemExit:
+        return work() or 0
+    except (ConfigError, UsageError, FileExistsError) as exc:
+        if comm.rank == 0:
+            print(f"mpisim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure must end the whole job
-        from .config import ConfigError
-        if isinstance(exc, (ConfigError, UsageError, FileExistsError)):
-            if comm.rank == 0:
-                print(f"mpisim: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
         print(f"mpisim: rank {comm.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
         if comm.size > 1:
             comm.Abort(1)
         return 1
-    return 0
 
 
 def _run(args, comm):
@@ -73,14 +105,108 @@ def _run(args, comm):
     output = Path(args.output) if args.output else Path(config.output.path)
     if not output.parent.exists():
         raise UsageError(f"output directory {str(output.parent)!r} does not exist")
-    if output.exists() and not args.overwrite:
-        raise UsageError(f"{output} exists; pass --overwrite to replace it")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    if output.exists() and not args.overwrite and not args.resume:
+        raise UsageError(f"{output} exists; pass --overwrite to replace it, or --resume to continue it")
     if args.output:
         config = config.replace(output=dataclasses.replace(config.output, path=str(output)))
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
-    sim = Simulation(config, output=str(output), comm=comm, overwrite=args.overwrite)
+    if args.resume:
+        sim = Simulation.resume(config, output=str(output), comm=comm)
+    else:
+        sim = Simulation(config, output=str(output), comm=comm, overwrite=args.overwrite)
     sim.run()
+    _report(sim, output, comm)
+    return 0
+
+
+def _resume(args, comm):
+    from .config import ConfigError, RunConfig, tomllib
+    from .io import read_parameters
+    from .simulation import Simulation
+    import dataclasses
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise UsageError(f"no such file {str(path)!r}")
+    try:
+        text = read_parameters(path) if comm.rank == 0 else None
+    except (OSError, KeyError):
+        text = None
+    text = comm.bcast(text, root=0)
+    if text is None:
+        raise UsageError(f"{path} is not an mpisim output (no /parameters)")
+    try:
+        config = RunConfig.from_dict(tomllib.loads(text))
+    except ConfigError as exc:
+        raise UsageError(f"{path}: its stored parameters no longer validate ({exc})") from None
+    config = config.replace(output=dataclasses.replace(config.output, path=str(path)))
+    if args.quiet:
+        config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
+    sim = Simulation.resume(config, output=str(path), comm=comm)
+    sim.run()
+    _report(sim, path, comm)
+    return 0
+
+
+def _sofk(args, comm):
+    """mpisim sofk: S(k) of stored frames (mpisim/sofk.py); rank 0 writes the results at the end."""
+    import time
+    import h5py
+    from .io.h5md import SOFK_GROUP, append_structure_factor
+    from .sofk import parse_frames, sofk_frames
+
+    path = Path(args.path)
+    problem, n_frames = None, 0
+    if comm.rank == 0:
+        try:
+            with h5py.File(path, "r") as f:
+                if "particles/all/position/value" not in f:
+                    problem = f"{path} is not an mpisim output (no /particles/all/position)"
+                else:
+                    n_frames = f["particles/all/position/value"].shape[0]
+                    if not args.output and SOFK_GROUP in f and not args.overwrite:
+                        problem = (f"{path} already holds /{SOFK_GROUP}; pass --overwrite to replace it "
+                                   "or -o NEW.h5")
+        except (OSError, FileNotFoundError):
+            problem = f"{path}: no such file or not an HDF5 file"
+        if args.output and Path(args.output).exists() and not args.overwrite:
+            problem = f"--output: {args.output} exists; pass --overwrite to replace it"
+        elif args.output and not Path(args.output).resolve().parent.is_dir():
+            problem = f"--output: directory of {args.output!r} does not exist"
+    problem, n_frames = comm.bcast((problem, n_frames), root=0)
+    if problem:
+        raise UsageError(problem)
+    options = {"k_max": args.k_max, "k_min": args.k_min, "bins": args.bins, "method": args.method,
+               "mesh": args.mesh, "assignment": args.assignment, "octant": args.octant}
+    if args.bins < 1 or args.mesh < 0 or args.mesh % 2:
+        raise UsageError(f"--bins must be >= 1 and --mesh even >= 0 (0 = automatic); got {args.bins}, "
+                         f"{args.mesh}")
+    t0 = time.perf_counter()
+    try:
+        frames = parse_frames(args.frames, n_frames)
+        meas, results = sofk_frames(str(path), frames, comm=comm, **options)
+    except ValueError as exc:
+        msg = str(exc)
+        raise UsageError(msg if msg.startswith("--") else "--" + msg.replace("_", "-")) from None
+    seconds = time.perf_counter() - t0
+    if comm.rank == 0:
+        target = args.output or str(path)
+        with h5py.File(target, "w" if args.output else "r+") as f:
+            if SOFK_GROUP in f:
+                del f[SOFK_GROUP]
+            attrs = dict(meas.attrs(), source=str(path), mpi_size=comm.size)
+            for r in results:
+                append_structure_factor(f, r, attrs)
+        print(f"mpisim: S(k) of {len(results)} frame(s), {meas.method}, {meas.kvecs.shape[0]} wave vectors, "
+              f"{seconds:.2f} s on {comm.size} rank(s) -> {target}:/{SOFK_GROUP}", file=sys.stderr)
+    comm.Barrier()
+    return 0
+
+
+def _report(sim, output, comm):
     if comm.rank == 0:
         state = (f"absorbed at step {sim.absorbed_step}" if sim.absorbed_step >= 0
                  else f"active at step {sim.step}")
@@ -100,24 +226,64 @@ def _info(args):
     with f:
         if "parameters" not in f or "particles/all" not in f:
             raise UsageError(f"{path} is not an mpisim output (no /parameters or /particles/all)")
-        prov = dict(f["parameters/provenance"].attrs)
-        steps = f["particles/all/position/step"][:]
-        obs_steps = f["observables/activity/step"][:]
-        act = f["observables/activity/value"][:]
-        print(f"file        {path} ({path.stat().st_size / 1e6:.2f} MB)")
-        print(f"particles   N = {f['particles/all/id'].shape[0]}, d = {int(f['particles/all/box'].attrs['dimension'])}, "
-              f"box = {f['particles/all/box/edges'][:]}")
-        print(f"frames      {len(steps)} (steps {', '.join(map(str, steps[:6]))}{' ...' if len(steps) > 6 else ''})")
-        print(f"observables {len(obs_steps)} rows, last step {obs_steps[-1] if len(obs_steps) else '-'}, "
-              f"last activity {act[-1] if len(act) else float('nan'):.6g}")
-        absorbed = bool(prov.get("absorbed", False))
-        print(f"absorbed    {'yes, at step ' + str(int(prov['absorbed_step'])) if absorbed else 'no'}")
-        print(f"ran on      {int(prov.get('mpi_size', 1))} ranks, grid {list(prov.get('rank_grid', []))}, "
-              f"host {prov.get('host', '?')}, {prov.get('start_time', '?')} .. {prov.get('end_time', '?') or 'unfinished'}")
-        print("parameters")
-        for line in f["parameters"].attrs["config_toml"].splitlines():
-            print(f"  {line}")
+        try:
+            _print_info(path, f)
+        except BrokenPipeError:  # `mpisim info OUT.h5 | head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _print_info(path, f):
+    import h5py
+    import numpy as np
+    from .io import checkpoint_path, read_box
+    part = f["particles/all"]
+    prov = dict(f["parameters/provenance"].attrs)
+    steps = part["position/step"][:]
+    obs_steps = f["observables/activity/step"][:]
+    act = f["observables/activity/value"][:]
+    n, d = part["id"].shape[0], int(part["box"].attrs["dimension"])
+    box = read_box(part) if len(steps) or isinstance(part["box/edges"], h5py.Dataset) else None
+    ckpt = Path(checkpoint_path(path))
+    end = str(prov.get("end_time", ""))
+    last = max(int(steps[-1]) if len(steps) else -1, int(obs_steps[-1]) if len(obs_steps) else -1)
+    shown = ", ".join(map(str, steps[:6])) + (f", ... {steps[-1]}" if len(steps) > 6 else "")
+    print(f"file        {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    print(f"particles   N = {n}, d = {d}, box = {np.array2string(box, precision=6) if box is not None else '?'}"
+          f"{', species ' + str(int(part['species'][:].max()) + 1) if 'species' in part else ''}")
+    print(f"frames      {len(steps)} (steps {shown or '-'})")
+    print(f"observables {len(obs_steps)} rows, last step {obs_steps[-1] if len(obs_steps) else '-'}, "
+          f"last activity {act[-1] if len(act) else float('nan'):.6g}")
+    if end:
+        state = f"finished at step {int(prov.get('last_step', last))}"
+    else:
+        state = f"unfinished (last step on file {last}); " + (
+            f"checkpoint {ckpt.name} at step {_ckpt_step(ckpt)}: mpisim resume {path}" if ckpt.is_file()
+            else "no checkpoint")
+    print(f"status      {state}")
+    absorbed = bool(prov.get("absorbed", False)) or int(prov.get("absorbed_step", -1)) >= 0
+    print(f"absorbed    {'yes, at step ' + str(int(prov['absorbed_step'])) if absorbed else 'no'}")
+    grid = [int(g) for g in prov.get("rank_grid", [])]
+    print(f"ran on      {int(prov.get('mpi_size', 1))} ranks, grid {grid}, host {prov.get('host', '?')}, "
+          f"{prov.get('start_time', '?')} .. {end or 'unfinished'}"
+          f"{', parallel HDF5 (mpio)' if prov.get('h5py_mpio', False) else ', gathered to rank 0' if int(prov.get('mpi_size', 1)) > 1 else ''}")
+    resumed = [int(k) for k in prov.get("resumed_at_step", [])]
+    if resumed:
+        sizes = [int(k) for k in prov.get("resumed_mpi_size", [])]
+        print("resumed     " + ", ".join(f"at step {k} on {m} ranks" for k, m in zip(resumed, sizes)))
+    print(f"software    mpisim {prov.get('package_version', '?')}, commit {prov.get('git_commit', '') or 'unknown'}")
+    print("parameters")
+    for line in f["parameters"].attrs["config_toml"].splitlines():
+        print(f"  {line}")
+
+
+def _ckpt_step(path):
+    import h5py
+    try:
+        with h5py.File(path, "r") as c:
+            return int(c.attrs["step"])
+    except (OSError, KeyError):
+        return "?"
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from .potentials import POTENTIALS
-from .schemes import SCHEMES
+from .schemes import CORRELATED_NOISE_SCHEMES, MOMENTUM_SCHEMES, SCHEMES
 
 
 class ConfigError(ValueError):
@@ -37,7 +37,8 @@ class System:
     radii: tuple = ()            # species radii for a polydisperse system ...
     fractions: tuple = ()        # ... and their number fractions (default: equal)
     polydispersity: float = 0.0  # or: radii uniform in radius * [1 - p, 1 + p]
-    seed: int = 0
+    seed: int = 0                # keys every random draw of the dynamics
+    init_seed: int = -1          # keys the random initial positions; -1: use seed
     init: str = "random"         # "random" or the path of an earlier output (its last frame)
 
     def validate(self):
@@ -63,6 +64,8 @@ class System:
             _fail("system.polydispersity", "give either system.radii or system.polydispersity, not both")
         if not isinstance(self.seed, int) or self.seed < 0:
             _fail("system.seed", f"must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.init_seed, int) or self.init_seed < -1:
+            _fail("system.init_seed", f"must be an integer >= 0, or -1 for system.seed; got {self.init_seed!r}")
         if self.init != "random" and not Path(self.init).is_file():
             _fail("system.init", f"must be \"random\" or an existing output file, got {self.init!r}")
 
@@ -75,6 +78,11 @@ class Dynamics:
     learning_rate: float = 0.0    # alpha
     batch_fraction: float = 1.0   # b_f
     potential: str = "linear"
+    momentum: float = 0.0         # beta, heavy-ball momentum of sgd/rcd/gd; 0 = off
+    noise_amplitude: float = 0.0  # sigma, pgd/spgd noise kick (units of the diameter)
+    temporal_correlation: float = 0.0    # c_t, correlation of a particle's consecutive pgd/spgd kicks
+    spatial_correlation: str = "independent"  # pgd/spgd: "independent" particles or "reciprocal" pairs
+    temperature: float = 0.0      # T, langevin: noise sqrt(2 alpha T) xi per step
 
     def validate(self):
         if self.scheme not in SCHEMES:
@@ -90,6 +98,38 @@ class Dynamics:
                   f"got {self.learning_rate!r}")
         if not (0 < self.batch_fraction <= 1):
             _fail("dynamics.batch_fraction", f"must be in (0, 1], got {self.batch_fraction!r}")
+        self._validate_noise_models()
+
+    def _validate_noise_models(self):
+        """Options of momentum, pgd/spgd and langevin (docs/algorithms.md): each only with its schemes."""
+        s = self.scheme
+        if not (0 <= self.momentum < 1):
+            _fail("dynamics.momentum", f"must be in [0, 1), got {self.momentum!r}")
+        if self.momentum and s not in MOMENTUM_SCHEMES:
+            _fail("dynamics.momentum", f"only schemes {', '.join(MOMENTUM_SCHEMES)} take momentum; "
+                  f"scheme {s} needs momentum = 0")
+        correlated = s in CORRELATED_NOISE_SCHEMES
+        if self.noise_amplitude < 0 or (correlated and not self.noise_amplitude > 0):
+            _fail("dynamics.noise_amplitude", f"scheme {s} needs noise_amplitude > 0, got {self.noise_amplitude!r}")
+        if self.noise_amplitude and not correlated:
+            _fail("dynamics.noise_amplitude", f"only schemes {', '.join(CORRELATED_NOISE_SCHEMES)} take "
+                  f"noise_amplitude (langevin: temperature); scheme {s} needs noise_amplitude = 0")
+        if not (-0.5 <= self.temporal_correlation <= 0.5):
+            _fail("dynamics.temporal_correlation", "must be in [-0.5, 0.5] (one-step-memory noise; -0.5 is "
+                  f"perfectly anti-correlated), got {self.temporal_correlation!r}")
+        if self.temporal_correlation and not correlated:
+            _fail("dynamics.temporal_correlation", f"only schemes {', '.join(CORRELATED_NOISE_SCHEMES)} take "
+                  f"temporal_correlation; scheme {s} needs 0")
+        if self.spatial_correlation not in ("independent", "reciprocal"):
+            _fail("dynamics.spatial_correlation", f"must be \"independent\" or \"reciprocal\", "
+                  f"got {self.spatial_correlation!r}")
+        if self.spatial_correlation != "independent" and not correlated:
+            _fail("dynamics.spatial_correlation", f"only schemes {', '.join(CORRELATED_NOISE_SCHEMES)} take "
+                  f"spatial_correlation; scheme {s} needs \"independent\"")
+        if self.temperature < 0 or (s == "langevin" and not self.temperature > 0):
+            _fail("dynamics.temperature", f"scheme {s} needs temperature > 0, got {self.temperature!r}")
+        if self.temperature and s != "langevin":
+            _fail("dynamics.temperature", f"only scheme langevin takes temperature; scheme {s} needs 0")
 
 
 @dataclass(frozen=True)
@@ -135,7 +175,43 @@ class Output:
             _fail("output.snapshot_steps", f"must be a list of integers >= 0, got {list(self.snapshot_steps)}")
 
 
-SECTIONS = {"system": System, "dynamics": Dynamics, "run": Run, "output": Output}
+@dataclass(frozen=True)
+class StructureFactor:
+    """[structure_factor]: S(k) measured during the run (docs/structure-factor.md); off by default.
+
+    A flat section (not [observables.structure_factor]) so that --set structure_factor.k_max=... and
+    the /parameters attributes work like every other section."""
+    every: int = 0                    # measure every K steps; 0 = off
+    steps: tuple = ()                 # and/or at these steps
+    k_max: float = 0.0                # inverse diameters; 0 = 2 pi 8 / L (eight shells)
+    k_min: float = 0.0
+    bins: int = 32                    # bins of |k| in [k_min, k_max]
+    method: str = "direct"            # "direct" (exact sums) or "grid" (mesh + FFT, for large k_max)
+    mesh: int = 0                     # grid: points per axis; 0 = automatic (>= 3 k_max L / 2 pi)
+    assignment: str = "tsc"           # grid: "cic" or "tsc"
+    interlace: bool = True            # grid: second mesh shifted by half a cell (cancels odd aliases)
+
+    def validate(self):
+        if not isinstance(self.every, int) or self.every < 0:
+            _fail("structure_factor.every", f"must be an integer >= 0 (0 = off), got {self.every!r}")
+        if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.steps):
+            _fail("structure_factor.steps", f"must be a list of integers >= 0, got {list(self.steps)}")
+        if not isinstance(self.bins, int) or self.bins < 1:
+            _fail("structure_factor.bins", f"must be an integer >= 1, got {self.bins!r}")
+        if self.k_max < 0:
+            _fail("structure_factor.k_max", f"must be > 0 (or 0 = 2 pi 8 / L), got {self.k_max!r}")
+        if self.k_min < 0 or (self.k_max and self.k_min >= self.k_max):
+            _fail("structure_factor.k_min", f"must be in [0, k_max), got {self.k_min!r}")
+        if self.method not in ("direct", "grid"):
+            _fail("structure_factor.method", f"must be \"direct\" or \"grid\", got {self.method!r}")
+        if not isinstance(self.mesh, int) or self.mesh < 0 or self.mesh % 2:
+            _fail("structure_factor.mesh", f"must be an even integer >= 2, or 0 = automatic; got {self.mesh!r}")
+        if self.assignment not in ("cic", "tsc"):
+            _fail("structure_factor.assignment", f"must be \"cic\" or \"tsc\", got {self.assignment!r}")
+
+
+SECTIONS = {"system": System, "dynamics": Dynamics, "run": Run, "output": Output,
+            "structure_factor": StructureFactor}
 
 
 @dataclass(frozen=True)
@@ -145,6 +221,7 @@ class RunConfig:
     dynamics: Dynamics
     run: Run = field(default_factory=Run)
     output: Output = field(default_factory=Output)
+    structure_factor: StructureFactor = field(default_factory=StructureFactor)
 
     # ------------------------------------------------------------------------------------- construction
     @classmethod

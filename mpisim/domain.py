@@ -11,6 +11,9 @@ Ghosts keep their wrapped coordinates (the kernels take minimum images of wrappe
 integer shift that places them next to the subdomain for binning. Everything here is rank-local unless a
 docstring says global.
 """
+import functools
+import time
+
 import numpy as np
 
 from ._jit import njit
@@ -47,6 +50,19 @@ class SerialComm:
 
     def Abort(self, code=1):
         raise SystemExit(code)
+
+
+def timed(method):
+    """Add the wall time of a communicating method to ``self.comm_seconds`` (waiting included: that is
+    what a rank loses to communication and imbalance)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.comm_seconds += time.perf_counter() - t0
+    return wrapper
 
 
 def world():
@@ -107,6 +123,7 @@ class Domain:
 
     def __init__(self, box, dim, cutoff, skin=0.0, comm=None):
         self.comm = comm if comm is not None else world()
+        self.comm_seconds = 0.0
         self.dim = dim
         self.box = np.asarray(box, dtype=np.float64)
         self.cutoff = float(cutoff)
@@ -153,6 +170,7 @@ class Domain:
         return np.all(c == np.asarray(self.coords), axis=1)
 
     # ----------------------------------------------------------------------------------------- reductions
+    @timed
     def sum_int(self, values):
         """Global (all ranks) sum of an int64 array; exact."""
         values = np.ascontiguousarray(values, dtype=np.int64)
@@ -163,6 +181,7 @@ class Domain:
         self.comm.Allreduce(values, out, op=MPI.SUM)
         return out
 
+    @timed
     def max_float(self, value):
         """Global maximum of a float (order-free, hence exact)."""
         if self.comm.size == 1:
@@ -171,6 +190,7 @@ class Domain:
         return self.comm.allreduce(value, op=MPI.MAX)
 
     # ---------------------------------------------------------------------------------------- exchanges
+    @timed
     def borders(self, state):
         """Fill state's ghost rows (after the n_own owned rows) with copies of neighbours' particles within
         one cell of the faces, and remember who sent what so that ``forward`` can refresh positions."""
@@ -197,6 +217,7 @@ class Domain:
             self.stages.append(_Stage(send_left, left, right, start_r, len(got_from_right)))
             self.stages.append(_Stage(send_right, right, left, start_l, len(got_from_left)))
 
+    @timed
     def forward(self, state):
         """Refresh the ghosts' positions from their owners, in the order ``borders`` received them."""
         for k, stage in enumerate(self.stages):
@@ -208,6 +229,22 @@ class Domain:
                                    source=stage.source, recvtag=50 + k)
                 state.pos[stage.start:stage.start + stage.n_recv] = stage.recv
 
+    @timed
+    def forward_aux(self, state):
+        """Refresh the ghosts' per-particle dynamics state (aux) from their owners, as ``forward`` does
+        for positions; for dynamics whose pair work reads the partner's state (reciprocal PGD noise)."""
+        n_aux = state.n_aux
+        for k, stage in enumerate(self.stages):
+            send = np.ascontiguousarray(state.aux[stage.rows, :n_aux])
+            if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
+                state.aux[stage.start:stage.start + stage.n_recv, :n_aux] = send
+            else:
+                recv = np.empty((stage.n_recv, n_aux))
+                self.cart.Sendrecv(send, dest=stage.dest, sendtag=70 + k, recvbuf=recv, source=stage.source,
+                                   recvtag=70 + k)
+                state.aux[stage.start:stage.start + stage.n_recv, :n_aux] = recv
+
+    @timed
     def migrate(self, state):
         """Send owned particles that left the subdomain to their new owners (one axis at a time)."""
         for axis in range(self.dim):

@@ -5,7 +5,8 @@ import numpy as np
 
 from .potentials import POTENTIALS
 from .schemes import SCHEMES
-from .schemes._params import BATCH, KICK, N_PARAMS, NOISE, RATE
+from .schemes._params import (BATCH, KICK, MEMORY_NEW, MEMORY_OLD, MOMENTUM, N_PARAMS, NOISE, RATE, SIGMA,
+                              SPATIAL)
 
 
 class DynamicsParams:
@@ -23,3 +24,22 @@ class DynamicsParams:
         b = dynamics.batch_fraction
         self.params[NOISE] = math.sqrt(max(b - b * b, 0.0))
         self.n_aux = 0
+        # Momentum, pgd/spgd and langevin (docs/algorithms.md): the kernels apply_step_state and, for
+        # reciprocal noise, noise_pair_pass, which reads the ghosts' aux.
+        self.params[MOMENTUM] = dynamics.momentum
+        self.momentum = dynamics.momentum > 0
+        self.correlated_noise = dynamics.scheme in ("pgd", "spgd")
+        self.always_moving = dynamics.scheme == "langevin"    # noise on every particle: never absorbed
+        self.reciprocal_noise = self.correlated_noise and dynamics.spatial_correlation == "reciprocal"
+        if self.correlated_noise:
+            c = dynamics.temporal_correlation
+            self.params[SIGMA] = dynamics.noise_amplitude
+            # a^2 + b^2 = 1 (unit variance), a b = c (lag-one correlation); c = -1/2: a = -b = 1/sqrt(2).
+            self.params[MEMORY_NEW] = 0.5 * (math.sqrt(1 + 2 * c) + math.sqrt(1 - 2 * c))
+            self.params[MEMORY_OLD] = 0.5 * (math.sqrt(1 + 2 * c) - math.sqrt(1 - 2 * c))
+            self.params[SPATIAL] = -1.0 if self.reciprocal_noise else 0.0
+        if dynamics.scheme == "langevin":
+            self.params[SIGMA] = math.sqrt(2.0 * dynamics.learning_rate * dynamics.temperature)
+        self.stateful = self.momentum or self.correlated_noise or self.always_moving
+        if self.momentum or self.correlated_noise:
+            self.n_aux = 3          # velocity or noise memory, one column per axis

@@ -20,6 +20,7 @@ from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, exact_value
 from .observables import NAMES, ObservableLog
 from .rng import STREAM_INIT, STREAM_RADII
 from .state import ParticleState
+from .sofk import due as sofk_due
 
 
 class Simulation:
@@ -46,7 +47,8 @@ class Simulation:
         self.box = self.domain.box
         self.state = ParticleState(n_aux=self.dynamics.n_aux)
         if s.init == "random":
-            pos = initial_positions(self.seed, self.n_total, self.dim, self.box)
+            init_seed = s.init_seed if s.init_seed >= 0 else s.seed
+            pos = initial_positions(init_seed, self.n_total, self.dim, self.box)
         else:
             pos = init
         mine = np.flatnonzero(self.domain.owns(pos))
@@ -55,6 +57,8 @@ class Simulation:
         self.need_rebuild = True
         self.rebuilds = 0
         self.last_sort = None
+        self.last_rebuild = 0
+        self.skin = self.domain.skin   # adapted to how far particles move per step (speed only)
         self.step = 0
         self.absorbed_step = -1
         self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
@@ -65,6 +69,13 @@ class Simulation:
         self.writer = None
         self._write = write
         self._overwrite = overwrite
+        self._run_start = 0                      # step at which the current run() call started
+        self._ckpt_clock = time.monotonic()      # wall clock of the last checkpoint (rank 0 decides)
+        self.structure_factor = []               # SofkResult of each S(k) measurement (global)
+        self.sofk = None                         # StructureFactorMeasurement (mpisim/sofk.py)
+        sf = config.structure_factor
+        if sf.every or sf.steps:
+            self.sofk = self._sofk_measurement()  # bad S(k) parameters fail here, before any output
 
     # ------------------------------------------------------------------------------------ construction
     @classmethod
@@ -104,9 +115,31 @@ class Simulation:
         full[ids, :self.dim] = pos
         return box, full
 
+    def set_positions(self, positions, radii=None):
+        """Replace the configuration: positions (N, d) in box units (global, the same on every rank);
+        images, x0 (the MSD reference) and per-particle dynamics state are reset."""
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.shape != (self.n_total, self.dim):
+            raise ValueError(f"positions must have shape ({self.n_total}, {self.dim}), got {positions.shape}")
+        pos = np.zeros((self.n_total, 3))
+        pos[:, :self.dim] = np.mod(positions, self.box[:self.dim])
+        pos[:, :self.dim] = np.where(pos[:, :self.dim] >= self.box[:self.dim], 0.0, pos[:, :self.dim])
+        if radii is None:
+            radii = np.empty(self.n_total)
+            ids, _, _, r, *_ = self.state.owned(self.dim)
+            parts = self.comm.allgather((ids, r)) if self.comm.size > 1 else [(ids, r)]
+            for i, rr in parts:
+                radii[i] = rr
+        mine = np.flatnonzero(self.domain.owns(pos))
+        self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), np.asarray(radii)[mine],
+                             pos[mine], np.zeros((len(mine), self.state.n_aux)))
+        self.need_rebuild = True
+        self.last_sort = None
+
     # --------------------------------------------------------------------------------------------- step
-    def compute(self):
-        """Refresh ghosts (or rebuild the pair list) and run the pair pass at the current positions."""
+    def compute(self, energy=True):
+        """Refresh ghosts (or rebuild the pair list) and run the pair pass at the current positions.
+        energy=False skips the energy and pair counts (only needed on logged steps)."""
         st, dyn = self.state, self.dynamics
         if self.need_rebuild:
             self._rebuild()
@@ -118,7 +151,12 @@ class Simulation:
         self.counters[:] = 0
         kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
                           st.radius, st.n_own, self.box, self.pairs.first, self.pairs.second, self.pairs.n,
-                          st.acc, st.active, self.counters)
+                          st.acc, st.active, self.counters, energy)
+        if dyn.reciprocal_noise:
+            # The pair noise reads both particles' memories: refresh the ghosts' copies first.
+            self.domain.forward_aux(st)
+            kernels.noise_pair_pass(dyn.params, self.seed, self.step, self.dim, st.pos, st.ids, st.radius,
+                                    self.box, self.pairs.first, self.pairs.second, self.pairs.n, st.aux, st.acc)
 
     def _rebuild(self):
         """Migrate, re-sort now and then, exchange ghosts and rebuild cells and the Verlet list."""
@@ -130,11 +168,24 @@ class Simulation:
             self.last_sort = self.step
         dom.borders(st)
         n = st.n_own + st.n_ghost
-        dom.cells.build(st.pos, st.shift, self.box, st.n_own, n)
-        self.pairs.build(dom.cells, st.pos, st.shift, self.box, st.n_own, dom.reach)
+        dom.cells.build(st.pos, st.shift, self.box, st.n_own, n, st.acc.view(np.float64))
+        self._adapt_skin(self.step - self.last_rebuild)
+        self.pairs.build(dom.cells, st.n_own, dom.rcut + self.skin)
+        st.acc[:n] = 0
         st.travel[:st.n_own] = 0.0
         self.need_rebuild = False
         self.rebuilds += 1
+        self.last_rebuild = self.step
+
+    def _adapt_skin(self, interval):
+        """Halve the skin when the list lasts under 3 steps, grow it (up to the domain's) past 20. The
+        interval is global, so every rank takes the same decision; results never depend on the skin."""
+        if self.rebuilds == 0:
+            return
+        if interval < 3:
+            self.skin = 0.5 * self.skin if self.skin > 0.01 * self.domain.rcut else 0.0
+        elif interval > 20:
+            self.skin = min(max(1.5 * self.skin, 0.01 * self.domain.rcut), self.domain.skin)
 
     def measure(self):
         """Global observables of the current positions (after compute()); identical on all ranks."""
@@ -158,13 +209,29 @@ class Simulation:
         """Apply the displacements accumulated by compute(): x_k -> x_{k+1}; step += 1."""
         st, dyn = self.state, self.dynamics
         self.disp_sums[:] = 0
-        self.max_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
-                                                   st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
-                                                   st.travel, self.disp_sums)
+        if dyn.stateful:
+            self.max_disp, travel = kernels.apply_step_state(dyn.scheme, dyn.params, self.seed, self.step,
+                                                             self.dim, st.pos, st.image, st.ids, st.n_own,
+                                                             self.box, st.acc, st.active, st.aux, st.travel,
+                                                             self.disp_sums)
+        else:
+            self.max_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
+                                                       st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
+                                                       st.travel, self.disp_sums)
         # A pair can only have come within contact if one of its particles travelled half the skin.
-        flag = np.array([travel > 0.5 * self.domain.skin], dtype=np.int64)
+        flag = np.array([travel > 0.5 * self.skin], dtype=np.int64)
         self.need_rebuild = bool(self.domain.sum_int(flag)[0])
         self.step += 1
+
+    def _moving(self):
+        """Rank-local count of particles that move without overlapping (momentum, langevin): a run is
+        absorbed only when no particle overlaps and none of these moves."""
+        dyn, st = self.dynamics, self.state
+        if dyn.always_moving:
+            return st.n_own
+        if dyn.momentum:
+            return kernels.count_moving(st.aux, st.n_own, self.dim)
+        return 0
 
     def _sort(self):
         st, cells = self.state, self.domain.cells
@@ -182,15 +249,21 @@ class Simulation:
         end = cfg.run.steps if steps is None else self.step + steps
         if self._write and self.writer is None:
             self._open_writer()
+        self._run_start = self.step
+        self._ckpt_clock = time.monotonic()
         progress = Progress(self, end) if self.comm.rank == 0 and cfg.run.progress_seconds > 0 else None
         snapshot_steps = snapshot_schedule(cfg.output, end)
         while True:
-            self.compute()
+            if self._checkpoint_due(end):
+                self.checkpoint()
             last = self.step >= end
             logged = self.step % cfg.run.log_every == 0 or last
+            self.compute(energy=logged)
+            if self.sofk is not None and sofk_due(cfg.structure_factor, self.step):
+                self.measure_structure_factor()
             absorbed = False
             if logged or cfg.run.stop_when_absorbed:
-                local = kernels.count_active(self.state.active, self.state.n_own)
+                local = kernels.count_active(self.state.active, self.state.n_own) + self._moving()
                 absorbed = self.domain.sum_int(np.array([local]))[0] == 0
             if logged or (absorbed and self.absorbed_step < 0):
                 self._record(self.measure())
@@ -215,7 +288,91 @@ class Simulation:
                                        last_step=np.int64(self.step))
             self.writer.close()
             self.writer = None
+            if self.step >= cfg.run.steps or self.absorbed_step >= 0 and cfg.run.stop_when_absorbed:
+                # The run is complete: its checkpoint has no further use.
+                self._remove_checkpoint()
         return self
+
+    # ------------------------------------------------------------------------------- checkpoint/restart
+    def _checkpoint_due(self, end):
+        """Whether to checkpoint now, at the top of step k (same answer on every rank)."""
+        run = self.config.run
+        if self.writer is None or self.step == self._run_start or self.step >= end:
+            return False
+        if run.checkpoint_every and self.step % run.checkpoint_every == 0:
+            return True
+        if run.checkpoint_minutes > 0 and self.step % run.log_every == 0:
+            # Wall time differs between ranks: rank 0 decides (a bcast only on logged steps).
+            late = time.monotonic() - self._ckpt_clock >= 60.0 * run.checkpoint_minutes
+            return bool(self.comm.bcast(late if self.comm.rank == 0 else None, root=0))
+        return False
+
+    def checkpoint(self):
+        """Flush the observables and write OUT.h5.ckpt atomically (mpisim/io/checkpoint.py). Collective."""
+        from .io import checkpoint_path, write_checkpoint
+        if self.log.rows:
+            self.writer.append_observables(self.log.take())
+        self.writer.flush()
+        meta = {"step": np.int64(self.step), "absorbed_step": np.int64(self.absorbed_step),
+                "disp_sums": self.domain.sum_int(self.disp_sums),
+                "max_disp": np.float64(self.domain.max_float(self.max_disp)),
+                "output": str(self.output_path)}
+        write_checkpoint(checkpoint_path(self.output_path), self.comm, self.state, self.dim, self.n_total,
+                         self.config.to_toml(), meta, collective=self.writer.collective)
+        self._ckpt_clock = time.monotonic()
+
+    def _remove_checkpoint(self):
+        from .io import checkpoint_path
+        if self.comm.rank == 0:
+            for p in (checkpoint_path(self.output_path), checkpoint_path(self.output_path) + ".tmp"):
+                Path(p).unlink(missing_ok=True)
+        self.comm.Barrier()
+
+    @classmethod
+    def resume(cls, config, output=None, comm=None, collective=None):
+        """Continue the run stored in ``output`` (default: config.output.path) from its checkpoint.
+
+        The output must have been written with the same parameters (output.path and run.progress_seconds
+        may differ); frames and observable rows written after the checkpoint are dropped, so the resumed
+        run's file equals an uninterrupted run's, on any number of ranks. Collective.
+        """
+        from .io import H5MDWriter, checkpoint_path
+        comm = comm if comm is not None else world()
+        output = str(output if output is not None else config.output.path)
+        problem = _resume_problem(config, output) if comm.rank == 0 else None
+        problem = comm.bcast(problem, root=0)
+        if problem:
+            raise ConfigError(f"resume: {problem}")
+        sim = cls(config, output=output, comm=comm)
+        sim._load_checkpoint(checkpoint_path(output))
+        sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
+                                mode="r+", collective=collective)
+        sim.writer.truncate(sim.step)
+        sim.writer.note_resume(sim.step)
+        stored = sim.writer.read_observables()
+        sim.history = {k: list(v) for k, v in stored.items()}
+        return sim
+
+    def _load_checkpoint(self, path):
+        from .io import read_checkpoint
+        meta, cols = read_checkpoint(path, owns=self.domain.owns)
+        if int(meta["n_total"]) != self.n_total or int(meta["dim"]) != self.dim \
+                or int(meta["n_aux"]) != self.state.n_aux:
+            raise ConfigError(f"resume: {path} holds N={meta['n_total']}, d={meta['dim']}, "
+                              f"n_aux={meta['n_aux']}; the config asks for N={self.n_total}, d={self.dim}, "
+                              f"n_aux={self.state.n_aux}")
+        self.state.set_owned(cols["ids"], cols["position"], cols["image"], cols["radius"], cols["x0"],
+                             cols["aux"])
+        total = int(self.domain.sum_int(np.array([self.state.n_own]))[0])
+        if total != self.n_total:
+            raise RuntimeError(f"resume: {total} particles owned after reading {path}, expected {self.n_total}")
+        self.step = int(meta["step"])
+        self.absorbed_step = int(meta["absorbed_step"])
+        # measure() sums disp_sums over ranks: the stored global sum on rank 0, zeros elsewhere.
+        self.disp_sums[:] = np.asarray(meta["disp_sums"], dtype=np.int64) if self.comm.rank == 0 else 0
+        self.max_disp = float(meta["max_disp"])
+        self.need_rebuild = True
+        self.last_sort = None
 
     def _record(self, values):
         self.log.append(self.step, values)
@@ -229,10 +386,43 @@ class Simulation:
         exists = self.comm.bcast(path.exists() if self.comm.rank == 0 else None, root=0)
         if exists and not self._overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+        self._remove_checkpoint()  # a stale checkpoint of an overwritten run must never be resumed
+        species = self._species()
         self.writer = H5MDWriter(path, self.config, self.comm, self.dim, self.n_total, self.box,
-                                 self.domain.grid)
+                                 self.domain.grid, species=species)
         st = self.state
-        self.writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy())
+        self.writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(),
+                                 None if species is None else species[st.ids[:st.n_own]])
+
+    def _species(self):
+        """Species index of every particle (global, (N,) int32) for a system of species; else None."""
+        s = self.config.system
+        if not s.radii:
+            return None
+        _, fr = self.config.species_radii()
+        counts = np.floor(np.cumsum([0.0] + fr) * s.n + 0.5).astype(np.int64)
+        return (np.searchsorted(counts, np.arange(s.n), side="right") - 1).astype(np.int32)
+
+    def _sofk_measurement(self):
+        from .sofk import from_config
+        try:
+            return from_config(self.config.structure_factor, self.box, self.dim, self.n_total, comm=self.comm)
+        except ValueError as exc:
+            raise ConfigError(f"structure_factor.{exc}") from None
+
+    def measure_structure_factor(self):
+        """S(k) of the current positions (docs/structure-factor.md), appended to ``structure_factor`` and
+        to /observables/structure_factor. Collective; the result is global and independent of ranks."""
+        if self.sofk is None:
+            self.sofk = self._sofk_measurement()
+        if self.structure_factor and self.structure_factor[-1].step == self.step:
+            return self.structure_factor[-1]     # run() resumed at a step already measured
+        st = self.state
+        result = self.sofk.compute(st.pos[:st.n_own, :self.dim], step=self.step)
+        self.structure_factor.append(result)
+        if self.writer is not None:
+            self.writer.append_structure_factor(result, self.sofk.attrs())
+        return result
 
     def write_snapshot(self):
         st = self.state
@@ -258,6 +448,44 @@ class Simulation:
             o = np.argsort(ids)
             ids, pos, img = ids[o], pos[o], img[o]
         return ids, pos, img
+
+
+def _resume_problem(config, output):
+    """Why ``output`` cannot be resumed with ``config`` (a message), or None. Serial (rank 0)."""
+    import h5py
+    from .config import tomllib
+    from .io import checkpoint_path, read_parameters
+    path, ckpt = Path(output), Path(checkpoint_path(output))
+    if not path.is_file():
+        return f"no such output file {output!r}"
+    try:
+        stored = tomllib.loads(read_parameters(output))
+    except (OSError, KeyError):
+        return f"{output} is not an mpisim output file"
+    try:  # keys added to the configuration since the file was written take their defaults
+        stored = tomllib.loads(RunConfig.from_dict(stored).to_toml())
+    except ConfigError:
+        pass
+    ignore = {"output.path", "run.progress_seconds"}
+    mine, theirs = _flat(tomllib.loads(config.to_toml())), _flat(stored)
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
+    if differ:
+        shown = ", ".join(f"{k} (file: {theirs.get(k, 'absent')!r}, config: {mine.get(k, 'absent')!r})"
+                          for k in differ)
+        return f"{output} was written with different parameters: {shown}"
+    if not ckpt.is_file():
+        with h5py.File(output, "r") as f:
+            prov = f["parameters/provenance"].attrs
+            end = str(prov.get("end_time", ""))
+            last = int(prov.get("last_step", -1))
+        if end:
+            return f"{output} is a finished run (last step {last}); nothing to resume"
+        return f"{output} has no checkpoint {str(ckpt)!r} (killed before its first one); start again with --overwrite"
+    return None
+
+
+def _flat(tables):
+    return {f"{sec}.{k}": v for sec, table in tables.items() for k, v in table.items()}
 
 
 def snapshot_schedule(output, end):

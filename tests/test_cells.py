@@ -32,7 +32,8 @@ def test_pair_list_is_all_pairs_within_reach(dim, n, edge, skin):
     state = ParticleState()
     state.set_owned(np.arange(n), pos, np.zeros((n, 3), np.int32), radius, pos)
     domain.borders(state)
-    domain.cells.build(state.pos, state.shift, box, state.n_own, state.n_own + state.n_ghost)
+    domain.cells.build(state.pos, state.shift, box, state.n_own, state.n_own + state.n_ghost,
+                       state.acc.view(np.float64))
     pairs = PairList(capacity=8)  # too small on purpose: the build must grow it
     pairs.build(domain.cells, state.n_own, domain.reach)
     listed = _owned_partners(state, pairs)

@@ -27,4 +27,12 @@ SCHEMES = {s.name: s for s in (
     SchemeSpec("gd", 4, "pair", ("learning_rate",), "sgd/rcd at b_f = 1"),
     SchemeSpec("sa-pairwise", 5, "pair", ("learning_rate", "batch_fraction"), "Eq. 6 / A13 (Eq. 4)"),
     SchemeSpec("sa-individual", 6, "particle", ("learning_rate", "batch_fraction"), "Eq. A8 (Eq. A3)"),
+    SchemeSpec("pgd", 7, "pair", ("learning_rate", "noise_amplitude"), "docs/algorithms.md (companion study)"),
+    SchemeSpec("spgd", 8, "pair", ("learning_rate", "batch_fraction", "noise_amplitude"),
+               "Algorithm 3 + pgd noise"),
+    SchemeSpec("langevin", 9, "pair", ("learning_rate", "temperature"), "seed 001: gd + isotropic noise"),
 )}
+
+# Options that only some schemes accept (config.Dynamics checks them).
+MOMENTUM_SCHEMES = ("sgd", "rcd", "gd")
+CORRELATED_NOISE_SCHEMES = ("pgd", "spgd")

@@ -3,4 +3,9 @@ KICK = 0          # eps, BRO kick size (units of the diameter)
 RATE = 1          # alpha, learning rate
 BATCH = 2         # b_f, batch fraction
 NOISE = 3         # sqrt(b_f - b_f^2), amplitude of the SGD/RCD selection noise
-N_PARAMS = 8
+MOMENTUM = 4      # beta, heavy-ball momentum of sgd/rcd/gd (0 = off)
+SIGMA = 5         # per-step noise displacement: sigma (pgd/spgd), sqrt(2 alpha T) (langevin)
+MEMORY_NEW = 6    # a: weight of this step's draw in the PGD noise, a^2 + b^2 = 1
+MEMORY_OLD = 7    # b: weight of the remembered draw, a b = temporal correlation
+SPATIAL = 8       # 0: independent particle noise, -1: reciprocal pair noise
+N_PARAMS = 12

@@ -1,0 +1,299 @@
+"""Command line: ``mpisim-analysis <subcommand> INPUTS... [options]`` (or ``python -m analysis``).
+
+INPUTS are run files, glob patterns, directories or sweep manifests (see :mod:`analysis.io`).
+Tables go to stdout as tab-separated text, or to ``-o FILE.csv``. A user mistake (missing file, a
+file that is not a run, a run too short for the window, too few sizes for a collapse) prints one
+line ``mpisim-analysis: error: ...`` on stderr and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnalysisError
+
+PROG = "mpisim-analysis"
+
+
+def _emit(rows, columns, output):
+    if output:
+        from .figures import write_csv
+        write_csv(Path(output), rows, columns)
+        print(f"wrote {output}")
+        return
+
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.6g}"
+        return str(v)
+
+    print("\t".join(columns))
+    for r in rows:
+        print("\t".join(fmt(r.get(c)) for c in columns))
+
+
+def _inputs(p):
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="run files (.h5), glob patterns, directories or manifest.tsv files")
+
+
+def _activity_opts(p):
+    p.add_argument("--window-fraction", type=float, default=0.5,
+                   help="fraction of the run's steps, at its end, averaged for f_inf (default 0.5)")
+    p.add_argument("--blocks", type=int, default=10, help="blocks for the f_inf error bar (default 10)")
+    p.add_argument("--threshold", type=float, default=0.1,
+                   help="tau_r: first step with (f - f_inf)/f_inf below this (default 0.1)")
+
+
+def _activity_kwargs(a):
+    return dict(window_fraction=a.window_fraction, n_blocks=a.blocks, threshold=a.threshold)
+
+
+def _output(p):
+    p.add_argument("-o", "--output", help="write the table as CSV to this file instead of stdout")
+
+
+# ---- subcommands -------------------------------------------------------------------------------
+
+def cmd_info(a):
+    from .io import group_runs, load_runs
+    runs = load_runs(a.inputs)
+    rows = []
+    for key, members in group_runs(runs).items():
+        d = dict(key)
+        d["seeds"] = ",".join(str(r.params.seed) for r in members)
+        d["n_absorbed"] = sum(r.absorbed for r in members)
+        d["runs"] = len(members)
+        rows.append(d)
+    cols = ["scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "potential",
+            "runs", "n_absorbed", "seeds"]
+    _emit(rows, cols, a.output)
+
+
+def cmd_activity(a):
+    from .activity import TABLE_COLUMNS, ActivityTable
+    from .io import load_runs
+    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    if a.per_run:
+        cols = ["path", "scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "seed",
+                "f_inf", "f_inf_err", "tau_r", "absorbed", "steady"]
+        _emit(t.per_run, cols, a.output)
+    else:
+        _emit(t.rows, list(TABLE_COLUMNS), a.output)
+
+
+def cmd_curves(a):
+    from .activity import activity_curves
+    from .io import load_runs
+    rows = []
+    for key, (k, f, e) in activity_curves(load_runs(a.inputs)).items():
+        d = dict(key)
+        for kk, ff, ee in zip(k, f, e):
+            rows.append({**d, "k": int(kk), "f_a": float(ff), "f_a_err": float(ee)})
+    _emit(rows, ["scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "k", "f_a", "f_a_err"],
+          a.output)
+
+
+def cmd_collapse(a):
+    from .activity import ActivityTable
+    from .critical import CriticalPoints
+    from .errors import CollapseError
+    from .io import load_runs
+    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    cp = CriticalPoints(a.quantity, free=a.free).compute(t.rows)
+    rows = [p for p in cp.points if p["method"] == "collapse"]
+    if not rows:
+        ns = sorted({r["n"] for r in t.rows})
+        raise CollapseError(f"too few sizes for a collapse: need >= 2 system sizes per scheme and "
+                            f"step size (found N = {', '.join(map(str, ns))})")
+    if a.free:
+        for p in rows:
+            c = next(c for (fk, st), c in cp.collapses.items()
+                     if st == p["step_size"] and dict(fk)["scheme"] == p["scheme"]
+                     and dict(fk)["batch_fraction"] == p["batch_fraction"])
+            p.update(nu=c.nu, zeta=c.zeta, dnu=c.result.dnu, dzeta=c.result.dzeta)
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "phi_c", "phi_c_err", "quality"]
+    if a.free:
+        cols += ["nu", "dnu", "zeta", "dzeta"]
+    _emit(rows, cols, a.output)
+
+
+def cmd_phic(a):
+    from .activity import ActivityTable
+    from .critical import CriticalPoints
+    from .io import load_runs
+    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    cp = CriticalPoints(a.quantity, order=a.order).compute(t.rows)
+    _emit(cp.points, ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method",
+                      "phi_c", "phi_c_err", "quality"], None if a.output is None else a.output)
+    print()
+    _emit(cp.extrapolations, ["scheme", "batch_fraction", "potential", "dim", "n_points", "phi_c0",
+                              "phi_c0_err", "slope"],
+          None if a.output is None else str(Path(a.output).with_suffix("")) + "_extrapolated.csv")
+
+
+def cmd_msd(a):
+    from .io import group_runs, load_runs
+    from .msd import MSD
+    rows = []
+    for key, members in group_runs(load_runs(a.inputs)).items():
+        m = MSD(source=a.source, k_min=a.k_min, k_max=a.k_max).compute(members)
+        d = {**dict(key), "n_seeds": len(members), "c": m.exponent.c, "c_err": m.exponent.c_err,
+             "c_seed_mean": float(np.mean(m.c_seeds)),
+             "c_seed_sem": float(np.std(m.c_seeds, ddof=1) / math.sqrt(len(m.c_seeds))) if len(m.c_seeds) > 1 else math.nan,
+             "fit_k_min": m.exponent.fit_range[0], "fit_k_max": m.exponent.fit_range[1]}
+        if a.at is not None:
+            d["msd_at"], d["msd_at_err"] = m.at(a.at)
+        rows.append(d)
+    cols = ["scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "n_seeds", "c", "c_err",
+            "c_seed_mean", "c_seed_sem", "fit_k_min", "fit_k_max"]
+    if a.at is not None:
+        cols += ["msd_at", "msd_at_err"]
+    _emit(rows, cols, a.output)
+
+
+def cmd_flatness(a):
+    from .flatness import measure_run
+    from .io import load_runs
+    rows = []
+    for r in load_runs(a.inputs):
+        fl = measure_run(r, frame=a.frame, sigma_t=a.sigma_t, m=a.m, seed=a.seed)
+        rows.append({"path": str(r.path), "scheme": r.params.scheme, "n": r.params.n, "phi": r.params.phi,
+                     "batch_fraction": r.params.batch_fraction, "seed": r.params.seed,
+                     "potential": r.params.potential, "sigma_t": a.sigma_t, "m": a.m,
+                     "delta_v": fl.delta_v, "delta_v_err": fl.delta_v_err, "u0": fl.u0,
+                     "delta_v_tilde": fl.delta_v_tilde,
+                     "delta_v_tilde_per_particle": fl.delta_v_tilde_per_particle,
+                     "energy_per_particle": fl.energy_per_particle})
+    _emit(rows, list(rows[0].keys()), a.output)
+
+
+def cmd_sofk(a):
+    from .io import load_runs
+    from .structure_factor import StructureFactor
+    rows = []
+    for r in load_runs(a.inputs):
+        box = r.box
+        bins = a.bins or max(4, int(round((a.k_max - a.k_min) / (2 * math.pi / box.max()))))
+        sk = StructureFactor(bins, a.k_max, a.k_min, octant=a.octant).compute(r.positions(a.frame), box)
+        try:
+            alpha, alpha_err = sk.exponent(a.fit_k_max, a.fit_k_min)
+        except AnalysisError:
+            alpha, alpha_err = math.nan, math.nan
+        for k, s, c in zip(sk.bin_centers, sk.S_k, sk.k_counts):
+            rows.append({"path": str(r.path), "scheme": r.params.scheme, "phi": r.params.phi,
+                         "k": float(k), "S": float(s), "n_kvectors": int(c),
+                         "alpha": alpha, "alpha_err": alpha_err})
+    _emit(rows, ["path", "scheme", "phi", "k", "S", "n_kvectors", "alpha", "alpha_err"], a.output)
+
+
+def cmd_figures(a):
+    from .figures import make_figures
+    from .io import load_runs
+    which = None if a.which is None else [w.strip() for w in a.which.split(",") if w.strip()]
+    paths = make_figures(load_runs(a.inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
+                         k_at=a.msd_step, flatness_m=a.flatness_m, sigma_t=a.sigma_t,
+                         sofk_k_max=a.sofk_k_max, log=lambda m: print(m, file=sys.stderr))
+    for p in paths:
+        print(p)
+
+
+# ---- parser ------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Serial analysis of mpisim runs: the paper's measurements and figures.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("info", help="list runs grouped by parameters")
+    _inputs(s); _output(s); s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("activity", help="steady-state activity f_inf and relaxation time tau_r per group")
+    _inputs(s); _activity_opts(s); _output(s)
+    s.add_argument("--per-run", action="store_true", help="one row per run instead of per group")
+    s.set_defaults(func=cmd_activity)
+
+    s = sub.add_parser("curves", help="seed-averaged activity curves f_a(k)")
+    _inputs(s); _output(s); s.set_defaults(func=cmd_curves)
+
+    s = sub.add_parser("collapse", help="finite-size-scaling fit of phi_c (Manna exponents fixed)")
+    _inputs(s); _activity_opts(s); _output(s)
+    s.add_argument("--quantity", choices=("f_inf", "tau_r"), default="f_inf")
+    s.add_argument("--free", action="store_true", help="also fit nu and zeta (pyfssa autoscale)")
+    s.set_defaults(func=cmd_collapse)
+
+    s = sub.add_parser("phic", help="phi_c per step size and its extrapolation to zero step (Fig. 5b)")
+    _inputs(s); _activity_opts(s); _output(s)
+    s.add_argument("--quantity", choices=("f_inf", "tau_r"), default="f_inf")
+    s.add_argument("--order", type=int, default=1, help="polynomial order of the extrapolation (default 1)")
+    s.set_defaults(func=cmd_phic)
+
+    s = sub.add_parser("msd", help="seed-averaged MSD and the diffusion exponent c of MSD ~ k^c")
+    _inputs(s); _output(s)
+    s.add_argument("--k-min", type=float, help="fit range start (default: a third of the run)")
+    s.add_argument("--k-max", type=float, help="fit range end (default: end of the run)")
+    s.add_argument("--at", type=int, help="also report MSD at this step (Fig. 5a uses 10000)")
+    s.add_argument("--source", choices=("auto", "positions", "observable"), default="auto")
+    s.set_defaults(func=cmd_msd)
+
+    s = sub.add_parser("flatness", help="energy fluctuation Delta V / U_0 under Gaussian perturbations")
+    _inputs(s); _output(s)
+    s.add_argument("--sigma-t", type=float, default=0.03, help="perturbation size / R (default 0.03)")
+    s.add_argument("-m", type=int, default=4000, help="number of perturbations (default 4000)")
+    s.add_argument("--frame", type=int, default=-1, help="snapshot (default: last)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    s.set_defaults(func=cmd_flatness)
+
+    s = sub.add_parser("sofk", help="structure factor S(k) of a snapshot and its small-k exponent")
+    _inputs(s); _output(s)
+    s.add_argument("--k-max", type=float, default=10.0, help="largest |k| in 1/(2R) (default 10)")
+    s.add_argument("--k-min", type=float, default=0.0, help="smallest |k| binned (default 0; k=0 excluded)")
+    s.add_argument("--bins", type=int, help="number of |k| bins (default: width 2 pi / L)")
+    s.add_argument("--frame", type=int, default=-1)
+    s.add_argument("--octant", action="store_true", help="sum only n >= 0 wave vectors (freud's set)")
+    s.add_argument("--fit-k-max", type=float, default=1.0, help="exponent fit range end (default 1)")
+    s.add_argument("--fit-k-min", type=float, help="exponent fit range start (default 2 pi / L)")
+    s.set_defaults(func=cmd_sofk)
+
+    s = sub.add_parser("figures", help="write the paper's figures (PNG, PDF, CSV)")
+    _inputs(s); _activity_opts(s)
+    s.add_argument("--out", "-o", default="figures", help="output directory (default ./figures)")
+    s.add_argument("--which", help="comma-separated subset of fig3,fig4b,fig5a,fig5b,figS1,figS2")
+    s.add_argument("--msd-step", type=int, default=10000, help="k for MSD at fixed step (default 10000)")
+    s.add_argument("--flatness-m", type=int, default=4000, help="perturbations for Fig. 4b (default 4000)")
+    s.add_argument("--sigma-t", type=float, default=0.03, help="perturbation size / R (default 0.03)")
+    s.add_argument("--sofk-k-max", type=float, default=10.0, help="k_max of S(k) for Fig. S2")
+    s.set_defaults(func=cmd_figures)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status (0, or 2 for a user mistake)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            args.func(args)
+    except AnalysisError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""The paper's figures from run collections: PNG + PDF, with their numbers as CSV beside them.
+
+============ ===================================================================================
+figure       content (paper 000)
+============ ===================================================================================
+fig3         per scheme / b_f / step size with >= 2 sizes: (a) f_inf(phi) per N, (b) its collapse
+             L^{beta/nu_perp} f_inf vs L^{1/nu_perp}(phi - phi_c), (c) tau_r(phi), (d) its collapse
+             L^{-nu_par/nu_perp} tau_r vs L^{1/nu_perp}(phi - phi_c); Manna exponents, phi_c fitted
+fig4b        Delta V / (N U_0) of the final configurations against b_f, one line per scheme and phi
+fig5a        MSD at step k (default 10^4) against the (BRO-equivalent) kick size, one line per scheme
+fig5b        phi_c against step size (alpha or epsilon) per scheme and b_f, with the eps -> 0 line
+figS1        (a) MSD(k) for SGD, pairwise BRO, their SA; (b) the same for RCD, individual BRO, SA;
+             (c) MSD at step k against kick size for RCD, individual BRO, SA
+figS2        S(k) of the final configurations, one curve per scheme (and phi)
+============ ===================================================================================
+
+Every function returns the list of files written; figures without data are skipped by
+:func:`make_figures` (with a note) unless they were asked for explicitly, in which case the
+:class:`~analysis.errors.AnalysisError` explains what is missing.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .activity import ActivityTable
+from .critical import CriticalPoints, row_step_size
+from .errors import AnalysisError, CollapseError
+from .flatness import measure_run as flatness_of_run
+from .fss import Collapse, manna
+from .io import KICK_SCHEMES, Run, group_runs, key_dict
+from .msd import MSD
+from .structure_factor import StructureFactor, fit_power_law
+
+ALL_FIGURES = ("fig3", "fig4b", "fig5a", "fig5b", "figS1", "figS2")
+PAIRWISE_FAMILY = ("sgd", "bro-pairwise", "sa-pairwise")
+INDIVIDUAL_FAMILY = ("rcd", "bro-individual", "sa-individual")
+MARKERS = "osD^v<>p*h"
+
+
+def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
+    """Write dict rows as CSV (columns: given, else the union in first-seen order)."""
+    if columns is None:
+        columns = list(OrderedDict((k, None) for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return path
+
+
+def _save(fig: Figure, out: Path, stem: str, rows: Sequence[dict], columns=None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        p = out / f"{stem}.{ext}"
+        fig.savefig(p, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        paths.append(p)
+    paths.append(write_csv(out / f"{stem}.csv", rows, columns))
+    return paths
+
+
+def _legend(ax, **kw):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "none"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _step_label(scheme: str) -> str:
+    return r"$\epsilon$" if scheme in KICK_SCHEMES else r"$\alpha$"
+
+
+# ---- Fig. 3 ------------------------------------------------------------------------------------
+
+def fig3(rows: Sequence[dict], out: Path) -> list[Path]:
+    """Finite-size scaling of f_inf and tau_r (Fig. 3 / S3) for every family with >= 2 sizes."""
+    out = Path(out)
+    fams: dict = OrderedDict()
+    for r in rows:
+        key = (r["scheme"], r.get("batch_fraction"), row_step_size(r), r.get("potential"), r["dim"])
+        fams.setdefault(key, []).append(r)
+    written = []
+    for (scheme, bf, step, pot, dim), rs in fams.items():
+        if len({r["n"] for r in rs}) < 2:
+            continue
+        m = manna(int(dim))
+        try:
+            cf = Collapse("f_inf", dim=int(dim)).compute(rs)
+        except CollapseError:
+            continue
+        try:
+            ct = Collapse("tau_r", dim=int(dim)).compute(rs)
+        except CollapseError:
+            ct = None
+        fig = Figure(figsize=(9, 7))
+        ax = fig.subplots(2, 2)
+        ns = sorted({int(r["n"]) for r in rs})
+        csv_rows = []
+        for i, n in enumerate(ns):
+            sel = sorted((r for r in rs if int(r["n"]) == n), key=lambda r: r["phi"])
+            phi = np.array([r["phi"] for r in sel])
+            f = np.array([r["f_inf"] for r in sel])
+            fe = np.array([r["f_inf_err"] for r in sel])
+            t = np.array([r["tau_r"] for r in sel], dtype=float)
+            te = np.array([r["tau_r_err"] for r in sel], dtype=float)
+            L = n ** (1.0 / dim)
+            mk = MARKERS[i % len(MARKERS)]
+            pos = f > 0
+            ax[0, 0].errorbar(phi[pos], f[pos], yerr=fe[pos], marker=mk, ls="-", label=f"N = {n}")
+            xf = L ** (1 / m.nu_perp) * (phi - cf.phi_c)
+            yf = L ** (m.beta / m.nu_perp) * f
+            ax[0, 1].plot(xf[pos], yf[pos], mk, label=f"N = {n}")
+            ax[1, 0].errorbar(phi, t, yerr=np.nan_to_num(te), marker=mk, ls="-", label=f"N = {n}")
+            xt = yt = np.full(phi.size, np.nan)
+            if ct is not None:
+                xt = L ** (1 / m.nu_perp) * (phi - ct.phi_c)
+                yt = L ** (-m.nu_par / m.nu_perp) * t
+                ax[1, 1].plot(xt, yt, mk, label=f"N = {n}")
+            for j in range(phi.size):
+                csv_rows.append({"scheme": scheme, "batch_fraction": bf, "step_size": step,
+                                 "n": n, "L": L, "phi": phi[j], "f_inf": f[j], "f_inf_err": fe[j],
+                                 "tau_r": t[j], "tau_r_err": te[j],
+                                 "x_f": xf[j], "y_f": yf[j], "x_tau": xt[j], "y_tau": yt[j],
+                                 "phi_c_f": cf.phi_c, "phi_c_f_err": cf.phi_c_err,
+                                 "phi_c_tau": ct.phi_c if ct else math.nan,
+                                 "phi_c_tau_err": ct.phi_c_err if ct else math.nan})
+        ax[0, 0].set(xlabel=r"packing fraction $\phi$", ylabel=r"steady-state activity $f_\infty^a$",
+                     yscale="log", title="(a)")
+        ax[0, 1].set(xlabel=r"$L^{1/\nu_\perp}(\phi-\phi_c)$", ylabel=r"$L^{\beta/\nu_\perp} f_\infty^a$",
+                     yscale="log", title=fr"(b) $\phi_c$ = {cf.phi_c:.4f} $\pm$ {cf.phi_c_err:.4f}")
+        ax[1, 0].set(xlabel=r"packing fraction $\phi$", ylabel=r"relaxation time $\tau_r$ (steps)",
+                     yscale="log", title="(c)")
+        if ct is not None:
+            ax[1, 1].set(title=fr"(d) $\phi_c$ = {ct.phi_c:.4f} $\pm$ {ct.phi_c_err:.4f}")
+        else:
+            ax[1, 1].text(0.5, 0.5, "tau_r collapse not possible", ha="center", transform=ax[1, 1].transAxes)
+            ax[1, 1].set(title="(d)")
+        ax[1, 1].set(xlabel=r"$L^{1/\nu_\perp}(\phi-\phi_c)$",
+                     ylabel=r"$L^{-\nu_\parallel/\nu_\perp}\tau_r$", yscale="log")
+        for a in ax.flat:
+            _legend(a, fontsize=7)
+        fig.suptitle(f"{scheme}, $b_f$ = {_fmt(bf)}, {_step_label(scheme)} = {_fmt(step)} (2R), "
+                     f"{pot}; Manna d={dim}: " + fr"$\beta$={m.beta}, $\nu_\parallel$={m.nu_par}, "
+                     fr"$\nu_\perp$={m.nu_perp}, L = N$^{{1/d}}$", fontsize=9)
+        fig.tight_layout()
+        stem = f"fig3_{scheme}_bf{_fmt(bf)}_step{_fmt(step)}"
+        written += _save(fig, out, stem, csv_rows)
+    if not written:
+        raise CollapseError("fig3: too few sizes: no scheme/step size has >= 2 system sizes with active points")
+    return written
+
+
+# ---- Fig. 4b -----------------------------------------------------------------------------------
+
+def flatness_rows(runs: Sequence[Run], sigma_t=0.03, m=4000, seed=0) -> list[dict]:
+    """Delta V of each run's last snapshot, averaged over seeds per (scheme, phi, b_f, ...)."""
+    rows = []
+    for key, members in group_runs(runs).items():
+        vals, per = [], []
+        for r in members:
+            fl = flatness_of_run(r, sigma_t=sigma_t, m=m, seed=seed)
+            vals.append(fl.delta_v_tilde_per_particle)
+            per.append(fl)
+        v = np.array(vals)
+        err = (v.std(ddof=1) / math.sqrt(v.size) if v.size > 1
+               else per[0].delta_v_err / per[0].u0 / key_dict(key)["n"])
+        rows.append({**key_dict(key), "n_seeds": v.size, "sigma_t": sigma_t, "m": m,
+                     "u0": per[0].u0, "delta_v_tilde_per_particle": float(v.mean()),
+                     "delta_v_tilde_per_particle_err": float(err),
+                     "delta_v_tilde": float(v.mean() * key_dict(key)["n"]),
+                     "energy_per_particle": float(np.mean([p.energy_per_particle for p in per]))})
+    return rows
+
+
+def fig4b(rows: Sequence[dict], out: Path) -> list[Path]:
+    """Delta V / (N U_0) against b_f, one line per (scheme, phi) (Fig. 4b)."""
+    if not rows:
+        raise AnalysisError("fig4b: no runs with snapshots for the flatness")
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    lines: dict = OrderedDict()
+    for r in rows:
+        lines.setdefault((r["scheme"], r["phi"]), []).append(r)
+    for i, ((scheme, phi), rs) in enumerate(lines.items()):
+        rs = sorted(rs, key=lambda r: (r["batch_fraction"] if r["batch_fraction"] is not None else 1.0))
+        bf = [r["batch_fraction"] if r["batch_fraction"] is not None else 1.0 for r in rs]
+        ax.errorbar(bf, [r["delta_v_tilde_per_particle"] for r in rs],
+                    yerr=[r["delta_v_tilde_per_particle_err"] for r in rs],
+                    marker=MARKERS[i % len(MARKERS)], ls="-" if scheme == "sgd" else "--",
+                    label=fr"{scheme}, $\phi$ = {phi:g}")
+    s = rows[0]
+    ax.set(xlabel=r"batch fraction $b_f$",
+           ylabel=r"$\Delta V/(N U_0)$",
+           title=fr"$\tilde\sigma = \sigma/R$ = {s['sigma_t']:g}, M = {s['m']}, $U_0 = U(r{{=}}0)$")
+    _legend(ax, fontsize=7)
+    fig.tight_layout()
+    return _save(fig, Path(out), "fig4b", rows)
+
+
+# ---- MSD figures -------------------------------------------------------------------------------
+
+def msd_groups(runs: Sequence[Run], k_at: int | None = None) -> list[dict]:
+    """Per group: seed-mean MSD curve, exponent c, and MSD at step ``k_at`` (if reached)."""
+    out = []
+    for key, members in group_runs(runs).items():
+        m = MSD().compute(members)
+        d = {**key_dict(key), "effective_kick": members[0].params.effective_kick,
+             "n_seeds": len(members), "c": m.exponent.c, "c_err": m.exponent.c_err,
+             "steps": m.steps, "msd": m.msd, "msd_err": m.msd_err}
+        if k_at is not None and m.steps[-1] >= k_at:
+            d["msd_at"], d["msd_at_err"] = m.at(k_at)
+        out.append(d)
+    return out
+
+
+def _msd_vs_kick(ax, groups, schemes, k_at, csv_rows):
+    any_ = False
+    for i, s in enumerate(schemes):
+        g = sorted((g for g in groups if g["scheme"] == s and "msd_at" in g),
+                   key=lambda g: g["effective_kick"] or 0)
+        if not g:
+            continue
+        any_ = True
+        ax.errorbar([x["effective_kick"] for x in g], [x["msd_at"] for x in g],
+                    yerr=np.nan_to_num([x["msd_at_err"] for x in g]), marker=MARKERS[i], label=s)
+        for x in g:
+            csv_rows.append({"scheme": s, "phi": x["phi"], "n": x["n"], "batch_fraction": x["batch_fraction"],
+                             "effective_kick": x["effective_kick"], "k": k_at,
+                             "msd": x["msd_at"], "msd_err": x["msd_at_err"], "c": x["c"], "c_err": x["c_err"]})
+    ax.set(xscale="log", yscale="log", xlabel=r"kick size $\epsilon = \alpha b_f$ (2R)",
+           ylabel=fr"MSD at $k = {k_at}$ ((2R)$^2$)")
+    _legend(ax, fontsize=7)
+    return any_
+
+
+def fig5a(groups: Sequence[dict], out: Path, k_at: int = 10000) -> list[Path]:
+    """MSD at step k against kick size for SGD, pairwise BRO and their SA (Fig. 5a)."""
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    rows: list = []
+    if not _msd_vs_kick(ax, groups, PAIRWISE_FAMILY + ("gd",), k_at, rows):
+        raise AnalysisError(f"fig5a: no SGD / pairwise BRO / SA run reaches step {k_at}")
+    ax.set_title(r"SGD with $\epsilon = \alpha b_f$")
+    fig.tight_layout()
+    return _save(fig, Path(out), "fig5a", rows)
+
+
+def figS1(groups: Sequence[dict], out: Path, k_at: int = 10000) -> list[Path]:
+    """MSD(k) per scheme family, and MSD at k vs kick size for the individual family (Fig. S1)."""
+    fig = Figure(figsize=(13, 4))
+    ax = fig.subplots(1, 3)
+    rows: list = []
+    any_curve = False
+    for a, fam, title in ((ax[0], PAIRWISE_FAMILY, "(a) pairwise"), (ax[1], INDIVIDUAL_FAMILY, "(b) individual")):
+        for i, s in enumerate(fam):
+            for g in (g for g in groups if g["scheme"] == s):
+                k, y = g["steps"], g["msd"]
+                pos = (k > 0) & (y > 0)
+                if not pos.any():
+                    continue
+                any_curve = True
+                a.plot(k[pos], y[pos], label=fr"{s}, $\epsilon_{{eff}}$={_fmt(g['effective_kick'])}, "
+                                             fr"c={g['c']:.2f}")
+                for kk, yy, ee in zip(k, y, g["msd_err"]):
+                    rows.append({"panel": title[:3], "scheme": s, "effective_kick": g["effective_kick"],
+                                 "phi": g["phi"], "k": int(kk), "msd": yy, "msd_err": ee})
+        a.set(xscale="log", yscale="log", xlabel="time step $k$", ylabel="MSD ((2R)$^2$)", title=title)
+        _legend(a, fontsize=6)
+    _msd_vs_kick(ax[2], groups, INDIVIDUAL_FAMILY, k_at, rows)
+    ax[2].set_title("(c) individual")
+    if not any_curve:
+        raise AnalysisError("figS1: no MSD data")
+    fig.tight_layout()
+    return _save(fig, Path(out), "figS1", rows)
+
+
+# ---- Fig. 5b -----------------------------------------------------------------------------------
+
+def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
+    """phi_c against step size per family, with the extrapolation to zero (Fig. 5b)."""
+    pts = [p for p in cp.points if np.isfinite(p["phi_c"])]
+    if not pts:
+        raise CollapseError("fig5b: phi_c could not be fitted for any step size (too few sizes or points)")
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    fams: dict = OrderedDict()
+    for p in pts:
+        fams.setdefault((p["scheme"], p["batch_fraction"], p["potential"], p["dim"]), []).append(p)
+    rows = []
+    for i, (fk, ps) in enumerate(fams.items()):
+        ps = sorted(ps, key=lambda p: p["step_size"] or 0)
+        x = np.array([p["step_size"] for p in ps], dtype=float)
+        lab = f"{fk[0]}, $b_f$={_fmt(fk[1])}"
+        eb = ax.errorbar(x, [p["phi_c"] for p in ps], yerr=np.nan_to_num([p["phi_c_err"] for p in ps]),
+                         marker=MARKERS[i % len(MARKERS)], ls="none", label=lab)
+        ex = next((e for e in cp.extrapolations if (e["scheme"], e["batch_fraction"], e["potential"], e["dim"]) == fk), None)
+        if ex is not None and np.isfinite(ex["phi_c0"]):
+            xx = np.linspace(0, x.max(), 50)
+            yy = ex["phi_c0"] + sum(c * xx ** (j + 1) for j, c in enumerate(ex["coefficients"]))
+            ax.plot(xx, yy, ls=":", color=eb[0].get_color())
+            ax.errorbar([0], [ex["phi_c0"]], yerr=[ex["phi_c0_err"]], marker="*", color=eb[0].get_color())
+        for p in ps:
+            rows.append({**p, "phi_c0": ex["phi_c0"] if ex else math.nan,
+                         "phi_c0_err": ex["phi_c0_err"] if ex else math.nan})
+    ax.axhline(0.64, color="gray", lw=0.8, ls="--", label=r"$\phi_{RCP}\approx 0.64$")
+    ax.set(xlabel=r"step size $\alpha$ or $\epsilon$ (2R)", ylabel=r"critical packing fraction $\phi_c$")
+    _legend(ax, fontsize=7)
+    fig.tight_layout()
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "phi_c", "phi_c_err", "quality",
+            "method", "sizes", "phi_c0", "phi_c0_err"]
+    return _save(fig, Path(out), "fig5b", rows, cols)
+
+
+# ---- Fig. S2 -----------------------------------------------------------------------------------
+
+def sofk_groups(runs: Sequence[Run], k_max: float = 10.0, bins: int | None = None,
+                k_fit_max: float = 1.0) -> list[dict]:
+    """Seed-mean binned S(k) of the last snapshot per group, and alpha of S ~ k^alpha."""
+    out = []
+    for key, members in group_runs(runs).items():
+        box = members[0].box
+        nb = bins if bins is not None else max(4, int(round(k_max / (2 * math.pi / box.max()))))
+        sks = []
+        for r in members:
+            sk = StructureFactor(nb, k_max, 0.0).compute(r.positions(-1), r.box)
+            sks.append(sk)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            S = np.nanmean([s.S_k for s in sks], axis=0)
+        d = {**key_dict(key), "k": sks[0].bin_centers, "S": S, "counts": sks[0].k_counts}
+        try:
+            ok = np.isfinite(S)
+            d["alpha"], d["alpha_err"], _, _ = fit_power_law(d["k"][ok], S[ok], sks[0].min_valid_k, k_fit_max)
+        except AnalysisError:
+            d["alpha"], d["alpha_err"] = math.nan, math.nan
+        out.append(d)
+    return out
+
+
+def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
+    """S(k) per scheme near phi_c (Fig. S2)."""
+    if not groups:
+        raise AnalysisError("figS2: no runs with snapshots")
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    rows = []
+    for i, g in enumerate(groups):
+        ok = np.isfinite(g["S"]) & (g["S"] > 0)
+        ax.plot(g["k"][ok], g["S"][ok], marker=MARKERS[i % len(MARKERS)], ms=3,
+                label=fr"{g['scheme']}, $\phi$={g['phi']:g}, N={g['n']}, $\alpha_S$={g['alpha']:.2f}")
+        for k, s, c in zip(g["k"], g["S"], g["counts"]):
+            rows.append({"scheme": g["scheme"], "phi": g["phi"], "n": g["n"],
+                         "batch_fraction": g["batch_fraction"], "k": k, "S": s, "n_kvectors": c,
+                         "alpha": g["alpha"], "alpha_err": g["alpha_err"]})
+    ax.set(xscale="log", yscale="log", xlabel=r"wave number $k$ (1/(2R))", ylabel=r"structure factor $S(k)$")
+    _legend(ax, fontsize=7)
+    fig.tight_layout()
+    return _save(fig, Path(out), "figS2", rows)
+
+
+# ---- driver ------------------------------------------------------------------------------------
+
+def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *,
+                 activity_kwargs: dict | None = None, k_at: int = 10000, flatness_m: int = 4000,
+                 sigma_t: float = 0.03, sofk_k_max: float = 10.0, log=print) -> list[Path]:
+    """Compute what the requested figures need and write them to ``out``.
+
+    ``which`` None means every figure the data allow (others are skipped with a note via ``log``);
+    figures named explicitly raise an :class:`AnalysisError` if their data are missing.
+    """
+    explicit = which is not None
+    which = list(ALL_FIGURES if which is None else which)
+    bad = [w for w in which if w not in ALL_FIGURES]
+    if bad:
+        raise AnalysisError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(ALL_FIGURES)}")
+    out = Path(out)
+    written: list[Path] = []
+    table = None
+    msd = None
+    snap_runs = [r for r in runs if r.has_positions]
+
+    def attempt(name, fn):
+        nonlocal written
+        try:
+            written += fn()
+        except AnalysisError as err:
+            if explicit:
+                raise
+            log(f"skipped {name}: {err}")
+
+    def get_table():
+        nonlocal table
+        if table is None:
+            table = ActivityTable(**(activity_kwargs or {})).compute(runs)
+        return table
+
+    def get_msd():
+        nonlocal msd
+        if msd is None:
+            msd = msd_groups(runs, k_at)
+        return msd
+
+    if "fig3" in which:
+        attempt("fig3", lambda: fig3(get_table().rows, out))
+    if "fig5b" in which:
+        attempt("fig5b", lambda: fig5b(CriticalPoints().compute(get_table().rows), out))
+    if "fig4b" in which:
+        attempt("fig4b", lambda: fig4b(flatness_rows(snap_runs, sigma_t=sigma_t, m=flatness_m), out))
+    if "fig5a" in which:
+        attempt("fig5a", lambda: fig5a(get_msd(), out, k_at))
+    if "figS1" in which:
+        attempt("figS1", lambda: figS1(get_msd(), out, k_at))
+    if "figS2" in which:
+        attempt("figS2", lambda: figS2(sofk_groups(snap_runs, k_max=sofk_k_max), out))
+    return written

@@ -1,0 +1,88 @@
+"""The command line: --help everywhere, one-line errors with status 2, tables and figures."""
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.cli import build_parser, main
+from analysis.synthetic import write_run
+
+SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "msd", "flatness", "sofk", "figures"]
+
+
+@pytest.mark.parametrize("sub", [None] + SUBCOMMANDS)
+def test_help(sub, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(([sub] if sub else []) + ["--help"])
+    assert exc.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "analysis", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "figures" in out.stdout
+
+
+def _one_line_error(capsys, argv, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("mpisim-analysis: error:") and match in err
+    assert "Traceback" not in err
+
+
+def test_missing_file(capsys, tmp_path):
+    _one_line_error(capsys, ["activity", str(tmp_path / "nope.h5")], "no such file")
+
+
+def test_not_a_run(capsys, tmp_path):
+    p = tmp_path / "x.h5"
+    with h5py.File(p, "w") as fh:
+        fh["a"] = 1
+    _one_line_error(capsys, ["info", str(p)], "not an mpisim run")
+    q = tmp_path / "y.h5"
+    q.write_text("text")
+    _one_line_error(capsys, ["info", str(q)], "not an HDF5 file")
+
+
+def test_run_too_short(capsys, tmp_path):
+    p = write_run(tmp_path / "short.h5", activity=np.full(8, 0.3))
+    _one_line_error(capsys, ["activity", str(p)], "too short")
+
+
+def test_too_few_sizes(capsys, tmp_path):
+    for phi in (0.6, 0.62, 0.64):
+        write_run(tmp_path / f"r{phi}.h5", n=125, phi=phi, activity=np.full(101, phi - 0.55))
+    _one_line_error(capsys, ["collapse", str(tmp_path)], "too few sizes")
+    _one_line_error(capsys, ["figures", str(tmp_path), "--which", "fig3", "-o", str(tmp_path / "f")],
+                    "too few sizes")
+
+
+def test_bad_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["activity"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_tables_on_planted_sweep(sweep_dir, capsys, tmp_path):
+    assert main(["activity", str(sweep_dir / "manifest.tsv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("scheme\t") and len(lines) == 1 + 2 * 2 * 7
+    assert main(["collapse", str(sweep_dir), "-o", str(tmp_path / "c.csv")]) == 0
+    text = (tmp_path / "c.csv").read_text()
+    assert "phi_c" in text and len(text.strip().splitlines()) == 3
+    assert main(["msd", str(sweep_dir), "--at", "1000"]) == 0
+    assert "msd_at" in capsys.readouterr().out
+
+
+def test_figures_from_planted_sweep(sweep_dir, tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert main(["figures", str(sweep_dir / "manifest.tsv"), "-o", str(out), "--flatness-m", "5",
+                 "--msd-step", "1000", "--sofk-k-max", "4"]) == 0
+    for stem in ("fig3_sgd_bf0.5_step0.1", "fig3_sgd_bf0.5_step0.2", "fig4b", "fig5a", "fig5b", "figS1", "figS2"):
+        for ext in ("png", "pdf", "csv"):
+            assert (out / f"{stem}.{ext}").stat().st_size > 0, stem + ext
+    header = (out / "fig5b.csv").read_text().splitlines()[0]
+    assert "phi_c" in header and "phi_c0" in header

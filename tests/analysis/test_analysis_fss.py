@@ -1,0 +1,119 @@
+"""pyfssa-compatible scaling functions on data with planted exponents; phi_c fits; extrapolation."""
+import numpy as np
+import pytest
+
+from analysis.critical import CriticalPoints, extrapolate
+from analysis.errors import CollapseError
+from analysis.fss import (MANNA, Collapse, autoscale, fit_critical_point, fit_phi_c_powerlaw,
+                          observable_exponents, quality, scaledata)
+
+
+def planted(l, rho, rho_c, nu, zeta, noise=0.01, seed=0):
+    lm, rm = np.meshgrid(l, rho, indexing="ij")
+    x = lm ** (1 / nu) * (rm - rho_c)
+    a = lm ** (zeta / nu) * (1.0 / (1.0 + np.exp(-x)) + 0.2)
+    da = noise * a
+    a = a + np.random.default_rng(seed).standard_normal(a.shape) * da
+    return a, da
+
+
+def test_scaledata_conventions():
+    l, rho = np.array([10.0, 100.0]), np.array([0.4, 0.5, 0.6])
+    a = np.ones((2, 3))
+    s = scaledata(l, rho, a, 0.1 * a, 0.5, 2.0, 1.0)
+    np.testing.assert_allclose(s.x[1], 100 ** 0.5 * (rho - 0.5))
+    np.testing.assert_allclose(s.y[1], 100 ** -0.5)
+    np.testing.assert_allclose(s.dy[1], 0.1 * 100 ** -0.5)
+    with pytest.raises(ValueError):
+        scaledata(l, rho, a, a, 0.7, 2.0, 1.0)     # rho_c out of range
+    with pytest.raises(ValueError):
+        scaledata(l, rho, a, 0 * a, 0.5, 2.0, 1.0)  # non-positive errors
+
+
+def test_quality_minimal_at_planted_parameters():
+    l, rho = np.array([10.0, 20.0, 40.0, 80.0]), np.linspace(0.9, 1.1, 25)
+    a, da = planted(l, rho, 1.0, 1.5, 0.7)
+    s_true = quality(*scaledata(l, rho, a, da, 1.0, 1.5, 0.7))
+    s_off = quality(*scaledata(l, rho, a, da, 1.02, 1.5, 0.7))
+    assert s_true < 3 < s_off
+
+
+def test_autoscale_recovers_planted_exponents():
+    l, rho = np.array([10.0, 20.0, 40.0, 80.0]), np.linspace(0.9, 1.1, 25)
+    a, da = planted(l, rho, 1.0, 1.5, 0.7)
+    res = autoscale(l, rho, a, da, rho_c0=0.99, nu0=1.3, zeta0=0.5)
+    assert res.success
+    for field in ("rho", "nu", "zeta", "drho", "dnu", "dzeta", "fun", "success"):
+        assert field in res
+    assert res.rho == pytest.approx(1.0, abs=max(4 * res.drho, 2e-3))
+    assert res.nu == pytest.approx(1.5, abs=max(4 * res.dnu, 0.05))
+    assert res.zeta == pytest.approx(0.7, abs=max(4 * res.dzeta, 0.05))
+    assert 0 < res.drho < 0.01 and 0 < res.dnu < 0.5
+
+
+@pytest.mark.parametrize("dim,quantity", [(3, "f_inf"), (3, "tau_r"), (2, "f_inf")])
+def test_fixed_manna_exponents_fit_phi_c(dim, quantity):
+    nu, zeta = observable_exponents(quantity, dim)
+    l = np.array([500, 4000, 32000]) ** (1 / dim) if dim == 3 else np.array([400, 1600, 6400]) ** 0.5
+    rho = np.linspace(0.60, 0.68, 17)
+    a, da = planted(l, rho, 0.6431, nu, zeta, noise=0.005)
+    res = fit_critical_point(l, rho, a, da, nu, zeta)
+    assert res.rho == pytest.approx(0.6431, abs=max(4 * res.drho, 5e-4))
+    assert 0 < res.drho < 0.005
+    assert res.dnu == 0 and res.nu == nu
+
+
+def test_missing_points_are_allowed():
+    l, rho = np.array([10.0, 20.0, 40.0]), np.linspace(0.9, 1.1, 21)
+    a, da = planted(l, rho, 1.0, 1.5, 0.7)
+    a[0, :5] = np.nan
+    a[2, -4:] = np.nan
+    res = fit_critical_point(l, rho, a, da, 1.5, 0.7)
+    assert res.rho == pytest.approx(1.0, abs=3e-3)
+
+
+def test_collapse_from_table_rows_and_too_few_sizes():
+    m = MANNA[3]
+    rows = []
+    for n in (1000, 8000):
+        L = n ** (1 / 3)
+        for phi in np.linspace(0.60, 0.70, 41):
+            x = L ** (1 / m.nu_perp) * (phi - 0.65)
+            f = L ** (-m.beta / m.nu_perp) * np.log1p(np.exp(2 * x))
+            rows.append({"n": n, "phi": phi, "f_inf": f, "f_inf_err": 0.01 * f})
+    c = Collapse("f_inf", dim=3).compute(rows)
+    assert c.phi_c == pytest.approx(0.65, abs=1e-3)
+    assert c.scaled.x.shape == (2, 41)
+    with pytest.raises(CollapseError, match="too few sizes"):
+        Collapse("f_inf", dim=3).compute([r for r in rows if r["n"] == 1000])
+
+
+def test_powerlaw_single_size_fallback():
+    phi = np.linspace(0.62, 0.70, 9)
+    f = 2.0 * (phi - 0.61) ** 0.84
+    pc, dpc, amp = fit_phi_c_powerlaw(phi, f, 0.001 * f, 0.84)
+    assert pc == pytest.approx(0.61, abs=1e-6) and amp == pytest.approx(2.0, rel=1e-4)
+
+
+def test_extrapolation_line_and_error():
+    eps = np.array([0.01, 0.02, 0.04, 0.08])
+    rng = np.random.default_rng(1)
+    err = np.full(4, 0.002)
+    y = 0.64 + 0.3 * eps + err * rng.standard_normal(4)
+    phi0, dphi0, coef = extrapolate(eps, y, err)
+    assert phi0 == pytest.approx(0.64, abs=4 * dphi0)
+    assert 0.001 < dphi0 < 0.01
+    with pytest.raises(CollapseError):
+        extrapolate([0.01], [0.64], [0.001])
+
+
+def test_critical_points_on_planted_sweep(sweep_dir):
+    from analysis.activity import ActivityTable
+    from analysis.io import load_runs
+    t = ActivityTable().compute(load_runs(sweep_dir / "manifest.tsv"))
+    cp = CriticalPoints().compute(t.rows)
+    got = {p["step_size"]: p for p in cp.points}
+    assert got[0.1]["phi_c"] == pytest.approx(0.60, abs=0.01)
+    assert got[0.2]["phi_c"] == pytest.approx(0.62, abs=0.01)
+    (ex,) = cp.extrapolations
+    assert ex["phi_c0"] == pytest.approx(0.58, abs=0.03)

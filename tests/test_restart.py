@@ -1,0 +1,205 @@
+"""Checkpoints and exact restart (mpisim/io/checkpoint.py, Simulation.resume, `mpisim resume`)."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mpisim import RunConfig, Simulation
+from mpisim.config import ConfigError
+from mpisim.io import checkpoint_path, read_checkpoint
+
+BIN = Path(sys.executable).parent
+MPISIM = str(BIN / "mpisim")
+
+
+def small_config(path, **run):
+    """Dense enough to stay active (every step moves particles), small enough to be fast."""
+    r = {"steps": 120, "log_every": 3, "stop_when_absorbed": False, "checkpoint_every": 25,
+         "progress_seconds": 0.0}
+    r.update(run)
+    return RunConfig.from_dict({
+        "system": {"n": 600, "phi": 0.55, "dim": 3, "seed": 7},
+        "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
+        "run": r,
+        "output": {"path": str(path), "snapshot_every": 20, "flush_every": 10},
+    })
+
+
+def datasets(path):
+    """{name: array} of every dataset in an HDF5 file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_run(a, b):
+    da, db = datasets(a), datasets(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        assert da[name].dtype == db[name].dtype, name
+        assert np.array_equal(da[name], db[name]), name
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("crash_after", [37, 50, 99])
+def test_resume_equals_uninterrupted(tmp_path, crash_after):
+    """A run stopped after ``crash_after`` steps (its file holding frames and rows past the checkpoint)
+    and resumed equals the uninterrupted run, file and in-memory series."""
+    ref = Simulation(small_config(tmp_path / "ref.h5"), output=str(tmp_path / "ref.h5")).run()
+    cfg = small_config(tmp_path / "cut.h5")
+    Simulation(cfg, output=str(tmp_path / "cut.h5")).run(steps=crash_after)
+    ckpt_step = read_checkpoint(checkpoint_path(tmp_path / "cut.h5"))[0]["step"]
+    assert ckpt_step == (crash_after - 1) // 25 * 25  # none at the last step of a run() call
+    sim = Simulation.resume(cfg)
+    assert sim.step == ckpt_step
+    sim.run()
+    assert_same_run(tmp_path / "ref.h5", tmp_path / "cut.h5")
+    for k, v in ref.observables.items():
+        assert np.array_equal(v, sim.observables[k]), k
+    assert not os.path.exists(checkpoint_path(tmp_path / "cut.h5")), "a finished run keeps no checkpoint"
+
+
+@pytest.mark.serial
+def test_checkpoint_holds_exact_state(tmp_path):
+    cfg = small_config(tmp_path / "o.h5", steps=30)
+    sim = Simulation(cfg, output=str(tmp_path / "o.h5"))
+    sim.run(steps=26)
+    meta, cols = read_checkpoint(checkpoint_path(tmp_path / "o.h5"))
+    assert meta["step"] == 25 and meta["n_total"] == 600
+    ids, pos, img, rad, x0, _ = sim.state.owned(3)
+    # The live state moved one step on; the checkpoint must hold exact float64 rows of step 25.
+    again = Simulation.resume(cfg)
+    ids2, pos2, img2, rad2, x02, _ = again.state.owned(3)
+    assert np.array_equal(cols["ids"], ids2) and np.array_equal(cols["position"], pos2)
+    assert np.array_equal(cols["image"], img2) and np.array_equal(cols["x0"], x02)
+    assert cols["position"].dtype == np.float64
+    assert not np.array_equal(pos, pos2)
+    assert not os.path.exists(checkpoint_path(tmp_path / "o.h5") + ".tmp")
+
+
+@pytest.mark.serial
+def test_checkpoint_minutes(tmp_path):
+    """Wall-time checkpoints: with a tiny interval every logged step after the first checkpoints."""
+    cfg = small_config(tmp_path / "o.h5", steps=40, checkpoint_every=0, checkpoint_minutes=1e-9)
+    Simulation(cfg, output=str(tmp_path / "o.h5")).run(steps=10)
+    assert read_checkpoint(checkpoint_path(tmp_path / "o.h5"))[0]["step"] == 9
+
+
+@pytest.mark.serial
+def test_resume_refuses_other_parameters(tmp_path):
+    cfg = small_config(tmp_path / "o.h5")
+    Simulation(cfg, output=str(tmp_path / "o.h5")).run(steps=30)
+    other = RunConfig.from_dict({**{k: dict(v) for k, v in cfg.to_dict().items()},
+                                 "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.3},
+                                 "run": {**cfg.to_dict()["run"], "steps": 500}})
+    before = datasets(tmp_path / "o.h5")
+    with pytest.raises(ConfigError, match=r"dynamics\.kick_size.*run\.steps"):
+        Simulation.resume(other)
+    after = datasets(tmp_path / "o.h5")
+    assert all(np.array_equal(before[k], after[k]) for k in before), "a refused resume wrote nothing"
+
+
+@pytest.mark.serial
+def test_cli_resume_errors(tmp_path):
+    cfg = small_config(tmp_path / "o.h5", checkpoint_every=0)
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    run = [MPISIM, "run", str(toml), "--quiet"]
+    assert subprocess.run(run, capture_output=True).returncode == 0
+    again = subprocess.run(run, capture_output=True, text=True)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    done = subprocess.run([MPISIM, "resume", str(tmp_path / "o.h5")], capture_output=True, text=True)
+    assert done.returncode == 2 and "finished" in done.stderr
+    changed = subprocess.run(run + ["--resume", "--set", "system.seed=8"], capture_output=True, text=True)
+    assert changed.returncode == 2 and "system.seed" in changed.stderr
+    missing = subprocess.run([MPISIM, "resume", str(tmp_path / "none.h5")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "none.h5" in missing.stderr
+
+
+def _kill_at_checkpoint(cmd, out, tmp_path):
+    """Start ``cmd``, SIGKILL it as soon as its first checkpoint exists; return the checkpoint step."""
+    ckpt = Path(checkpoint_path(out))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "killed.err", "w"))
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before it could be killed: make it longer"
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return read_checkpoint(ckpt)[0]["step"]
+
+
+def clean_env():
+    """The environment without the MPI singleton's variables (pytest-mpi initialises MPI in this
+    process), which would make a child mpirun fail silently."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("OMPI_", "PMIX_", "OPAL_", "ORTE_", "PRTE_", "HYDRA_", "PMI_"))}
+
+
+def _mpirun(n):
+    exe = shutil.which("mpirun")
+    if exe is None:
+        pytest.skip("no mpirun")
+    return [exe, "--oversubscribe", "-n", str(n)] + (["--allow-run-as-root"] if os.getuid() == 0 else [])
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("resume_ranks", [1, 2])
+def test_sigkill_and_resume(tmp_path, resume_ranks):
+    """The CLI killed with SIGKILL mid-run leaves a readable file; `mpisim resume` (also on 2 ranks)
+    finishes it exactly as an uninterrupted run."""
+    cfg = RunConfig.from_dict({
+        "system": {"n": 2000, "phi": 0.55, "dim": 3, "seed": 11},
+        "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
+        "run": {"steps": 200, "log_every": 2, "stop_when_absorbed": False, "checkpoint_every": 30,
+                "progress_seconds": 0.0},
+        "output": {"path": str(tmp_path / "killed.h5"), "snapshot_per_decade": 5, "flush_every": 7},
+    })
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    ref = tmp_path / "ref.h5"
+    subprocess.run([MPISIM, "run", str(toml), "-o", str(ref), "--quiet"], check=True)
+    out = tmp_path / "killed.h5"
+    step = _kill_at_checkpoint([MPISIM, "run", str(toml), "--quiet"], out, tmp_path)
+    assert 0 < step < 200
+    # Readable up to its last flush: a prefix of the uninterrupted series.
+    with h5py.File(out, "r") as f, h5py.File(ref, "r") as g:
+        n = f["observables/energy/step"].shape[0]
+        assert n >= step // 2
+        assert np.array_equal(f["observables/energy/value"][:], g["observables/energy/value"][:n])
+    cmd = ([MPISIM] if resume_ranks == 1 else _mpirun(resume_ranks) + [MPISIM]) + ["resume", str(out), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=clean_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    with h5py.File(out, "r") as f:
+        prov = f["parameters/provenance"].attrs
+        assert list(prov["resumed_at_step"]) == [step]
+        assert list(prov["resumed_mpi_size"]) == [resume_ranks]
+    assert_same_run(ref, out)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_resume_in_parallel(tmp_path):
+    """Checkpoint written collectively on P ranks, resumed on P ranks in-process: the same file as an
+    uninterrupted run."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    base = Path(comm.bcast(str(tmp_path), root=0))
+    ref = small_config(base / "ref.h5", steps=80)
+    Simulation(ref, comm=comm).run()
+    cfg = small_config(base / "cut.h5", steps=80)
+    Simulation(cfg, comm=comm).run(steps=60)
+    sim = Simulation.resume(cfg, comm=comm)
+    assert sim.step == 50
+    sim.run()
+    comm.Barrier()
+    if comm.rank == 0:
+        assert_same_run(base / "ref.h5", base / "cut.h5")

@@ -1,0 +1,248 @@
+"""Distributed S(k) (mpisim/sofk.py): the analysis package and freud as references, a lattice (Bragg
+peaks), an ideal gas (S = 1), exact rank-count independence (pytest-mpi), the run's on-the-fly
+measurement and the ``mpisim sofk`` command."""
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.structure_factor import StructureFactor, sofk_sums_fixed
+from mpisim.config import ConfigError, RunConfig
+from mpisim.sofk import StructureFactorMeasurement, parse_frames, sofk_frames
+
+TWO_PI = 2 * np.pi
+
+
+def gas(n, box, seed):
+    return np.random.default_rng(seed).random((n, len(box))) * box
+
+
+def lattice(cells, spacing, dim, offset):
+    g = np.arange(cells) * spacing + offset
+    return np.stack(np.meshgrid(*([g] * dim), indexing="ij"), -1).reshape(-1, dim)
+
+
+def small_config(tmp_path, every=5, **sofk):
+    return {"system": {"n": 400, "phi": 0.3, "dim": 2, "seed": 3},
+            "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
+            "run": {"steps": 10, "log_every": 5, "progress_seconds": 0.0},
+            "output": {"path": str(tmp_path / "run.h5"), "snapshot_every": 5},
+            "structure_factor": {"every": every, "k_max": 3.0, "bins": 6, **sofk}}
+
+
+# ------------------------------------------------------------------------------------------ serial
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("octant", [False, True])
+def test_direct_equals_analysis_package(dim, octant, serial_comm):
+    box = np.array([9.0, 10.0, 11.0][:dim])
+    x = gas(3000, box, dim)
+    ref = StructureFactor(bins=9, k_max=3.5, k_min=0.2, octant=octant).compute(x, box)
+    got = StructureFactorMeasurement(box, dim, len(x), k_max=3.5, bins=9, k_min=0.2, octant=octant,
+                                     comm=serial_comm).compute(x)
+    np.testing.assert_array_equal(got.counts, ref.k_counts)
+    np.testing.assert_allclose(got.k, ref.bin_centers, rtol=1e-14)
+    np.testing.assert_allclose(got.S, ref.S_k, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fixed_sums_are_exact_under_any_split(dim, serial_comm):
+    box = np.full(dim, 8.0)
+    x = gas(2000, box, 11)
+    _, whole = sofk_sums_fixed(x, box, 4.0)
+    _, a = sofk_sums_fixed(x[:777], box, 4.0)
+    _, b = sofk_sums_fixed(x[777:], box, 4.0)
+    np.testing.assert_array_equal(a + b, whole)
+    meas = StructureFactorMeasurement(box, dim, len(x), k_max=4.0, bins=5, comm=serial_comm)
+    perm = np.random.default_rng(0).permutation(len(x))
+    np.testing.assert_array_equal(meas.compute(x[perm]).S, meas.compute(x).S)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("method", ["direct", "grid"])
+def test_simple_cubic_lattice_bragg_peaks(dim, method, serial_comm):
+    cells, a = 12, 1.0
+    box = np.full(dim, cells * a)
+    x = lattice(cells, a, dim, offset=0.37)
+    meas = StructureFactorMeasurement(box, dim, len(x), k_max=7.0, bins=14, method=method, comm=serial_comm)
+    got = meas.compute(x)
+    # Bragg vectors: every n_a a multiple of the number of cells (k = 2 pi m / a); there S = N
+    bragg = np.all(meas.nvecs % cells == 0, axis=1)
+    kmag = np.linalg.norm(meas.kvecs, axis=1)
+    idx = np.searchsorted(meas.edges, kmag, side="right") - 1
+    n_bragg = np.bincount(idx[bragg], minlength=14)
+    assert n_bragg.sum() == dim                       # the |k| = 2 pi / a shell, half space
+    expect = len(x) * n_bragg / np.maximum(got.counts, 1)
+    ok = got.counts > 0
+    # grid: the aliased images of a lattice are not at S = 1, so its correction is approximate
+    rtol, atol = (1e-12, 1e-20) if method == "direct" else (1e-2, 1e-2)
+    np.testing.assert_allclose(got.S[ok], expect[ok], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("method,assignment", [("direct", "tsc"), ("grid", "cic"), ("grid", "tsc")])
+def test_ideal_gas_is_one(method, assignment, serial_comm):
+    box = np.full(3, 16.0)
+    x = gas(20000, box, 5)
+    got = StructureFactorMeasurement(box, 3, len(x), k_max=3.0, k_min=0.8, bins=6, method=method,
+                                     assignment=assignment, comm=serial_comm).compute(x)
+    # S(k) of a Poisson configuration: exponential with mean 1 per +-k pair
+    assert np.all(np.abs(got.S - 1) < 5 / np.sqrt(got.counts))
+
+
+@pytest.mark.parametrize("assignment,interlace,per_k,per_bin", [
+    ("cic", False, 0.8, 0.03), ("tsc", False, 0.4, 0.015), ("cic", True, 0.2, 3e-3), ("tsc", True, 0.03, 5e-4)])
+def test_grid_agrees_with_direct(assignment, interlace, per_k, per_bin, serial_comm):
+    box = np.full(3, 15.0)
+    # a lattice with large random displacements: S ~ k^2 sigma^2 at small k, Bragg peaks smeared out
+    x = lattice(15, 1.0, 3, 0.0) + np.random.default_rng(2).normal(0, 0.5, (15 ** 3, 3))
+    kw = dict(k_max=3.0, bins=6, comm=serial_comm)
+    direct = StructureFactorMeasurement(box, 3, len(x), **kw)
+    grid = StructureFactorMeasurement(box, 3, len(x), method="grid", assignment=assignment,
+                                      interlace=interlace, **kw)
+    # without the window and aliasing corrections the error near k_max is ~ 60 %
+    assert np.max(np.abs(grid._grid(x) - direct._direct(x))) < per_k
+    assert np.max(np.abs(grid.compute(x).S - direct.compute(x).S)) < per_bin
+
+
+def test_agrees_with_freud(serial_comm):
+    freud = pytest.importorskip("freud")
+    L = 10.0
+    box = np.full(3, L)
+    x = gas(1200, box, 8)
+    ref = freud.diffraction.StaticStructureFactorDirect(bins=12, k_max=4.5, k_min=0.3)
+    fbox = freud.box.Box.cube(L)
+    ref.compute((fbox, fbox.wrap(x - L / 2)))
+    got = StructureFactorMeasurement(box, 3, len(x), k_max=4.5, k_min=0.3, bins=12, octant=True,
+                                     comm=serial_comm).compute(x)
+    ok = np.isfinite(ref.S_k)
+    np.testing.assert_array_equal(np.isfinite(got.S), ok)
+    np.testing.assert_allclose(got.S[ok], ref.S_k[ok], rtol=2e-4, atol=1e-5)  # freud: single precision
+
+
+def test_grid_refuses_mesh_below_nyquist(serial_comm):
+    with pytest.raises(ValueError, match="mesh"):
+        StructureFactorMeasurement(np.full(3, 20.0), 3, 10, k_max=3.0, method="grid", mesh=8, comm=serial_comm)
+
+
+@pytest.mark.parametrize("spec,expect", [("all", [0, 1, 2, 3, 4]), ("0,-1", [0, 4]), ("1:4:2", [1, 3]),
+                                         (":2", [0, 1])])
+def test_parse_frames(spec, expect):
+    assert parse_frames(spec, 5) == expect
+
+
+@pytest.mark.parametrize("spec", ["5", "-6", "x", "1:2:0", "3:1"])
+def test_parse_frames_rejects(spec):
+    with pytest.raises(ValueError, match="--frames"):
+        parse_frames(spec, 5)
+
+
+@pytest.mark.parametrize("key,value", [("every", -1), ("bins", 0), ("k_max", -1.0), ("k_min", 5.0),
+                                       ("method", "fft"), ("mesh", 7), ("assignment", "pcs"),
+                                       ("steps", [3, -2])])
+def test_config_rejects(tmp_path, key, value):
+    cfg = small_config(tmp_path)
+    cfg["structure_factor"][key] = value
+    with pytest.raises(ConfigError, match=f"structure_factor.{key}"):
+        RunConfig.from_dict(cfg)
+
+
+def test_config_round_trips_and_defaults_off(tmp_path):
+    cfg = RunConfig.from_dict(small_config(tmp_path, steps=[3]))
+    assert cfg.structure_factor.steps == (3,) and cfg.structure_factor.every == 5
+    assert "[structure_factor]" in cfg.to_toml()
+    plain = small_config(tmp_path)
+    del plain["structure_factor"]
+    assert RunConfig.from_dict(plain).structure_factor.every == 0
+
+
+def test_run_writes_structure_factor(tmp_path, serial_comm):
+    from mpisim.simulation import Simulation
+    sim = Simulation.from_config(small_config(tmp_path, steps=[7]), comm=serial_comm)
+    sim.run()
+    assert [r.step for r in sim.structure_factor] == [0, 5, 7, 10]
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        g = f["observables/structure_factor"]
+        np.testing.assert_array_equal(g["step"][:], [0, 5, 7, 10])
+        value, counts, k = g["value"][:], g["count"][:], g["k"][:]
+        assert g.attrs["method"] == "direct" and value.shape == (4, 6)
+        frames = f["particles/all/position/step"][:]
+        pos = f["particles/all/position/value"][:]
+        box = f["particles/all/box/edges/value"][0]
+    ref = StructureFactor(bins=6, k_max=3.0).compute(pos[list(frames).index(10)], box)
+    np.testing.assert_array_equal(counts, ref.k_counts)
+    np.testing.assert_allclose(k, ref.bin_centers)
+    np.testing.assert_allclose(value[3], ref.S_k, rtol=1e-10)
+
+
+def test_run_rejects_mesh_before_writing(tmp_path, serial_comm):
+    from mpisim.simulation import Simulation
+    with pytest.raises(ConfigError, match="structure_factor.mesh"):
+        Simulation.from_config(small_config(tmp_path, method="grid", mesh=4), comm=serial_comm)
+    assert not (tmp_path / "run.h5").exists()
+
+
+def _mpisim(*args):
+    return subprocess.run([sys.executable, "-m", "mpisim", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.serial
+def test_cli_sofk(tmp_path, serial_comm):
+    from mpisim.simulation import Simulation
+    Simulation.from_config(small_config(tmp_path), comm=serial_comm).run()
+    run = tmp_path / "run.h5"
+    with h5py.File(run, "r") as f:
+        stored = f["observables/structure_factor/value"][:]
+    # the group exists: refuse without --overwrite, write nothing
+    bad = _mpisim("sofk", run, "--k-max", 3.0, "--bins", 6)
+    assert bad.returncode == 2 and "--overwrite" in bad.stderr
+    out = tmp_path / "sofk.h5"
+    for args in (["--frames", "9"], ["--k-min", "4"], ["--method", "grid", "--mesh", "4"]):
+        bad = _mpisim("sofk", run, "-o", out, "--k-max", 3.0, *args)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and not out.exists(), bad.stderr
+    ok = _mpisim("sofk", run, "-o", out, "--k-max", 3.0, "--bins", 6, "--frames", "0:3")
+    assert ok.returncode == 0, ok.stderr
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["observables/structure_factor/value"][:], stored)
+        np.testing.assert_array_equal(f["observables/structure_factor/step"][:], [0, 5, 10])
+    ok = _mpisim("sofk", run, "--k-max", 2.0, "--bins", 4, "--frames", "-1", "--overwrite")
+    assert ok.returncode == 0, ok.stderr
+    with h5py.File(run, "r") as f:
+        assert f["observables/structure_factor/value"].shape == (1, 4)
+
+
+# ---------------------------------------------------------------------------------------------- MPI
+@pytest.mark.mpi
+@pytest.mark.parametrize("method", ["direct", "grid"])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_rank_count_independent(method, dim):
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    box = np.full(dim, 12.0)
+    x = gas(5000, box, 21)
+    mine = x[comm.rank::comm.size]                     # any split, any order
+    kw = dict(k_max=4.0, bins=8, method=method)
+    par = StructureFactorMeasurement(box, dim, len(x), comm=comm, **kw).compute(mine[::-1])
+    ser = StructureFactorMeasurement(box, dim, len(x), comm=MPI.COMM_SELF, **kw).compute(x)
+    np.testing.assert_array_equal(par.S, ser.S)
+    np.testing.assert_array_equal(par.counts, ser.counts)
+
+
+@pytest.mark.mpi
+def test_mpi_run_and_file_equal_serial(tmp_path_factory):
+    from mpi4py import MPI
+    from mpisim.simulation import Simulation
+    comm = MPI.COMM_WORLD
+    tmp = comm.bcast(str(tmp_path_factory.mktemp("sofk")) if comm.rank == 0 else None, root=0)
+    from pathlib import Path
+    cfg = small_config(Path(tmp))
+    par = Simulation.from_config(cfg, comm=comm).run()
+    ser = Simulation.from_config(cfg, comm=MPI.COMM_SELF, write=False).run()
+    assert [r.step for r in par.structure_factor] == [r.step for r in ser.structure_factor]
+    for a, b in zip(par.structure_factor, ser.structure_factor):
+        np.testing.assert_array_equal(a.S, b.S)
+    # saved frames, collective reads of rank blocks, equal to the on-the-fly values
+    _, res = sofk_frames(cfg["output"]["path"], [0, 1, 2], comm=comm, k_max=3.0, bins=6)
+    for a, b in zip(res, ser.structure_factor):
+        assert a.step == b.step
+        np.testing.assert_array_equal(a.S, b.S)

@@ -1,0 +1,224 @@
+"""launch/sweep (mpisim/sweep.py): planning, bad input, local execution with a failing run and a resume
+after an interrupted sweep, and the sbatch scripts of a multi-node run. Runs are tiny (N ~ 300)."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mpisim import sweep as sw
+from mpisim.config import RunConfig
+
+pytestmark = pytest.mark.serial
+
+TOP = Path(__file__).resolve().parents[1]
+LAUNCH = TOP / "launch" / "sweep"
+
+BASE = """
+[base.system]
+dim = 3
+n = 300
+phi = 0.5
+[base.dynamics]
+scheme = "sgd"
+learning_rate = 0.1
+batch_fraction = 0.5
+[base.run]
+steps = {steps}
+log_every = 10
+stop_when_absorbed = false
+"""
+
+
+def write_sweep(tmp_path, body, steps=50, head="", run=""):
+    """A sweep file in tmp_path: [sweep] (name t, out_dir runs, plus ``head``), BASE (plus ``run`` in
+    [base.run]), then ``body``."""
+    path = tmp_path / "s.toml"
+    path.write_text(f'[sweep]\nname = "t"\nout_dir = "runs"\n{head}' + BASE.format(steps=steps) + run + body)
+    return path
+
+
+def read_manifest(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def cli(*args, **kw):
+    return subprocess.run([str(LAUNCH), *map(str, args)], capture_output=True, text=True, cwd=kw.pop("cwd", "/"),
+                          timeout=kw.pop("timeout", 240), **kw)
+
+
+# ------------------------------------------------------------------------------------------- planning
+def test_plan_writes_run_directories_configs_and_manifest(tmp_path):
+    path = write_sweep(tmp_path, """
+[axes]
+phi = [0.45, 0.55]
+system.n = {start = 200, stop = 400, num = 3}
+dynamics.learning_rate = {start = 0.01, stop = 1.0, num = 3, log = true}
+""", head="seeds = [3, 4]\n")
+    assert sw.main(["plan", str(path)]) == 0
+    out = tmp_path / "runs"
+    rows = read_manifest(out / "manifest.tsv")
+    assert len(rows) == 2 * 3 * 3 * 2
+    assert {"path", "status", "scheme", "n", "phi", "learning_rate", "batch_fraction", "seed", "ranks"} \
+        <= set(rows[0])
+    assert {r["n"] for r in rows} == {"200", "300", "400"}
+    assert {r["learning_rate"] for r in rows} == {"0.01", "0.1", "1"}
+    assert {r["status"] for r in rows} == {"pending"}
+    assert len({r["path"] for r in rows}) == len(rows)
+    for row in rows:
+        config = RunConfig.from_toml(out / row["path"].replace("run.h5", "config.toml"))
+        assert config.system.n == int(row["n"]) and config.system.phi == float(row["phi"])
+        assert config.system.seed == int(row["seed"]) and config.dynamics.learning_rate == float(row["learning_rate"])
+        assert not (out / row["path"]).exists()
+    assert (out / "phi=0.45_n=200_lr=0.01_seed=3" / "config.toml").is_file()
+    # planning again changes nothing
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/config.toml")}
+    assert sw.main(["plan", str(path)]) == 0
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("*/config.toml")}
+
+
+def test_rank_rule_assigns_ranks_by_n(tmp_path):
+    path = write_sweep(tmp_path, "[axes]\nn = [300, 2000]\n[ranks]\nrule = [[0, 1], [1000, 2]]\n")
+    runs = sw.Sweep.load(path).plan()
+    assert {r.config.system.n: r.ranks for r in runs} == {300: 1, 2000: 2}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[axes]\nwavelength = [1, 2]\n", "axes.wavelength: unknown axis"),
+    ("[axes]\nsystem.colour = [1, 2]\n", "axes.system.colour: unknown axis"),
+    ("[axes]\nphi = []\n", "empty axis"),
+    ("[axes]\nphi = {start = 0.5, stop = 0.6, num = 0}\n", "empty axis"),
+    ("[axes]\nsystem.seed = [1, 2]\n", "sweep.seeds"),
+    ("[axes]\nphi = {start = 0.1, stop = 0.6, num = 40}\nn = {start = 200, stop = 400, num = 30}\n",
+     "more than sweep.max_runs"),
+    ("[axes]\nphi = [0.5, 3.0]\n", "system.phi"),
+    ("[ranks]\nrule = [[0, 7]]\n", "the largest rank count that fits is 6"),
+    ("[ranks]\nrule = [[0, 0]]\n", "ranks.rule"),
+    ("[slurm]\ntime = \"soon\"\n", "slurm.time"),
+    ("[colours]\nx = 1\n", "unknown section"),
+])
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, body, message):
+    path = write_sweep(tmp_path, body)
+    proc = cli("plan", path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_yes_accepts_a_large_grid(tmp_path):
+    path = write_sweep(tmp_path, "[axes]\nphi = {start = 0.4, stop = 0.6, num = 3}\n", head="max_runs = 2\n")
+    with pytest.raises(sw.SweepError, match="max_runs"):
+        sw.Sweep.load(path).plan()
+    assert len(sw.Sweep.load(path).plan(allow_many=True)) == 3
+
+
+# ----------------------------------------------------------------------------------- local execution
+def test_run_records_a_failure_and_finishes_the_others(tmp_path):
+    # an initial-configuration file that exists (so planning accepts it) but is not an mpisim output:
+    # the run starting from it fails at runtime
+    (tmp_path / "broken.h5").write_text("not an HDF5 file\n")
+    path = write_sweep(tmp_path, '[axes]\nphi = [0.45, 0.5]\nsystem.init = ["random", "broken.h5"]\n')
+    proc = cli("run", path, "--cores", "2", "--progress-seconds", "1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = {r["name"]: r for r in read_manifest(tmp_path / "runs" / "manifest.tsv")}
+    failed = {n for n, r in rows.items() if r["status"] == "failed"}
+    assert failed == {n for n in rows if "init=broken" in n} and len(failed) == 2
+    assert all(r["status"] == "done" for n, r in rows.items() if n not in failed)
+    for name in failed:
+        error = rows[name]["error"]
+        assert error.startswith("exit status 1: mpisim:") and "Unable to open file" in error, error
+        assert error in (tmp_path / "runs" / name / "FAILED").read_text()
+    assert "FAILED" in proc.stdout
+    status = cli("status", path)
+    assert status.returncode == 0 and "2/4 done" in status.stdout and rows[min(failed)]["error"] in status.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
+    # checkpoints every 50 steps; the driver is stopped once a run is done and another has a checkpoint
+    path = write_sweep(tmp_path, "[axes]\nphi = [0.4, 0.45, 0.5, 0.55]\n", steps=1000,
+                       run="checkpoint_every = 50\n")
+    out = tmp_path / "runs"
+    manifest = out / "manifest.tsv"
+    driver = subprocess.Popen([str(LAUNCH), "run", str(path), "--cores", "1", "--progress-seconds", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
+    deadline = time.time() + 120
+    done = resumable = []
+    while time.time() < deadline and not (done and resumable):
+        time.sleep(0.05)
+        if manifest.exists():
+            done = [r for r in read_manifest(manifest) if r["status"] == "done"]
+            resumable = [p.parent for p in out.glob("*/run.h5.ckpt")]
+    assert done and resumable, "no run finished and another checkpointed in time"
+    driver.send_signal(sig)
+    driver.communicate(timeout=60)
+    assert driver.returncode != 0
+    rows = read_manifest(manifest)
+    assert any(r["status"] != "done" for r in rows)
+    finished = {r["name"]: (tmp_path / "runs" / r["path"]).stat().st_mtime_ns
+                for r in rows if sw.output_finished(tmp_path / "runs" / r["path"])}
+    assert finished
+    proc = cli("run", path, "--cores", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(finished)} already done" in proc.stdout
+    rows = read_manifest(manifest)
+    assert [r["status"] for r in rows] == ["done"] * 4
+    for name, mtime in finished.items():
+        assert (tmp_path / "runs" / name / "run.h5").stat().st_mtime_ns == mtime
+    for run_dir in resumable:   # continued from its checkpoint, not started again
+        attempts = [ln for ln in (run_dir / "run.log").read_text().splitlines() if ln.startswith("# ")]
+        assert len(attempts) == 2 and attempts[1].endswith("--resume"), attempts
+    assert not list((tmp_path / "runs").glob("*/RUNNING"))
+
+
+# ---------------------------------------------------------------------------------------------- slurm
+def test_slurm_scripts_for_a_multi_node_run(tmp_path):
+    path = write_sweep(tmp_path, """
+[axes]
+n = [300, 4000]
+[ranks]
+rule = [[0, 1], [1000, 8]]
+[slurm]
+partition = "compute"
+time = "02:00:00"
+ranks_per_node = 4
+modules = ["openmpi/4.1", "hdf5/1.12-mpi"]
+account = "proj42"
+launcher = "srun --mpi=pmix"
+""")
+    proc = cli("slurm", path, "--time", "03:30:00")
+    assert proc.returncode == 0, proc.stderr
+    d = tmp_path / "runs" / "slurm"
+    assert "submit.sh" in proc.stdout
+    multi = (d / "run_n=4000_seed=0.sbatch").read_text()
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks=8", "#SBATCH --ntasks-per-node=4",
+                 "#SBATCH --partition=compute", "#SBATCH --time=03:30:00", "#SBATCH --account=proj42",
+                 "module load openmpi/4.1 hdf5/1.12-mpi"):
+        assert line in multi.splitlines(), line
+    assert "-m mpisim.sweep exec" in multi and "--ranks 8" in multi and "'srun --mpi=pmix'" in multi
+    assert str(tmp_path / "runs" / "n=4000_seed=0") in multi and "--array" not in multi
+    array = (d / "array_r1.sbatch").read_text()
+    assert "#SBATCH --array=0-0" in array and "#SBATCH --nodes=1" in array
+    assert (d / "array_r1.txt").read_text().split() == [str(tmp_path / "runs" / "n=300_seed=0")]
+    submit = (d / "submit.sh").read_text()
+    assert "sbatch --parsable array_r1.sbatch" in submit and "run_n=4000_seed=0.sbatch" in submit
+    assert "afterany" in submit and os.access(d / "submit.sh", os.X_OK)
+    # the command the job runs for the 8-rank run
+    cmd = sw.run_command(tmp_path / "runs" / "n=4000_seed=0", 8, "fresh", "srun --mpi=pmix")
+    assert cmd[:4] == ["srun", "--mpi=pmix", "-n", "8"] and cmd[-2:] == [str(tmp_path / "runs" / "n=4000_seed=0" / "run.h5"), "--quiet"]
+    # a job's exec of the single-rank run (mpirun launcher here) finishes it and status sees it
+    run_dir = tmp_path / "runs" / "n=300_seed=0"
+    proc = subprocess.run([sys.executable, "-m", "mpisim.sweep", "exec", str(run_dir), "--ranks", "1",
+                           "--launcher", "mpirun"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sw.output_finished(run_dir / "run.h5") and not (run_dir / "RUNNING").exists()
+    rows = {r["name"]: r["status"] for r in read_manifest(tmp_path / "runs" / "manifest.tsv")}
+    assert rows == {"n=300_seed=0": "pending", "n=4000_seed=0": "pending"}   # until status refreshes it
+    assert cli("status", path).returncode == 0
+    rows = {r["name"]: r["status"] for r in read_manifest(tmp_path / "runs" / "manifest.tsv")}
+    assert rows == {"n=300_seed=0": "done", "n=4000_seed=0": "pending"}
