@@ -378,17 +378,21 @@ class StructureFactor:
 # ------------------------------------------------------------------------- exact (fixed-point) sums
 # Added for the simulator's distributed S(k) (mpisim/sofk.py): the float sums above depend on how the
 # particles are split (threads, MPI ranks); these do not. Each term exp(i k . x_j), computed exactly as
-# in _sums3, is rounded to 2^-62 and added in two int64 limbs, so the total is the same integer for any
-# split of the particles and any summation order (docs/structure-factor.md).
-FIXED_LIMB = 2.0 ** 31
+# in _sums3, is rounded to 2^-52 and added as an int64; every BLOCK particles the block's integer sums
+# are carried into two int64 limbs. Integer addition is exact, so the totals are the same for any split
+# of the particles and any order (docs/structure-factor.md).
+TERM_BITS = 52          # a term (|t| <= 1) becomes rint(t 2^52); BLOCK of them stay below 2^62
+BLOCK = 1024
+HI_BITS = 21            # totals: hi 2^-21 + lo 2^-52, lo in [0, 2^31)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fixed_add(acc, row, k, t):
-    s = t * FIXED_LIMB                      # exact (power of two)
-    h = math.floor(s)
-    acc[row, k] += np.int64(h)
-    acc[row + 1, k] += np.int64(np.rint((s - h) * FIXED_LIMB))   # s - h exact, in [0, 1)
+def _carry(blk, tot, row):
+    for k in range(blk.shape[0]):
+        v = blk[k]
+        tot[row, k] += v >> 31               # floor division: hi limb, units 2^-21
+        tot[row + 1, k] += v & 0x7FFFFFFF    # remainder in [0, 2^31): lo limb, units 2^-52
+        blk[k] = 0
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -396,13 +400,17 @@ def _sums3_fixed(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunk
     n = pos.shape[0]
     acc = np.zeros((nchunks, 4, nk), dtype=np.int64)
     nrows = r_n1.shape[0]
+    scale = 2.0 ** TERM_BITS
     for c in prange(nchunks):
         start = c * n // nchunks
         end = (c + 1) * n // nchunks
         ex = np.empty(m1 + 1, dtype=np.complex128)
         ey = np.empty(2 * m2 + 1, dtype=np.complex128)
-        ez = np.empty(2 * m3 + 1, dtype=np.complex128)
-        a4 = acc[c]
+        ezr = np.empty(2 * m3 + 1)
+        ezi = np.empty(2 * m3 + 1)
+        bre = np.zeros(nk, dtype=np.int64)
+        bim = np.zeros(nk, dtype=np.int64)
+        tot = acc[c]
         for p in range(start, end):
             t = 2.0 * np.pi * pos[p, 0] / box[0]
             z = complex(math.cos(t), math.sin(t))
@@ -417,19 +425,28 @@ def _sums3_fixed(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunk
                 ey[m2 - q] = ey[m2 + q].conjugate()
             t = 2.0 * np.pi * pos[p, 2] / box[2]
             z = complex(math.cos(t), math.sin(t))
-            ez[m3] = 1.0
+            e = complex(1.0, 0.0)              # the powers of _sums3's ez, split into re/im arrays
+            ezr[m3] = 1.0
+            ezi[m3] = 0.0
             for q in range(1, m3 + 1):
-                ez[m3 + q] = ez[m3 + q - 1] * z
-                ez[m3 - q] = ez[m3 + q].conjugate()
+                e = e * z
+                ezr[m3 + q] = e.real
+                ezi[m3 + q] = e.imag
+                ezr[m3 - q] = e.real
+                ezi[m3 - q] = -e.imag
             for r in range(nrows):
                 a = ex[r_n1[r]] * ey[m2 + r_n2[r]]
-                ar = a.real
-                ai = a.imag
+                ar = a.real * scale            # exact (power of two): the same term as _sums3, scaled
+                ai = a.imag * scale
                 off = r_off[r] - r_lo[r]
                 for q in range(r_lo[r], r_hi[r] + 1):
-                    b = ez[m3 + q]
-                    _fixed_add(a4, 0, off + q, ar * b.real - ai * b.imag)
-                    _fixed_add(a4, 2, off + q, ar * b.imag + ai * b.real)
+                    br = ezr[m3 + q]
+                    bi = ezi[m3 + q]
+                    bre[off + q] += np.int64(np.rint(ar * br - ai * bi))
+                    bim[off + q] += np.int64(np.rint(ar * bi + ai * br))
+            if (p - start) % BLOCK == BLOCK - 1 or p == end - 1:
+                _carry(bre, tot, 0)
+                _carry(bim, tot, 2)
     out = np.zeros((4, nk), dtype=np.int64)
     for c in range(nchunks):
         out += acc[c]
@@ -438,10 +455,10 @@ def _sums3_fixed(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunk
 
 def sofk_sums_fixed(positions, box, k_max: float, octant: bool = False):
     """Like :func:`sofk_sums`, but exact: ``(kvecs, acc)`` with acc int64 [4, nk] = (re_hi, re_lo,
-    im_hi, im_lo), sum_j exp(i k . x_j) = (hi 2^31 + lo) 2^-62 (each term rounded to 2^-62).
+    im_hi, im_lo), sum_j exp(i k . x_j) = hi 2^-21 + lo 2^-52 (each term rounded to 2^-52).
 
     The integers add exactly over any split of the particles (e.g. an MPI integer Allreduce), so the
-    total does not depend on the split; :func:`fixed_to_float` turns them into floats. Up to 2^32
+    total does not depend on the split; :func:`fixed_to_float` turns them into floats. Up to 2^31
     particles. A 2-d system runs the 3-d kernel with a unit middle axis (identical terms).
     """
     pos = np.ascontiguousarray(positions, dtype=np.float64)
@@ -472,10 +489,10 @@ def fixed_to_float(acc):
     integer arithmetic, then one rounding)."""
     acc = np.asarray(acc, dtype=np.int64)
     hi = acc[0::2] + (acc[1::2] >> 31)          # carry: lo in [0, 2^31)
-    lo = acc[1::2] & (2 ** 31 - 1)
-    if np.abs(hi).max(initial=0) < 2 ** 52:     # hi 2^-31 and lo 2^-62 exact: one rounding in the sum
-        v = np.ldexp(hi.astype(np.float64), -31) + np.ldexp(lo.astype(np.float64), -62)
+    lo = acc[1::2] & 0x7FFFFFFF
+    if np.abs(hi).max(initial=0) < 2 ** 53:     # hi 2^-21 and lo 2^-52 exact: one rounding in the sum
+        v = np.ldexp(hi.astype(np.float64), -HI_BITS) + np.ldexp(lo.astype(np.float64), -TERM_BITS)
     else:
-        v = np.array([[((int(h) << 31) + int(l)) / 2 ** 62 for h, l in zip(hr, lr)]
+        v = np.array([[((int(h) << 31) + int(l)) / 2 ** TERM_BITS for h, l in zip(hr, lr)]
                       for hr, lr in zip(hi, lo)]).reshape(hi.shape)
     return v[0], v[1]

@@ -641,11 +641,12 @@ def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sy
     here = socket.gethostname()
     elsewhere = [r for r in runs if states[r.name][0] == "running"]
     waiting = [r for r in elsewhere if (running_marker(r.dir) or {}).get("host") == here]
+    remote = len(elsewhere) > len(waiting)
     todo.sort(key=lambda r: (-min(r.ranks, cores), -r.cost))
     skipped = sum(states[r.name][0] == "done" for r in runs)
     print(f"sweep {sweep.name}: {len(runs)} runs, {skipped} already done, {len(todo)} to run on {cores} "
           f"cores{f', {len(waiting)} running in another driver (waiting for them)' if waiting else ''}"
-          f"{f', {len(elsewhere) - len(waiting)} running on other hosts (left alone)' if len(elsewhere) > len(waiting) else ''}; "
+          f"{f', {len(elsewhere) - len(waiting)} running on other hosts (left alone)' if remote else ''}; "
           f"manifest {sweep.out_dir / MANIFEST}", file=out, flush=True)
     active = {}                # name -> (Attempt, run)
     t0 = time.time()

@@ -210,7 +210,8 @@ launcher = "srun --mpi=pmix"
     assert "afterany" in submit and os.access(d / "submit.sh", os.X_OK)
     # the command the job runs for the 8-rank run
     cmd = sw.run_command(tmp_path / "runs" / "n=4000_seed=0", 8, "fresh", "srun --mpi=pmix")
-    assert cmd[:4] == ["srun", "--mpi=pmix", "-n", "8"] and cmd[-2:] == [str(tmp_path / "runs" / "n=4000_seed=0" / "run.h5"), "--quiet"]
+    assert cmd[:4] == ["srun", "--mpi=pmix", "-n", "8"]
+    assert cmd[-2:] == [str(tmp_path / "runs" / "n=4000_seed=0" / "run.h5"), "--quiet"]
     # a job's exec of the single-rank run (mpirun launcher here) finishes it and status sees it
     run_dir = tmp_path / "runs" / "n=300_seed=0"
     proc = subprocess.run([sys.executable, "-m", "mpisim.sweep", "exec", str(run_dir), "--ranks", "1",
