@@ -15,8 +15,8 @@ Examples
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
 >>> box = np.array([60.0, 60.0])
->>> hu = Hyperuniformity(k_fit_max=0.8).compute([rng.random((3600, 2)) * box], box)
->>> bool(abs(hu.alpha) < 0.5)                       # Poisson points: alpha ~ 0
+>>> hu = Hyperuniformity(k_fit_max=1.5).compute([rng.random((3600, 2)) * box], box)
+>>> bool(abs(np.nanmean(hu.S_k) - 1.0) < 0.1)       # Poisson points: S(k) = 1
 True
 """
 from __future__ import annotations

@@ -60,6 +60,8 @@ def build_parser():
                       help="direct sums (exact, small k) or grid (mesh + FFT, large k_max)")
     sofk.add_argument("--mesh", type=int, default=0, help="grid: points per axis (default 0: automatic)")
     sofk.add_argument("--assignment", choices=("cic", "tsc"), default="tsc", help="grid: mass assignment")
+    sofk.add_argument("--no-interlace", dest="interlace", action="store_false",
+                      help="grid: one mesh only (default: two, the second shifted by half a cell)")
     sofk.add_argument("--octant", action="store_true", help="only k with n_a >= 0 (freud's sampling)")
     sofk.add_argument("-o", "--output", help="write to this new .h5 file instead of PATH")
     sofk.add_argument("--overwrite", action="store_true",
@@ -180,7 +182,8 @@ def _sofk(args, comm):
     if problem:
         raise UsageError(problem)
     options = {"k_max": args.k_max, "k_min": args.k_min, "bins": args.bins, "method": args.method,
-               "mesh": args.mesh, "assignment": args.assignment, "octant": args.octant}
+               "mesh": args.mesh, "assignment": args.assignment, "interlace": args.interlace,
+               "octant": args.octant}
     if args.bins < 1 or args.mesh < 0 or args.mesh % 2:
         raise UsageError(f"--bins must be >= 1 and --mesh even >= 0 (0 = automatic); got {args.bins}, "
                          f"{args.mesh}")

@@ -9,8 +9,9 @@ results are global, identical on all ranks, and do not depend on the number of r
   kernel (``analysis.structure_factor.sofk_sums_fixed``), every term rounded to 2^-62 and added in
   int64 limbs; one integer ``Allreduce`` gives the exact global sums.
 * ``method="grid"``: each rank assigns its particles to a mesh (CIC or TSC, int64 fixed-point weights),
-  one integer ``Reduce`` to rank 0, a numpy FFT there (mpi4py-fft needs FFTW, absent here), the window
-  and aliasing/shot-noise correction, and a broadcast of the binned result.
+  an integer ``Reduce_scatter`` gives each rank whole x-planes, a slab-decomposed numpy FFT (one
+  ``Alltoall`` transpose; mpi4py-fft needs FFTW, absent here), then the window and aliasing/shot-noise
+  correction at each rank's wave vectors.
 
 Both methods sample the same half space of k (every +-k pair once) and share the bins of
 ``analysis.structure_factor.StructureFactor``.
@@ -129,26 +130,83 @@ class StructureFactorMeasurement:
 
     # ----------------------------------------------------------------------------------------- grid
     def _grid(self, pos):
+        """Mesh assignment, exact integer Reduce_scatter by x-planes, slab FFT: each rank transforms its
+        planes along y (, z), an Alltoall transposes, each rank transforms its columns along x and
+        evaluates S at its wave vectors; the per-k values are assembled by adding zeros (exact)."""
+        comm, size, rank = self.comm, self.comm.size, self.comm.rank
         m, d, p = self.mesh, self.dim, ASSIGNMENTS[self.assignment]
-        meshes = 2 if self.interlace else 1
-        local = np.zeros((meshes,) + (m,) * d, dtype=np.int64)
+        nm = 2 if self.interlace else 1
+        local = np.zeros((m, nm) + (m,) * (d - 1), dtype=np.int64)   # x first: a rank's planes contiguous
         pos3 = np.zeros((len(pos), 3))
         pos3[:, :d] = pos
         box3 = np.ones(3)
         box3[:d] = self.box
-        for i in range(meshes):       # the second mesh sees the particles shifted by +H/2 on every axis
-            assign_mesh(pos3, box3, d, m, p, 0.5 * i, local[i].reshape(m, m, m if d == 3 else 1))
-        total = _reduce_int(self.comm, local)
-        s = None
-        if self.comm.rank == 0:
-            s = grid_sofk(total, self.nvecs, self.n_total, p)
-        return self.comm.bcast(s, root=0) if self.comm.size > 1 else s
+        for i in range(nm):       # the second mesh sees the particles shifted by +H/2 on every axis
+            assign_mesh(pos3, box3, d, m, p, 0.5 * i, local[:, i] if d == 3 else local[:, i, :, None])
+        planes = _blocks(m, size)
+        n_mine = planes[rank + 1] - planes[rank]
+        if size == 1:
+            slab = local
+        else:
+            from mpi4py import MPI
+            slab = np.empty((n_mine,) + local.shape[1:], dtype=np.int64)
+            per_plane = local[0].size
+            comm.Reduce_scatter(local, slab, recvcounts=[int(c) * per_plane for c in np.diff(planes)],
+                                op=MPI.SUM)
+        del local
+        f = np.fft.rfftn(slab.astype(np.float64) / MESH_SCALE, axes=tuple(range(2, d + 1)))
+        del slab
+        half = m // 2 + 1
+        ncol = half * m ** (d - 2)            # columns (k_y, k_z) of the rfft, flattened
+        f = f.reshape(n_mine, nm, ncol)
+        cols = _blocks(ncol, size)
+        c0, c1 = cols[rank], cols[rank + 1]
+        if size > 1:
+            f = _transpose(comm, f, planes, cols)   # -> [m, nm, c1 - c0]: whole x-columns
+        g = np.fft.fft(f, axis=0)
+        del f
+        n = self.nvecs.copy()
+        n[n[:, -1] < 0] *= -1                 # rfft stores n_d >= 0; S(-k) = S(k)
+        col = n[:, 1] if d == 2 else np.mod(n[:, 1], m) * half + n[:, 2]
+        mine = (col >= c0) & (col < c1)
+        i0, cm = np.mod(n[mine, 0], m), col[mine] - c0
+        fk = g[i0, 0, cm]
+        if nm == 2:
+            fk = 0.5 * (fk + g[i0, 1, cm] * np.exp(1j * np.pi * n[mine].sum(axis=1) / m))
+        s = np.zeros(len(n))
+        s[mine] = grid_correction((fk.real ** 2 + fk.imag ** 2) / self.n_total, self.nvecs[mine], m, p,
+                                  nm == 2)
+        if size > 1:                          # each k is non-zero on one rank only: x + 0 + ... is exact
+            from mpi4py import MPI
+            total = np.empty_like(s)
+            comm.Allreduce(s, total, op=MPI.SUM)
+            s = total
+        return s
 
 
-def grid_sofk(mesh_counts, nvecs, n_total, order):
-    r"""S at the integer wave vectors ``nvecs`` [nk, d] from fixed-point density meshes [1 or 2, m, ...].
+def _blocks(n, parts):
+    return [(n * b) // parts for b in range(parts + 1)]
 
-    S_mesh(k) = |FFT(rho)(k)|^2 / N is the true S convolved with the aliased window:
+
+def _transpose(comm, f, planes, cols):
+    """[planes of this rank, nm, all columns] -> [all planes, nm, columns of this rank] (Alltoallv)."""
+    from mpi4py import MPI
+    size, rank = comm.size, comm.rank
+    n_mine, nm = f.shape[0], f.shape[1]
+    send = np.concatenate([f[:, :, cols[q]:cols[q + 1]].ravel() for q in range(size)])
+    scounts = np.array([n_mine * nm * (cols[q + 1] - cols[q]) for q in range(size)])
+    rcounts = np.array([(planes[q + 1] - planes[q]) * nm * (cols[rank + 1] - cols[rank]) for q in range(size)])
+    recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
+    sdisp = np.concatenate([[0], np.cumsum(scounts)[:-1]])
+    rdisp = np.concatenate([[0], np.cumsum(rcounts)[:-1]])
+    comm.Alltoallv([send, scounts, sdisp, MPI.C_DOUBLE_COMPLEX], [recv, rcounts, rdisp, MPI.C_DOUBLE_COMPLEX])
+    return recv.reshape(planes[-1], nm, cols[rank + 1] - cols[rank])
+
+
+def grid_correction(s_mesh, nvecs, m, order, interlaced):
+    r"""S at the integer wave vectors ``nvecs`` [nk, d] from the mesh estimate S_mesh = |F_mesh|^2 / N.
+
+    S_mesh(k) is the true S convolved with the aliased window:
     S_mesh = sum_n |W(k + 2 pi n / H)|^2 S(k + 2 pi n / H). Assuming S = 1 at the aliased images
     (|k + 2 pi n / H| >= 2 pi / H - k_max, beyond the structure), S_mesh = |W|^2 S + C(k) - |W|^2 with
     C(k) = sum_n |W(k + 2 pi n/H)|^2 = prod_a c(sin(pi n_a / m)) (Hockney & Eastwood; Jing 2005,
@@ -160,18 +218,6 @@ def grid_sofk(mesh_counts, nvecs, n_total, order):
     so C = (prod_a c_a + prod_a c'_a) / 2 with c'_a = sum_n (-1)^n sinc^{2p}(pi n_a / m + pi n)
     (summed for |n| <= 40).
     """
-    interlaced = mesh_counts.shape[0] == 2
-    m = mesh_counts.shape[1]
-    d = mesh_counts.ndim - 1
-    n = nvecs.copy()
-    flip = n[:, -1] < 0                  # rfft stores n_d >= 0; S(-k) = S(k)
-    n[flip] *= -1
-    idx = tuple(np.mod(n[:, a], m) if a < d - 1 else n[:, a] for a in range(d))
-    fk = np.fft.rfftn(mesh_counts[0].astype(np.float64) / MESH_SCALE)[idx]
-    if interlaced:
-        f2 = np.fft.rfftn(mesh_counts[1].astype(np.float64) / MESH_SCALE)[idx]
-        fk = 0.5 * (fk + f2 * np.exp(1j * np.pi * n.sum(axis=1) / m))
-    s_mesh = (fk.real ** 2 + fk.imag ** 2) / n_total
     # per-axis factors depend on the integer n_a only: tabulate them for |n_a| <= m / 2
     half = m // 2
     x = np.pi * np.arange(-half, half + 1) / m
@@ -242,16 +288,6 @@ def _sum_int(comm, values):
     from mpi4py import MPI
     out = np.empty_like(values)
     comm.Allreduce(values, out, op=MPI.SUM)
-    return out
-
-
-def _reduce_int(comm, values):
-    """Global sum of an int64 array on rank 0 (None elsewhere; exact)."""
-    if comm.size == 1:
-        return values
-    from mpi4py import MPI
-    out = np.empty_like(values) if comm.rank == 0 else None
-    comm.Reduce(values, out, op=MPI.SUM, root=0)
     return out
 
 
