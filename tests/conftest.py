@@ -1,5 +1,5 @@
 """Shared fixtures. The same suite runs serially and under mpirun (pytest-mpi: tests marked ``mpi`` run
-only with --only-mpi/--with-mpi). A failure on any rank aborts the whole job at session end, so that no
+only with --only-mpi/--with-mpi). A failure on any rank aborts the whole job after its report, so that no
 rank waits forever for a partner that stopped."""
 import os
 import sys
@@ -29,19 +29,17 @@ def _mpi_size():
     return MPI.COMM_WORLD.size
 
 
-def pytest_configure(config):
-    # Ranks other than 0 write their report to a file instead of interleaving it with rank 0's.
-    if _mpi_size() > 1:
-        from mpi4py import MPI
-        rank = MPI.COMM_WORLD.rank
-        if rank > 0:
-            log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mpisim-pytest-rank{rank}.log")
-            sys.stdout = open(log, "w")
-
-
 def pytest_sessionfinish(session, exitstatus):
+    session.config._mpisim_exitstatus = exitstatus
+
+
+def pytest_unconfigure(config):
+    # After the report is printed: a rank whose tests failed takes the whole job down, so that ranks
+    # still waiting in a collective call of the failed test do not hang.
+    exitstatus = getattr(config, "_mpisim_exitstatus", 0)
     if _mpi_size() > 1 and exitstatus not in (0, 5):
         from mpi4py import MPI
+        sys.stdout.flush()
         sys.stderr.write(f"rank {MPI.COMM_WORLD.rank}: tests failed (exit {exitstatus}); aborting the job\n")
         sys.stderr.flush()
         MPI.COMM_WORLD.Abort(int(exitstatus))

@@ -15,13 +15,16 @@ from mpisim.schemes import SCHEMES
 
 from .conftest import clean_env, mpirun_command
 
-DYNAMICS = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5}
+# A value for every parameter a scheme may need (SchemeSpec.needs).
+VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "noise_amplitude": 0.02,
+          "temperature": 0.002}
 
 
 def _run(comm, scheme, dim, potential="linear", polydispersity=0.0):
+    dynamics = {"scheme": scheme, "potential": potential, **{k: VALUES[k] for k in SCHEMES[scheme].needs}}
     cfg = {"system": {"n": 1200 if dim == 3 else 900, "phi": 0.68, "dim": dim, "seed": 4,
                       "polydispersity": polydispersity},
-           "dynamics": dict(scheme=scheme, potential=potential, **DYNAMICS),
+           "dynamics": dynamics,
            "run": {"steps": 40, "log_every": 3, "progress_seconds": 0.0, "sort_every": 7, "skin": 0.1}}
     sim = Simulation.from_config(cfg, write=False, comm=comm).run()
     return sim.snapshot(), sim.observables, sim.rebuilds
