@@ -112,7 +112,7 @@ class PairList:
         while True:
             n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
                             self.first, self.second)
-            if n <= self.first.shape[0]:
+            if n < self.first.shape[0]:
                 self.n = n
                 return
             self.first = np.zeros(int(n * 1.1) + 1024, dtype=np.int32)
@@ -132,40 +132,47 @@ _ROWS = np.array([[1, 0], [-1, 1], [0, 1], [1, 1]], dtype=np.int64)
 @njit
 def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, first, second):
     """Fill first/second with the pairs (storage indices) closer than reach in binning coordinates, with
-    at least one owned particle. Returns the number of pairs, which may exceed the capacity (then
-    nothing past it was stored and the caller retries with more room)."""
+    at least one owned particle. Returns the number of pairs; if it is not below the capacity, the
+    caller retries with more room (the last slot is scratch)."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
     nx, ny, nz = dims[0], dims[1], dims[2]
+    lo = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
+    hi = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
     for cz in range(nz):
         for cy in range(ny):
             for cx in range(nx):
                 c = (cz * ny + cy) * nx + cx
-                end_right = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                if cell_start[c] == cell_start[c + 1]:
+                    continue
+                # The slot ranges of the neighbour rows are the same for every particle of the cell;
+                # range 0 (the rest of this cell and the cell to its right) starts after the particle.
+                hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                nrows = 1
+                for r in range(_ROWS.shape[0]):
+                    yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
+                    if yy < 0 or yy >= ny or zz >= nz:
+                        continue
+                    base = (zz * ny + yy) * nx
+                    lo[nrows] = cell_start[base + max(cx - 1, 0)]
+                    hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
+                    nrows += 1
                 for a in range(cell_start[c], cell_start[c + 1]):
                     i = order[a]
                     own_i = i < n_own
                     xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
-                    for r in range(-1, _ROWS.shape[0]):
-                        if r < 0:
-                            lo, hi = a + 1, end_right
-                        else:
-                            yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
-                            if yy < 0 or yy >= ny or zz >= nz:
-                                continue
-                            base = (zz * ny + yy) * nx
-                            lo = cell_start[base + max(cx - 1, 0)]
-                            hi = cell_start[base + min(cx + 1, nx - 1) + 1]
-                        for b in range(lo, hi):
+                    lo[0] = a + 1
+                    for r in range(nrows):
+                        for b in range(lo[r], hi[r]):
                             dx = xi - sorted_pos[b, 0]
                             dy = yi - sorted_pos[b, 1]
                             dz = zi - sorted_pos[b, 2]
                             if dx * dx + dy * dy + dz * dz < reach2:
                                 j = order[b]
                                 if own_i or j < n_own:
-                                    if m < cap:
-                                        first[m] = i
-                                        second[m] = j
+                                    w = min(m, cap - 1)   # past the capacity: count, keep no more
+                                    first[w] = i
+                                    second[w] = j
                                     m += 1
     return m

@@ -144,16 +144,24 @@ class Domain:
         # of a pair unique (box > 2 (cutoff + skin)).
         room = min(min(self.width[:dim]), 0.5 * min(self.box[:dim])) / (1 + CELL_MARGIN) - self.rcut
         self.skin = float(max(0.0, min(skin, 0.999 * room)))
-        self.reach = self.rcut + self.skin
-        # Cells: owned cells tile the subdomain exactly; one ghost layer on each side of a real axis.
-        ncell = np.array([max(1, int(np.floor(self.width[a] / (self.reach * (1 + CELL_MARGIN)))))
+        self.cells = None
+        self.set_reach(self.rcut + self.skin)
+        self.owner_coords_scale = np.asarray(self.grid) / self.box
+
+    def set_reach(self, reach):
+        """Size cells and the ghost layer for pairs up to ``reach`` (<= rcut + self.skin). Owned cells
+        tile the subdomain exactly; one ghost layer on each side of a real axis. Rank-local."""
+        self.reach = reach
+        dim = self.dim
+        ncell = np.array([max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
                           if a < dim else 1 for a in range(3)])
-        cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
         ghost = np.array([1 if a < dim else 0 for a in range(3)])
+        if self.cells is not None and np.array_equal(self.cells.dims, ncell + 2 * ghost):
+            return
+        cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
         self.ghost_width = cell_width.copy()
         self.cells = CellList(ncell + 2 * ghost, self.lo - ghost * cell_width, cell_width, ghost,
                               ghost + ncell - 1, dim)
-        self.owner_coords_scale = np.asarray(self.grid) / self.box
 
     @property
     def size(self):

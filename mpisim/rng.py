@@ -51,9 +51,34 @@ def uniform(seed, step, stream, a, b):
     return np.float64(hash_key(seed, step, stream, a, b) >> _S11) * _TWO_M53
 
 
+# Acklam's rational approximation of the inverse normal CDF (relative error < 1.2e-9): no
+# transcendental function in the central 95% of draws, and one hash per normal.
+_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+      -3.066479806614716e+01, 2.506628277459239e+00)
+_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+      -1.328068155288572e+01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+      4.374664141464968e+00, 2.938163982698783e+00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
+_P_LOW = 0.02425
+
+
+@inline
+def _tail(p):
+    q = np.sqrt(-2.0 * np.log(p))
+    return (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / \
+        ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
+
+
 @inline
 def normal(seed, step, stream, a, b):
-    """N(0, 1) by Box-Muller from the two uniforms of sub-keys 2b and 2b + 1."""
-    u1 = uniform(seed, step, stream, a, 2 * b)
-    u2 = uniform(seed, step, stream, a, 2 * b + 1)
-    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+    """N(0, 1): the inverse normal CDF of a uniform in (0, 1) with 53 random bits."""
+    p = (np.float64(hash_key(seed, step, stream, a, b) >> _S11) + 0.5) * _TWO_M53
+    if p < _P_LOW:
+        return _tail(p)
+    if p > 1.0 - _P_LOW:
+        return -_tail(1.0 - p)
+    q = p - 0.5
+    r = q * q
+    return (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q / \
+        (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)

@@ -161,6 +161,8 @@ class Simulation:
     def _rebuild(self):
         """Migrate, re-sort now and then, exchange ghosts and rebuild cells and the Verlet list."""
         st, dom = self.state, self.domain
+        self._adapt_skin(self.step - self.last_rebuild)
+        dom.set_reach(dom.rcut + self.skin)
         st.n_ghost = 0
         dom.migrate(st)
         if self.last_sort is None or self.step - self.last_sort >= self.config.run.sort_every:
@@ -169,8 +171,7 @@ class Simulation:
         dom.borders(st)
         n = st.n_own + st.n_ghost
         dom.cells.build(st.pos, st.shift, self.box, st.n_own, n, st.acc.view(np.float64))
-        self._adapt_skin(self.step - self.last_rebuild)
-        self.pairs.build(dom.cells, st.n_own, dom.rcut + self.skin)
+        self.pairs.build(dom.cells, st.n_own, dom.reach)
         st.acc[:n] = 0
         st.travel[:st.n_own] = 0.0
         self.need_rebuild = False

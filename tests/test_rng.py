@@ -38,3 +38,6 @@ def test_normal_moments(n):
     assert abs(z.mean()) < 5 / np.sqrt(n)
     assert abs(z.var() - 1) < 5 * np.sqrt(2 / n)
     assert abs(np.mean(z ** 4) - 3) < 5 * np.sqrt(96 / n)
+    from scipy import stats
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+    assert z.min() < -4 and z.max() > 4   # the tails are there
