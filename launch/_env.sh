@@ -8,3 +8,5 @@ src_hash=$(cat "$top"/mpisim/*.py "$top"/mpisim/*/*.py "$top"/analysis/*.py 2>/d
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$top/.numba_cache/$src_hash}"
 mpi_flags=(--oversubscribe)
 [ "$(id -u)" = 0 ] && mpi_flags+=(--allow-run-as-root)
+# One numba thread per MPI rank: the ranks already use the cores.
+export NUMBA_NUM_THREADS="${NUMBA_NUM_THREADS:-1}"
