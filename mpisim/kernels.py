@@ -21,6 +21,11 @@ from .schemes._params import MOMENTUM, SPATIAL
 
 FIXED_SCALE = 2.0 ** 40       # displacement resolution 9.1e-13 diameters, range +/- 8.4e6
 SUM_SCALE = 2.0 ** 32         # resolution of exact float sums
+# |dx|^2 is summed as |dx|^2 SQ_SCALE: squared steps are small, and 2^-56 keeps them to float precision
+# (sums up to 5e11 still fit). A power of two, so scaling and unscaling are exact.
+SQ_SCALE = 2.0 ** 24
+# Slots of disp_sums (int64[4], rank-local): exact sums of |dx| and of |dx|^2 SQ_SCALE over the last step.
+D_ABS, D_SQ, N_DISP = 0, 2, 4
 # Counters filled by pair_pass (rank-local; summed over ranks by the domain).
 C_PAIRS, C_ENERGY_HI, C_ENERGY_LO = 0, 1, 2
 N_COUNTERS = 3
@@ -133,8 +138,9 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
 def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, travel, disp_sums):
     """x^i_{k+1} = x^i_k + displacement for owned particles; wrap into [0, L) and count images.
 
-    Resets acc; adds |dx| to travel (distance since the pair list was built). disp_sums (int64[2])
-    receives the exact sum of |dx|. Returns (max |dx|, max travel).
+    Resets acc; adds |dx| to travel (distance since the pair list was built). disp_sums (int64[4])
+    receives the exact sums of |dx| (slots 0-1) and |dx|^2 SQ_SCALE (slots 2-3; skipped if disp_sums has
+    only 2 slots). Returns (max |dx|, max travel).
     """
     max_travel = 0.0
     particle_kind = scheme == 1 or scheme == 3 or scheme == 6
@@ -162,7 +168,9 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
             pos[i, a] = x
         if d2 > 0.0:
             dn = np.sqrt(d2)
-            exact_add(disp_sums, 0, dn)
+            exact_add(disp_sums, D_ABS, dn)
+            if disp_sums.shape[0] >= N_DISP:    # (no bounds checks in numba: old 2-slot callers)
+                exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
             if dn > max_disp:
                 max_disp = dn
             travel[i] += dn
@@ -281,7 +289,9 @@ def apply_step_state(scheme, params, seed, step, dim, pos, image, ids, n_own, bo
             _wrap_move(pos, image, i, a, d, box[a])
         if d2 > 0.0:
             dn = np.sqrt(d2)
-            exact_add(disp_sums, 0, dn)
+            exact_add(disp_sums, D_ABS, dn)
+            if disp_sums.shape[0] >= N_DISP:    # (no bounds checks in numba: old 2-slot callers)
+                exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
             if dn > max_disp:
                 max_disp = dn
             travel[i] += dn

@@ -1,7 +1,7 @@
 """Observables recorded every ``run.log_every`` steps (global values, identical on all ranks)."""
 import numpy as np
 
-NAMES = ("activity", "active_pairs", "energy", "msd", "mean_displacement", "max_displacement")
+NAMES = ("activity", "active_pairs", "energy", "msd", "mean_displacement", "max_displacement", "speed_squared")
 DTYPES = {"active_pairs": np.int64}
 
 

@@ -16,7 +16,7 @@ from .config import ConfigError, RunConfig
 from .cells import PairList
 from .domain import Domain, world
 from .dynamics import DynamicsParams
-from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, exact_value
+from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP, SQ_SCALE, exact_value
 from .observables import NAMES, ObservableLog
 from .rng import STREAM_INIT, STREAM_RADII
 from .state import ParticleState
@@ -57,12 +57,11 @@ class Simulation:
         self.need_rebuild = True
         self.rebuilds = 0
         self.last_sort = None
-        self.last_rebuild = 0
         self.skin = self.domain.skin   # adapted to how far particles move per step (speed only)
         self.step = 0
         self.absorbed_step = -1
         self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
-        self.disp_sums = np.zeros(2, dtype=np.int64)  # rank-local exact sum of |dx| of the last step
+        self.disp_sums = np.zeros(N_DISP, dtype=np.int64)  # rank-local exact sums of |dx|, |dx|^2 (last step)
         self.max_disp = 0.0                            # rank-local max |dx| of the last step
         self.log = ObservableLog()
         self.history = {name: [] for name in ("step",) + NAMES}
@@ -161,7 +160,7 @@ class Simulation:
     def _rebuild(self):
         """Migrate, re-sort now and then, exchange ghosts and rebuild cells and the Verlet list."""
         st, dom = self.state, self.domain
-        self._adapt_skin(self.step - self.last_rebuild)
+        self._choose_skin()
         dom.set_reach(dom.rcut + self.skin)
         st.n_ghost = 0
         dom.migrate(st)
@@ -176,17 +175,13 @@ class Simulation:
         st.travel[:st.n_own] = 0.0
         self.need_rebuild = False
         self.rebuilds += 1
-        self.last_rebuild = self.step
 
-    def _adapt_skin(self, interval):
-        """Halve the skin when the list lasts under 3 steps, grow it (up to the domain's) past 20. The
-        interval is global, so every rank takes the same decision; results never depend on the skin."""
-        if self.rebuilds == 0:
-            return
-        if interval < 3:
-            self.skin = 0.5 * self.skin if self.skin > 0.01 * self.domain.rcut else 0.0
-        elif interval > 20:
-            self.skin = min(max(1.5 * self.skin, 0.01 * self.domain.rcut), self.domain.skin)
+    def _choose_skin(self):
+        """The full skin while the list can last at least three steps at the last step's largest
+        displacement, else none (rebuilding every step is then cheaper than a thicker list). Global (one
+        all-reduce per rebuild), so every rank takes the same decision; results never depend on it."""
+        fastest = self.domain.max_float(self.max_disp)
+        self.skin = self.domain.skin if 6.0 * fastest < self.domain.skin else 0.0
 
     def measure(self):
         """Global observables of the current positions (after compute()); identical on all ranks."""
@@ -201,8 +196,10 @@ class Simulation:
             "activity": tot[0] / n,
             "active_pairs": int(tot[1 + C_PAIRS]),
             "energy": exact_value(tot[1 + C_ENERGY_HI], tot[2 + C_ENERGY_HI]),
-            "msd": exact_value(tot[-4], tot[-3]) / n,
-            "mean_displacement": exact_value(tot[-2], tot[-1]) / n,
+            "msd": exact_value(tot[-6], tot[-5]) / n,
+            "mean_displacement": exact_value(tot[-4], tot[-3]) / n,
+            # paper 002's instantaneous speed |delta_k|^2 of the step x_{k-1} -> x_k, per particle
+            "speed_squared": exact_value(tot[-2], tot[-1]) / SQ_SCALE / n,
             "max_displacement": self.domain.max_float(self.max_disp),
         }
 
@@ -370,7 +367,10 @@ class Simulation:
         self.step = int(meta["step"])
         self.absorbed_step = int(meta["absorbed_step"])
         # measure() sums disp_sums over ranks: the stored global sum on rank 0, zeros elsewhere.
-        self.disp_sums[:] = np.asarray(meta["disp_sums"], dtype=np.int64) if self.comm.rank == 0 else 0
+        self.disp_sums[:] = 0
+        if self.comm.rank == 0:
+            stored = np.asarray(meta["disp_sums"], dtype=np.int64)
+            self.disp_sums[:len(stored)] = stored
         self.max_disp = float(meta["max_disp"])
         self.need_rebuild = True
         self.last_sort = None
@@ -474,6 +474,11 @@ def _resume_problem(config, output):
         shown = ", ".join(f"{k} (file: {theirs.get(k, 'absent')!r}, config: {mine.get(k, 'absent')!r})"
                           for k in differ)
         return f"{output} was written with different parameters: {shown}"
+    with h5py.File(output, "r") as f:
+        missing = [name for name in NAMES if f"observables/{name}" not in f]
+    if missing:
+        return (f"{output} was written by an older mpisim without /observables/{', '.join(missing)}; "
+                f"start again with --overwrite")
     if not ckpt.is_file():
         with h5py.File(output, "r") as f:
             prov = f["parameters/provenance"].attrs

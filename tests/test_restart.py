@@ -108,6 +108,17 @@ def test_resume_refuses_other_parameters(tmp_path):
 
 
 @pytest.mark.serial
+def test_resume_refuses_a_file_without_an_observable(tmp_path):
+    """A file written before an observable was added (here: speed_squared removed) cannot be resumed."""
+    cfg = small_config(tmp_path / "o.h5")
+    Simulation(cfg, output=str(tmp_path / "o.h5")).run(steps=30)
+    with h5py.File(tmp_path / "o.h5", "r+") as f:
+        del f["observables/speed_squared"]
+    with pytest.raises(ConfigError, match=r"older mpisim without /observables/speed_squared"):
+        Simulation.resume(cfg)
+
+
+@pytest.mark.serial
 def test_cli_resume_errors(tmp_path):
     cfg = small_config(tmp_path / "o.h5", checkpoint_every=0)
     toml = tmp_path / "c.toml"

@@ -8,7 +8,7 @@ each rank keeps the particles its subdomain owns.
 
 Taken at the top of a step k, before the pair pass: it holds the state x_k (wrapped positions, images,
 x_0 for the MSD, radii, aux columns) and what ``Simulation.measure()`` needs from the last move
-x_{k-1} -> x_k (the global fixed-point sum and the maximum of |dx|). Everything else (Verlet lists,
+x_{k-1} -> x_k (the global fixed-point sums of |dx| and |dx|^2, and the maximum of |dx|). Everything else (Verlet lists,
 ghosts, the spatial sort) is rebuilt; results never depend on it.
 """
 import os
@@ -30,7 +30,7 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
     """Write ``state``'s owned particles and ``meta`` (scalars/arrays, identical on all ranks) atomically.
 
     state: a ParticleState (rank-local owned rows); meta: dict with at least step, absorbed_step, disp_sums
-    (int64 [2], global), max_disp (global). Collective. Returns the seconds spent (on every rank).
+    (int64 [4], global: kernels.D_ABS, D_SQ), max_disp (global). Collective. Returns the seconds spent (on every rank).
     """
     t0 = time.perf_counter()
     collective = use_collective(comm, collective)
