@@ -91,12 +91,7 @@ class Simulation:
         s = self.config.system
         ids = np.arange(s.n)
         if s.radii:
-            radii, fr = self.config.species_radii()
-            counts = np.floor(np.cumsum([0.0] + fr) * s.n + 0.5).astype(np.int64)
-            out = np.empty(s.n)
-            for k, r in enumerate(radii):
-                out[counts[k]:counts[k + 1]] = r
-            return out
+            return np.asarray(s.radii, dtype=np.float64)[self._species()]
         if s.polydispersity:
             u = _uniforms(self.seed, STREAM_RADII, ids, 0)
             return s.radius * (1.0 + s.polydispersity * (2.0 * u - 1.0))
