@@ -119,7 +119,13 @@ def cmd_collapse(a):
                      if st == p["step_size"] and dict(fk)["scheme"] == p["scheme"]
                      and dict(fk)["batch_fraction"] == p["batch_fraction"])
             p.update(nu=c.nu, zeta=c.zeta, dnu=c.result.dnu, dzeta=c.result.dzeta)
-    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "phi_c", "phi_c_err", "quality"]
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "phi_c", "phi_c_err",
+            "phi_c_err_method", "at_boundary", "quality"]
+    for p in rows:
+        if p.get("at_boundary"):
+            print(f"{PROG}: note: {p['scheme']} b_f={p['batch_fraction']} step {p['step_size']}: phi_c = "
+                  f"{p['phi_c']:.4g} is at the {p['at_boundary']} end of its allowed range; the minimum of "
+                  f"S may lie beyond it (error: {p['phi_c_err_method']})", file=sys.stderr)
     if a.free:
         cols += ["nu", "dnu", "zeta", "dzeta"]
     _emit(rows, cols, a.output)
@@ -132,7 +138,8 @@ def cmd_phic(a):
     t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
     cp = CriticalPoints(a.quantity, order=a.order).compute(t.rows)
     _emit(cp.points, ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method",
-                      "phi_c", "phi_c_err", "quality"], None if a.output is None else a.output)
+                      "phi_c", "phi_c_err", "phi_c_err_method", "at_boundary", "quality"],
+          None if a.output is None else a.output)
     print()
     _emit(cp.extrapolations, ["scheme", "batch_fraction", "potential", "dim", "n_points", "phi_c0",
                               "phi_c0_err", "slope"],
@@ -195,12 +202,22 @@ def cmd_sofk(a):
 
 
 def cmd_figures(a):
-    from .figures import make_figures
+    from .figures import ALL_FIGURES, make_figures
     from .io import load_runs
     which = None if a.which is None else [w.strip() for w in a.which.split(",") if w.strip()]
-    paths = make_figures(load_runs(a.inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
+    if a.hu_frames < 1:
+        raise AnalysisError(f"--hu-frames must be >= 1, got {a.hu_frames}")
+    inputs = list(a.inputs)
+    # `figures NAME INPUTS...`: a leading figure name (that is not a file) is the same as --which NAME
+    if len(inputs) > 1 and inputs[0] in ALL_FIGURES and not Path(inputs[0]).exists():
+        if which is not None and which != [inputs[0]]:
+            raise AnalysisError(f"figure {inputs[0]} given both as the first argument and with --which "
+                                f"{a.which}: give one")
+        which = [inputs.pop(0)]
+    paths = make_figures(load_runs(inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
                          k_at=a.msd_step, flatness_m=a.flatness_m, sigma_t=a.sigma_t,
-                         sofk_k_max=a.sofk_k_max, log=lambda m: print(m, file=sys.stderr))
+                         sofk_k_max=a.sofk_k_max, hu_k_fit_max=a.hu_k_fit_max, hu_frames=a.hu_frames,
+                         log=lambda m: print(m, file=sys.stderr))
     for p in paths:
         print(p)
 
@@ -267,14 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fit-k-min", type=float, help="exponent fit range start (default 2 pi / L)")
     s.set_defaults(func=cmd_sofk)
 
-    s = sub.add_parser("figures", help="write the paper's figures (PNG, PDF, CSV)")
+    s = sub.add_parser("figures", help="write the paper's figures (PNG, PDF, CSV)",
+                       description="Write figures (PNG, PDF, CSV). `figures NAME INPUT...` is the same as "
+                                   "`figures INPUT... --which NAME`.")
     _inputs(s); _activity_opts(s)
     s.add_argument("--out", "-o", default="figures", help="output directory (default ./figures)")
-    s.add_argument("--which", help="comma-separated subset of fig3,fig4b,fig5a,fig5b,figS1,figS2")
+    s.add_argument("--which", help="comma-separated subset of fig3,fig4b,fig5a,fig5b,figS1,figS2,hyperuniformity")
     s.add_argument("--msd-step", type=int, default=10000, help="k for MSD at fixed step (default 10000)")
     s.add_argument("--flatness-m", type=int, default=4000, help="perturbations for Fig. 4b (default 4000)")
     s.add_argument("--sigma-t", type=float, default=0.03, help="perturbation size / R (default 0.03)")
     s.add_argument("--sofk-k-max", type=float, default=10.0, help="k_max of S(k) for Fig. S2")
+    s.add_argument("--hu-k-fit-max", type=float,
+                   help="hyperuniformity: end of the S ~ k^alpha fit (default 0.5 in 2d, 0.8 in 3d, >= 4 x 2 pi/L)")
+    s.add_argument("--hu-frames", type=int, default=5,
+                   help="hyperuniformity: last snapshots per run averaged (from its second half; default 5)")
     s.set_defaults(func=cmd_figures)
     return p
 

@@ -100,7 +100,8 @@ class CriticalPoints:
                         c = Collapse(self.quantity, dim=dim, free=self.free).compute(rs)
                         collapses[(key, step)] = c
                         p = {"phi_c": c.phi_c, "phi_c_err": c.phi_c_err, "quality": c.quality,
-                             "method": "collapse", "sizes": len(sizes)}
+                             "method": "collapse", "sizes": len(sizes),
+                             "phi_c_err_method": c.phi_c_err_method, "at_boundary": c.at_boundary}
                     else:
                         if self.quantity != "f_inf":
                             raise CollapseError(
@@ -111,10 +112,12 @@ class CriticalPoints:
                                                         [r["f_inf_err"] for r in rs_sorted],
                                                         manna(dim).beta)
                         p = {"phi_c": pc, "phi_c_err": dpc, "quality": math.nan,
-                             "method": "powerlaw", "sizes": 1}
+                             "method": "powerlaw", "sizes": 1, "phi_c_err_method": "fit covariance",
+                             "at_boundary": ""}
                 except CollapseError as err:
                     p = {"phi_c": math.nan, "phi_c_err": math.nan, "quality": math.nan,
-                         "method": f"failed: {err}", "sizes": len(sizes)}
+                         "method": f"failed: {err}", "sizes": len(sizes), "phi_c_err_method": "",
+                         "at_boundary": ""}
                 p = {**fd, "step_size": step, **p}
                 points.append(p)
                 fam_points.append(p)

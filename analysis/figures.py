@@ -1,18 +1,20 @@
 """The paper's figures from run collections: PNG + PDF, with their numbers as CSV beside them.
 
-============ ===================================================================================
-figure       content (paper 000)
-============ ===================================================================================
-fig3         per scheme / b_f / step size with >= 2 sizes: (a) f_inf(phi) per N, (b) its collapse
-             L^{beta/nu_perp} f_inf vs L^{1/nu_perp}(phi - phi_c), (c) tau_r(phi), (d) its collapse
-             L^{-nu_par/nu_perp} tau_r vs L^{1/nu_perp}(phi - phi_c); Manna exponents, phi_c fitted
-fig4b        Delta V / (N U_0) of the final configurations against b_f, one line per scheme and phi
-fig5a        MSD at step k (default 10^4) against the (BRO-equivalent) kick size, one line per scheme
-fig5b        phi_c against step size (alpha or epsilon) per scheme and b_f, with the eps -> 0 line
-figS1        (a) MSD(k) for SGD, pairwise BRO, their SA; (b) the same for RCD, individual BRO, SA;
-             (c) MSD at step k against kick size for RCD, individual BRO, SA
-figS2        S(k) of the final configurations, one curve per scheme (and phi)
-============ ===================================================================================
+================ ===================================================================================
+figure           content (paper 000)
+================ ===================================================================================
+fig3             per scheme / b_f / step size with >= 2 sizes: (a) f_inf(phi) per N, (b) its collapse
+                 L^{beta/nu_perp} f_inf vs L^{1/nu_perp}(phi - phi_c), (c) tau_r(phi), (d) its collapse
+                 L^{-nu_par/nu_perp} tau_r vs L^{1/nu_perp}(phi - phi_c); Manna exponents, phi_c fitted
+fig4b            Delta V / (N U_0) of the final configurations against b_f, one line per scheme and phi
+fig5a            MSD at step k (default 10^4) against the (BRO-equivalent) kick size, one line per scheme
+fig5b            phi_c against step size (alpha or epsilon) per scheme and b_f, with the eps -> 0 line
+figS1            (a) MSD(k) for SGD, pairwise BRO, their SA; (b) the same for RCD, individual BRO, SA;
+                 (c) MSD at step k against kick size for RCD, individual BRO, SA
+figS2            S(k) of the final configurations, one curve per scheme (and phi)
+hyperuniformity  noise-model study (pgd/spgd): S(k) at small k per temporal/spatial noise correlation,
+                 averaged over the last snapshots and seeds, with the fitted k^alpha (alpha +- error, fit range)
+================ ===================================================================================
 
 Every function returns the list of files written; figures without data are skipped by
 :func:`make_figures` (with a note) unless they were asked for explicitly, in which case the
@@ -39,7 +41,7 @@ from .io import KICK_SCHEMES, Run, group_runs, key_dict
 from .msd import MSD
 from .structure_factor import StructureFactor, fit_power_law
 
-ALL_FIGURES = ("fig3", "fig4b", "fig5a", "fig5b", "figS1", "figS2")
+ALL_FIGURES = ("fig3", "fig4b", "fig5a", "fig5b", "figS1", "figS2", "hyperuniformity")
 PAIRWISE_FAMILY = ("sgd", "bro-pairwise", "sa-pairwise")
 INDIVIDUAL_FAMILY = ("rcd", "bro-individual", "sa-individual")
 MARKERS = "osD^v<>p*h"
@@ -81,6 +83,15 @@ def _fmt(v) -> str:
 
 def _step_label(scheme: str) -> str:
     return r"$\epsilon$" if scheme in KICK_SCHEMES else r"$\alpha$"
+
+
+def _phi_c_title(panel: str, c: Collapse) -> str:
+    """Panel title with phi_c +- error, and on a second line how the error was obtained when it is not
+    the curvature of S, or that phi_c sits at an end of its allowed range (never a bare nan)."""
+    label = c.phi_c_label().replace("+-", r"$\pm$")
+    value, _, note = label.partition(" (")
+    title = fr"{panel} $\phi_c$ = {value}, S = {c.quality:.3g}"
+    return title + (f"\n({note}" if note else "")
 
 
 # ---- Fig. 3 ------------------------------------------------------------------------------------
@@ -135,16 +146,22 @@ def fig3(rows: Sequence[dict], out: Path) -> list[Path]:
                                  "tau_r": t[j], "tau_r_err": te[j],
                                  "x_f": xf[j], "y_f": yf[j], "x_tau": xt[j], "y_tau": yt[j],
                                  "phi_c_f": cf.phi_c, "phi_c_f_err": cf.phi_c_err,
+                                 "phi_c_f_err_method": cf.phi_c_err_method,
+                                 "phi_c_f_at_boundary": cf.at_boundary, "quality_f": cf.quality,
                                  "phi_c_tau": ct.phi_c if ct else math.nan,
-                                 "phi_c_tau_err": ct.phi_c_err if ct else math.nan})
+                                 "phi_c_tau_err": ct.phi_c_err if ct else math.nan,
+                                 "phi_c_tau_err_method": ct.phi_c_err_method if ct else "",
+                                 "phi_c_tau_at_boundary": ct.at_boundary if ct else "",
+                                 "quality_tau": ct.quality if ct else math.nan})
         ax[0, 0].set(xlabel=r"packing fraction $\phi$", ylabel=r"steady-state activity $f_\infty^a$",
                      yscale="log", title="(a)")
         ax[0, 1].set(xlabel=r"$L^{1/\nu_\perp}(\phi-\phi_c)$", ylabel=r"$L^{\beta/\nu_\perp} f_\infty^a$",
-                     yscale="log", title=fr"(b) $\phi_c$ = {cf.phi_c:.4f} $\pm$ {cf.phi_c_err:.4f}")
+                     yscale="log")
+        ax[0, 1].set_title(_phi_c_title("(b)", cf), fontsize=9)
         ax[1, 0].set(xlabel=r"packing fraction $\phi$", ylabel=r"relaxation time $\tau_r$ (steps)",
                      yscale="log", title="(c)")
         if ct is not None:
-            ax[1, 1].set(title=fr"(d) $\phi_c$ = {ct.phi_c:.4f} $\pm$ {ct.phi_c_err:.4f}")
+            ax[1, 1].set_title(_phi_c_title("(d)", ct), fontsize=9)
         else:
             ax[1, 1].text(0.5, 0.5, "tau_r collapse not possible", ha="center", transform=ax[1, 1].transAxes)
             ax[1, 1].set(title="(d)")
@@ -371,11 +388,47 @@ def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
     return _save(fig, Path(out), "figS2", rows)
 
 
+# ---- hyperuniformity (noise models) ------------------------------------------------------------
+
+HU_COLUMNS = ("label", "scheme", "dim", "n", "phi", "learning_rate", "noise_amplitude", "temporal_correlation",
+              "spatial_correlation", "n_runs", "n_frames", "k", "S", "S_err", "alpha", "alpha_err", "k_fit_min",
+              "k_fit_max", "fit_bins", "lambda", "lambda_err", "energy_per_particle", "energy_per_particle_sem")
+
+
+def fig_hyperuniformity(groups: Sequence[dict], out: Path) -> list[Path]:
+    """S(k) at small k for correlated and uncorrelated pgd/spgd noise, with the fitted k^alpha
+    (:func:`analysis.hyperuniformity.hyperuniformity_groups`)."""
+    from .hyperuniformity import draw_hyperuniformity
+    if not groups:
+        raise AnalysisError("hyperuniformity: no pgd/spgd runs with snapshots")
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    draw_hyperuniformity(ax, OrderedDict((g["label"], g["hu"]) for g in groups))
+    ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+    g0 = groups[0]
+    same = all((g["phi"], g["n"], g["learning_rate"], g["noise_amplitude"]) ==
+               (g0["phi"], g0["n"], g0["learning_rate"], g0["noise_amplitude"]) for g in groups)
+    title = f"d = {g0['dim']}" + (fr", N = {g0['n']}, $\phi$ = {g0['phi']:g}, lr = {_fmt(g0['learning_rate'])}, "
+                                  fr"$\sigma$ = {g0['noise_amplitude']:g}" if same else "")
+    kmin, kmax = min(g["k_fit_min"] for g in groups), max(g["k_fit_max"] for g in groups)
+    ax.set_title(title + f"\nfit $S \\propto k^\\alpha$ over k in [{kmin:.2g}, {kmax:.2g}]", fontsize=9)
+    _legend(ax, fontsize=7)
+    fig.tight_layout()
+    rows = []
+    for g in groups:
+        hu = g["hu"]
+        for k, sk, se in zip(hu.k, hu.S_k, hu.S_k_err):
+            rows.append({**{c: g[c] for c in HU_COLUMNS if c in g}, "k": float(k), "S": float(sk),
+                         "S_err": float(se)})
+    return _save(fig, Path(out), "hyperuniformity", rows, HU_COLUMNS)
+
+
 # ---- driver ------------------------------------------------------------------------------------
 
 def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *,
                  activity_kwargs: dict | None = None, k_at: int = 10000, flatness_m: int = 4000,
-                 sigma_t: float = 0.03, sofk_k_max: float = 10.0, log=print) -> list[Path]:
+                 sigma_t: float = 0.03, sofk_k_max: float = 10.0, hu_k_fit_max: float | None = None,
+                 hu_frames: int = 5, log=print) -> list[Path]:
     """Compute what the requested figures need and write them to ``out``.
 
     ``which`` None means every figure the data allow (others are skipped with a note via ``log``);
@@ -425,4 +478,8 @@ def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *
         attempt("figS1", lambda: figS1(get_msd(), out, k_at))
     if "figS2" in which:
         attempt("figS2", lambda: figS2(sofk_groups(snap_runs, k_max=sofk_k_max), out))
+    if "hyperuniformity" in which:
+        from .hyperuniformity import hyperuniformity_groups
+        attempt("hyperuniformity", lambda: fig_hyperuniformity(
+            hyperuniformity_groups(snap_runs, k_fit_max=hu_k_fit_max, max_frames=hu_frames), out))
     return written

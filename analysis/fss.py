@@ -28,7 +28,9 @@ On top, for the paper (Fig. 3, S3):
 * :func:`observable_exponents`: pyfssa's (nu, zeta) for the steady-state activity
   (f_inf ~ L^{-beta/nu_perp} F(L^{1/nu_perp}(phi - phi_c)): nu = nu_perp, zeta = -beta) and for the
   relaxation time (tau_r ~ L^{nu_par/nu_perp} G(...): nu = nu_perp, zeta = nu_par), with L = N^{1/d}.
-* :func:`fit_critical_point`: phi_c alone, exponents held fixed.
+* :func:`fit_critical_point`: phi_c alone, exponents held fixed; its error from the curvature of S,
+  or, where that fails (optimum at an end of the range, S'' <= 0), from the width of the S minimum,
+  with a flag for an optimum at the boundary (docs/analysis.md, "Error of phi_c"); never NaN.
 * :class:`Collapse`: builds the (L, phi) grid from an :class:`~analysis.activity.ActivityTable`
   and fits phi_c (Manna exponents fixed) or all three parameters.
 
@@ -296,23 +298,69 @@ def autoscale(l, rho, a, da, rho_c0, nu0, zeta0, **kwargs) -> OptimizeResult:
     return ret
 
 
-def fit_critical_point(l, rho, a, da, nu, zeta, rho_c0=None, n_grid: int = 201) -> OptimizeResult:
+def _delta_s_halfwidth(grid, vals, rc, smin, rise):
+    """Crossings of S = smin + rise on each side of ``rc`` (linear interpolation on the scan ``grid``):
+    ``(left, right)``, None for a side where S stays below within the scanned range."""
+    target = smin + rise
+    left = right = None
+    for j in range(int(np.searchsorted(grid, rc, side="right")), grid.size):
+        if np.isfinite(vals[j]) and vals[j] >= target:
+            x0, y0 = (grid[j - 1], vals[j - 1]) if j > 0 and grid[j - 1] >= rc else (rc, smin)
+            y0 = y0 if np.isfinite(y0) else smin
+            right = x0 + (grid[j] - x0) * (target - y0) / (vals[j] - y0) if vals[j] > y0 else grid[j]
+            break
+    for j in range(int(np.searchsorted(grid, rc, side="left")) - 1, -1, -1):
+        if np.isfinite(vals[j]) and vals[j] >= target:
+            x0, y0 = (grid[j + 1], vals[j + 1]) if j + 1 < grid.size and grid[j + 1] <= rc else (rc, smin)
+            y0 = y0 if np.isfinite(y0) else smin
+            left = x0 - (x0 - grid[j]) * (target - y0) / (vals[j] - y0) if vals[j] > y0 else grid[j]
+            break
+    return left, right
+
+
+def fit_critical_point(l, rho, a, da, nu, zeta, rho_c0=None, n_grid: int = 201,
+                       bounds: tuple | None = None) -> OptimizeResult:
     """Fit rho_c alone with the exponents ``nu``, ``zeta`` held fixed.
 
-    S(rho_c) is scanned on ``n_grid`` points over [rho.min(), rho.max()] (S is not smooth, so a
-    local search alone can stop in a side minimum), refined by a bounded scalar minimization around
-    the best grid point (or around ``rho_c0`` if given and within range), and its error is
-    ``sqrt(2 S_min / S'')`` with S'' from a central difference whose step is grown until S rises by
-    at least 0.01, the same curvature rule as :func:`autoscale`.
+    S(rho_c) is scanned on ``n_grid`` points over ``bounds`` (default [rho.min(), rho.max()], pyfssa's
+    range; S is not smooth, so a local search alone can stop in a side minimum), refined by a bounded
+    scalar minimization around the best grid point (or around ``rho_c0`` if given and within range).
 
-    Returns an ``OptimizeResult`` with the fields of :func:`autoscale` (``dnu = dzeta = 0``).
+    Error ``drho`` (field ``drho_method``):
+
+    The *error interval* is the interval around the optimum where ``S <= S_min + max(S_min, 1)``,
+    read off the scan (for a parabola its half-width equals the curvature error below; for a good
+    collapse, S_min ~ 1, it is Melchert's "S rises by 1").
+
+    * ``"curvature"`` (the interval lies inside the range and S'' > 0): ``sqrt(2 S_min / S'')`` with
+      S'' from a central difference whose step is grown until S rises by at least 0.01, the same rule
+      as :func:`autoscale`;
+    * ``"delta_s"`` (the interval lies inside but the curvature is not usable, S'' <= 0): half the
+      interval's width;
+    * ``"delta_s_one_sided"`` (the interval reaches one end of the range): the distance from the
+      optimum to its other end;
+    * ``"range"`` (S stays below the level over the whole range): phi_c is not determined; ``drho`` is
+      the distance to the farther end.
+
+    ``at_boundary`` is "lower" or "upper" ("lower,upper" for both) when the error interval reaches that
+    end of ``bounds``: the data cannot exclude phi_c there and the true minimum may lie beyond it.
+
+    Returns an ``OptimizeResult`` with the fields of :func:`autoscale` (``dnu = dzeta = 0``) plus
+    ``drho_method``, ``at_boundary``, ``bounds``, ``grid`` and ``grid_quality``.
     """
     rho = np.asarray(rho, dtype=np.float64)
-    lo, hi = float(np.nanmin(rho)), float(np.nanmax(rho))
+    lo, hi = (float(np.nanmin(rho)), float(np.nanmax(rho))) if bounds is None else map(float, bounds)
+    if not hi > lo:
+        raise CollapseError(f"collapse undefined: empty phi_c range [{lo}, {hi}]")
+
+    # y and dy do not depend on rho_c; x is scaled here so that rho_c may leave the data range
+    _, y, dy = scaledata(l, rho, a, da, float(rho.min()), nu, zeta)
+    lm, rm = np.meshgrid(np.asarray(l, dtype=np.float64), rho, indexing="ij")
+    lscale = np.power(lm, 1.0 / nu)
 
     def goal(rc):
         rc = float(np.clip(rc, lo, hi))
-        return quality(*scaledata(l, rho, a, da, rc, nu, zeta))
+        return quality(lscale * (rm - rc), y, dy)
 
     grid = np.linspace(lo, hi, n_grid)
     vals = np.array([goal(g) for g in grid])
@@ -327,22 +375,40 @@ def fit_critical_point(l, rho, a, da, nu, zeta, rho_c0=None, n_grid: int = 201) 
     res = scipy.optimize.minimize_scalar(goal, bounds=(a_, b_), method="bounded",
                                          options={"xatol": 1e-6 * (hi - lo)})
     rc, smin = (float(res.x), float(res.fun)) if res.fun <= vals[i] else (float(grid[i]), float(vals[i]))
+    half_step = 0.5 * (hi - lo) / (n_grid - 1)
+    left, right = _delta_s_halfwidth(grid, vals, rc, smin, max(smin, 1.0))
+    if rc - lo <= half_step:
+        left = None
+    if hi - rc <= half_step:
+        right = None
+    at_boundary = ",".join(side for side, end in (("lower", left), ("upper", right)) if end is None)
     h = 1e-3 * (hi - lo)
     curv = math.nan
-    for _ in range(40):
-        sp, sm = goal(min(rc + h, hi)), goal(max(rc - h, lo))
-        if min(sp, sm) - smin >= 0.01 or h > (hi - lo):
-            hp, hm = min(rc + h, hi) - rc, rc - max(rc - h, lo)
-            if hp > 0 and hm > 0:
-                # second derivative on a possibly asymmetric stencil
-                curv = 2.0 * (hm * (sp - smin) + hp * (sm - smin)) / (hp * hm * (hp + hm))
-            break
-        h *= 2.0
-    drho = math.sqrt(2.0 * smin / curv) if curv > 0 and np.isfinite(curv) else math.nan
+    if not at_boundary:
+        for _ in range(40):
+            sp, sm = goal(min(rc + h, hi)), goal(max(rc - h, lo))
+            if min(sp, sm) - smin >= 0.01 or h > (hi - lo):
+                hp, hm = min(rc + h, hi) - rc, rc - max(rc - h, lo)
+                if hp > 0 and hm > 0:
+                    # second derivative on a possibly asymmetric stencil
+                    curv = 2.0 * (hm * (sp - smin) + hp * (sm - smin)) / (hp * hm * (hp + hm))
+                break
+            h *= 2.0
+    if curv > 0 and np.isfinite(curv) and np.isfinite(smin):
+        drho, method = math.sqrt(2.0 * max(smin, 0.0) / curv), "curvature"
+    else:
+        # the curvature is unusable (edge of the range, flat or concave S): width of the minimum
+        if left is not None and right is not None:
+            drho, method = 0.5 * (right - left), "delta_s"
+        elif left is not None or right is not None:
+            drho, method = (rc - left) if left is not None else (right - rc), "delta_s_one_sided"
+        else:
+            drho, method = max(rc - lo, hi - rc), "range"
     out = OptimizeResult(x=np.array([rc, nu, zeta]), fun=smin, success=bool(np.isfinite(smin)),
                          errors=np.array([drho, 0.0, 0.0]), rho=rc, nu=float(nu),
-                         zeta=float(zeta), drho=drho, dnu=0.0, dzeta=0.0, grid=grid,
-                         grid_quality=vals)
+                         zeta=float(zeta), drho=float(drho), dnu=0.0, dzeta=0.0, grid=grid,
+                         grid_quality=vals, drho_method=method, at_boundary=at_boundary,
+                         bounds=(lo, hi))
     return out
 
 
@@ -407,6 +473,11 @@ class Collapse:
         nu and zeta with :func:`autoscale`, starting from the Manna values.
     min_rel_error : float
         Floor on relative errors (see :func:`table_to_grid`).
+    extend_to_absorbed : bool
+        f_inf with fixed exponents only: let phi_c range down to the largest packing fraction below
+        the active points at which every run of every size absorbed (f_inf = 0), since phi_c lies
+        between the last absorbing and the first active phi; pyfssa's range (the active points
+        alone) would pin an optimum below them at its lower end. Default True.
 
     Examples
     --------
@@ -425,8 +496,9 @@ class Collapse:
     """
 
     def __init__(self, quantity: str = "f_inf", dim: int = 3, free: bool = False,
-                 min_rel_error: float = 0.01):
+                 min_rel_error: float = 0.01, extend_to_absorbed: bool = True):
         self.quantity = quantity
+        self.extend_to_absorbed = bool(extend_to_absorbed)
         self.dim = int(dim)
         self.free = bool(free)
         self.min_rel_error = float(min_rel_error)
@@ -454,10 +526,21 @@ class Collapse:
             if not res.success:
                 raise CollapseError(f"collapse fit of {self.quantity} did not converge")
         else:
-            res = fit_critical_point(l, rho, a, da, self.nu0, self.zeta0, rho_c0=phi_c0)
+            bounds = None
+            if self.quantity == "f_inf" and self.extend_to_absorbed:
+                by_phi: dict = {}
+                for r in rows:
+                    by_phi.setdefault(float(r["phi"]), []).append(float(r["f_inf"]))
+                dead = [p for p, fs in by_phi.items() if p < rho.min() and all(f == 0.0 for f in fs)]
+                if dead:
+                    bounds = (max(dead), float(rho.max()))
+            res = fit_critical_point(l, rho, a, da, self.nu0, self.zeta0, rho_c0=phi_c0, bounds=bounds)
         self._grid = (l, rho, a, da)
         self._result = res
-        self._scaled = scaledata(l, rho, a, da, res.rho, res.nu, res.zeta)
+        _, y, dy = scaledata(l, rho, a, da, float(rho.min()), res.nu, res.zeta)
+        # x by hand: the fitted phi_c may lie below the data (extend_to_absorbed)
+        x = np.power(l[:, None], 1.0 / res.nu) * (rho[None, :] - res.rho) * np.ones_like(y)
+        self._scaled = ScaledData(x, y, dy)
         return self
 
     def _need(self, name):
@@ -477,8 +560,45 @@ class Collapse:
 
     @property
     def phi_c_err(self) -> float:
+        """Error of phi_c; how it was obtained is :attr:`phi_c_err_method`."""
         self._need("phi_c_err")
         return self._result.drho
+
+    @property
+    def phi_c_err_method(self) -> str:
+        """How :attr:`phi_c_err` was obtained: curvature, delta_s, delta_s_one_sided or range
+        (:func:`fit_critical_point`); curvature for the free fit."""
+        self._need("phi_c_err_method")
+        return self._result.get("drho_method", "curvature")
+
+    @property
+    def at_boundary(self) -> str:
+        """Which end of the allowed phi_c range the error interval reaches: "lower", "upper",
+        "lower,upper" or "" (inside); at an end the minimum of S may lie beyond it."""
+        self._need("at_boundary")
+        return self._result.get("at_boundary", "")
+
+    @property
+    def phi_c_range(self) -> tuple:
+        """(lowest, highest) phi_c allowed in the fit."""
+        self._need("phi_c_range")
+        l, rho, _, _ = self._grid
+        return self._result.get("bounds", (float(rho.min()), float(rho.max())))
+
+    def phi_c_label(self, digits: int = 4) -> str:
+        """Text like "0.6100 +- 0.0050", plus a note when the error is not from the curvature or phi_c
+        sits at an end of its range (for figure titles and logs; never a bare nan)."""
+        self._need("phi_c_label")
+        v, e, m = self.phi_c, self.phi_c_err, self.phi_c_err_method
+        s = f"{v:.{digits}f} +- {e:.{digits}f}" if np.isfinite(e) else f"{v:.{digits}f} (error undetermined)"
+        notes = []
+        if m != "curvature":
+            notes.append({"delta_s": "width of S minimum", "delta_s_one_sided": "one-sided width",
+                          "range": "S flat: phi_c undetermined"}.get(m, m))
+        if self.at_boundary:
+            lo, hi = self.phi_c_range
+            notes.append(f"at {self.at_boundary} end of range [{lo:g}, {hi:g}]")
+        return s + (f" ({'; '.join(notes)})" if notes else "")
 
     @property
     def nu(self) -> float:

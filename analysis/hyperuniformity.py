@@ -60,11 +60,17 @@ class Hyperuniformity:
         independent runs) in the periodic box [d]."""
         box = np.asarray(box, dtype=np.float64)
         dk = 2 * math.pi / box.min()
-        bins = self.bins if self.bins is not None else max(4, int(round(self.k_max / dk)))
+        if self.bins is None:
+            # bins of width exactly 2 pi / L centred on its multiples: the first bin's centre is the
+            # smallest |k| itself, so the default fit range [2 pi / L, ...] includes it
+            bins = max(4, int(round(self.k_max / dk)))
+            k_top = (bins + 0.5) * dk
+        else:
+            bins, k_top = self.bins, self.k_max
         curves = []
         sf = None
         for pos in frames:
-            sf = StructureFactor(bins=bins, k_max=self.k_max, k_min=0.5 * dk).compute(pos, box)
+            sf = StructureFactor(bins=bins, k_max=k_top, k_min=0.5 * dk).compute(pos, box)
             curves.append(sf.S_k)
         curves = np.array(curves)
         self._k = sf.bin_centers
@@ -73,7 +79,8 @@ class Hyperuniformity:
                        else np.full_like(self._s, np.nan))
         self._kmin = dk if self.k_fit_min is None else float(self.k_fit_min)
         ok = np.isfinite(self._s)
-        a, e, pref, n = fit_power_law(self._k[ok], self._s[ok], self._kmin, self.k_fit_max)
+        # (1 - 1e-9): the first bin centre equals 2 pi / L up to rounding
+        a, e, pref, n = fit_power_law(self._k[ok], self._s[ok], self._kmin * (1 - 1e-9), self.k_fit_max)
         self._alpha, self._alpha_err, self._prefactor, self._npts = a, e, pref, n
         self._done = True
         return self
@@ -187,27 +194,118 @@ def speed_squared(unwrapped_frames):
     return np.sum(np.diff(x, axis=0) ** 2, axis=2).mean(axis=1)
 
 
+def draw_hyperuniformity(ax, curves):
+    """Draw S(k) (log-log, with seed/frame error bars) and the fitted k^alpha line of each curve on ``ax``.
+
+    curves: {label: Hyperuniformity (computed)}.
+    """
+    for label, hu in curves.items():
+        ok = np.isfinite(hu.S_k) & (hu.S_k > 0)
+        err = np.nan_to_num(hu.S_k_err[ok])
+        line = ax.errorbar(hu.k[ok], hu.S_k[ok], yerr=np.minimum(err, 0.99 * hu.S_k[ok]), fmt="o", ms=3,
+                           lw=0.8, label=f"{label}: $\\alpha$ = {hu.alpha:.2f} $\\pm$ {hu.alpha_err:.2f}")[0]
+        kmin, kmax, _ = hu.fit_range
+        kk = np.geomspace(kmin, kmax, 20)
+        ax.plot(kk, hu.prefactor * kk ** hu.alpha, "-", color=line.get_color(), lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"wave number $k$ (1/(2R))")
+    ax.set_ylabel(r"structure factor $S(k)$")
+
+
 def plot_hyperuniformity(curves, path, title="S(k) at small k"):
     """Figure of S(k) for several runs with their fitted power laws.
 
     curves: {label: Hyperuniformity (computed)}; path: output file (.png/.pdf). Returns path.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.0, 4.0))
-    for label, hu in curves.items():
-        ok = np.isfinite(hu.S_k) & (hu.S_k > 0)
-        line, = ax.loglog(hu.k[ok], hu.S_k[ok], "o", ms=3,
-                          label=f"{label}: $\\alpha$ = {hu.alpha:.2f} $\\pm$ {hu.alpha_err:.2f}")
-        kmin, kmax, _ = hu.fit_range
-        kk = np.geomspace(kmin, kmax, 20)
-        ax.loglog(kk, hu.prefactor * kk ** hu.alpha, "-", color=line.get_color(), lw=1)
-    ax.set_xlabel("k (1 / diameter)")
-    ax.set_ylabel("S(k)")
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(5.0, 4.0))
+    ax = fig.subplots()
+    draw_hyperuniformity(ax, curves)
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
     return path
+
+
+# ---- run collections (the `analysis figures --which hyperuniformity` figure) --------------------
+
+#: schemes with the correlated-noise options temporal_correlation / spatial_correlation
+NOISE_SCHEMES = ("pgd", "spgd")
+
+
+def noise_of(run) -> tuple:
+    """``(temporal_correlation c_t, spatial_correlation)`` of a run, from ``/parameters`` [dynamics]."""
+    dyn = run.config.get("dynamics", {})
+    return float(dyn.get("temporal_correlation", 0.0)), str(dyn.get("spatial_correlation", "independent"))
+
+
+def default_k_fit_max(dim: int, box) -> float:
+    """Fit range end: 0.5 (2d) or 0.8 (3d) inverse diameters as launch/validate_hyperuniformity.py, but
+    at least 4 x 2 pi / L so that a small box still gives a few k bins."""
+    return max(0.5 if dim == 2 else 0.8, 4 * 2 * math.pi / float(np.min(box)))
+
+
+def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int = 5,
+                           n_windows: int = 2000) -> list:
+    """S(k), alpha, number variance and final energy per group of pgd/spgd runs.
+
+    Runs are grouped by (scheme, dim, N, phi, learning rate, noise amplitude, temporal_correlation,
+    spatial_correlation); other schemes and runs without snapshots are left out. S(k) is averaged over
+    the last ``max_frames`` snapshots of every seed that lie in the second half of its run (step >=
+    half the last snapshot's step). lambda (sigma^2(R) ~ R^lambda) is fitted to the number variance of
+    the seeds' last snapshots (averaged), radii 2 .. L/5 diameters (NaN if L < 12). Returns a list of
+    dicts with ``label``, ``hu`` (:class:`Hyperuniformity`) and the scalar results.
+    """
+    from .errors import AnalysisError
+    groups: dict = {}
+    for r in runs:
+        p = r.params
+        if p.scheme not in NOISE_SCHEMES or not r.has_positions:
+            continue
+        dyn = r.config.get("dynamics", {})
+        ct, spatial = noise_of(r)
+        key = (p.scheme, p.dim, p.n, p.phi, p.learning_rate, float(dyn.get("noise_amplitude", 0.0)), ct, spatial)
+        groups.setdefault(key, []).append(r)
+    if not groups:
+        raise AnalysisError("hyperuniformity: no pgd/spgd runs with position snapshots "
+                            f"(schemes {', '.join(NOISE_SCHEMES)}; set output.snapshot_every or keep the final frame)")
+    several = len({(k[1], k[2], k[3], k[4], k[5]) for k in groups}) > 1
+    out = []
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3], k[4] or 0, k[5], -abs(k[6]), k[7])):
+        scheme, dim, n, phi, lr, sigma, ct, spatial = key
+        members = groups[key]
+        frames, box = [], members[0].box
+        for r in members:
+            steps = r.frame_steps
+            idx = [i for i in range(steps.size) if steps[i] >= steps[-1] / 2][-max_frames:]
+            frames += [r.positions(i) for i in idx]
+        kfm = k_fit_max if k_fit_max is not None else default_k_fit_max(dim, box)
+        hu = Hyperuniformity(k_fit_max=kfm).compute(frames, box)
+        L = float(np.min(box))
+        lam = lam_err = math.nan
+        if L >= 12.0:
+            radii = np.geomspace(2.0, 0.2 * L, 8)
+            var = np.mean([number_variance(r.positions(-1), box, radii, n_windows=n_windows)[1]
+                           for r in members], axis=0)
+            lam, lam_err = number_variance_exponent(radii, var)
+        energies = []
+        for r in members:
+            if "energy" in r.observables:
+                energies.append(float(r.observable("energy")[1][-1]) / n)
+        e_mean, e_sem, _ = (energy_per_scheme([(scheme, e) for e in energies])[scheme] if energies
+                            else (math.nan, math.nan, 0))
+        kind = "correlated" if (ct != 0.0 or spatial != "independent") else "uncorrelated"
+        label = f"{scheme} {kind} (c_t = {ct:g}, {spatial})"
+        if several:
+            label += f", phi = {phi:g}, N = {n}, lr = {lr:g}, sigma = {sigma:g}"
+        kmin, kmax, npts = hu.fit_range
+        out.append({"label": label, "hu": hu, "scheme": scheme, "dim": dim, "n": n, "phi": phi,
+                    "learning_rate": lr, "noise_amplitude": sigma, "temporal_correlation": ct,
+                    "spatial_correlation": spatial, "correlated": kind == "correlated",
+                    "n_runs": len(members), "n_frames": len(frames), "alpha": hu.alpha,
+                    "alpha_err": hu.alpha_err, "k_fit_min": kmin, "k_fit_max": kmax, "fit_bins": npts,
+                    "lambda": lam, "lambda_err": lam_err, "energy_per_particle": e_mean,
+                    "energy_per_particle_sem": e_sem})
+    return out

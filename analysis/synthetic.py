@@ -52,12 +52,12 @@ def dump_toml(config: dict) -> str:
 
 def make_config(*, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, log_every=10,
                 kick_size=None, learning_rate=0.1, batch_fraction=0.5, potential="linear",
-                radius=0.5) -> dict:
+                radius=0.5, dynamics_extra=None) -> dict:
     """A configuration dict with the sections the simulator writes."""
     return {
         "system": {"dim": dim, "n": n, "phi": phi, "radius": radius, "seed": seed},
         "dynamics": {"scheme": scheme, "kick_size": kick_size, "learning_rate": learning_rate,
-                     "batch_fraction": batch_fraction, "potential": potential},
+                     "batch_fraction": batch_fraction, "potential": potential, **(dynamics_extra or {})},
         "run": {"steps": steps, "log_every": log_every},
         "output": {"path": "out.h5"},
     }
@@ -79,7 +79,7 @@ def _time_series(group, name, steps, values):
 def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, log_every=10,
               kick_size=None, learning_rate=0.1, batch_fraction=0.5, potential="linear",
               radius=0.5, activity=None, msd=None, positions=None, images=None,
-              frame_steps=None, box=None, absorbed=None, absorbed_step=None) -> Path:
+              frame_steps=None, box=None, absorbed=None, absorbed_step=None, dynamics_extra=None) -> Path:
     """Write a synthetic run file and return its path.
 
     Parameters
@@ -103,6 +103,8 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
         Steps of the snapshots (default: evenly spaced over the logged steps).
     box : array [d], optional
         Box edges (default: cubic box from n, phi, radius).
+    dynamics_extra : dict, optional
+        More [dynamics] keys, e.g. ``{"temporal_correlation": -0.5, "spatial_correlation": "reciprocal"}``.
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -141,7 +143,8 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
 
     config = make_config(scheme=scheme, dim=dim, n=n, phi=phi, seed=seed, steps=steps,
                          log_every=log_every, kick_size=kick_size, learning_rate=learning_rate,
-                         batch_fraction=batch_fraction, potential=potential, radius=radius)
+                         batch_fraction=batch_fraction, potential=potential, radius=radius,
+                         dynamics_extra=dynamics_extra)
     with h5py.File(path, "w") as fh:
         h = fh.create_group("h5md")
         h.attrs["version"] = np.array([1, 1])

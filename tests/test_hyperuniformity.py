@@ -79,3 +79,57 @@ def test_figure_is_written(tmp_path):
               "poisson": Hyperuniformity(k_fit_max=1.5).compute([poisson()], BOX)}
     path = plot_hyperuniformity(curves, tmp_path / "hu.png")
     assert path.stat().st_size > 1000
+
+
+def write_noise_sweep(root, frames=2):
+    """pgd runs: 'correlated' ones hold perturbed lattices (alpha = 2), 'uncorrelated' ones Poisson points
+    (alpha = 0), two seeds each, plus an sgd run that the figure must leave out; returns the manifest."""
+    from analysis.synthetic import write_manifest, write_run
+    paths = []
+    for seed in (1, 2):
+        for name, extra, pattern in (("cor", {"temporal_correlation": -0.5, "spatial_correlation": "reciprocal"},
+                                      perturbed_lattice),
+                                     ("unc", {"temporal_correlation": 0.0, "spatial_correlation": "independent"},
+                                      poisson)):
+            pos = np.array([pattern(10 * seed + f) for f in range(frames)])
+            paths.append(write_run(root / f"{name}{seed}.h5", scheme="pgd", dim=2, n=pos.shape[1], phi=0.5,
+                                   seed=seed, steps=200, log_every=10, positions=pos, box=BOX,
+                                   frame_steps=np.arange(frames) * 20 + 150, dynamics_extra=extra))
+    paths.append(write_run(root / "sgd.h5", scheme="sgd", dim=2, n=900, phi=0.5, steps=200, log_every=10,
+                           positions=poisson(9)[:900], box=BOX))
+    return write_manifest(root / "manifest.tsv", paths)
+
+
+@pytest.mark.parametrize("argv", [["figures", "hyperuniformity", "{m}"], ["figures", "{m}", "--which", "hyperuniformity"]])
+def test_hyperuniformity_figure_from_runs(tmp_path, argv):
+    import csv
+    from analysis.cli import main
+    manifest = write_noise_sweep(tmp_path)
+    out = tmp_path / "fig"
+    argv = [a.format(m=manifest) for a in argv] + ["--out", str(out), "--hu-k-fit-max", "1.5"]
+    assert main(argv) == 0
+    for ext in ("png", "pdf", "csv"):
+        assert (out / f"hyperuniformity.{ext}").stat().st_size > 500
+    with open(out / "hyperuniformity.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    by = {r["spatial_correlation"]: r for r in rows}
+    assert set(by) == {"reciprocal", "independent"}                      # the sgd run is left out
+    assert float(by["reciprocal"]["alpha"]) == pytest.approx(2.0, abs=0.4)
+    assert float(by["independent"]["alpha"]) == pytest.approx(0.0, abs=0.4)
+    for r in by.values():
+        assert int(r["n_runs"]) == 2 and int(r["n_frames"]) == 4          # 2 seeds x 2 late frames
+        assert float(r["alpha_err"]) > 0 and float(r["k_fit_max"]) == 1.5
+        assert float(r["k_fit_min"]) == pytest.approx(2 * math.pi / L)
+    assert float(by["reciprocal"]["lambda"]) == pytest.approx(1.0, abs=0.35)   # sigma^2 ~ R^(d-1)
+    assert float(by["independent"]["lambda"]) == pytest.approx(2.0, abs=0.35)  # Poisson: R^d
+
+
+def test_hyperuniformity_figure_needs_noise_runs(tmp_path, capsys):
+    from analysis.cli import main
+    from analysis.synthetic import write_run
+    p = write_run(tmp_path / "sgd.h5", scheme="sgd", dim=2, n=400, phi=0.5, steps=100, log_every=10)
+    assert main(["figures", "hyperuniformity", str(p), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pgd" in err[0] and "error" in err[0]
+    assert not (tmp_path / "f").exists()
+    assert main(["figures", "hyperuniformity", str(p), "--which", "fig3"]) == 2    # two different figures

@@ -117,3 +117,65 @@ def test_critical_points_on_planted_sweep(sweep_dir):
     assert got[0.2]["phi_c"] == pytest.approx(0.62, abs=0.01)
     (ex,) = cp.extrapolations
     assert ex["phi_c0"] == pytest.approx(0.58, abs=0.03)
+
+
+def manna_rows(phis, phi_c, sizes=(1000, 8000, 64000), absorbed_below=None):
+    """f_inf rows with the 3d Manna scaling and a planted phi_c; 0 (absorbed) at phi < absorbed_below."""
+    m = MANNA[3]
+    rows = []
+    for n in sizes:
+        L = n ** (1 / 3)
+        for phi in phis:
+            x = L ** (1 / m.nu_perp) * (phi - phi_c)
+            f = L ** (-m.beta / m.nu_perp) * np.log1p(np.exp(2 * x))
+            if absorbed_below is not None and phi < absorbed_below:
+                f = 0.0
+            rows.append({"n": n, "phi": float(phi), "f_inf": f, "f_inf_err": 0.01 * f})
+    return rows
+
+
+def test_optimum_at_the_edge_gets_a_finite_error_and_a_flag():
+    """Data only above the planted phi_c = 0.60: S falls towards the lower end of the data range, where the
+    curvature cannot be taken; the error falls back to the width of the S minimum, never NaN."""
+    nu, zeta = observable_exponents("f_inf", 3)
+    l = np.array([1000.0, 8000.0, 64000.0]) ** (1 / 3)
+    rho = np.linspace(0.62, 0.70, 17)
+    lm, rm = np.meshgrid(l, rho, indexing="ij")
+    a = lm ** (zeta / nu) * np.log1p(np.exp(2 * lm ** (1 / nu) * (rm - 0.60)))
+    da = 0.01 * a
+    res = fit_critical_point(l, rho, a, da, nu, zeta)
+    assert res.at_boundary == "lower" and res.rho == pytest.approx(0.62, abs=1e-3)
+    assert res.drho_method in ("delta_s", "delta_s_one_sided", "range")
+    assert np.isfinite(res.drho) and res.drho > 0
+    # with room below the data the same fit finds the planted value in the interior, by curvature
+    inside = fit_critical_point(l, rho, a, da, nu, zeta, bounds=(0.56, 0.70))
+    assert inside.at_boundary == "" and inside.drho_method == "curvature"
+    assert inside.rho == pytest.approx(0.60, abs=max(4 * inside.drho, 1e-3))
+
+
+@pytest.mark.parametrize("extend", [True, False])
+def test_f_inf_collapse_may_reach_down_to_the_last_absorbed_phi(extend):
+    phis = np.round(np.arange(0.56, 0.705, 0.01), 3)
+    rows = manna_rows(phis, 0.60, absorbed_below=0.605)       # phi <= 0.60: every run absorbed
+    c = Collapse("f_inf", dim=3, extend_to_absorbed=extend).compute(rows)
+    label = c.phi_c_label()
+    assert "nan" not in label and np.isfinite(c.phi_c_err) and c.phi_c_err > 0
+    if extend:
+        assert c.phi_c_range == (0.60, 0.70)
+        assert c.phi_c == pytest.approx(0.60, abs=2e-3)
+        assert np.isfinite(c.scaled.x).sum() == np.isfinite(c.grid[2]).sum()
+    else:
+        assert c.phi_c_range == (0.61, 0.70)
+        assert c.at_boundary == "lower" and c.phi_c_err_method != "curvature"
+        assert "lower end" in label
+
+
+def test_delta_s_width_equals_the_curvature_error_for_a_parabola():
+    from analysis.fss import _delta_s_halfwidth
+    grid = np.linspace(0.0, 1.0, 2001)
+    smin, curv, x0 = 2.0, 100.0, 0.3                     # S = S_min + S''/2 (x - x0)^2
+    vals = smin + 0.5 * curv * (grid - x0) ** 2
+    left, right = _delta_s_halfwidth(grid, vals, x0, smin, max(smin, 1.0))
+    assert 0.5 * (right - left) == pytest.approx(np.sqrt(2 * smin / curv), rel=1e-3)
+    left, right = _delta_s_halfwidth(grid, vals, 0.0, 0.5 * curv * x0 ** 2 + smin, 1.0)
+    assert left is None and right is not None            # the optimum at the lower end: one side only
