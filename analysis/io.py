@@ -44,6 +44,8 @@ from typing import Iterable, Sequence
 import h5py
 import numpy as np
 
+from mpisim.io.h5md import read_box
+
 from .errors import AnalysisError, RunFileError
 
 #: schemes whose step size is the kick size epsilon; all others (sgd, rcd, gd, the stochastic
@@ -70,15 +72,13 @@ GROUP_FIELDS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batc
 
 
 def _read_edges(fh, frame: int = -1) -> np.ndarray | None:
-    """Box edges from ``/particles/all/box/edges``: a float64 [d] dataset (docs/file-format.md) or an
-    H5MD time-dependent element (group with ``value`` [frames, d]), of which snapshot ``frame``."""
+    """Box edges of snapshot ``frame`` (the simulator's :func:`mpisim.io.h5md.read_box`), or None."""
     if "particles/all/box/edges" not in fh:
         return None
-    e = fh["particles/all/box/edges"]
-    if isinstance(e, h5py.Group):
-        v = e["value"]
-        return np.asarray(v[frame if -v.shape[0] <= frame < v.shape[0] else -1], dtype=np.float64)
-    return np.asarray(e[()], dtype=np.float64)
+    try:
+        return np.asarray(read_box(fh["particles/all"], frame), dtype=np.float64)
+    except IndexError:   # fewer frames than asked for: the last box
+        return np.asarray(read_box(fh["particles/all"], -1), dtype=np.float64)
 
 
 def _get(section: dict, *names, default=None):

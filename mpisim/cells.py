@@ -1,42 +1,27 @@
 """Cell lists over a rank's extended region (owned cells plus one layer of ghost cells).
 
-The grid is fixed by the decomposition (``Domain.grid``): cell width >= the interaction range with a small
-margin, so that every pair within range sits in the same or in adjacent cells even when rounding puts a
-particle on the wrong side of a cell face. Particles are binned by their *binning* coordinate (position
-plus the ghost's periodic shift), never wrapped, so ghosts land in the ghost layer.
-The build is a counting sort: O(n), no allocation (arrays come from ``CellList``).
+The owned cells tile the rank's subdomain; their width is at least the Verlet reach (interaction range +
+the skin in use, ``Domain.set_reach``) with a small margin, so that every pair within reach sits in the
+same or in adjacent cells even when rounding puts a particle on the wrong side of a cell face. Particles
+are binned by their *binning* coordinate (position plus the ghost's periodic shift), never wrapped, so
+ghosts land in the ghost layer. The build is a counting sort: O(n), no allocation while the rank's
+particle count does not grow.
 """
 import numpy as np
 
 from ._jit import njit
 
 
-def half_stencil(dim):
-    """Offsets of the neighbour cells visited from each cell: half of the 3^dim - 1 neighbours, so that
-    every pair of distinct cells is visited once. Shape (13, 3) in 3d and (4, 3) in 2d."""
-    offsets = []
-    for dz in (-1, 0, 1) if dim == 3 else (0,):
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                if (dz, dy, dx) > (0, 0, 0):
-                    offsets.append((dx, dy, dz))
-    return np.array(offsets, dtype=np.int64)
-
-
 class CellList:
     """Storage for one rank's cell list; grows (never shrinks) when a rank gains particles."""
 
-    def __init__(self, dims, origin, width, owned_lo, owned_hi, dim):
+    def __init__(self, dims, origin, width, owned_lo, owned_hi):
         self.dims = np.asarray(dims, dtype=np.int64)              # cells per axis, ghost layers included
         self.origin = np.asarray(origin, dtype=np.float64)        # lower corner of cell (0, 0, 0)
         self.width = np.asarray(width, dtype=np.float64)          # cell edge per axis
         self.owned_lo = np.asarray(owned_lo, dtype=np.int64)      # first owned cell index per axis
         self.owned_hi = np.asarray(owned_hi, dtype=np.int64)      # last owned cell index per axis
-        self.stencil = half_stencil(dim)
-        ncell = int(np.prod(self.dims))
-        self.cell_start = np.zeros(ncell + 1, dtype=np.int64)
-        self.ghost_cell = np.zeros(ncell, dtype=np.uint8)
-        _mark_ghost_cells(self.dims, self.owned_lo, self.owned_hi, self.ghost_cell)
+        self.cell_start = np.zeros(int(np.prod(self.dims)) + 1, dtype=np.int64)
         self.order = np.zeros(0, dtype=np.int32)
         self.cell_of = np.zeros(0, dtype=np.int32)
         self.sorted_pos = None
@@ -52,16 +37,6 @@ class CellList:
         self.sorted_pos = scratch
         build_cells(pos, shift, box, n_own, n_total, self.origin, self.width, self.dims, self.owned_lo,
                     self.owned_hi, self.cell_of, self.cell_start, self.order, self.sorted_pos)
-
-
-@njit
-def _mark_ghost_cells(dims, owned_lo, owned_hi, ghost_cell):
-    for cz in range(dims[2]):
-        for cy in range(dims[1]):
-            for cx in range(dims[0]):
-                inside = (owned_lo[0] <= cx <= owned_hi[0] and owned_lo[1] <= cy <= owned_hi[1]
-                          and owned_lo[2] <= cz <= owned_hi[2])
-                ghost_cell[(cz * dims[1] + cy) * dims[0] + cx] = 0 if inside else 1
 
 
 @njit

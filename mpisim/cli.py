@@ -99,7 +99,7 @@ def guarded(comm, work):
 
 
 def _run(args, comm):
-    from .config import RunConfig, apply_overrides
+    from .config import RunConfig
     from .simulation import Simulation
     import dataclasses
 

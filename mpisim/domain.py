@@ -79,37 +79,40 @@ def max_ranks_per_axis(box, cutoff):
     return [max(1, int(np.floor(b / (cutoff * (1 + CELL_MARGIN))))) for b in box]
 
 
-def rank_grid(size, dim, box, cutoff):
-    """Balanced rank grid [Px, Py, Pz] (Pz = 1 in 2d) for ``size`` ranks, or ValueError naming the
-    largest rank count that fits."""
-    limits = max_ranks_per_axis(box[:dim], cutoff)
+def sum_int(comm, values):
+    """Sum of an int64 array over all ranks of comm, on every rank; exact (integer addition)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    if comm.size == 1:
+        return values.copy()
+    from mpi4py import MPI
+    out = np.empty_like(values)
+    comm.Allreduce(values, out, op=MPI.SUM)
+    return out
+
+
+def _compute_dims(size, dim):
+    """MPI's balanced factorisation of size into dim factors, largest first."""
     try:
         from mpi4py import MPI
-        dims = list(MPI.Compute_dims(size, dim))
+        return sorted(MPI.Compute_dims(size, dim), reverse=True)
     except ImportError:
-        dims = [size] + [1] * (dim - 1)
-    if any(d > m for d, m in zip(sorted(dims, reverse=True), sorted(limits, reverse=True))):
-        fit = max(p for p in range(1, size + 1) if _fits(p, dim, limits))
+        return [size] + [1] * (dim - 1)
+
+
+def rank_grid(size, dim, box, cutoff):
+    """Balanced rank grid [Px, Py, Pz] (Pz = 1 in 2d) for ``size`` ranks, the most ranks along the
+    longest axis, or ValueError naming the largest rank count that fits."""
+    limits = max_ranks_per_axis(box[:dim], cutoff)
+    fits = lambda p: all(d <= m for d, m in zip(_compute_dims(p, dim), sorted(limits, reverse=True)))  # noqa: E731
+    if not fits(size):
+        fit = max(p for p in range(1, size + 1) if fits(p))
         raise ValueError(f"{size} ranks cannot split this box: each subdomain must be at least one "
                          f"interaction range ({cutoff:g}) wide, at most {limits} ranks per axis; "
                          f"the largest rank count that fits is {fit}")
-    # Put the most ranks along the longest axis.
-    order = np.argsort(-np.asarray(limits), kind="stable")
     placed = [1] * dim
-    for axis, d in zip(order, sorted(dims, reverse=True)):
+    for axis, d in zip(np.argsort(-np.asarray(limits), kind="stable"), _compute_dims(size, dim)):
         placed[axis] = d
-    if any(p > m for p, m in zip(placed, limits)):
-        raise ValueError(f"{size} ranks cannot split this box ({placed} > {limits} per axis)")
     return placed + [1] * (3 - dim)
-
-
-def _fits(p, dim, limits):
-    try:
-        from mpi4py import MPI
-        dims = sorted(MPI.Compute_dims(p, dim), reverse=True)
-    except ImportError:
-        dims = [p] + [1] * (dim - 1)
-    return all(d <= m for d, m in zip(dims, sorted(limits, reverse=True)))
 
 
 class Domain:
@@ -161,7 +164,7 @@ class Domain:
         cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
         self.ghost_width = cell_width.copy()
         self.cells = CellList(ncell + 2 * ghost, self.lo - ghost * cell_width, cell_width, ghost,
-                              ghost + ncell - 1, dim)
+                              ghost + ncell - 1)
 
     @property
     def size(self):
@@ -181,13 +184,7 @@ class Domain:
     @timed
     def sum_int(self, values):
         """Global (all ranks) sum of an int64 array; exact."""
-        values = np.ascontiguousarray(values, dtype=np.int64)
-        if self.comm.size == 1:
-            return values.copy()
-        from mpi4py import MPI
-        out = np.empty_like(values)
-        self.comm.Allreduce(values, out, op=MPI.SUM)
-        return out
+        return sum_int(self.comm, values)
 
     @timed
     def max_float(self, value):
@@ -267,8 +264,9 @@ class Domain:
             if self.grid[axis] == 2:
                 go_left = np.zeros_like(go_right)
             stray = ~(go_right | go_left | (step == 0))
-            if stray.any():
-                raise RuntimeError(f"rank {self.rank}: a particle moved more than one subdomain along axis "
+            # Every rank must raise together, or the neighbours would wait in Sendrecv forever.
+            if self.sum_int(np.array([stray.sum()]))[0]:
+                raise RuntimeError(f"a particle moved more than one subdomain along axis "
                                    f"{axis} in one step (kick too large for {self.grid[axis]} ranks on this "
                                    f"axis); use fewer ranks or a smaller kick")
             left, right = self.neighbours[axis]

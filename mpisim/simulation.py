@@ -67,6 +67,7 @@ class Simulation:
         self.history = {name: [] for name in ("step",) + NAMES}
         self.writer = None
         self._write = write
+        self._opened_output = False
         self._overwrite = overwrite
         self._run_start = 0                      # step at which the current run() call started
         self._ckpt_clock = time.monotonic()      # wall clock of the last checkpoint (rank 0 decides)
@@ -141,7 +142,7 @@ class Simulation:
             self.domain.forward(st)
         n = st.n_own + st.n_ghost
         st.active[:n] = 0
-        st.acc[st.n_own:n] = 0
+        st.acc[:n] = 0          # all rows: compute() may run twice for one step (run() in pieces)
         self.counters[:] = 0
         kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
                           st.radius, st.n_own, self.box, self.pairs.first, self.pairs.second, self.pairs.n,
@@ -241,7 +242,8 @@ class Simulation:
         cfg = self.config
         end = cfg.run.steps if steps is None else self.step + steps
         if self._write and self.writer is None:
-            self._open_writer()
+            # A second run() on the same simulation appends to the file the first one wrote.
+            self._reopen_writer() if self._opened_output else self._open_writer()
         self._run_start = self.step
         self._ckpt_clock = time.monotonic()
         progress = Progress(self, end) if self.comm.rank == 0 and cfg.run.progress_seconds > 0 else None
@@ -255,7 +257,7 @@ class Simulation:
             if self.sofk is not None and sofk_due(cfg.structure_factor, self.step):
                 self.measure_structure_factor()
             absorbed = False
-            if logged or cfg.run.stop_when_absorbed:
+            if logged or cfg.run.stop_when_absorbed or self.absorbed_step < 0:
                 local = kernels.count_active(self.state.active, self.state.n_own) + self._moving()
                 absorbed = self.domain.sum_int(np.array([local]))[0] == 0
             if logged or (absorbed and self.absorbed_step < 0):
@@ -340,6 +342,7 @@ class Simulation:
         sim._load_checkpoint(checkpoint_path(output))
         sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
                                 mode="r+", collective=collective)
+        sim._opened_output = True
         sim.writer.truncate(sim.step)
         sim.writer.note_resume(sim.step)
         stored = sim.writer.read_observables()
@@ -371,6 +374,8 @@ class Simulation:
         self.last_sort = None
 
     def _record(self, values):
+        if self.history["step"] and self.history["step"][-1] == self.step:
+            return   # the last step of a previous run() call, recorded already
         self.log.append(self.step, values)
         self.history["step"].append(self.step)
         for k in NAMES:
@@ -386,9 +391,15 @@ class Simulation:
         species = self._species()
         self.writer = H5MDWriter(path, self.config, self.comm, self.dim, self.n_total, self.box,
                                  self.domain.grid, species=species)
+        self._opened_output = True
         st = self.state
         self.writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(),
                                  None if species is None else species[st.ids[:st.n_own]])
+
+    def _reopen_writer(self):
+        from .io import H5MDWriter
+        self.writer = H5MDWriter(self.output_path, self.config, self.comm, self.dim, self.n_total, self.box,
+                                 self.domain.grid, mode="r+")
 
     def _species(self):
         """Species index of every particle (global, (N,) int32) for a system of species; else None."""

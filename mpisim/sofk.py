@@ -6,7 +6,7 @@ averaged over the k in each bin of |k|. Every rank works on the particles it hol
 results are global, identical on all ranks, and do not depend on the number of ranks:
 
 * ``method="direct"``: each rank sums exp(i k . x_j) over its particles with the analysis package's
-  kernel (``analysis.structure_factor.sofk_sums_fixed``), every term rounded to 2^-62 and added in
+  kernel (``analysis.structure_factor.sofk_sums_fixed``), every term rounded to 2^-52 and added in
   int64 limbs; one integer ``Allreduce`` gives the exact global sums.
 * ``method="grid"``: each rank assigns its particles to a mesh (CIC or TSC, int64 fixed-point weights),
   an integer ``Reduce_scatter`` gives each rank whole x-planes, a slab-decomposed numpy FFT (one
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._jit import njit
+from .domain import sum_int
 
 METHODS = ("direct", "grid")
 ASSIGNMENTS = {"cic": 2, "tsc": 3}       # name -> order p of the window W = prod sinc^p
@@ -125,7 +126,7 @@ class StructureFactorMeasurement:
     def _direct(self, pos):
         from analysis.structure_factor import fixed_to_float, sofk_sums_fixed
         _, acc = sofk_sums_fixed(pos, self.box, self.k_max, self.octant)
-        re, im = fixed_to_float(_sum_int(self.comm, acc))
+        re, im = fixed_to_float(sum_int(self.comm, acc))
         return (re * re + im * im) / self.n_total
 
     # ----------------------------------------------------------------------------------------- grid
@@ -279,16 +280,6 @@ def assign_mesh(pos, box, dim, m, order, shift, mesh):
                     mesh[idx[0, qx], idx[1, qy], idx[2, qz]] += np.int64(np.rint(wxy * w[2, qz] * MESH_SCALE))
 
 
-# ------------------------------------------------------------------------------------- reductions
-def _sum_int(comm, values):
-    """Global sum of an int64 array on every rank (exact)."""
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    if comm.size == 1:
-        return values
-    from mpi4py import MPI
-    out = np.empty_like(values)
-    comm.Allreduce(values, out, op=MPI.SUM)
-    return out
 
 
 # ------------------------------------------------------------------------------------- schedule

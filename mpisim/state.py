@@ -29,7 +29,7 @@ class ParticleState:
         self.aux = np.zeros((cap, self.n_aux))
         self.acc = np.zeros((cap, 3), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
-        self.travel = np.zeros(cap, dtype=np.float32)   # distance since the pair list was built
+        self.travel = np.zeros(cap)   # distance travelled since the pair list was built
 
     FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel")
 

@@ -77,3 +77,39 @@ def test_run_continues_from_an_earlier_output(tmp_path):
     cfg["system"]["init"] = str(first)
     b = Simulation.from_config(cfg, write=False)
     np.testing.assert_array_equal(b.snapshot()[1], a.snapshot()[1])
+
+
+def test_run_in_pieces_equals_one_run(tmp_path):
+    """Notebook habit: run(steps=...) several times; the file and series equal those of one run."""
+    import h5py
+    cfg = {"system": {"n": 300, "phi": 0.7, "dim": 2, "seed": 3},
+           "dynamics": {"scheme": "sgd", "learning_rate": 0.1, "batch_fraction": 0.5},
+           "run": {"steps": 30, "log_every": 5, "progress_seconds": 0.0, "stop_when_absorbed": False},
+           "output": {"snapshot_every": 10}}
+    whole = Simulation.from_config(cfg, output=str(tmp_path / "whole.h5")).run()
+    # Pieces ending off the logging grid add a row at their last step, once.
+    odd = Simulation.from_config(cfg, write=False)
+    for steps in (7, 13, 10):
+        odd.run(steps=steps)
+    assert list(odd.observables["step"]) == [0, 5, 7, 10, 15, 20, 25, 30]
+    pieces = Simulation.from_config(cfg, output=str(tmp_path / "pieces.h5"))
+    for steps in (10, 10, 10):
+        pieces.run(steps=steps)
+    for name in whole.observables:
+        np.testing.assert_array_equal(pieces.observables[name], whole.observables[name], err_msg=name)
+    with h5py.File(tmp_path / "whole.h5") as a, h5py.File(tmp_path / "pieces.h5") as b:
+        np.testing.assert_array_equal(a["observables/activity/step"][:], b["observables/activity/step"][:])
+        np.testing.assert_array_equal(a["observables/energy/value"][:], b["observables/energy/value"][:])
+        last_a, last_b = a["particles/all/position/value"][-1], b["particles/all/position/value"][-1]
+        np.testing.assert_array_equal(last_a, last_b)
+
+
+def test_absorbing_step_does_not_depend_on_log_every():
+    steps = {}
+    for log_every in (1, 7):
+        cfg = {"system": {"n": 300, "phi": 0.3, "dim": 2, "seed": 1},
+               "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
+               "run": {"steps": 400, "log_every": log_every, "progress_seconds": 0.0,
+                       "stop_when_absorbed": False}}
+        steps[log_every] = Simulation.from_config(cfg, write=False).run().absorbed_step
+    assert steps[1] > 0 and steps[1] == steps[7]
