@@ -90,6 +90,14 @@ def sum_int(comm, values):
     return out
 
 
+def max_value(comm, value):
+    """Maximum of a float over all ranks of comm, on every rank (order-free, hence exact)."""
+    if comm.size == 1:
+        return value
+    from mpi4py import MPI
+    return comm.allreduce(value, op=MPI.MAX)
+
+
 def _compute_dims(size, dim):
     """MPI's balanced factorisation of size into dim factors, largest first."""
     try:
@@ -140,6 +148,7 @@ class Domain:
             self.cart = None
             self.coords = [0, 0, 0]
             self.neighbours = [(0, 0)] * 3
+        self._rank_of = None                     # rank of each rank-grid coordinate (distribute)
         self.width = self.box / np.asarray(self.grid)
         self.lo = np.asarray(self.coords) * self.width
         self.hi = self.lo + self.width
@@ -175,10 +184,26 @@ class Domain:
         return self.comm.rank
 
     # ---------------------------------------------------------------------------------------- ownership
+    def owner_coords(self, pos):
+        """Rank-grid coordinates (n, 3) of the owners of wrapped positions pos (n, 3)."""
+        return np.minimum((pos * self.owner_coords_scale).astype(np.int64), np.asarray(self.grid) - 1)
+
     def owns(self, pos):
         """Boolean mask of the rows of pos (global wrapped positions) that this rank owns."""
-        c = np.minimum((pos * self.owner_coords_scale).astype(np.int64), np.asarray(self.grid) - 1)
-        return np.all(c == np.asarray(self.coords), axis=1)
+        return np.all(self.owner_coords(pos) == np.asarray(self.coords), axis=1)
+
+    def distribute(self, rows):
+        """Send each float64 row, whose columns 0-2 are a wrapped position, to the rank that owns that
+        position; return the rows this rank now owns. Collective; every rank may start with any rows
+        (e.g. its block of ids), so no rank ever holds all N particles."""
+        if self.cart is None:
+            return rows
+        if self._rank_of is None:
+            self._rank_of = np.empty(self.grid, dtype=np.int64)
+            for c in np.ndindex(*self.grid):
+                self._rank_of[c] = self.cart.Get_cart_rank(list(c))
+        c = self.owner_coords(rows[:, :3])
+        return exchange_rows(self.cart, self._rank_of[c[:, 0], c[:, 1], c[:, 2]], rows)
 
     # ----------------------------------------------------------------------------------------- reductions
     @timed
@@ -189,10 +214,7 @@ class Domain:
     @timed
     def max_float(self, value):
         """Global maximum of a float (order-free, hence exact)."""
-        if self.comm.size == 1:
-            return value
-        from mpi4py import MPI
-        return self.comm.allreduce(value, op=MPI.MAX)
+        return max_value(self.comm, value)
 
     # ---------------------------------------------------------------------------------------- exchanges
     @timed
@@ -367,29 +389,31 @@ def id_blocks(n_total, n_blocks):
     return np.array([(n_total * b) // n_blocks for b in range(n_blocks + 1)], dtype=np.int64)
 
 
-def redistribute_by_id(comm, ids, rows, n_total, to_root=False):
-    """Send every row to the rank that holds its id's block; return (ids, rows) of this rank's block,
-    sorted by id. With to_root, rank 0 receives everything (the serial-HDF5 path). Collective."""
-    size = comm.size
-    if size == 1:
-        o = np.argsort(ids, kind="stable")
-        return ids[o], rows[o]
+def exchange_rows(comm, dest, rows):
+    """Send row r of the float64 (n, w) array ``rows`` to rank dest[r]; return the rows this rank
+    received (grouped by source rank, each group in its sender's order). Collective (Alltoallv)."""
+    if comm.size == 1:
+        return rows
     from mpi4py import MPI
-    starts = id_blocks(n_total, 1 if to_root else size)
-    dest = np.searchsorted(starts, ids, side="right") - 1
+    width = rows.shape[1]
     o = np.argsort(dest, kind="stable")
-    width = rows.shape[1] + 1
-    send = np.empty((len(ids), width))
-    send[:, 0] = ids[o]
-    send[:, 1:] = rows[o]
-    counts = np.bincount(dest, minlength=size).astype(np.int64) * width
-    recv_counts = np.empty(size, dtype=np.int64)
+    send = np.ascontiguousarray(rows[o])
+    counts = np.bincount(dest, minlength=comm.size).astype(np.int64) * width
+    recv_counts = np.empty(comm.size, dtype=np.int64)
     comm.Alltoall(counts, recv_counts)
     sdispl = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rdispl = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
     recv = np.empty(int(recv_counts.sum()))
     comm.Alltoallv([send.ravel(), counts, sdispl, MPI.DOUBLE], [recv, recv_counts, rdispl, MPI.DOUBLE])
-    recv = recv.reshape(-1, width)
-    got_ids = recv[:, 0].astype(np.int64)
+    return recv.reshape(-1, width)
+
+
+def redistribute_by_id(comm, ids, rows, n_total, to_root=False):
+    """Send every row to the rank that holds its id's block; return (ids, rows) of this rank's block,
+    sorted by id. With to_root, rank 0 receives everything (the serial-HDF5 path). Collective."""
+    starts = id_blocks(n_total, 1 if to_root else comm.size)
+    dest = np.searchsorted(starts, ids, side="right") - 1
+    got = exchange_rows(comm, dest, np.hstack([np.asarray(ids, dtype=np.float64)[:, None], rows]))
+    got_ids = got[:, 0].astype(np.int64)
     o = np.argsort(got_ids, kind="stable")
-    return got_ids[o], recv[o, 1:]
+    return got_ids[o], got[o, 1:]

@@ -14,7 +14,7 @@ import numpy as np
 from . import kernels
 from .config import ConfigError, RunConfig
 from .cells import PairList
-from .domain import Domain, world
+from .domain import Domain, id_blocks, max_value, world
 from .dynamics import DynamicsParams
 from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP, SQ_SCALE, exact_value
 from .observables import NAMES, ObservableLog
@@ -35,24 +35,27 @@ class Simulation:
         self.seed = s.seed
         self.dynamics = DynamicsParams(config.dynamics)
         self.output_path = output if output is not None else config.output.path
-        radii = self._radii()
-        box = np.asarray(config.box_edges(), dtype=np.float64)
-        if s.init != "random":
-            box, init = self._read_init(s.init)
-        cutoff = 2.0 * float(radii.max())
+        # Each rank makes (or reads) only its block of ids, then sends every particle to its owner: no
+        # rank ever holds all N particles.
+        blocks = id_blocks(self.n_total, self.comm.size)
+        ids = np.arange(blocks[self.comm.rank], blocks[self.comm.rank + 1])
+        radii = self._radii(ids)
+        if s.init == "random":
+            box = np.asarray(config.box_edges(), dtype=np.float64)
+            init_seed = s.init_seed if s.init_seed >= 0 else s.seed
+            pos = initial_positions(init_seed, ids, self.dim, box)
+        else:
+            box, pos = self._read_init(s.init, ids)
+        cutoff = 2.0 * max_value(self.comm, float(radii.max()) if len(radii) else 0.0)
         try:
             self.domain = Domain(box, self.dim, cutoff, skin=config.run.skin, comm=self.comm)
         except ValueError as exc:
             raise ConfigError(f"mpirun -n {self.comm.size}: {exc}") from None
         self.box = self.domain.box
         self.state = ParticleState(n_aux=self.dynamics.n_aux)
-        if s.init == "random":
-            init_seed = s.init_seed if s.init_seed >= 0 else s.seed
-            pos = initial_positions(init_seed, self.n_total, self.dim, self.box)
-        else:
-            pos = init
-        mine = np.flatnonzero(self.domain.owns(pos))
-        self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), radii[mine], pos[mine])
+        mine = self.domain.distribute(np.hstack([pos, radii[:, None], ids[:, None].astype(np.float64)]))
+        self.state.set_owned(mine[:, 4].astype(np.int64), mine[:, :3], np.zeros((len(mine), 3), np.int32),
+                             mine[:, 3], mine[:, :3])
         self.pairs = PairList()
         self.need_rebuild = True
         self.rebuilds = 0
@@ -88,45 +91,47 @@ class Simulation:
             config = RunConfig.from_dict(apply_overrides(config, overrides))
         return cls(config, output=output, comm=comm, overwrite=overwrite, write=write)
 
-    def _radii(self):
+    def _radii(self, ids):
+        """Radii of the particles with the given global ids (a function of the id and the seed only)."""
         s = self.config.system
-        ids = np.arange(s.n)
         if s.radii:
-            return np.asarray(s.radii, dtype=np.float64)[self._species()]
+            return np.asarray(s.radii, dtype=np.float64)[self._species(ids)]
         if s.polydispersity:
             u = _uniforms(self.seed, STREAM_RADII, ids, 0)
             return s.radius * (1.0 + s.polydispersity * (2.0 * u - 1.0))
-        return np.full(s.n, s.radius)
+        return np.full(len(ids), s.radius)
 
-    def _read_init(self, path):
-        from .io import read_frame
-        _, ids, pos, _, _, edges = read_frame(path)
-        if len(ids) != self.n_total or len(edges) != self.dim:
-            raise ConfigError(f"system.init: {path} holds {len(ids)} particles in {len(edges)}d, the config "
-                              f"asks for {self.n_total} in {self.dim}d")
+    def _read_init(self, path, ids):
+        """Box (3,) and positions (len(ids), 3) of the given ids in the last frame of an earlier output."""
+        import h5py
+        from .io import read_box
+        with h5py.File(path, "r") as f:
+            part = f["particles/all"]
+            value = part["position/value"]
+            if value.shape[0] == 0 or value.shape[1] != self.n_total or value.shape[2] != self.dim:
+                raise ConfigError(f"system.init: {path} holds {value.shape[1]} particles in {value.shape[2]}d "
+                                  f"({value.shape[0]} frames), the config asks for {self.n_total} in "
+                                  f"{self.dim}d")
+            # Rows are ordered by id (docs/file-format.md): this rank reads its contiguous block.
+            block = value[-1, int(ids[0]):int(ids[-1]) + 1] if len(ids) else np.zeros((0, self.dim))
+            edges = read_box(part, -1)
         box = np.ones(3)
         box[:self.dim] = edges
-        full = np.zeros((self.n_total, 3))
-        full[ids, :self.dim] = pos
-        return box, full
+        pos = np.zeros((len(ids), 3))
+        pos[:, :self.dim] = block
+        return box, pos
 
-    def set_positions(self, positions, radii=None):
-        """Replace the configuration: positions (N, d) in box units (global, the same on every rank);
-        images, x0 (the MSD reference) and per-particle dynamics state are reset."""
+    def set_positions(self, positions):
+        """Replace the configuration (notebooks, tests): positions (N, d) in box units, global, the same
+        on every rank. Images, x0 (the MSD reference) and per-particle dynamics state are reset."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (self.n_total, self.dim):
             raise ValueError(f"positions must have shape ({self.n_total}, {self.dim}), got {positions.shape}")
         pos = np.zeros((self.n_total, 3))
         pos[:, :self.dim] = np.mod(positions, self.box[:self.dim])
         pos[:, :self.dim] = np.where(pos[:, :self.dim] >= self.box[:self.dim], 0.0, pos[:, :self.dim])
-        if radii is None:
-            radii = np.empty(self.n_total)
-            ids, _, _, r, *_ = self.state.owned(self.dim)
-            parts = self.comm.allgather((ids, r)) if self.comm.size > 1 else [(ids, r)]
-            for i, rr in parts:
-                radii[i] = rr
         mine = np.flatnonzero(self.domain.owns(pos))
-        self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), np.asarray(radii)[mine],
+        self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), self._radii(mine),
                              pos[mine], np.zeros((len(mine), self.state.n_aux)))
         self.need_rebuild = True
         self.last_sort = None
@@ -351,14 +356,18 @@ class Simulation:
 
     def _load_checkpoint(self, path):
         from .io import read_checkpoint
-        meta, cols = read_checkpoint(path, owns=self.domain.owns)
+        blocks = id_blocks(self.n_total, self.comm.size)
+        meta, cols = read_checkpoint(path, block=(int(blocks[self.comm.rank]), int(blocks[self.comm.rank + 1])))
         if int(meta["n_total"]) != self.n_total or int(meta["dim"]) != self.dim \
                 or int(meta["n_aux"]) != self.state.n_aux:
             raise ConfigError(f"resume: {path} holds N={meta['n_total']}, d={meta['dim']}, "
                               f"n_aux={meta['n_aux']}; the config asks for N={self.n_total}, d={self.dim}, "
                               f"n_aux={self.state.n_aux}")
-        self.state.set_owned(cols["ids"], cols["position"], cols["image"], cols["radius"], cols["x0"],
-                             cols["aux"])
+        n_aux = self.state.n_aux
+        rows = self.domain.distribute(np.hstack([cols["position"], cols["image"], cols["x0"],
+                                                 cols["radius"][:, None], cols["ids"][:, None], cols["aux"]]))
+        self.state.set_owned(rows[:, 10].astype(np.int64), rows[:, 0:3], rows[:, 3:6].astype(np.int32),
+                             rows[:, 9], rows[:, 6:9], rows[:, 11:11 + n_aux])
         total = int(self.domain.sum_int(np.array([self.state.n_own]))[0])
         if total != self.n_total:
             raise RuntimeError(f"resume: {total} particles owned after reading {path}, expected {self.n_total}")
@@ -388,27 +397,27 @@ class Simulation:
         if exists and not self._overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
         self._remove_checkpoint()  # a stale checkpoint of an overwritten run must never be resumed
-        species = self._species()
+        st = self.state
+        species = self._species(st.ids[:st.n_own])
         self.writer = H5MDWriter(path, self.config, self.comm, self.dim, self.n_total, self.box,
                                  self.domain.grid, species=species)
         self._opened_output = True
-        st = self.state
-        self.writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(),
-                                 None if species is None else species[st.ids[:st.n_own]])
+        self.writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(), species)
 
     def _reopen_writer(self):
         from .io import H5MDWriter
         self.writer = H5MDWriter(self.output_path, self.config, self.comm, self.dim, self.n_total, self.box,
                                  self.domain.grid, mode="r+")
 
-    def _species(self):
-        """Species index of every particle (global, (N,) int32) for a system of species; else None."""
+    def _species(self, ids):
+        """Species index (int32) of the given ids for a system of species (contiguous id blocks in the
+        order of system.radii, sized by system.fractions); None for other systems."""
         s = self.config.system
         if not s.radii:
             return None
         _, fr = self.config.species_radii()
         counts = np.floor(np.cumsum([0.0] + fr) * s.n + 0.5).astype(np.int64)
-        return (np.searchsorted(counts, np.arange(s.n), side="right") - 1).astype(np.int32)
+        return (np.searchsorted(counts, ids, side="right") - 1).astype(np.int32)
 
     def _sofk_measurement(self):
         from .sofk import from_config
@@ -523,11 +532,11 @@ def _uniforms(seed, stream, ids, sub):
     return uniforms(seed, 0, stream, ids, sub)
 
 
-def initial_positions(seed, n, dim, box):
-    """Uniform random positions keyed by (seed, id): the same on any number of ranks. Shape (n, 3)."""
+def initial_positions(seed, ids, dim, box):
+    """Uniform random positions of the given ids, keyed by (seed, id): the same on any number of ranks.
+    Shape (len(ids), 3)."""
     from .rng_arrays import uniforms
-    ids = np.arange(n)
-    pos = np.zeros((n, 3))
+    pos = np.zeros((len(ids), 3))
     for a in range(dim):
         pos[:, a] = uniforms(seed, 0, STREAM_INIT, ids, a) * box[a]
         pos[:, a] = np.where(pos[:, a] >= box[a], 0.0, pos[:, a])

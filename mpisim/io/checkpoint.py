@@ -73,21 +73,20 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
     return time.perf_counter() - t0
 
 
-def read_checkpoint(path, owns=None):
+def read_checkpoint(path, block=None):
     """(meta dict, columns dict) of a checkpoint, read serially by the calling rank.
 
-    owns: a function mapping positions (N, 3) to a boolean mask of the rows to keep (``Domain.owns``);
-    columns: ids, position (n, 3), image, x0, radius, aux (n, n_aux), only the kept rows.
+    block: (first id, end id) to read only those rows (rows are ordered by id), default all;
+    columns: ids, position (n, 3), image, x0, radius, aux (n, n_aux).
     """
     with h5py.File(path, "r") as f:
         meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
         if int(meta.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
         g = f["state"]
-        pos = g["position"][:]
-        keep = np.flatnonzero(owns(pos)) if owns is not None else np.arange(len(pos))
+        lo, hi = block if block is not None else (0, g["position"].shape[0])
         n_aux = int(meta["n_aux"])
-        cols = {"ids": keep.astype(np.int64), "position": pos[keep], "image": g["image"][:][keep],
-                "x0": g["x0"][:][keep], "radius": g["radius"][:][keep],
-                "aux": g["aux"][:][keep] if n_aux else np.zeros((len(keep), 0))}
+        cols = {"ids": np.arange(lo, hi, dtype=np.int64), "position": g["position"][lo:hi],
+                "image": g["image"][lo:hi], "x0": g["x0"][lo:hi], "radius": g["radius"][lo:hi],
+                "aux": g["aux"][lo:hi] if n_aux else np.zeros((hi - lo, 0))}
     return meta, cols

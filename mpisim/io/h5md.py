@@ -99,7 +99,7 @@ class H5MDWriter:
 
     comm: the simulation's communicator; dim: 2 or 3; n_total: N; box: edges (dim,) or (3,); grid: the
     rank grid; mode: "w" (new file) or "r+" (append to an existing output, e.g. on resume); species:
-    int array (N,) of species indices or None; collective: None (automatic, see ``COLLECTIVE``) or False
+    the rank's species indices (any int array) for a system of species, else None; collective: None (automatic, see ``COLLECTIVE``) or False
     to gather to rank 0.
     """
 
