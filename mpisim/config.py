@@ -269,14 +269,20 @@ class RunConfig:
 
     def validate(self):
         box = self.box_edges()
-        largest = 2 * max(self.species_radii()[0]) if self.species_radii()[0] else 2 * self.system.radius
-        if self.system.polydispersity:
-            largest = 2 * self.system.radius * (1 + self.system.polydispersity)
+        largest = self.largest_diameter()
         if min(box[:self.system.dim]) < 2 * largest * (1 + 1e-6):
             raise ConfigError(f"system: box edge {min(box[:self.system.dim]):.4g} is smaller than two "
                               f"diameters ({2 * largest:.4g}); increase system.n or lower system.phi")
 
     # ------------------------------------------------------------------------------------------ derived
+    def largest_diameter(self):
+        """The largest possible contact distance (an upper bound for a random polydispersity): the
+        interaction range that sizes cells and limits the rank count."""
+        s = self.system
+        if s.radii:
+            return 2.0 * max(s.radii)
+        return 2.0 * s.radius * (1.0 + s.polydispersity)
+
     def species_radii(self):
         """(radii, fractions) of the species; one species of system.radius if monodisperse."""
         s = self.system

@@ -176,10 +176,6 @@ class Domain:
                               ghost + ncell - 1)
 
     @property
-    def size(self):
-        return self.comm.size
-
-    @property
     def rank(self):
         return self.comm.rank
 

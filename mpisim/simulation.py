@@ -14,7 +14,7 @@ import numpy as np
 from . import kernels
 from .config import ConfigError, RunConfig
 from .cells import PairList
-from .domain import Domain, id_blocks, max_value, world
+from .domain import Domain, id_blocks, world
 from .dynamics import DynamicsParams
 from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP, SQ_SCALE, exact_value
 from .observables import NAMES, ObservableLog
@@ -46,7 +46,7 @@ class Simulation:
             pos = initial_positions(init_seed, ids, self.dim, box)
         else:
             box, pos = self._read_init(s.init, ids)
-        cutoff = 2.0 * max_value(self.comm, float(radii.max()) if len(radii) else 0.0)
+        cutoff = config.largest_diameter()
         try:
             self.domain = Domain(box, self.dim, cutoff, skin=config.run.skin, comm=self.comm)
         except ValueError as exc:

@@ -321,14 +321,6 @@ def run_name(values):
     return "_".join(parts)
 
 
-def cutoff_of(config):
-    """Largest contact distance (largest diameter) of a run's particles."""
-    s = config.system
-    if s.radii:
-        return 2.0 * max(s.radii)
-    return 2.0 * s.radius * (1.0 + s.polydispersity)
-
-
 def check_rank_counts(runs, where):
     """SweepError if a run's rank count cannot split its box (``mpisim.domain.rank_grid``).
 
@@ -338,7 +330,7 @@ def check_rank_counts(runs, where):
     cases = {}
     for r in runs:
         if r.ranks > 1:
-            key = (r.ranks, r.config.system.dim, tuple(r.config.box_edges()), cutoff_of(r.config))
+            key = (r.ranks, r.config.system.dim, tuple(r.config.box_edges()), r.config.largest_diameter())
             cases.setdefault(key, r)
     if not cases:
         return
@@ -483,15 +475,6 @@ def mpisim_command():
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "mpisim"]
 
 
-_RESUME = {}
-
-
-def supports_resume():
-    """Whether ``mpisim run`` has ``--resume`` (asked once, from its --help)."""
-    if "ok" not in _RESUME:
-        proc = subprocess.run(mpisim_command() + ["run", "--help"], capture_output=True, text=True)
-        _RESUME["ok"] = "--resume" in proc.stdout
-    return _RESUME["ok"]
 
 
 def checkpoint_of(output):
@@ -538,7 +521,7 @@ class Attempt:
         output = self.dir / OUTPUT
         if mode is None:
             mode = "fresh" if not output.exists() else (
-                "resume" if supports_resume() and Path(checkpoint_of(output)).is_file() else "overwrite")
+                "resume" if Path(checkpoint_of(output)).is_file() else "overwrite")
         self.mode = mode
         self.cmd = run_command(self.dir, ranks, mode, launcher)
         (self.dir / FAILED).unlink(missing_ok=True)

@@ -147,7 +147,7 @@ def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
     manifest = out / "manifest.tsv"
     driver = subprocess.Popen([str(LAUNCH), "run", str(path), "--cores", "1", "--progress-seconds", "1"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
-    deadline = time.time() + 120
+    deadline = time.time() + 300   # a cold numba cache compiles the kernels in the first run
     done = resumable = []
     while time.time() < deadline and not (done and resumable):
         time.sleep(0.05)
