@@ -141,7 +141,7 @@ def test_run_records_a_failure_and_finishes_the_others(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
     # checkpoints every 50 steps; the driver is stopped once a run is done and another has a checkpoint
-    path = write_sweep(tmp_path, "[axes]\nphi = [0.4, 0.45, 0.5, 0.55]\n", steps=1000,
+    path = write_sweep(tmp_path, "[axes]\nphi = [0.4, 0.45, 0.5, 0.55]\n", steps=4000,
                        run="checkpoint_every = 50\n")
     out = tmp_path / "runs"
     manifest = out / "manifest.tsv"
@@ -158,6 +158,9 @@ def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
     driver.send_signal(sig)
     driver.communicate(timeout=60)
     assert driver.returncode != 0
+    # The runs that were really cut short: a run may still have finished between the poll and the signal.
+    resumable = [p.parent for p in out.glob("*/run.h5.ckpt")]
+    assert resumable, "every run finished before the driver was stopped"
     rows = read_manifest(manifest)
     assert any(r["status"] != "done" for r in rows)
     finished = {r["name"]: (tmp_path / "runs" / r["path"]).stat().st_mtime_ns
