@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from .potentials import POTENTIALS
-from .schemes import SCHEMES
+from .schemes import CORRELATED_NOISE_SCHEMES, SCHEMES
 from .schemes._params import (BATCH, KICK, MEMORY_NEW, MEMORY_OLD, MOMENTUM, N_PARAMS, NOISE, RATE, SIGMA,
                               SPATIAL)
 
@@ -28,7 +28,7 @@ class DynamicsParams:
         # reciprocal noise, noise_pair_pass, which reads the ghosts' aux.
         self.params[MOMENTUM] = dynamics.momentum
         self.momentum = dynamics.momentum > 0
-        self.correlated_noise = dynamics.scheme in ("pgd", "spgd")
+        self.correlated_noise = dynamics.scheme in CORRELATED_NOISE_SCHEMES
         self.always_moving = dynamics.scheme == "langevin"    # noise on every particle: never absorbed
         self.reciprocal_noise = self.correlated_noise and dynamics.spatial_correlation == "reciprocal"
         if self.correlated_noise:

@@ -139,8 +139,8 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
     """x^i_{k+1} = x^i_k + displacement for owned particles; wrap into [0, L) and count images.
 
     Resets acc; adds |dx| to travel (distance since the pair list was built). disp_sums (int64[4])
-    receives the exact sums of |dx| (slots 0-1) and |dx|^2 SQ_SCALE (slots 2-3; skipped if disp_sums has
-    only 2 slots). Returns (max |dx|, max travel).
+    receives the exact sums of |dx| (slots 0-1) and |dx|^2 SQ_SCALE (slots 2-3). Returns (max |dx|,
+    max travel).
     """
     max_travel = 0.0
     particle_kind = scheme == 1 or scheme == 3 or scheme == 6
@@ -169,8 +169,7 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
         if d2 > 0.0:
             dn = np.sqrt(d2)
             exact_add(disp_sums, D_ABS, dn)
-            if disp_sums.shape[0] >= N_DISP:    # (no bounds checks in numba: old 2-slot callers)
-                exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
+            exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
             if dn > max_disp:
                 max_disp = dn
             travel[i] += dn
@@ -248,6 +247,8 @@ def _wrap_move(pos, image, i, a, d, L):
     pos[i, a] = x
 
 
+# apply_step_state repeats apply_step's loop with the branches of the stateful schemes; merged into one
+# kernel, the stateless path ran 8x slower (0.11 -> 0.96 ms per step at N = 1e5), so both stay.
 @njit
 def apply_step_state(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, travel,
                      disp_sums):
@@ -290,8 +291,7 @@ def apply_step_state(scheme, params, seed, step, dim, pos, image, ids, n_own, bo
         if d2 > 0.0:
             dn = np.sqrt(d2)
             exact_add(disp_sums, D_ABS, dn)
-            if disp_sums.shape[0] >= N_DISP:    # (no bounds checks in numba: old 2-slot callers)
-                exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
+            exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
             if dn > max_disp:
                 max_disp = dn
             travel[i] += dn
