@@ -24,7 +24,7 @@ class DynamicsParams:
         b = dynamics.batch_fraction
         self.params[NOISE] = math.sqrt(max(b - b * b, 0.0))
         self.n_aux = 0
-        # Momentum, pgd/spgd and langevin (docs/algorithms.md): the kernels apply_step_state and, for
+        # Momentum, pgd/spgd and langevin (docs/algorithms.md): the kernel apply_step and, for
         # reciprocal noise, noise_pair_pass, which reads the ghosts' aux.
         self.params[MOMENTUM] = dynamics.momentum
         self.momentum = dynamics.momentum > 0
@@ -40,6 +40,5 @@ class DynamicsParams:
             self.params[SPATIAL] = -1.0 if self.reciprocal_noise else 0.0
         if dynamics.scheme == "langevin":
             self.params[SIGMA] = math.sqrt(2.0 * dynamics.learning_rate * dynamics.temperature)
-        self.stateful = self.momentum or self.correlated_noise or self.always_moving
         if self.momentum or self.correlated_noise:
             self.n_aux = 3          # velocity or noise memory, one column per axis

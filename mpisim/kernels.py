@@ -134,48 +134,20 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
             exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
 
 
-@njit
-def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, travel, disp_sums):
-    """x^i_{k+1} = x^i_k + displacement for owned particles; wrap into [0, L) and count images.
-
-    Resets acc; adds |dx| to travel (distance since the pair list was built). disp_sums (int64[4])
-    receives the exact sums of |dx| (slots 0-1) and |dx|^2 SQ_SCALE (slots 2-3). Returns (max |dx|,
-    max travel).
-    """
-    max_travel = 0.0
-    particle_kind = scheme == 1 or scheme == 3 or scheme == 6
-    max_disp = 0.0
-    for i in range(n_own):
-        m = _particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
-        d2 = 0.0
-        for a in range(dim):
-            d = m * (acc[i, a] / FIXED_SCALE)
-            acc[i, a] = 0
-            if d == 0.0:
-                continue
-            d2 += d * d
-            x = pos[i, a] + d
-            L = box[a]
-            if x < 0.0 or x >= L:
-                k = np.floor(x / L)
-                x -= k * L
-                image[i, a] += np.int32(k)
-                if x >= L:          # x was a tiny negative number: x + L rounded to L
-                    x -= L
-                    image[i, a] += 1
-                if x < 0.0:
-                    x = 0.0
-            pos[i, a] = x
-        if d2 > 0.0:
-            dn = np.sqrt(d2)
-            exact_add(disp_sums, D_ABS, dn)
-            exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
-            if dn > max_disp:
-                max_disp = dn
-            travel[i] += dn
-        if travel[i] > max_travel:
-            max_travel = travel[i]
-    return max_disp, max_travel
+@inline
+def _wrap(x, L):
+    """(x wrapped into [0, L), the number of box lengths crossed). Scalars only: an inlined helper that
+    took the position arrays made the update loop ten times slower."""
+    k = 0.0
+    if x < 0.0 or x >= L:
+        k = np.floor(x / L)
+        x -= k * L
+        if x >= L:          # x was a tiny negative number: x + L rounded to L
+            x -= L
+            k += 1.0
+        if x < 0.0:
+            x = 0.0
+    return x, k
 
 
 @njit
@@ -231,35 +203,22 @@ def noise_pair_pass(params, seed, step, dim, pos, ids, radius, box, first, secon
             acc[hi, a] -= q
 
 
-@inline
-def _wrap_move(pos, image, i, a, d, L):
-    """pos[i, a] += d, wrapped into [0, L) (as apply_step)."""
-    x = pos[i, a] + d
-    if x < 0.0 or x >= L:
-        k = np.floor(x / L)
-        x -= k * L
-        image[i, a] += np.int32(k)
-        if x >= L:
-            x -= L
-            image[i, a] += 1
-        if x < 0.0:
-            x = 0.0
-    pos[i, a] = x
-
-
-# apply_step_state repeats apply_step's loop with the branches of the stateful schemes; merged into one
-# kernel, the stateless path ran 8x slower (0.11 -> 0.96 ms per step at N = 1e5), so both stay.
 @njit
-def apply_step_state(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, travel,
-                     disp_sums):
-    """apply_step for schemes with state or additive noise; same contract, plus active (from pair_pass)
-    and aux (owned rows updated in place):
+def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, travel,
+               disp_sums):
+    """x^i_{k+1} = x^i_k + displacement for owned particles; wrap into [0, L) and count images.
+
+    The displacement is acc_i (fixed point; times the particle multiplier of a particle scheme), plus,
+    for the schemes with state or additive noise (active from pair_pass; aux owned rows, updated in place):
 
     * momentum (params[MOMENTUM] > 0): v = beta v + g, x += v (v in aux[:, 0:3]);
     * pgd/spgd independent: active particles get sigma (a xi + b m), then m = xi (aux[:, 0:3]);
       inactive particles neither move by noise nor touch their memory;
     * pgd/spgd reciprocal: the noise is already in acc (noise_pair_pass); active particles set m = xi;
     * langevin: every particle gets sqrt(2 alpha T) xi.
+
+    Resets acc; adds |dx| to travel (distance since the pair list was built); adds the exact sums of |dx|
+    and |dx|^2 SQ_SCALE to disp_sums (int64[4]). Returns (max |dx|, max travel).
     """
     max_travel = 0.0
     max_disp = 0.0
@@ -287,7 +246,8 @@ def apply_step_state(scheme, params, seed, step, dim, pos, image, ids, n_own, bo
             if d == 0.0:
                 continue
             d2 += d * d
-            _wrap_move(pos, image, i, a, d, box[a])
+            pos[i, a], k = _wrap(pos[i, a] + d, box[a])
+            image[i, a] += np.int32(k)
         if d2 > 0.0:
             dn = np.sqrt(d2)
             exact_add(disp_sums, D_ABS, dn)

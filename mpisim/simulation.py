@@ -208,15 +208,9 @@ class Simulation:
         """Apply the displacements accumulated by compute(): x_k -> x_{k+1}; step += 1."""
         st, dyn = self.state, self.dynamics
         self.disp_sums[:] = 0
-        if dyn.stateful:
-            self.max_disp, travel = kernels.apply_step_state(dyn.scheme, dyn.params, self.seed, self.step,
-                                                             self.dim, st.pos, st.image, st.ids, st.n_own,
-                                                             self.box, st.acc, st.active, st.aux, st.travel,
-                                                             self.disp_sums)
-        else:
-            self.max_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
-                                                       st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
-                                                       st.travel, self.disp_sums)
+        self.max_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
+                                                   st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
+                                                   st.active, st.aux, st.travel, self.disp_sums)
         # A pair can only have come within contact if one of its particles travelled half the skin.
         flag = np.array([travel > 0.5 * self.skin], dtype=np.int64)
         self.need_rebuild = bool(self.domain.sum_int(flag)[0])

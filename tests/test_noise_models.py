@@ -89,7 +89,7 @@ def _pgd_params(c, sigma, spatial="independent"):
 
 
 def _free_steps(dyn, n, steps, active):
-    """Displacements (steps, n, 2) of n far-apart particles under apply_step_state (no pair forces)."""
+    """Displacements (steps, n, 2) of n far-apart particles under apply_step (no pair forces)."""
     pos = np.full((n, 3), 50.0)
     pos[:, 2] = 0.0
     image = np.zeros((n, 3), np.int32)
@@ -101,7 +101,7 @@ def _free_steps(dyn, n, steps, active):
     out = []
     for k in range(steps):
         before = pos.copy()
-        kernels.apply_step_state(dyn.scheme, dyn.params, 11, k, 2, pos, image, ids, n, box, acc,
+        kernels.apply_step(dyn.scheme, dyn.params, 11, k, 2, pos, image, ids, n, box, acc,
                                  active, aux, travel, np.zeros(kernels.N_DISP, np.int64))
         out.append((pos - before)[:, :2] + image[:, :2] * 0)
     return np.array(out), aux
