@@ -142,47 +142,6 @@ def _sums3(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunks):
     return re, im
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _sums2(pos, box, r_n1, r_lo, r_hi, r_off, nk, m1, m2, nchunks):
-    n = pos.shape[0]
-    acc_re = np.zeros((nchunks, nk))
-    acc_im = np.zeros((nchunks, nk))
-    nrows = r_n1.shape[0]
-    for c in prange(nchunks):
-        start = c * n // nchunks
-        end = (c + 1) * n // nchunks
-        ex = np.empty(m1 + 1, dtype=np.complex128)
-        ey = np.empty(2 * m2 + 1, dtype=np.complex128)
-        are = acc_re[c]
-        aim = acc_im[c]
-        for p in range(start, end):
-            t = 2.0 * np.pi * pos[p, 0] / box[0]
-            z = complex(math.cos(t), math.sin(t))
-            ex[0] = 1.0
-            for q in range(1, m1 + 1):
-                ex[q] = ex[q - 1] * z
-            t = 2.0 * np.pi * pos[p, 1] / box[1]
-            z = complex(math.cos(t), math.sin(t))
-            ey[m2] = 1.0
-            for q in range(1, m2 + 1):
-                ey[m2 + q] = ey[m2 + q - 1] * z
-                ey[m2 - q] = ey[m2 + q].conjugate()
-            for r in range(nrows):
-                a = ex[r_n1[r]]
-                ar = a.real
-                ai = a.imag
-                off = r_off[r] - r_lo[r]
-                for q in range(r_lo[r], r_hi[r] + 1):
-                    b = ey[m2 + q]
-                    are[off + q] += ar * b.real - ai * b.imag
-                    aim[off + q] += ar * b.imag + ai * b.real
-    re = np.zeros(nk)
-    im = np.zeros(nk)
-    for c in range(nchunks):
-        re += acc_re[c]
-        im += acc_im[c]
-    return re, im
-
 
 def sofk_sums(positions, box, k_max: float, octant: bool = False):
     """Partial sums of exp(i k . x_j) over the given particles, for every k with 0 < |k| <= k_max.
@@ -234,13 +193,18 @@ def sofk_sums(positions, box, k_max: float, octant: bool = False):
     nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
     if pos.shape[0] == 0:
         return kvecs, np.zeros(nk), np.zeros(nk)
-    if d == 3:
-        re, im = _sums3(pos, box, rr[:, 0].copy(), rr[:, 1].copy(), rr[:, 2].copy(),
-                        rr[:, 3].copy(), off, nk, m[0], m[1], m[2], nchunks)
-    else:
-        re, im = _sums2(pos, box, rr[:, 0].copy(), rr[:, 2].copy(), rr[:, 3].copy(), off, nk,
-                        m[0], m[1], nchunks)
+    if d == 2:
+        pos, box, m = _embed_2d(pos, box, m)
+    re, im = _sums3(pos, box, rr[:, 0].copy(), rr[:, 1].copy(), rr[:, 2].copy(),
+                    rr[:, 3].copy(), off, nk, m[0], m[1], m[2], nchunks)
     return kvecs, re, im
+
+
+def _embed_2d(pos, box, m):
+    """(x, y) -> (x, 0, y) in a box (Lx, 1, Ly) with no y harmonics, so the 3d kernels' inner k loop
+    runs over the 2d y axis."""
+    pos = np.ascontiguousarray(np.stack([pos[:, 0], np.zeros(len(pos)), pos[:, 1]], axis=1))
+    return pos, np.array([box[0], 1.0, box[1]]), [m[0], 0, m[1]]
 
 
 def bin_structure_factor(kvecs, s_values, bin_edges):
@@ -478,10 +442,8 @@ def sofk_sums_fixed(positions, box, k_max: float, octant: bool = False):
     rr = np.array(rows, dtype=np.int64)
     counts = rr[:, 3] - rr[:, 2] + 1
     off = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-    if d == 2:   # (x, y) -> (x, 0, y) in a box (Lx, 1, Ly): the inner k loop runs over y as in _sums2
-        pos = np.ascontiguousarray(np.stack([pos[:, 0], np.zeros(len(pos)), pos[:, 1]], axis=1))
-        box = np.array([box[0], 1.0, box[1]])
-        m = [m[0], 0, m[1]]
+    if d == 2:
+        pos, box, m = _embed_2d(pos, box, m)
     nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
     acc = _sums3_fixed(pos, box, rr[:, 0].copy(), rr[:, 1].copy(), rr[:, 2].copy(), rr[:, 3].copy(),
                        off, nk, m[0], m[1], m[2], nchunks)

@@ -3,8 +3,10 @@ anti-correlated temporal noise (c_t = -1/2) and reciprocal pair noise reaches S(
 close to 2; the uncorrelated control (c_t = 0, independent) stays near alpha = 0.
 
     python launch/validate_hyperuniformity.py --dim 2 --n 20000 --steps 3000 [--figure out.png] [--json]
+    mpirun -n 2 python launch/validate_hyperuniformity.py --dim 3 --n 160000 --steps 30000 --k-fit-max 0.4
 
-Runs in-process on one rank (the engine is bit-identical on any rank count). Prints one line per case.
+Runs in-process on every rank of MPI_COMM_WORLD (one rank without mpirun; the trajectory is the same on
+any rank count). Rank 0 prints one line per case, then alpha for other ends of the fit range.
 """
 import argparse
 import json
@@ -18,6 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.hyperuniformity import (Hyperuniformity, number_variance,  # noqa: E402
                                       number_variance_exponent, plot_hyperuniformity)
+from analysis.structure_factor import fit_power_law  # noqa: E402
+from mpisim.domain import world  # noqa: E402
 from mpisim.simulation import Simulation  # noqa: E402
 
 CASES = {
@@ -26,11 +30,11 @@ CASES = {
 }
 
 
-def run_case(dim, n, phi, steps, frames, every, extra, seed, alpha_lr, sigma, k_fit_max):
+def run_case(dim, n, phi, steps, frames, every, extra, seed, alpha_lr, sigma, k_fit_max, comm):
     cfg = {"system": {"n": n, "phi": phi, "dim": dim, "seed": seed},
            "dynamics": {"scheme": "pgd", "learning_rate": alpha_lr, "noise_amplitude": sigma, **extra},
            "run": {"steps": steps, "log_every": 100, "progress_seconds": 0, "stop_when_absorbed": True}}
-    sim = Simulation.from_config(cfg, write=False)
+    sim = Simulation.from_config(cfg, write=False, comm=comm)
     sim.run(steps=steps - (frames - 1) * every)
     snaps = [sim.snapshot()[1]]
     for _ in range(frames - 1):
@@ -61,29 +65,39 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--figure", help="write the S(k) figure here")
     p.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    p.add_argument("--only", choices=("correlated", "uncorrelated"), help="run one case only")
     args = p.parse_args(argv)
+    comm = world()
+    say = print if comm.rank == 0 else (lambda *a, **k: None)
     phi = args.phi if args.phi is not None else (0.5 if args.dim == 2 else 0.35)
     k_fit_max = args.k_fit_max if args.k_fit_max is not None else (0.5 if args.dim == 2 else 0.8)
     results, curves = {}, {}
     for label, extra in CASES.items():
+        if args.only and not label.startswith(args.only):
+            continue
         t = time.time()
         sim, hu, (lam, lam_err), energy, act = run_case(args.dim, args.n, phi, args.steps, args.frames,
                                                         args.every, extra, args.seed, args.learning_rate,
-                                                        args.sigma, k_fit_max)
+                                                        args.sigma, k_fit_max, comm)
         kmin, kmax, npts = hu.fit_range
+        ends = [x for x in (0.3, 0.4, 0.5, 0.6, 0.8, 1.0) if np.sum((hu.k >= kmin * (1 - 1e-9)) & (hu.k <= x)) >= 3]
+        other = {x: fit_power_law(hu.k, hu.S_k, kmin * (1 - 1e-9), x) for x in ends}
         results[label] = {"alpha": hu.alpha, "alpha_err": hu.alpha_err, "k_min": kmin, "k_max": kmax,
                           "bins": npts, "lambda": lam, "lambda_err": lam_err, "energy": energy,
-                          "activity": act, "seconds": time.time() - t}
+                          "activity": act, "seconds": time.time() - t,
+                          "alpha_by_k_max": {x: f[:2] for x, f in other.items()}}
         curves[label] = hu
         if not args.json:
-            print(f"d={args.dim} N={args.n} phi={phi} steps={args.steps} {label}: alpha = {hu.alpha:.2f} +- "
-                  f"{hu.alpha_err:.2f} over k in [{kmin:.3f}, {kmax:.3f}] ({npts} bins); number variance "
-                  f"lambda = {lam:.2f} +- {lam_err:.2f}; activity {act:.3f}; energy {energy:.4g}; "
-                  f"{time.time() - t:.0f} s", flush=True)
-    if args.figure:
+            say(f"d={args.dim} N={args.n} phi={phi} steps={args.steps} {label}: alpha = {hu.alpha:.2f} +- "
+                f"{hu.alpha_err:.2f} over k in [{kmin:.3f}, {kmax:.3f}] ({npts} bins); number variance "
+                f"lambda = {lam:.2f} +- {lam_err:.2f}; activity {act:.3f}; energy {energy:.4g}; "
+                f"{time.time() - t:.0f} s", flush=True)
+            say("    alpha with other ends of the fit: " + "; ".join(
+                f"k <= {x:g}: {f[0]:.2f} +- {f[1]:.2f} ({f[3]} bins)" for x, f in other.items()), flush=True)
+    if args.figure and comm.rank == 0:
         plot_hyperuniformity(curves, args.figure, title=f"PGD, d = {args.dim}, N = {args.n}, phi = {phi}")
     if args.json:
-        print(json.dumps(results))
+        say(json.dumps(results))
     return 0
 
 

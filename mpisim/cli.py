@@ -93,8 +93,8 @@ def guarded(comm, work):
         print(f"mpisim: rank {comm.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        if comm.size > 1:
-            comm.Abort(1)
+        from .domain import abort_job
+        abort_job(comm, 1)
         return 1
 
 
@@ -119,13 +119,15 @@ def _run(args, comm):
         sim = Simulation.resume(config, output=str(output), comm=comm)
     else:
         sim = Simulation(config, output=str(output), comm=comm, overwrite=args.overwrite)
-    sim.run()
-    _report(sim, output, comm)
+    with sim:
+        sim.run()
+        _report(sim, output, comm)
     return 0
 
 
 def _resume(args, comm):
     from .config import ConfigError, RunConfig, tomllib
+    from .domain import on_root
     from .io import read_parameters
     from .simulation import Simulation
     import dataclasses
@@ -133,11 +135,12 @@ def _resume(args, comm):
     path = Path(args.path)
     if not path.is_file():
         raise UsageError(f"no such file {str(path)!r}")
-    try:
-        text = read_parameters(path) if comm.rank == 0 else None
-    except (OSError, KeyError):
-        text = None
-    text = comm.bcast(text, root=0)
+    def stored():
+        try:
+            return read_parameters(path)
+        except (OSError, KeyError):
+            return None
+    text = on_root(comm, stored)
     if text is None:
         raise UsageError(f"{path} is not an mpisim output (no /parameters)")
     try:
@@ -147,9 +150,9 @@ def _resume(args, comm):
     config = config.replace(output=dataclasses.replace(config.output, path=str(path)))
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
-    sim = Simulation.resume(config, output=str(path), comm=comm)
-    sim.run()
-    _report(sim, path, comm)
+    with Simulation.resume(config, output=str(path), comm=comm) as sim:
+        sim.run()
+        _report(sim, path, comm)
     return 0
 
 
@@ -157,12 +160,14 @@ def _sofk(args, comm):
     """mpisim sofk: S(k) of stored frames (mpisim/sofk.py); rank 0 writes the results at the end."""
     import time
     import h5py
+    from .domain import on_root
     from .io.h5md import SOFK_GROUP, append_structure_factor
     from .sofk import parse_frames, sofk_frames
 
     path = Path(args.path)
-    problem, n_frames = None, 0
-    if comm.rank == 0:
+
+    def check():
+        problem, n_frames = None, 0
         try:
             with h5py.File(path, "r") as f:
                 if "particles/all/position/value" not in f:
@@ -178,7 +183,8 @@ def _sofk(args, comm):
             problem = f"--output: {args.output} exists; pass --overwrite to replace it"
         elif args.output and not Path(args.output).resolve().parent.is_dir():
             problem = f"--output: directory of {args.output!r} does not exist"
-    problem, n_frames = comm.bcast((problem, n_frames), root=0)
+        return problem, n_frames
+    problem, n_frames = on_root(comm, check)
     if problem:
         raise UsageError(problem)
     options = {"k_max": args.k_max, "k_min": args.k_min, "bins": args.bins, "method": args.method,
@@ -195,7 +201,8 @@ def _sofk(args, comm):
         msg = str(exc)
         raise UsageError(msg if msg.startswith("--") else "--" + msg.replace("_", "-")) from None
     seconds = time.perf_counter() - t0
-    if comm.rank == 0:
+
+    def write():
         target = args.output or str(path)
         with h5py.File(target, "w" if args.output else "r+") as f:
             if SOFK_GROUP in f:
@@ -205,7 +212,7 @@ def _sofk(args, comm):
                 append_structure_factor(f, r, attrs)
         print(f"mpisim: S(k) of {len(results)} frame(s), {meas.method}, {meas.kvecs.shape[0]} wave vectors, "
               f"{seconds:.2f} s on {comm.size} rank(s) -> {target}:/{SOFK_GROUP}", file=sys.stderr)
-    comm.Barrier()
+    on_root(comm, write)   # no rank returns before the file is written
     return 0
 
 

@@ -90,6 +90,62 @@ def sum_int(comm, values):
     return out
 
 
+def sum_disjoint(comm, values):
+    """Sum over ranks of a float64 array in which every element is non-zero on at most one rank: adding
+    zeros is exact, so the result does not depend on the rank count. On every rank."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if comm.size == 1:
+        return values.copy()
+    from mpi4py import MPI
+    out = np.empty_like(values)
+    comm.Allreduce(values, out, op=MPI.SUM)
+    return out
+
+
+def sum_scatter_int(comm, values, counts):
+    """Exact sum over ranks of an int64 array [n, ...] whose first axis is split into consecutive blocks
+    of ``counts[r]`` rows: rank r receives the summed block r."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    if comm.size == 1:
+        return values
+    from mpi4py import MPI
+    per_row = values[0].size
+    out = np.empty((int(counts[comm.rank]),) + values.shape[1:], dtype=np.int64)
+    comm.Reduce_scatter(values, out, recvcounts=[int(c) * per_row for c in counts], op=MPI.SUM)
+    return out
+
+
+def all_to_all_complex(comm, send, send_counts, recv_counts):
+    """Alltoallv of complex128 blocks: ``send`` holds rank q's block at the q-th place (``send_counts[q]``
+    values); returns the blocks received from ranks 0, 1, ... concatenated."""
+    from mpi4py import MPI
+    send = np.ascontiguousarray(send, dtype=np.complex128)
+    recv = np.empty(int(np.sum(recv_counts)), dtype=np.complex128)
+    sdisp = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
+    rdisp = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
+    comm.Alltoallv([send, send_counts, sdisp, MPI.C_DOUBLE_COMPLEX],
+                   [recv, recv_counts, rdisp, MPI.C_DOUBLE_COMPLEX])
+    return recv
+
+
+def on_root(comm, fn, *args):
+    """``fn(*args)`` evaluated on rank 0 only (file checks, wall-clock decisions), its value returned on
+    every rank."""
+    value = fn(*args) if comm.rank == 0 else None
+    return value if comm.size == 1 else comm.bcast(value, root=0)
+
+
+def all_gather(comm, value):
+    """[value of rank 0, value of rank 1, ...] on every rank (small Python objects)."""
+    return [value] if comm.size == 1 else comm.allgather(value)
+
+
+def abort_job(comm, code):
+    """End every rank of the job (MPI_Abort) so that none waits forever on a failed one; no-op on 1 rank."""
+    if comm.size > 1:
+        comm.Abort(code)
+
+
 def max_value(comm, value):
     """Maximum of a float over all ranks of comm, on every rank (order-free, hence exact)."""
     if comm.size == 1:
@@ -200,6 +256,12 @@ class Domain:
                 self._rank_of[c] = self.cart.Get_cart_rank(list(c))
         c = self.owner_coords(rows[:, :3])
         return exchange_rows(self.cart, self._rank_of[c[:, 0], c[:, 1], c[:, 2]], rows)
+
+    def close(self):
+        """Free the Cartesian communicator (collective; idempotent)."""
+        if self.cart is not None:
+            self.cart.Free()
+            self.cart = None
 
     # ----------------------------------------------------------------------------------------- reductions
     @timed

@@ -14,7 +14,7 @@ import numpy as np
 from . import kernels
 from .config import ConfigError, RunConfig
 from .cells import PairList
-from .domain import Domain, id_blocks, world
+from .domain import Domain, all_gather, id_blocks, on_root, world
 from .dynamics import DynamicsParams
 from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP, SQ_SCALE, exact_value
 from .observables import NAMES, ObservableLog
@@ -26,7 +26,7 @@ from .sofk import due as sofk_due
 class Simulation:
     """One run on all ranks of ``comm``. Values are global unless named rank-local."""
 
-    def __init__(self, config, output=None, comm=None, overwrite=False, write=True):
+    def __init__(self, config, output=None, comm=None, overwrite=False, write=True, _resume_box=None):
         self.config = config
         self.comm = comm if comm is not None else world()
         s = config.system
@@ -40,8 +40,9 @@ class Simulation:
         blocks = id_blocks(self.n_total, self.comm.size)
         ids = np.arange(blocks[self.comm.rank], blocks[self.comm.rank + 1])
         radii = self._radii(ids)
-        if s.init == "random":
-            box = np.asarray(config.box_edges(), dtype=np.float64)
+        if s.init == "random" or _resume_box is not None:
+            # On resume the positions come from the checkpoint, so system.init need not exist any more.
+            box = np.asarray(config.box_edges() if _resume_box is None else _resume_box, dtype=np.float64)
             init_seed = s.init_seed if s.init_seed >= 0 else s.seed
             pos = initial_positions(init_seed, ids, self.dim, box)
         else:
@@ -287,6 +288,23 @@ class Simulation:
                 self._remove_checkpoint()
         return self
 
+    def close(self):
+        """Close the output and free the rank grid's communicator (collective). The simulation cannot
+        run after this; ``with Simulation(...) as sim:`` calls it on leaving the block."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.domain.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        # close() is collective: after a failure on one rank the others may never reach it, and the
+        # caller (cli.guarded) aborts the job instead.
+        if exc_type is None or self.comm.size == 1:
+            self.close()
+
     # ------------------------------------------------------------------------------- checkpoint/restart
     def _checkpoint_due(self, end):
         """Whether to checkpoint now, at the top of step k (same answer on every rank)."""
@@ -297,8 +315,8 @@ class Simulation:
             return True
         if run.checkpoint_minutes > 0 and self.step % run.log_every == 0:
             # Wall time differs between ranks: rank 0 decides (a bcast only on logged steps).
-            late = time.monotonic() - self._ckpt_clock >= 60.0 * run.checkpoint_minutes
-            return bool(self.comm.bcast(late if self.comm.rank == 0 else None, root=0))
+            return bool(on_root(self.comm, lambda: time.monotonic() - self._ckpt_clock
+                                >= 60.0 * run.checkpoint_minutes))
         return False
 
     def checkpoint(self):
@@ -310,17 +328,18 @@ class Simulation:
         meta = {"step": np.int64(self.step), "absorbed_step": np.int64(self.absorbed_step),
                 "disp_sums": self.domain.sum_int(self.disp_sums),
                 "max_disp": np.float64(self.domain.max_float(self.max_disp)),
-                "output": str(self.output_path)}
+                "box": self.box, "output": str(self.output_path)}
         write_checkpoint(checkpoint_path(self.output_path), self.comm, self.state, self.dim, self.n_total,
                          self.config.to_toml(), meta, collective=self.writer.collective)
         self._ckpt_clock = time.monotonic()
 
     def _remove_checkpoint(self):
         from .io import checkpoint_path
-        if self.comm.rank == 0:
+
+        def unlink():   # rank 0 deletes before it broadcasts, so no rank returns before the files are gone
             for p in (checkpoint_path(self.output_path), checkpoint_path(self.output_path) + ".tmp"):
                 Path(p).unlink(missing_ok=True)
-        self.comm.Barrier()
+        on_root(self.comm, unlink)
 
     @classmethod
     def resume(cls, config, output=None, comm=None, collective=None):
@@ -333,11 +352,11 @@ class Simulation:
         from .io import H5MDWriter, checkpoint_path
         comm = comm if comm is not None else world()
         output = str(output if output is not None else config.output.path)
-        problem = _resume_problem(config, output) if comm.rank == 0 else None
-        problem = comm.bcast(problem, root=0)
+        problem = on_root(comm, _resume_problem, config, output)
         if problem:
             raise ConfigError(f"resume: {problem}")
-        sim = cls(config, output=output, comm=comm)
+        box = on_root(comm, _checkpoint_box, checkpoint_path(output))
+        sim = cls(config, output=output, comm=comm, _resume_box=box)
         sim._load_checkpoint(checkpoint_path(output))
         sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
                                 mode="r+", collective=collective)
@@ -387,7 +406,7 @@ class Simulation:
     def _open_writer(self):
         from .io import H5MDWriter
         path = Path(self.output_path)
-        exists = self.comm.bcast(path.exists() if self.comm.rank == 0 else None, root=0)
+        exists = on_root(self.comm, path.exists)
         if exists and not self._overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
         self._remove_checkpoint()  # a stale checkpoint of an overwritten run must never be resumed
@@ -451,13 +470,20 @@ class Simulation:
         st = self.state
         ids, pos, img, *_ = st.owned(self.dim)
         if self.comm.size > 1:
-            parts = self.comm.allgather((ids, pos, img))
+            parts = all_gather(self.comm, (ids, pos, img))
             ids = np.concatenate([p[0] for p in parts])
             pos = np.concatenate([p[1] for p in parts])
             img = np.concatenate([p[2] for p in parts])
             o = np.argsort(ids)
             ids, pos, img = ids[o], pos[o], img[o]
         return ids, pos, img
+
+
+def _checkpoint_box(path):
+    """The box (3,) stored in a checkpoint, or None for checkpoints written before it was stored."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        return np.asarray(f.attrs["box"], dtype=np.float64) if "box" in f.attrs else None
 
 
 def _resume_problem(config, output):

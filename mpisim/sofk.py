@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._jit import njit
-from .domain import sum_int
+from .domain import all_to_all_complex, sum_disjoint, sum_int, sum_scatter_int
 
 METHODS = ("direct", "grid")
 ASSIGNMENTS = {"cic": 2, "tsc": 3}       # name -> order p of the window W = prod sinc^p
@@ -146,14 +146,7 @@ class StructureFactorMeasurement:
             assign_mesh(pos3, box3, d, m, p, 0.5 * i, local[:, i] if d == 3 else local[:, i, :, None])
         planes = _blocks(m, size)
         n_mine = planes[rank + 1] - planes[rank]
-        if size == 1:
-            slab = local
-        else:
-            from mpi4py import MPI
-            slab = np.empty((n_mine,) + local.shape[1:], dtype=np.int64)
-            per_plane = local[0].size
-            comm.Reduce_scatter(local, slab, recvcounts=[int(c) * per_plane for c in np.diff(planes)],
-                                op=MPI.SUM)
+        slab = sum_scatter_int(comm, local, np.diff(planes))
         del local
         f = np.fft.rfftn(slab.astype(np.float64) / MESH_SCALE, axes=tuple(range(2, d + 1)))
         del slab
@@ -177,12 +170,7 @@ class StructureFactorMeasurement:
         s = np.zeros(len(n))
         s[mine] = grid_correction((fk.real ** 2 + fk.imag ** 2) / self.n_total, self.nvecs[mine], m, p,
                                   nm == 2)
-        if size > 1:                          # each k is non-zero on one rank only: x + 0 + ... is exact
-            from mpi4py import MPI
-            total = np.empty_like(s)
-            comm.Allreduce(s, total, op=MPI.SUM)
-            s = total
-        return s
+        return sum_disjoint(comm, s)          # each k is non-zero on one rank only
 
 
 def _blocks(n, parts):
@@ -191,16 +179,12 @@ def _blocks(n, parts):
 
 def _transpose(comm, f, planes, cols):
     """[planes of this rank, nm, all columns] -> [all planes, nm, columns of this rank] (Alltoallv)."""
-    from mpi4py import MPI
     size, rank = comm.size, comm.rank
     n_mine, nm = f.shape[0], f.shape[1]
     send = np.concatenate([f[:, :, cols[q]:cols[q + 1]].ravel() for q in range(size)])
     scounts = np.array([n_mine * nm * (cols[q + 1] - cols[q]) for q in range(size)])
     rcounts = np.array([(planes[q + 1] - planes[q]) * nm * (cols[rank + 1] - cols[rank]) for q in range(size)])
-    recv = np.empty(int(rcounts.sum()), dtype=np.complex128)
-    sdisp = np.concatenate([[0], np.cumsum(scounts)[:-1]])
-    rdisp = np.concatenate([[0], np.cumsum(rcounts)[:-1]])
-    comm.Alltoallv([send, scounts, sdisp, MPI.C_DOUBLE_COMPLEX], [recv, rcounts, rdisp, MPI.C_DOUBLE_COMPLEX])
+    recv = all_to_all_complex(comm, send, scounts, rcounts)
     return recv.reshape(planes[-1], nm, cols[rank + 1] - cols[rank])
 
 

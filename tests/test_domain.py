@@ -56,6 +56,20 @@ def test_polydisperse_and_other_potentials_are_rank_independent(potential):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.mpi(min_size=2)
+def test_close_frees_the_rank_grid():
+    from mpi4py import MPI
+    cfg = {"system": {"n": 400, "phi": 0.6, "dim": 3, "seed": 2},
+           "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.05},
+           "run": {"steps": 3, "progress_seconds": 0.0}}
+    with Simulation.from_config(cfg, write=False, comm=MPI.COMM_WORLD) as sim:
+        sim.run()
+        cart = sim.domain.cart
+        assert cart != MPI.COMM_NULL
+    assert sim.domain.cart is None and cart == MPI.COMM_NULL    # Free() nulls the handle
+    sim.close()                                                  # idempotent
+
+
 def test_skin_changes_speed_not_results(serial_comm):
     cfgs = []
     for skin in (0.0, 0.05, 0.4):

@@ -1,4 +1,5 @@
 """Checkpoints and exact restart (mpisim/io/checkpoint.py, Simulation.resume, `mpisim resume`)."""
+import dataclasses
 import os
 import shutil
 import signal
@@ -65,6 +66,22 @@ def test_resume_equals_uninterrupted(tmp_path, crash_after):
     for k, v in ref.observables.items():
         assert np.array_equal(v, sim.observables[k]), k
     assert not os.path.exists(checkpoint_path(tmp_path / "cut.h5")), "a finished run keeps no checkpoint"
+
+
+@pytest.mark.serial
+def test_resume_without_the_init_file(tmp_path):
+    """A run started from system.init resumes after that file is gone (the box is in the checkpoint)."""
+    Simulation(small_config(tmp_path / "start.h5", steps=10), output=str(tmp_path / "start.h5")).run()
+
+    def from_init(path):
+        cfg = small_config(path)
+        return cfg.replace(system=dataclasses.replace(cfg.system, init=str(tmp_path / "start.h5")))
+    Simulation(from_init(tmp_path / "ref.h5"), output=str(tmp_path / "ref.h5")).run()
+    cfg = from_init(tmp_path / "cut.h5")
+    Simulation(cfg, output=str(tmp_path / "cut.h5")).run(steps=60)
+    os.remove(tmp_path / "start.h5")
+    Simulation.resume(cfg).run()
+    assert_same_run(tmp_path / "ref.h5", tmp_path / "cut.h5")
 
 
 @pytest.mark.serial
