@@ -142,7 +142,6 @@ def _sums3(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunks):
     return re, im
 
 
-
 def sofk_sums(positions, box, k_max: float, octant: bool = False):
     """Partial sums of exp(i k . x_j) over the given particles, for every k with 0 < |k| <= k_max.
 

@@ -264,8 +264,6 @@ def assign_mesh(pos, box, dim, m, order, shift, mesh):
                     mesh[idx[0, qx], idx[1, qy], idx[2, qz]] += np.int64(np.rint(wxy * w[2, qz] * MESH_SCALE))
 
 
-
-
 # ------------------------------------------------------------------------------------- schedule
 def due(section, step):
     """Whether the [structure_factor] section asks for a measurement at ``step``."""

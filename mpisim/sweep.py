@@ -475,8 +475,6 @@ def mpisim_command():
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "mpisim"]
 
 
-
-
 def checkpoint_of(output):
     """The checkpoint file that ``mpisim run --resume`` continues from (next to the output)."""
     try:

@@ -71,3 +71,14 @@ def test_box_follows_from_n_and_phi(dim):
     L = config.box_edges()[0]
     volume = math.pi * 0.25 if dim == 2 else math.pi / 6
     assert math.isclose(5000 * volume / L ** dim, 0.4)
+
+
+def test_example_run_configs_validate():
+    """The run configs shipped in launch/examples (not the sweep files) are valid as written."""
+    from pathlib import Path
+    from mpisim.config import tomllib
+    examples = Path(__file__).resolve().parents[1] / "launch" / "examples"
+    runs = [p for p in sorted(examples.rglob("*.toml")) if "sweep" not in tomllib.loads(p.read_text())]
+    assert len(runs) >= 4
+    for p in runs:
+        RunConfig.from_toml(str(p))
