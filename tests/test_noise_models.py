@@ -288,9 +288,9 @@ def test_parallel_run_equals_serial_run(name, dim):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_anti_correlated_reciprocal_pgd_is_hyperuniform(dim):
     """launch/validate_hyperuniformity (the quick check of docs/algorithms.md): S(k) ~ k^alpha rises
-    steeply (alpha 1.77 in 2d, 1.48 in the small 3d box, which sits in the crossover; the large-box
-    runs give 1.88 and about 1.65) and the number variance grows as R^(d-1) for c_t = -1/2 with reciprocal
-    noise; alpha near 0 for the uncorrelated control (a few minutes per dimension)."""
+    steeply (alpha 1.77 in 2d and 1.48 in 3d at this N; the large-box runs give 1.88 and about 1.65)
+    and the number variance grows as R^(d-1) for c_t = -1/2 with reciprocal noise; alpha near 0 for
+    the uncorrelated control (a few minutes per dimension)."""
     import json
     from pathlib import Path
     script = Path(__file__).resolve().parents[1] / "launch" / "validate_hyperuniformity.py"
