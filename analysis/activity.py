@@ -36,18 +36,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import AnalysisError, NotComputedError, WindowError
+from .errors import AnalysisError, Computed, WindowError
 from .io import Run, group_runs, key_dict
-
-
-class _Computed:
-    """Mixin: result properties raise :class:`NotComputedError` until ``compute()`` ran."""
-
-    _computed = False
-
-    def _check(self, name):
-        if not self._computed:
-            raise NotComputedError(f"{type(self).__name__}.{name}: call compute() first")
 
 
 def block_average(values: np.ndarray, n_blocks: int = 10) -> tuple[float, float]:
@@ -64,7 +54,7 @@ def block_average(values: np.ndarray, n_blocks: int = 10) -> tuple[float, float]
     return float(v.mean()), float(blocks.std(ddof=1) / math.sqrt(n_blocks))
 
 
-class SteadyState(_Computed):
+class SteadyState(Computed):
     """f_inf, its block error and tau_r of one activity series (see the module doc for the rules).
 
     Parameters
@@ -133,36 +123,36 @@ class SteadyState(_Computed):
     @property
     def f_inf(self) -> float:
         """Steady-state activity (0 for an absorbed run)."""
-        self._check("f_inf")
+        self._need("f_inf")
         return self._f_inf
 
     @property
     def f_inf_err(self) -> float:
         """Block-averaging standard error of f_inf."""
-        self._check("f_inf_err")
+        self._need("f_inf_err")
         return self._f_inf_err
 
     @property
     def tau_r(self) -> int:
         """Relaxation time in steps (absorption step, or first step within 10% of f_inf)."""
-        self._check("tau_r")
+        self._need("tau_r")
         return self._tau_r
 
     @property
     def absorbed(self) -> bool:
-        self._check("absorbed")
+        self._need("absorbed")
         return self._absorbed
 
     @property
     def window_start(self) -> int:
         """First step of the averaging window."""
-        self._check("window_start")
+        self._need("window_start")
         return self._window_start
 
     @property
     def steady(self) -> bool:
         """True if tau_r <= window_start (the window samples the steady state)."""
-        self._check("steady")
+        self._need("steady")
         return self._steady
 
 
@@ -191,7 +181,7 @@ TABLE_COLUMNS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "bat
                  "all_steady")
 
 
-class ActivityTable(_Computed):
+class ActivityTable(Computed):
     """f_inf and tau_r of every run, and their averages over the seeds of each parameter group.
 
     Parameters
@@ -249,13 +239,13 @@ class ActivityTable(_Computed):
     @property
     def rows(self) -> list[dict]:
         """One dict per parameter group with :data:`TABLE_COLUMNS`."""
-        self._check("rows")
+        self._need("rows")
         return self._rows
 
     @property
     def per_run(self) -> list[dict]:
         """One dict per run: its parameters, path, f_inf, f_inf_err, tau_r, absorbed, steady."""
-        self._check("per_run")
+        self._need("per_run")
         return self._per_run
 
 

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import AnalysisError, CollapseError, NotComputedError
+from .errors import AnalysisError, CollapseError, Computed
 from .fss import Collapse, fit_phi_c_powerlaw, manna
 from .io import step_size_of
 
@@ -65,7 +65,7 @@ def extrapolate(step, phi_c, phi_c_err, order: int = 1):
     return float(coef[-1]), float(math.sqrt(cov[-1, -1])) if np.isfinite(cov[-1, -1]) else math.nan, [float(c) for c in coef[-2::-1]]
 
 
-class CriticalPoints:
+class CriticalPoints(Computed):
     """phi_c for every (family, step size) and phi_c(0) per family.
 
     Parameters
@@ -136,10 +136,6 @@ class CriticalPoints:
         self._points, self._extrap, self._collapses = points, extrap, collapses
         self._computed = True
         return self
-
-    def _need(self, name):
-        if not self._computed:
-            raise NotComputedError(f"CriticalPoints.{name}: call compute() first")
 
     @property
     def points(self) -> list[dict]:

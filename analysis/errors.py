@@ -25,3 +25,14 @@ class CollapseError(AnalysisError):
 
 class NotComputedError(AnalysisError, AttributeError):
     """A result property read before ``compute()`` was called."""
+
+
+class Computed:
+    """Mixin of the freud-like result classes: ``compute()`` sets ``_computed``; result properties call
+    ``_need(name)``, which raises :class:`NotComputedError` before that."""
+
+    _computed = False
+
+    def _need(self, name):
+        if not self._computed:
+            raise NotComputedError(f"{type(self).__name__}.{name}: call compute() first")

@@ -39,7 +39,7 @@ from typing import Callable
 import numpy as np
 
 from . import _energy
-from .errors import AnalysisError, NotComputedError
+from .errors import AnalysisError, Computed
 
 from mpisim.energy import total_energy as _total_energy
 
@@ -49,7 +49,7 @@ def total_energy(positions, radii, box, potential: str) -> float:
     return float(_total_energy(positions, radii, box, potential))
 
 
-class Flatness:
+class Flatness(Computed):
     """Delta V of a configuration under M Gaussian perturbations of size sigma = sigma_t * R.
 
     Parameters
@@ -127,10 +127,6 @@ class Flatness:
         self._n_direct = n_direct
         self._computed = True
         return self
-
-    def _need(self, name):
-        if not self._computed:
-            raise NotComputedError(f"Flatness.{name}: call compute() first")
 
     @property
     def sigma(self) -> float:

@@ -25,14 +25,11 @@ import math
 
 import numpy as np
 
+from .errors import Computed
 from .structure_factor import StructureFactor, fit_power_law
 
 
-class NotComputedError(RuntimeError):
-    """A result property was read before compute()."""
-
-
-class Hyperuniformity:
+class Hyperuniformity(Computed):
     """Frame-averaged S(k) at small k and its exponent alpha (freud-like: ``compute(...) -> self``).
 
     Parameters
@@ -53,7 +50,6 @@ class Hyperuniformity:
         self.k_fit_min = k_fit_min
         self.k_max = float(k_max) if k_max is not None else 4.0 * self.k_fit_max
         self.bins = bins
-        self._done = False
 
     def compute(self, frames, box) -> "Hyperuniformity":
         """frames: sequence of position arrays [N, d] (one or more configurations of one run, or of
@@ -82,12 +78,8 @@ class Hyperuniformity:
         # (1 - 1e-9): the first bin centre equals 2 pi / L up to rounding
         a, e, pref, n = fit_power_law(self._k[ok], self._s[ok], self._kmin * (1 - 1e-9), self.k_fit_max)
         self._alpha, self._alpha_err, self._prefactor, self._npts = a, e, pref, n
-        self._done = True
+        self._computed = True
         return self
-
-    def _need(self, name):
-        if not self._done:
-            raise NotComputedError(f"Hyperuniformity.{name}: call compute() first")
 
     @property
     def k(self) -> np.ndarray:

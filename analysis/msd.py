@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import AnalysisError, NotComputedError, WindowError
+from .errors import AnalysisError, Computed, WindowError
 from .io import Run
 from .structure_factor import fit_power_law
 
@@ -72,7 +72,7 @@ def msd_at(steps, msd, k: int) -> float:
     return float(np.interp(k, steps, msd))
 
 
-class DiffusionExponent:
+class DiffusionExponent(Computed):
     """c of MSD ~ k^c over a fit range (default: last 2/3 of the trajectory).
 
     Parameters
@@ -102,10 +102,6 @@ class DiffusionExponent:
         self._computed = True
         return self
 
-    def _need(self, name):
-        if not self._computed:
-            raise NotComputedError(f"DiffusionExponent.{name}: call compute() first")
-
     @property
     def c(self) -> float:
         """Diffusion exponent (1: normal diffusion; < 1 sub-, > 1 super-diffusive)."""
@@ -130,7 +126,7 @@ class DiffusionExponent:
         return self._range
 
 
-class MSD:
+class MSD(Computed):
     """Seed-averaged MSD(k) of a group of runs (same parameters), and its exponent.
 
     Runs that reached an absorbing state stop early and stay still: their MSD is continued with its
@@ -181,10 +177,6 @@ class MSD:
         self._c_seeds = np.array(cs)
         self._computed = True
         return self
-
-    def _need(self, name):
-        if not self._computed:
-            raise NotComputedError(f"MSD.{name}: call compute() first")
 
     @property
     def steps(self) -> np.ndarray:

@@ -39,7 +39,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .errors import AnalysisError, NotComputedError
+from .errors import AnalysisError, Computed
 
 TWO_PI = 2.0 * math.pi
 
@@ -251,7 +251,7 @@ def fit_power_law(x, y, x_min=None, x_max=None):
     return float(slope), float(err), float(math.exp(icpt)), npts
 
 
-class StructureFactor:
+class StructureFactor(Computed):
     """Binned S(k) of one configuration (freud-like: ``compute(...) -> self``, then properties).
 
     Parameters
@@ -286,10 +286,6 @@ class StructureFactor:
         self._s_bin, self._counts = bin_structure_factor(kv, s, self._bin_edges)
         self._computed = True
         return self
-
-    def _need(self, name):
-        if not self._computed:
-            raise NotComputedError(f"StructureFactor.{name}: call compute() first")
 
     @property
     def bin_edges(self) -> np.ndarray:

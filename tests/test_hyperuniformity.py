@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis.hyperuniformity import (Hyperuniformity, NotComputedError, energy_per_scheme,
-                                      number_variance, number_variance_exponent, plot_hyperuniformity,
-                                      speed_squared)
+from analysis.errors import NotComputedError
+from analysis.hyperuniformity import (Hyperuniformity, energy_per_scheme, number_variance,
+                                      number_variance_exponent, plot_hyperuniformity, speed_squared)
 
 L = 60.0
 BOX = np.array([L, L])
