@@ -255,14 +255,7 @@ class RunConfig:
 
     @classmethod
     def from_toml(cls, path, overrides=()):
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config: no such file {str(path)!r}")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config: {path} is not valid TOML ({exc})") from None
-        return cls.from_dict(apply_overrides(data, overrides))
+        return cls.from_dict(apply_overrides(read_toml(path, "config", ConfigError), overrides))
 
     def replace(self, **sections):
         return dataclasses.replace(self, **sections)
@@ -320,6 +313,17 @@ class RunConfig:
                 lines.append(f"{k} = {_toml_value(v)}")
             lines.append("")
         return "\n".join(lines)
+
+
+def read_toml(path, what, error):
+    """The parsed TOML file at ``path``; a missing file or bad TOML raises ``error`` naming ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what}: no such file {str(path)!r}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what}: {path} is not valid TOML ({exc})") from None
 
 
 def apply_overrides(data, overrides):

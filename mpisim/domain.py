@@ -79,27 +79,25 @@ def max_ranks_per_axis(box, cutoff):
     return [max(1, int(np.floor(b / (cutoff * (1 + CELL_MARGIN))))) for b in box]
 
 
-def sum_int(comm, values):
-    """Sum of an int64 array over all ranks of comm, on every rank; exact (integer addition)."""
-    values = np.ascontiguousarray(values, dtype=np.int64)
+def _all_sum(comm, values, dtype):
+    values = np.ascontiguousarray(values, dtype=dtype)
     if comm.size == 1:
         return values.copy()
     from mpi4py import MPI
     out = np.empty_like(values)
     comm.Allreduce(values, out, op=MPI.SUM)
     return out
+
+
+def sum_int(comm, values):
+    """Sum of an int64 array over all ranks of comm, on every rank; exact (integer addition)."""
+    return _all_sum(comm, values, np.int64)
 
 
 def sum_disjoint(comm, values):
     """Sum over ranks of a float64 array in which every element is non-zero on at most one rank: adding
     zeros is exact, so the result does not depend on the rank count. On every rank."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    if comm.size == 1:
-        return values.copy()
-    from mpi4py import MPI
-    out = np.empty_like(values)
-    comm.Allreduce(values, out, op=MPI.SUM)
-    return out
+    return _all_sum(comm, values, np.float64)
 
 
 def sum_scatter_int(comm, values, counts):

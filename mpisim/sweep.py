@@ -26,12 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
-from .config import SECTIONS, ConfigError, RunConfig
+from .config import SECTIONS, ConfigError, RunConfig, read_toml, tomllib
 
 EXIT_USAGE = 2
 MANIFEST = "manifest.tsv"
@@ -106,12 +101,7 @@ class Sweep:
     @classmethod
     def load(cls, path):
         path = Path(path).resolve()
-        if not path.is_file():
-            raise SweepError(f"sweep file: no such file {str(path)!r}")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise SweepError(f"{path}: not valid TOML ({exc})") from None
+        data = read_toml(path, "sweep file", SweepError)
         allowed = ("sweep", "base", "axes", "ranks", "slurm")
         for key, value in data.items():
             if key not in allowed:
