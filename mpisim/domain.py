@@ -303,29 +303,25 @@ class Domain:
     @timed
     def forward(self, state):
         """Refresh the ghosts' positions from their owners, in the order ``borders`` received them."""
-        for k, stage in enumerate(self.stages):
-            _pack_positions(state.pos, stage.rows, stage.send)
-            if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
-                state.pos[stage.start:stage.start + stage.n_recv] = stage.send
-            else:
-                self.cart.Sendrecv(stage.send, dest=stage.dest, sendtag=50 + k, recvbuf=stage.recv,
-                                   source=stage.source, recvtag=50 + k)
-                state.pos[stage.start:stage.start + stage.n_recv] = stage.recv
+        self._forward(state.pos, 3, 50)
 
     @timed
     def forward_aux(self, state):
         """Refresh the ghosts' per-particle dynamics state (aux) from their owners, as ``forward`` does
         for positions; for dynamics whose pair work reads the partner's state (reciprocal PGD noise)."""
-        n_aux = state.n_aux
+        self._forward(state.aux, state.n_aux, 70)
+
+    def _forward(self, values, width, tag):
+        """Copy columns [0, width) of the owners' rows of ``values`` into the ghost rows, stage by stage."""
         for k, stage in enumerate(self.stages):
-            send = np.ascontiguousarray(state.aux[stage.rows, :n_aux])
+            send, recv = stage.buffers(width)
+            _pack_rows(values, stage.rows, send)
             if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
-                state.aux[stage.start:stage.start + stage.n_recv, :n_aux] = send
+                recv = send
             else:
-                recv = np.empty((stage.n_recv, n_aux))
-                self.cart.Sendrecv(send, dest=stage.dest, sendtag=70 + k, recvbuf=recv, source=stage.source,
-                                   recvtag=70 + k)
-                state.aux[stage.start:stage.start + stage.n_recv, :n_aux] = recv
+                self.cart.Sendrecv(send, dest=stage.dest, sendtag=tag + k, recvbuf=recv,
+                                   source=stage.source, recvtag=tag + k)
+            values[stage.start:stage.start + stage.n_recv, :width] = recv
 
     @timed
     def migrate(self, state):
@@ -374,17 +370,21 @@ class _Stage:
 
     def __init__(self, rows, dest, source, start, n_recv):
         self.rows, self.dest, self.source, self.start, self.n_recv = rows, dest, source, start, n_recv
-        self.send = np.empty((len(rows), 3))
-        self.recv = np.empty((n_recv, 3))
+        self._buffers = {}
+
+    def buffers(self, width):
+        """(send, recv) float64 buffers of ``width`` columns, allocated once per list build."""
+        if width not in self._buffers:
+            self._buffers[width] = (np.empty((len(self.rows), width)), np.empty((self.n_recv, width)))
+        return self._buffers[width]
 
 
 @njit
-def _pack_positions(pos, rows, out):
+def _pack_rows(values, rows, out):
     for k in range(rows.shape[0]):
         p = rows[k]
-        out[k, 0] = pos[p, 0]
-        out[k, 1] = pos[p, 1]
-        out[k, 2] = pos[p, 2]
+        for a in range(out.shape[1]):
+            out[k, a] = values[p, a]
 
 
 @njit
