@@ -25,6 +25,9 @@ import math
 
 import numpy as np
 
+from mpisim.schemes import CORRELATED_NOISE_SCHEMES as NOISE_SCHEMES
+
+from .activity import seed_mean
 from .errors import Computed
 from .structure_factor import StructureFactor, fit_power_law
 
@@ -172,12 +175,7 @@ def energy_per_scheme(records):
     by = {}
     for label, e in records:
         by.setdefault(label, []).append(float(e))
-    out = {}
-    for label, es in by.items():
-        es = np.asarray(es)
-        sem = es.std(ddof=1) / math.sqrt(len(es)) if len(es) > 1 else math.nan
-        out[label] = (float(es.mean()), float(sem), len(es))
-    return out
+    return {label: (*seed_mean(es), len(es)) for label, es in by.items()}
 
 
 def speed_squared(unwrapped_frames):
@@ -223,10 +221,6 @@ def plot_hyperuniformity(curves, path, title="S(k) at small k"):
 
 # ---- run collections (the `analysis figures --which hyperuniformity` figure) --------------------
 
-#: schemes with the correlated-noise options temporal_correlation / spatial_correlation
-NOISE_SCHEMES = ("pgd", "spgd")
-
-
 def noise_of(run) -> tuple:
     """``(temporal_correlation c_t, spatial_correlation)`` of a run, from ``/parameters`` [dynamics]."""
     dyn = run.config.get("dynamics", {})
@@ -268,26 +262,25 @@ def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int
     for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3], k[4] or 0, k[5], -abs(k[6]), k[7])):
         scheme, dim, n, phi, lr, sigma, ct, spatial = key
         members = groups[key]
-        frames, box = [], members[0].box
+        frames, lasts, box = [], [], members[0].box
         for r in members:
             steps = r.frame_steps
             idx = [i for i in range(steps.size) if steps[i] >= steps[-1] / 2][-max_frames:]
             frames += [r.positions(i) for i in idx]
+            lasts.append(frames[-1])                 # idx always ends at the last snapshot
         kfm = k_fit_max if k_fit_max is not None else default_k_fit_max(dim, box)
         hu = Hyperuniformity(k_fit_max=kfm).compute(frames, box)
         L = float(np.min(box))
         lam = lam_err = math.nan
         if L >= 12.0:
             radii = np.geomspace(2.0, 0.2 * L, 8)
-            var = np.mean([number_variance(r.positions(-1), box, radii, n_windows=n_windows)[1]
-                           for r in members], axis=0)
+            var = np.mean([number_variance(x, box, radii, n_windows=n_windows)[1] for x in lasts], axis=0)
             lam, lam_err = number_variance_exponent(radii, var)
         energies = []
         for r in members:
             if "energy" in r.observables:
                 energies.append(float(r.observable("energy")[1][-1]) / n)
-        e_mean, e_sem, _ = (energy_per_scheme([(scheme, e) for e in energies])[scheme] if energies
-                            else (math.nan, math.nan, 0))
+        e_mean, e_sem = seed_mean(energies)
         kind = "correlated" if (ct != 0.0 or spatial != "independent") else "uncorrelated"
         label = f"{scheme} {kind} (c_t = {ct:g}, {spatial})"
         if several:
