@@ -147,14 +147,14 @@ def cmd_phic(a):
 
 
 def cmd_msd(a):
+    from .activity import seed_mean
     from .io import group_runs, load_runs
     from .msd import MSD
     rows = []
     for key, members in group_runs(load_runs(a.inputs)).items():
         m = MSD(source=a.source, k_min=a.k_min, k_max=a.k_max).compute(members)
         d = {**dict(key), "n_seeds": len(members), "c": m.exponent.c, "c_err": m.exponent.c_err,
-             "c_seed_mean": float(np.mean(m.c_seeds)),
-             "c_seed_sem": float(np.std(m.c_seeds, ddof=1) / math.sqrt(len(m.c_seeds))) if len(m.c_seeds) > 1 else math.nan,
+             **dict(zip(("c_seed_mean", "c_seed_sem"), seed_mean(m.c_seeds))),
              "fit_k_min": m.exponent.fit_range[0], "fit_k_max": m.exponent.fit_range[1]}
         if a.at is not None:
             d["msd_at"], d["msd_at_err"] = m.at(a.at)

@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .activity import ActivityTable
+from .activity import ActivityTable, seed_mean
 from .critical import CriticalPoints, row_step_size
 from .errors import AnalysisError, CollapseError
 from .flatness import measure_run as flatness_of_run
@@ -191,13 +191,11 @@ def flatness_rows(runs: Sequence[Run], sigma_t=0.03, m=4000, seed=0) -> list[dic
             fl = flatness_of_run(r, sigma_t=sigma_t, m=m, seed=seed)
             vals.append(fl.delta_v_tilde_per_particle)
             per.append(fl)
-        v = np.array(vals)
-        err = (v.std(ddof=1) / math.sqrt(v.size) if v.size > 1
-               else per[0].delta_v_err / per[0].u0 / key_dict(key)["n"])
-        rows.append({**key_dict(key), "n_seeds": v.size, "sigma_t": sigma_t, "m": m,
-                     "u0": per[0].u0, "delta_v_tilde_per_particle": float(v.mean()),
-                     "delta_v_tilde_per_particle_err": float(err),
-                     "delta_v_tilde": float(v.mean() * key_dict(key)["n"]),
+        mean, err = seed_mean(vals, [per[0].delta_v_err / per[0].u0 / key_dict(key)["n"]])
+        rows.append({**key_dict(key), "n_seeds": len(vals), "sigma_t": sigma_t, "m": m,
+                     "u0": per[0].u0, "delta_v_tilde_per_particle": mean,
+                     "delta_v_tilde_per_particle_err": err,
+                     "delta_v_tilde": mean * key_dict(key)["n"],
                      "energy_per_particle": float(np.mean([p.energy_per_particle for p in per]))})
     return rows
 
