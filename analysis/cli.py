@@ -139,7 +139,7 @@ def cmd_phic(a):
     cp = CriticalPoints(a.quantity, order=a.order).compute(t.rows)
     _emit(cp.points, ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method",
                       "phi_c", "phi_c_err", "phi_c_err_method", "at_boundary", "quality"],
-          None if a.output is None else a.output)
+          a.output)
     print()
     _emit(cp.extrapolations, ["scheme", "batch_fraction", "potential", "dim", "n_points", "phi_c0",
                               "phi_c0_err", "slope"],

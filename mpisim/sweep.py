@@ -387,10 +387,12 @@ def run_state(run):
         return "done", ""
     failed = run.dir / FAILED
     if failed.is_file():
-        return "failed", failed.read_text().strip().splitlines()[0] if failed.read_text().strip() else "failed"
+        why = failed.read_text().strip()
+        return "failed", why.splitlines()[0] if why else "failed"
     if run.output.exists():
+        from .io import checkpoint_path
         return "pending", "interrupted: partial output" + (
-            " and a checkpoint" if Path(checkpoint_of(run.output)).is_file() else "")
+            " and a checkpoint" if Path(checkpoint_path(run.output)).is_file() else "")
     return "pending", ""
 
 
@@ -465,15 +467,6 @@ def mpisim_command():
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "mpisim"]
 
 
-def checkpoint_of(output):
-    """The checkpoint file that ``mpisim run --resume`` continues from (next to the output)."""
-    try:
-        from .io import checkpoint_path
-    except ImportError:
-        return f"{output}.ckpt"
-    return checkpoint_path(str(output))
-
-
 def launcher_prefix(ranks, launcher="mpirun"):
     """The MPI launcher words for a run of ``ranks`` ranks (nothing for one rank under mpirun)."""
     if launcher == "mpirun":
@@ -508,8 +501,9 @@ class Attempt:
         self.dir, self.ranks, self.launcher = Path(run_dir), ranks, launcher
         output = self.dir / OUTPUT
         if mode is None:
+            from .io import checkpoint_path
             mode = "fresh" if not output.exists() else (
-                "resume" if Path(checkpoint_of(output)).is_file() else "overwrite")
+                "resume" if Path(checkpoint_path(output)).is_file() else "overwrite")
         self.mode = mode
         self.cmd = run_command(self.dir, ranks, mode, launcher)
         (self.dir / FAILED).unlink(missing_ok=True)
