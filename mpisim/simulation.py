@@ -39,9 +39,12 @@ class Simulation:
         # rank ever holds all N particles.
         blocks = id_blocks(self.n_total, self.comm.size)
         ids = np.arange(blocks[self.comm.rank], blocks[self.comm.rank + 1])
+        if _resume_box is not None:
+            # Resume: the particles come from the checkpoint (_load_checkpoint), so start empty; the box is
+            # the checkpoint's, and system.init need not exist any more.
+            ids = ids[:0]
         radii = self._radii(ids)
         if s.init == "random" or _resume_box is not None:
-            # On resume the positions come from the checkpoint, so system.init need not exist any more.
             box = np.asarray(config.box_edges() if _resume_box is None else _resume_box, dtype=np.float64)
             init_seed = s.init_seed if s.init_seed >= 0 else s.seed
             pos = initial_positions(init_seed, ids, self.dim, box)
@@ -256,8 +259,8 @@ class Simulation:
             self.compute(energy=logged)
             if self.sofk is not None and sofk_due(cfg.structure_factor, self.step):
                 self.measure_structure_factor()
-            absorbed = False
-            if logged or cfg.run.stop_when_absorbed or self.absorbed_step < 0:
+            absorbed = False     # a dynamics with noise on every particle is never absorbed: no reduction
+            if not self.dynamics.always_moving and (logged or cfg.run.stop_when_absorbed or self.absorbed_step < 0):
                 local = kernels.count_active(self.state.active, self.state.n_own) + self._moving()
                 absorbed = self.domain.sum_int(np.array([local]))[0] == 0
             if logged or (absorbed and self.absorbed_step < 0):
