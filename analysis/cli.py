@@ -194,7 +194,7 @@ def cmd_sofk(a):
             alpha, alpha_err = sk.exponent(a.fit_k_max, a.fit_k_min)
         except AnalysisError:
             alpha, alpha_err = math.nan, math.nan
-        for k, s, c in zip(sk.bin_centers, sk.S_k, sk.k_counts):
+        for k, s, c in zip(sk.k_mean, sk.S_k, sk.k_counts):
             rows.append({"path": str(r.path), "scheme": r.params.scheme, "phi": r.params.phi,
                          "k": float(k), "S": float(s), "n_kvectors": int(c),
                          "alpha": alpha, "alpha_err": alpha_err})
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sigma-t", type=float, default=0.03, help="perturbation size / R (default 0.03)")
     s.add_argument("--sofk-k-max", type=float, default=10.0, help="k_max of S(k) for Fig. S2")
     s.add_argument("--hu-k-fit-max", type=float,
-                   help="hyperuniformity: end of the S ~ k^alpha fit (default 0.5 in 2d, 0.8 in 3d, >= 4 x 2 pi/L)")
+                   help="hyperuniformity: end of the S ~ k^alpha fit (default 0.5, >= 4 x 2 pi/L)")
     s.add_argument("--hu-frames", type=int, default=5,
                    help="hyperuniformity: last snapshots per run averaged (from its second half; default 5)")
     s.set_defaults(func=cmd_figures)

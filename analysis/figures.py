@@ -355,10 +355,11 @@ def sofk_groups(runs: Sequence[Run], k_max: float = 10.0, bins: int | None = Non
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             S = np.nanmean([s.S_k for s in sks], axis=0)
-        d = {**key_dict(key), "k": sks[0].bin_centers, "S": S, "counts": sks[0].k_counts}
+        d = {**key_dict(key), "k": sks[0].k_mean, "S": S, "counts": sks[0].k_counts}
         try:
             ok = np.isfinite(S)
-            d["alpha"], d["alpha_err"], _, _ = fit_power_law(d["k"][ok], S[ok], sks[0].min_valid_k, k_fit_max)
+            d["alpha"], d["alpha_err"], _, _ = fit_power_law(d["k"][ok], S[ok], sks[0].min_valid_k * (1 - 1e-9),
+                                                             k_fit_max, d["counts"][ok])
         except AnalysisError:
             d["alpha"], d["alpha_err"] = math.nan, math.nan
         out.append(d)
@@ -389,8 +390,8 @@ def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
 # ---- hyperuniformity (noise models) ------------------------------------------------------------
 
 HU_COLUMNS = ("label", "scheme", "dim", "n", "phi", "learning_rate", "noise_amplitude", "temporal_correlation",
-              "spatial_correlation", "n_runs", "n_frames", "k", "S", "S_err", "alpha", "alpha_err", "k_fit_min",
-              "k_fit_max", "fit_bins", "lambda", "lambda_err", "energy_per_particle", "energy_per_particle_sem")
+              "spatial_correlation", "n_runs", "n_frames", "k", "S", "S_err", "n_kvectors", "alpha", "alpha_err",
+              "k_fit_min", "k_fit_max", "fit_shells", "lambda", "lambda_err", "energy_per_particle", "energy_per_particle_sem")
 
 
 def fig_hyperuniformity(groups: Sequence[dict], out: Path) -> list[Path]:
@@ -415,9 +416,9 @@ def fig_hyperuniformity(groups: Sequence[dict], out: Path) -> list[Path]:
     rows = []
     for g in groups:
         hu = g["hu"]
-        for k, sk, se in zip(hu.k, hu.S_k, hu.S_k_err):
+        for k, sk, se, count in zip(hu.k, hu.S_k, hu.S_k_err, hu.k_counts):
             rows.append({**{c: g[c] for c in HU_COLUMNS if c in g}, "k": float(k), "S": float(sk),
-                         "S_err": float(se)})
+                         "S_err": float(se), "n_kvectors": int(count)})
     return _save(fig, Path(out), "hyperuniformity", rows, HU_COLUMNS)
 
 

@@ -1,7 +1,7 @@
 r"""Hyperuniformity measurements for the noise-model study (docs/analysis.md, "Hyperuniformity").
 
 * small-k exponent alpha of S(k) ~ k^alpha (hyperuniform: alpha > 0; Poisson: alpha = 0), from the
-  frame-averaged S(k) of :class:`analysis.structure_factor.StructureFactor`;
+  frame-averaged S(k) of each shell of equal |k| (:func:`analysis.structure_factor.shell_structure_factor`);
 * number variance sigma^2(R) of the count in spherical windows of radius R thrown uniformly in the periodic
   box, and its exponent lambda of sigma^2 ~ R^lambda (Poisson: lambda = d; hyperuniform with alpha > 1:
   lambda = d - 1, surface scaling);
@@ -28,12 +28,16 @@ import numpy as np
 from mpisim.schemes import CORRELATED_NOISE_SCHEMES as NOISE_SCHEMES
 
 from .activity import seed_mean
-from .errors import Computed
-from .structure_factor import StructureFactor, fit_power_law
+from .errors import AnalysisError, Computed
+from .structure_factor import StructureFactor, fit_power_law, shell_structure_factor
 
 
 class Hyperuniformity(Computed):
-    """Frame-averaged S(k) at small k and its exponent alpha (freud-like: ``compute(...) -> self``).
+    """Frame-averaged S(k) on the shells of equal |k| and its small-k exponent alpha (freud-like:
+    ``compute(...) -> self``).
+
+    Each point is one shell of wave vectors k = 2 pi (n_1 / L_1, ...) with the same |k|, at that exact
+    |k|; the fit S ~ k^alpha weights each shell by its number of wave vectors.
 
     Parameters
     ----------
@@ -41,64 +45,59 @@ class Hyperuniformity(Computed):
         Largest |k| (inverse diameters) of the fit S ~ k^alpha.
     k_fit_min : float or None
         Smallest |k| of the fit (default: the smallest non-zero |k| of the box, 2 pi / L).
-    bins : int
-        Number of |k| bins between 0 and k_max.
     k_max : float
-        Largest |k| binned (for the figure; >= k_fit_max).
+        Largest |k| measured (for the figure; >= k_fit_max; default 4 k_fit_max).
     """
 
-    def __init__(self, k_fit_max: float = 1.0, k_fit_min: float | None = None, bins: int | None = None,
-                 k_max: float | None = None):
+    def __init__(self, k_fit_max: float = 1.0, k_fit_min: float | None = None, k_max: float | None = None):
         self.k_fit_max = float(k_fit_max)
         self.k_fit_min = k_fit_min
         self.k_max = float(k_max) if k_max is not None else 4.0 * self.k_fit_max
-        self.bins = bins
 
     def compute(self, frames, box) -> "Hyperuniformity":
         """frames: sequence of position arrays [N, d] (one or more configurations of one run, or of
         independent runs) in the periodic box [d]."""
         box = np.asarray(box, dtype=np.float64)
-        dk = 2 * math.pi / box.min()
-        if self.bins is None:
-            # bins of width exactly 2 pi / L centred on its multiples: the first bin's centre is the
-            # smallest |k| itself, so the default fit range [2 pi / L, ...] includes it
-            bins = max(4, int(round(self.k_max / dk)))
-            k_top = (bins + 0.5) * dk
-        else:
-            bins, k_top = self.bins, self.k_max
+        if len(frames) == 0:
+            raise AnalysisError("hyperuniformity: no frames to average")
         curves = []
-        sf = None
         for pos in frames:
-            sf = StructureFactor(bins=bins, k_max=k_top, k_min=0.5 * dk).compute(pos, box)
-            curves.append(sf.S_k)
+            sf = StructureFactor(bins=1, k_max=self.k_max).compute(pos, box)
+            k, s, counts, _ = shell_structure_factor(sf.k_points, sf.S_k_points)
+            curves.append(s)
         curves = np.array(curves)
-        self._k = sf.bin_centers
-        self._s = np.nanmean(curves, axis=0)
-        self._s_err = (np.nanstd(curves, axis=0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1
+        self._k, self._counts = k, counts
+        self._s = curves.mean(axis=0)
+        self._s_err = (curves.std(axis=0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1
                        else np.full_like(self._s, np.nan))
-        self._kmin = dk if self.k_fit_min is None else float(self.k_fit_min)
-        ok = np.isfinite(self._s)
-        # (1 - 1e-9): the first bin centre equals 2 pi / L up to rounding
-        a, e, pref, n = fit_power_law(self._k[ok], self._s[ok], self._kmin * (1 - 1e-9), self.k_fit_max)
+        self._kmin = sf.min_valid_k if self.k_fit_min is None else float(self.k_fit_min)
+        # (1 - 1e-9): the first shell's |k| equals 2 pi / L up to rounding
+        a, e, pref, n = fit_power_law(self._k, self._s, self._kmin * (1 - 1e-9), self.k_fit_max, counts)
         self._alpha, self._alpha_err, self._prefactor, self._npts = a, e, pref, n
         self._computed = True
         return self
 
     @property
     def k(self) -> np.ndarray:
-        """Bin centres |k| [bins]."""
+        """|k| of each shell [shells], ascending."""
         self._need("k")
         return self._k
 
     @property
+    def k_counts(self) -> np.ndarray:
+        """Number of wave vectors in each shell (half of them: S(-k) = S(k))."""
+        self._need("k_counts")
+        return self._counts
+
+    @property
     def S_k(self) -> np.ndarray:
-        """Frame-averaged S(k) [bins] (NaN for empty bins)."""
+        """Frame-averaged S(k) of each shell [shells]."""
         self._need("S_k")
         return self._s
 
     @property
     def S_k_err(self) -> np.ndarray:
-        """Standard error of S(k) over frames [bins] (NaN with one frame)."""
+        """Standard error of S(k) over frames [shells] (NaN with one frame)."""
         self._need("S_k_err")
         return self._s_err
 
@@ -110,7 +109,7 @@ class Hyperuniformity(Computed):
 
     @property
     def alpha_err(self) -> float:
-        """Standard error of alpha from the fit residuals."""
+        """Standard error of alpha from the (mode-count weighted) fit residuals."""
         self._need("alpha_err")
         return self._alpha_err
 
@@ -121,7 +120,7 @@ class Hyperuniformity(Computed):
 
     @property
     def fit_range(self) -> tuple:
-        """(k_min, k_max, number of bins) of the fit."""
+        """(k_min, k_max, number of shells) of the fit."""
         self._need("fit_range")
         return self._kmin, self.k_fit_max, self._npts
 
@@ -190,11 +189,13 @@ def draw_hyperuniformity(ax, curves):
     curves: {label: Hyperuniformity (computed)}.
     """
     for label, hu in curves.items():
-        ok = np.isfinite(hu.S_k) & (hu.S_k > 0)
-        err = np.nan_to_num(hu.S_k_err[ok])
-        line = ax.errorbar(hu.k[ok], hu.S_k[ok], yerr=np.minimum(err, 0.99 * hu.S_k[ok]), fmt="o", ms=3,
-                           lw=0.8, label=f"{label}: $\\alpha$ = {hu.alpha:.2f} $\\pm$ {hu.alpha_err:.2f}")[0]
         kmin, kmax, _ = hu.fit_range
+        fit = (hu.k <= kmax) & (hu.S_k > 0)     # shells of the fit with error bars, the rest as dots
+        err = np.nan_to_num(hu.S_k_err[fit])
+        line = ax.errorbar(hu.k[fit], hu.S_k[fit], yerr=np.minimum(err, 0.99 * hu.S_k[fit]), fmt="o", ms=3,
+                           lw=0.8, label=f"{label}: $\\alpha$ = {hu.alpha:.2f} $\\pm$ {hu.alpha_err:.2f}")[0]
+        rest = (hu.k > kmax) & (hu.S_k > 0)
+        ax.plot(hu.k[rest], hu.S_k[rest], ".", ms=2, color=line.get_color(), alpha=0.5)
         kk = np.geomspace(kmin, kmax, 20)
         ax.plot(kk, hu.prefactor * kk ** hu.alpha, "-", color=line.get_color(), lw=1)
     ax.set_xscale("log")
@@ -227,10 +228,10 @@ def noise_of(run) -> tuple:
     return float(dyn.get("temporal_correlation", 0.0)), str(dyn.get("spatial_correlation", "independent"))
 
 
-def default_k_fit_max(dim: int, box) -> float:
-    """Fit range end: 0.5 (2d) or 0.8 (3d) inverse diameters as launch/validate_hyperuniformity.py, but
-    at least 4 x 2 pi / L so that a small box still gives a few k bins."""
-    return max(0.5 if dim == 2 else 0.8, 4 * 2 * math.pi / float(np.min(box)))
+def default_k_fit_max(box) -> float:
+    """Fit range end: 0.5 inverse diameters (beyond it S(k) bends away from k^2 in the pgd runs,
+    docs/algorithms.md), but at least 4 x 2 pi / L so that a small box still gives a few shells."""
+    return max(0.5, 4 * 2 * math.pi / float(np.min(box)))
 
 
 def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int = 5,
@@ -244,7 +245,6 @@ def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int
     the seeds' last snapshots (averaged), radii 2 .. L/5 diameters (NaN if L < 12). Returns a list of
     dicts with ``label``, ``hu`` (:class:`Hyperuniformity`) and the scalar results.
     """
-    from .errors import AnalysisError
     groups: dict = {}
     for r in runs:
         p = r.params
@@ -268,7 +268,7 @@ def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int
             idx = [i for i in range(steps.size) if steps[i] >= steps[-1] / 2][-max_frames:]
             frames += [r.positions(i) for i in idx]
             lasts.append(frames[-1])                 # idx always ends at the last snapshot
-        kfm = k_fit_max if k_fit_max is not None else default_k_fit_max(dim, box)
+        kfm = k_fit_max if k_fit_max is not None else default_k_fit_max(box)
         hu = Hyperuniformity(k_fit_max=kfm).compute(frames, box)
         L = float(np.min(box))
         lam = lam_err = math.nan
@@ -290,7 +290,7 @@ def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int
                     "learning_rate": lr, "noise_amplitude": sigma, "temporal_correlation": ct,
                     "spatial_correlation": spatial, "correlated": kind == "correlated",
                     "n_runs": len(members), "n_frames": len(frames), "alpha": hu.alpha,
-                    "alpha_err": hu.alpha_err, "k_fit_min": kmin, "k_fit_max": kmax, "fit_bins": npts,
+                    "alpha_err": hu.alpha_err, "k_fit_min": kmin, "k_fit_max": kmax, "fit_shells": npts,
                     "lambda": lam, "lambda_err": lam_err, "energy_per_particle": e_mean,
                     "energy_per_particle_sem": e_sem})
     return out

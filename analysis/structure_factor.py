@@ -225,30 +225,52 @@ def bin_structure_factor(kvecs, s_values, bin_edges):
     return s, counts
 
 
-def fit_power_law(x, y, x_min=None, x_max=None):
+def fit_power_law(x, y, x_min=None, x_max=None, weights=None):
     """Least-squares line through (log x, log y) for x_min <= x <= x_max, finite positive y.
 
+    ``weights`` (optional, one per point) weight the squared residuals, e.g. the number of wave vectors
+    averaged into each S(k) point, to which the variance of its log is inversely proportional.
     Returns ``(exponent, exponent_err, prefactor, n_points)``; the error is the slope's standard
-    error from the residuals (NaN with fewer than 3 points).
+    error from the (weighted) residuals (NaN with fewer than 3 points).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    sel = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    sel = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0) & (w > 0)
     if x_min is not None:
         sel &= x >= x_min
     if x_max is not None:
         sel &= x <= x_max
     if sel.sum() < 2:
         raise AnalysisError(f"power-law fit needs >= 2 points in range, have {int(sel.sum())}")
-    lx, ly = np.log(x[sel]), np.log(y[sel])
-    slope, icpt = np.polyfit(lx, ly, 1)
+    lx, ly, w = np.log(x[sel]), np.log(y[sel]), w[sel]
+    mx, my = np.average(lx, weights=w), np.average(ly, weights=w)
+    sxx = np.sum(w * (lx - mx) ** 2)
+    slope = np.sum(w * (lx - mx) * (ly - my)) / sxx
+    icpt = my - slope * mx
     npts = int(sel.sum())
     if npts > 2:
         res = ly - (slope * lx + icpt)
-        err = math.sqrt(res @ res / (npts - 2) / np.sum((lx - lx.mean()) ** 2))
+        err = math.sqrt(np.sum(w * res * res) / (npts - 2) / sxx)
     else:
         err = math.nan
     return float(slope), float(err), float(math.exp(icpt)), npts
+
+
+def shell_structure_factor(kvecs, s_values):
+    """Mean of ``s_values`` over each shell of wave vectors with the same |k| (to 1e-9 relative).
+
+    Returns ``(k, S, counts, shell_of)``: the shells' |k| (ascending), mean S, number of wave vectors,
+    and the shell index of every wave vector. No binning, so each point sits at its exact |k|: bins of
+    width 2 pi / L mix |n|^2 = 1 and 2 in their first bin, and plotting that bin at its centre drags a
+    small-k slope down (docs/analysis.md, "Hyperuniformity").
+    """
+    k2 = np.einsum("ij,ij->i", kvecs, kvecs)
+    key = np.rint(k2 / k2.min() * 1e9).astype(np.int64)
+    _, shell_of, counts = np.unique(key, return_inverse=True, return_counts=True)
+    k = np.sqrt(np.bincount(shell_of, weights=k2) / counts)
+    s = np.bincount(shell_of, weights=np.asarray(s_values, dtype=np.float64)) / counts
+    return k, s, counts, shell_of
 
 
 class StructureFactor(Computed):
@@ -284,6 +306,7 @@ class StructureFactor(Computed):
         self._kvecs, self._s_all = kv, s
         self._box = np.asarray(box, dtype=np.float64)
         self._s_bin, self._counts = bin_structure_factor(kv, s, self._bin_edges)
+        self._k_mean = bin_structure_factor(kv, np.linalg.norm(kv, axis=1), self._bin_edges)[0]
         self._computed = True
         return self
 
@@ -294,6 +317,13 @@ class StructureFactor(Computed):
     @property
     def bin_centers(self) -> np.ndarray:
         return 0.5 * (self._bin_edges[1:] + self._bin_edges[:-1])
+
+    @property
+    def k_mean(self) -> np.ndarray:
+        """Mean |k| of the wave vectors in each bin, [bins] (NaN for empty bins): where a bin's S(k)
+        belongs on a k axis (a bin's centre can be far from it when it holds a few shells)."""
+        self._need("k_mean")
+        return self._k_mean
 
     @property
     def S_k(self) -> np.ndarray:
@@ -326,11 +356,12 @@ class StructureFactor(Computed):
         return float(TWO_PI / self._box.min())
 
     def exponent(self, k_fit_max: float = 1.0, k_fit_min: float | None = None):
-        """alpha of S(k) ~ k^alpha over bins with k_fit_min <= k <= k_fit_max: ``(alpha, err)``."""
+        """alpha of S(k) ~ k^alpha over bins with k_fit_min <= k_mean <= k_fit_max: ``(alpha, err)``;
+        each bin at its mean |k|, weighted by its number of wave vectors."""
         self._need("exponent")
-        kmin = self.min_valid_k if k_fit_min is None else k_fit_min
+        kmin = self.min_valid_k * (1 - 1e-9) if k_fit_min is None else k_fit_min
         ok = self._counts > 0
-        a, e, _, _ = fit_power_law(self.bin_centers[ok], self._s_bin[ok], kmin, k_fit_max)
+        a, e, _, _ = fit_power_law(self._k_mean[ok], self._s_bin[ok], kmin, k_fit_max, self._counts[ok])
         return a, e
 
 

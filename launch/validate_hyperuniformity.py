@@ -18,15 +18,22 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.hyperuniformity import (Hyperuniformity, number_variance,  # noqa: E402
+from analysis.hyperuniformity import (Hyperuniformity, default_k_fit_max, number_variance,  # noqa: E402
                                       number_variance_exponent, plot_hyperuniformity)
 from analysis.structure_factor import fit_power_law  # noqa: E402
 from mpisim.domain import world  # noqa: E402
 from mpisim.simulation import Simulation  # noqa: E402
 
+# name -> (label, noise); the first two run by default, the other two say which anti-correlation matters
 CASES = {
-    "correlated (c_t = -1/2, reciprocal)": {"temporal_correlation": -0.5, "spatial_correlation": "reciprocal"},
-    "uncorrelated (c_t = 0, independent)": {"temporal_correlation": 0.0, "spatial_correlation": "independent"},
+    "correlated": ("correlated (c_t = -1/2, reciprocal)",
+                   {"temporal_correlation": -0.5, "spatial_correlation": "reciprocal"}),
+    "uncorrelated": ("uncorrelated (c_t = 0, independent)",
+                     {"temporal_correlation": 0.0, "spatial_correlation": "independent"}),
+    "temporal": ("temporal only (c_t = -1/2, independent)",
+                 {"temporal_correlation": -0.5, "spatial_correlation": "independent"}),
+    "spatial": ("spatial only (c_t = 0, reciprocal)",
+                {"temporal_correlation": 0.0, "spatial_correlation": "reciprocal"}),
 }
 
 
@@ -41,7 +48,7 @@ def run_case(dim, n, phi, steps, frames, every, extra, seed, alpha_lr, sigma, k_
         sim.run(steps=every)
         snaps.append(sim.snapshot()[1])
     box = sim.box[:dim]
-    hu = Hyperuniformity(k_fit_max=k_fit_max).compute(snaps, box)
+    hu = Hyperuniformity(k_fit_max=k_fit_max or default_k_fit_max(box)).compute(snaps, box)
     L = box.min()
     radii = np.geomspace(2.0, 0.2 * L, 8)
     _, var = number_variance(snaps[-1], box, radii, n_windows=4000)
@@ -61,39 +68,41 @@ def main(argv=None):
     p.add_argument("--learning-rate", type=float, default=0.5)
     p.add_argument("--sigma", type=float, default=0.3)
     p.add_argument("--k-fit-max", type=float, default=None,
-                   help="default 0.5 (2d), 0.8 (3d: 2 pi / L = 0.2 at N = 20000)")
+                   help="default 0.5, at least 4 x 2 pi / L")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--figure", help="write the S(k) figure here")
     p.add_argument("--json", action="store_true", help="print the results as one JSON line")
-    p.add_argument("--only", choices=("correlated", "uncorrelated"), help="run one case only")
+    p.add_argument("--only", default="correlated,uncorrelated",
+                   help=f"comma-separated subset of {','.join(CASES)} (default: correlated,uncorrelated)")
     args = p.parse_args(argv)
     comm = world()
     say = print if comm.rank == 0 else (lambda *a, **k: None)
     phi = args.phi if args.phi is not None else (0.5 if args.dim == 2 else 0.35)
-    k_fit_max = args.k_fit_max if args.k_fit_max is not None else (0.5 if args.dim == 2 else 0.8)
     results, curves = {}, {}
-    for label, extra in CASES.items():
-        if args.only and not label.startswith(args.only):
-            continue
+    names = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CASES]
+    if unknown or not names:
+        p.error(f"--only: unknown case(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CASES)}")
+    for label, extra in (CASES[c] for c in names):
         t = time.time()
         sim, hu, (lam, lam_err), energy, act = run_case(args.dim, args.n, phi, args.steps, args.frames,
                                                         args.every, extra, args.seed, args.learning_rate,
-                                                        args.sigma, k_fit_max, comm)
+                                                        args.sigma, args.k_fit_max, comm)
         kmin, kmax, npts = hu.fit_range
         ends = [x for x in (0.3, 0.4, 0.5, 0.6, 0.8, 1.0) if np.sum((hu.k >= kmin * (1 - 1e-9)) & (hu.k <= x)) >= 3]
-        other = {x: fit_power_law(hu.k, hu.S_k, kmin * (1 - 1e-9), x) for x in ends}
+        other = {x: fit_power_law(hu.k, hu.S_k, kmin * (1 - 1e-9), x, hu.k_counts) for x in ends}
         results[label] = {"alpha": hu.alpha, "alpha_err": hu.alpha_err, "k_min": kmin, "k_max": kmax,
-                          "bins": npts, "lambda": lam, "lambda_err": lam_err, "energy": energy,
+                          "shells": npts, "lambda": lam, "lambda_err": lam_err, "energy": energy,
                           "activity": act, "seconds": time.time() - t,
                           "alpha_by_k_max": {x: f[:2] for x, f in other.items()}}
         curves[label] = hu
         if not args.json:
             say(f"d={args.dim} N={args.n} phi={phi} steps={args.steps} {label}: alpha = {hu.alpha:.2f} +- "
-                f"{hu.alpha_err:.2f} over k in [{kmin:.3f}, {kmax:.3f}] ({npts} bins); number variance "
+                f"{hu.alpha_err:.2f} over k in [{kmin:.3f}, {kmax:.3f}] ({npts} shells); number variance "
                 f"lambda = {lam:.2f} +- {lam_err:.2f}; activity {act:.3f}; energy {energy:.4g}; "
                 f"{time.time() - t:.0f} s", flush=True)
             say("    alpha with other ends of the fit: " + "; ".join(
-                f"k <= {x:g}: {f[0]:.2f} +- {f[1]:.2f} ({f[3]} bins)" for x, f in other.items()), flush=True)
+                f"k <= {x:g}: {f[0]:.2f} +- {f[1]:.2f} ({f[3]} shells)" for x, f in other.items()), flush=True)
     if args.figure and comm.rank == 0:
         plot_hyperuniformity(curves, args.figure, title=f"PGD, d = {args.dim}, N = {args.n}, phi = {phi}")
     if args.json:

@@ -9,6 +9,7 @@ import pytest
 from analysis.errors import NotComputedError
 from analysis.hyperuniformity import (Hyperuniformity, energy_per_scheme, number_variance,
                                       number_variance_exponent, plot_hyperuniformity, speed_squared)
+from analysis.structure_factor import fit_power_law
 
 L = 60.0
 BOX = np.array([L, L])
@@ -41,6 +42,25 @@ def test_perturbed_lattice_prefactor_is_u_squared():
     ok = (hu.k < 1.0) & np.isfinite(hu.S_k)
     ratio = np.median(hu.S_k[ok] / hu.k[ok] ** 2)
     assert ratio == pytest.approx(u * u, rel=0.3)
+
+
+def test_alpha_of_a_3d_perturbed_lattice_is_unbiased_with_few_shells():
+    """The 3d runs' situation: a fit over the first few |k| of the box. Expected: the exponent of the exact
+    mean S(k) = 1 - exp(-k^2 u^2) of a lattice displaced by iid Gaussian u, fitted on the same shells
+    (1.95). Bins of width 2 pi / L read at their centres give 1.6 here: the first bin holds |n|^2 = 1 and 2."""
+    L, u = 16.0, 0.2
+    box = np.full(3, L)
+    g = np.arange(int(L)) + 0.5
+    x0 = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    frames = [np.mod(x0 + u * np.random.default_rng(s).normal(size=x0.shape), L) for s in range(16)]
+    k_fit_max = 4.5 * 2 * math.pi / L
+    hu = Hyperuniformity(k_fit_max=k_fit_max).compute(frames, box)
+    assert list(hu.k_counts[:3]) == [3, 6, 4]        # |n|^2 = 1, 2, 3 in the half space
+    assert hu.k[:3] == pytest.approx(2 * math.pi / L * np.sqrt([1, 2, 3]))
+    expected = fit_power_law(hu.k, 1 - np.exp(-(hu.k * u) ** 2), hu.k[0] * (1 - 1e-9), k_fit_max, hu.k_counts)[0]
+    assert expected == pytest.approx(1.95, abs=0.01)
+    assert hu.alpha == pytest.approx(expected, abs=max(0.12, 2.5 * hu.alpha_err))
+    assert hu.fit_range[2] == np.sum(hu.k <= k_fit_max)
 
 
 def test_results_raise_before_compute():

@@ -3,7 +3,7 @@ configurations, and agreement with freud's StaticStructureFactorDirect."""
 import numpy as np
 import pytest
 
-from analysis.structure_factor import StructureFactor, fit_power_law, sofk_sums
+from analysis.structure_factor import StructureFactor, fit_power_law, shell_structure_factor, sofk_sums
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -74,6 +74,35 @@ def test_power_law_fit_planted():
     k = np.linspace(0.1, 1.0, 30)
     a, e, amp, n = fit_power_law(k, 2.0 * k ** 0.5, 0.2, 0.9)
     assert a == pytest.approx(0.5) and amp == pytest.approx(2.0) and n == np.sum((k >= 0.2) & (k <= 0.9))
+
+
+def test_weighted_power_law_fit_ignores_zero_weight_points():
+    k = np.linspace(0.1, 1.0, 30)
+    y = 2.0 * k ** 1.5
+    y[3] *= 10.0
+    w = np.ones_like(k)
+    w[3] = 0.0
+    a, e, amp, n = fit_power_law(k, y, weights=w)
+    assert a == pytest.approx(1.5) and amp == pytest.approx(2.0) and n == 29
+    assert fit_power_law(k, y)[0] != pytest.approx(1.5)
+
+
+def test_k_mean_is_the_mean_modulus_of_each_bins_wave_vectors():
+    box = np.full(3, 2 * np.pi)           # wave vectors k = n
+    x = np.random.default_rng(0).random((50, 3)) * box
+    sk = StructureFactor(bins=2, k_max=2.5, k_min=0.5).compute(x, box)
+    # half space: |n|^2 = 1 (3 vectors) and 2 (6) in [0.5, 1.5); 3, 4, 5, 6 (4, 3, 12, 12) in [1.5, 2.5)
+    assert list(sk.k_counts) == [9, 31]
+    second = (4 * np.sqrt(3) + 3 * 2 + 12 * np.sqrt(5) + 12 * np.sqrt(6)) / 31
+    assert sk.k_mean == pytest.approx([(3 + 6 * np.sqrt(2)) / 9, second])
+
+
+def test_shells_group_wave_vectors_of_equal_modulus():
+    box = np.array([2 * np.pi, 2 * np.pi])
+    kv = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0], [2.0, 0.0]])
+    k, s, counts, shell_of = shell_structure_factor(kv, np.array([1.0, 3.0, 2.0, 4.0, 5.0]))
+    assert k == pytest.approx([1.0, np.sqrt(2), 2.0]) and list(counts) == [2, 2, 1]
+    assert s == pytest.approx([2.0, 3.0, 5.0]) and list(shell_of) == [0, 0, 1, 1, 2]
 
 
 def test_agrees_with_freud():
