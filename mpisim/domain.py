@@ -144,12 +144,16 @@ def abort_job(comm, code):
         comm.Abort(code)
 
 
-def max_value(comm, value):
-    """Maximum of a float over all ranks of comm, on every rank (order-free, hence exact)."""
+def max_floats(comm, values):
+    """Element-wise maximum of a float64 array over all ranks of comm, on every rank (order-free, hence
+    exact)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
     if comm.size == 1:
-        return value
+        return values.copy()
     from mpi4py import MPI
-    return comm.allreduce(value, op=MPI.MAX)
+    out = np.empty_like(values)
+    comm.Allreduce(values, out, op=MPI.MAX)
+    return out
 
 
 def _compute_dims(size, dim):
@@ -268,9 +272,9 @@ class Domain:
         return sum_int(self.comm, values)
 
     @timed
-    def max_float(self, value):
-        """Global maximum of a float (order-free, hence exact)."""
-        return max_value(self.comm, value)
+    def max_floats(self, values):
+        """Global element-wise maximum of a float64 array (order-free, hence exact)."""
+        return max_floats(self.comm, values)
 
     # ---------------------------------------------------------------------------------------- exchanges
     @timed

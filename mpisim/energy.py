@@ -9,7 +9,7 @@ from .cells import PairList
 from .domain import Domain, SerialComm
 from .kernels import _minimum_image
 from .potentials import POTENTIALS, pair_energy
-from .state import ParticleState
+from .state import ParticleState, wrapped_positions
 
 
 def _serial_pairs(positions, radii, box, skin):
@@ -18,9 +18,7 @@ def _serial_pairs(positions, radii, box, skin):
     n, dim = positions.shape
     box3 = np.ones(3)
     box3[:dim] = box
-    pos = np.zeros((n, 3))
-    pos[:, :dim] = np.mod(positions, box3[:dim])
-    pos[:, :dim] = np.where(pos[:, :dim] >= box3[:dim], 0.0, pos[:, :dim])
+    pos = wrapped_positions(positions, box3, dim)
     radii = np.asarray(radii, dtype=np.float64)
     domain = Domain(box3, dim, cutoff=2.0 * float(radii.max()), skin=skin, comm=SerialComm())
     if domain.skin < skin:

@@ -19,7 +19,7 @@ from .dynamics import DynamicsParams
 from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP, SQ_SCALE, exact_value
 from .observables import NAMES, ObservableLog
 from .rng import STREAM_INIT, STREAM_RADII
-from .state import ParticleState
+from .state import ParticleState, wrapped_positions
 from .sofk import due as sofk_due
 
 
@@ -69,7 +69,7 @@ class Simulation:
         self.absorbed_step = -1
         self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
         self.disp_sums = np.zeros(N_DISP, dtype=np.int64)  # rank-local exact sums of |dx|, |dx|^2 (last step)
-        self.max_disp = 0.0                            # rank-local max |dx| of the last step
+        self.max_disp = 0.0                            # max |dx| of the last step over all ranks
         self.log = ObservableLog()
         self.history = {name: [] for name in ("step",) + NAMES}
         self.writer = None
@@ -131,9 +131,7 @@ class Simulation:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (self.n_total, self.dim):
             raise ValueError(f"positions must have shape ({self.n_total}, {self.dim}), got {positions.shape}")
-        pos = np.zeros((self.n_total, 3))
-        pos[:, :self.dim] = np.mod(positions, self.box[:self.dim])
-        pos[:, :self.dim] = np.where(pos[:, :self.dim] >= self.box[:self.dim], 0.0, pos[:, :self.dim])
+        pos = wrapped_positions(positions, self.box, self.dim)
         mine = np.flatnonzero(self.domain.owns(pos))
         self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), self._radii(mine),
                              pos[mine], np.zeros((len(mine), self.state.n_aux)))
@@ -183,10 +181,10 @@ class Simulation:
 
     def _choose_skin(self):
         """The full skin while the list can last at least three steps at the last step's largest
-        displacement, else none (rebuilding every step is then cheaper than a thicker list). Global (one
-        all-reduce per rebuild), so every rank takes the same decision; results never depend on it."""
-        fastest = self.domain.max_float(self.max_disp)
-        self.skin = self.domain.skin if 6.0 * fastest < self.domain.skin else 0.0
+        displacement, else none (rebuilding every step is then cheaper than a thicker list). That
+        displacement is global (reduced in advance()), so every rank takes the same decision; results
+        never depend on it."""
+        self.skin = self.domain.skin if 6.0 * self.max_disp < self.domain.skin else 0.0
 
     def measure(self):
         """Global observables of the current positions (after compute()); identical on all ranks."""
@@ -205,19 +203,20 @@ class Simulation:
             "mean_displacement": exact_value(tot[-4], tot[-3]) / n,
             # paper 002's instantaneous speed |delta_k|^2 of the step x_{k-1} -> x_k, per particle
             "speed_squared": exact_value(tot[-2], tot[-1]) / SQ_SCALE / n,
-            "max_displacement": self.domain.max_float(self.max_disp),
+            "max_displacement": self.max_disp,
         }
 
     def advance(self):
         """Apply the displacements accumulated by compute(): x_k -> x_{k+1}; step += 1."""
         st, dyn = self.state, self.dynamics
         self.disp_sums[:] = 0
-        self.max_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
-                                                   st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
-                                                   st.active, st.aux, st.travel, self.disp_sums)
-        # A pair can only have come within contact if one of its particles travelled half the skin.
-        flag = np.array([travel > 0.5 * self.skin], dtype=np.int64)
-        self.need_rebuild = bool(self.domain.sum_int(flag)[0])
+        local_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
+                                                st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
+                                                st.active, st.aux, st.travel, self.disp_sums)
+        # One reduction per step: the rebuild decision (a pair can only have come within contact if one
+        # of its particles travelled half the skin) and the largest step, which the skin choice reads.
+        rebuild, self.max_disp = self.domain.max_floats([float(travel > 0.5 * self.skin), local_disp])
+        self.need_rebuild = bool(rebuild)
         self.step += 1
 
     def _moving(self):
@@ -330,7 +329,7 @@ class Simulation:
         self.writer.flush()
         meta = {"step": np.int64(self.step), "absorbed_step": np.int64(self.absorbed_step),
                 "disp_sums": self.domain.sum_int(self.disp_sums),
-                "max_disp": np.float64(self.domain.max_float(self.max_disp)),
+                "max_disp": np.float64(self.max_disp),
                 "box": self.box, "output": str(self.output_path)}
         write_checkpoint(checkpoint_path(self.output_path), self.comm, self.state, self.dim, self.n_total,
                          self.config.to_toml(), meta, collective=self.writer.collective)
@@ -559,11 +558,8 @@ def initial_positions(seed, ids, dim, box):
     """Uniform random positions of the given ids, keyed by (seed, id): the same on any number of ranks.
     Shape (len(ids), 3)."""
     from .rng_arrays import uniforms
-    pos = np.zeros((len(ids), 3))
-    for a in range(dim):
-        pos[:, a] = uniforms(seed, 0, STREAM_INIT, ids, a) * box[a]
-        pos[:, a] = np.where(pos[:, a] >= box[a], 0.0, pos[:, a])
-    return pos
+    u = np.stack([uniforms(seed, 0, STREAM_INIT, ids, a) * box[a] for a in range(dim)], axis=1)
+    return wrapped_positions(u.reshape(len(ids), dim), box, dim)
 
 
 class Progress:

@@ -396,6 +396,11 @@ def run_state(run):
     return "pending", ""
 
 
+def status_counts(states):
+    """{status: number of runs} over STATUSES."""
+    return {s: sum(v[0] == s for v in states.values()) for s in STATUSES}
+
+
 def write_manifest(sweep, runs, states):
     """Write ``manifest.tsv`` (atomically): name, path, status, ranks, parameters, error."""
     swept = [k.split(".")[1] for k, _ in sweep.axes if k.split(".")[1] not in PARAM_COLUMNS]
@@ -591,14 +596,15 @@ def _time_model(finished):
     return max(0.0, my - b * mx), b
 
 
-def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sys.stdout):
+def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sys.stdout, states=None):
     """Run every unfinished run here, at most ``cores`` ranks at a time. Returns the final states.
+    ``states``: the runs' states if the caller has just read them (``write_plan``).
 
     Larger runs start first (shorter makespan); a run that does not fit the free cores lets smaller ones
     start (backfill). A run with more ranks than cores takes all cores (oversubscribed). SIGINT/SIGTERM
     stop the running runs (their partial outputs are resumed next time).
     """
-    states = {r.name: run_state(r) for r in runs}
+    states = dict(states) if states is not None else {r.name: run_state(r) for r in runs}
     todo = [r for r in runs if states[r.name][0] == "pending" or
             (retry_failed and states[r.name][0] == "failed")]
     # Runs another driver on this host is running: wait for them (and take them over if it dies).
@@ -630,7 +636,7 @@ def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sy
         if not force and now - last_print < progress_seconds:
             return
         last_print = now
-        counts = {s: sum(st[0] == s for st in states.values()) for s in STATUSES}
+        counts = status_counts(states)
         eta = ""
         if finished:
             a, b = _time_model(finished)   # core-seconds of a run = a + b * particle-steps
@@ -706,7 +712,7 @@ def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sy
             signal.signal(s, h)
     states = {r.name: run_state(r) for r in runs}
     write_manifest(sweep, runs, states)
-    counts = {s: sum(st[0] == s for st in states.values()) for s in STATUSES}
+    counts = status_counts(states)
     print(f"sweep {sweep.name}: {counts['done']}/{len(runs)} done, {counts['failed']} failed, "
           f"{counts['running']} running elsewhere; {_fmt_time(time.time() - t0)}", file=out, flush=True)
     return states
@@ -848,7 +854,7 @@ def main(argv=None):
 def cmd_plan(sweep, args):
     runs = sweep.plan(allow_many=args.yes)
     states = write_plan(sweep, runs)
-    counts = {s: sum(v[0] == s for v in states.values()) for s in STATUSES}
+    counts = status_counts(states)
     axes = ", ".join(f"{k} ({len(v)})" for k, v in sweep.axes) or "none"
     print(f"sweep {sweep.name}: {len(runs)} runs (axes: {axes}; {len(sweep.seeds)} seeds) in {sweep.out_dir}")
     print(f"  {counts['done']} done, {counts['pending']} pending, {counts['failed']} failed, "
@@ -864,8 +870,8 @@ def cmd_run(sweep, args):
     if args.cores < 1:
         raise SweepError(f"--cores: must be >= 1, got {args.cores}")
     runs = sweep.plan(allow_many=args.yes)
-    write_plan(sweep, runs)
-    states = execute(sweep, runs, args.cores, args.progress_seconds, retry_failed=not args.skip_failed)
+    states = execute(sweep, runs, args.cores, args.progress_seconds, retry_failed=not args.skip_failed,
+                     states=write_plan(sweep, runs))
     failed = [name for name, st in states.items() if st[0] == "failed"]
     for name in failed:
         print(f"  failed: {name}: {states[name][1]}  (log: {sweep.out_dir / name / LOG})")
@@ -903,7 +909,7 @@ def cmd_status(sweep, args):
     for r in runs:
         status, note = states[r.name]
         print(f"{r.name:<{width}}  {r.ranks:>5}  {status:<7}  {note}")
-    counts = {s: sum(v[0] == s for v in states.values()) for s in STATUSES}
+    counts = status_counts(states)
     print(f"sweep {sweep.name}: {counts['done']}/{len(runs)} done, {counts['running']} running, "
           f"{counts['failed']} failed, {counts['pending']} pending"
           + ("" if sweep.out_dir.is_dir() else " (not planned yet)"))
