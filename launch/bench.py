@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 
-def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1):
+def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=None):
     from mpisim import Simulation
     from mpisim.domain import world
     comm = world()
@@ -21,8 +21,10 @@ def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1):
     else:
         # The paper's matching: alpha = eps / b_f with b_f = 3/4 (gd: alpha = eps).
         dyn["learning_rate"] = kick if scheme == "gd" else 4 * kick / 3
-        if scheme != "gd":
+        if scheme in ("sgd", "rcd", "sa-pairwise", "sa-individual", "spgd"):
             dyn["batch_fraction"] = 0.75
+        if scheme in ("pgd", "spgd"):
+            dyn.update(noise)
     cfg = {"system": {"n": n, "phi": phi, "dim": dim, "seed": seed}, "dynamics": dyn,
            "run": {"steps": warmup + steps, "log_every": 100, "progress_seconds": 0.0,
                    "stop_when_absorbed": False}}
@@ -59,8 +61,13 @@ def main():
     p.add_argument("--kick", type=float, default=0.002, help="eps (alpha = 4 eps / 3 for sgd-like schemes)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--noise-amplitude", type=float, default=0.3, help="pgd/spgd: sigma")
+    p.add_argument("--temporal-correlation", type=float, default=-0.5, help="pgd/spgd: c_t")
+    p.add_argument("--spatial-correlation", default="reciprocal", help="pgd/spgd: independent or reciprocal")
     a = p.parse_args()
-    result, rank = measure(a.scheme, int(a.n), a.phi, a.dim, a.kick, a.steps, a.warmup)
+    noise = {"noise_amplitude": a.noise_amplitude, "temporal_correlation": a.temporal_correlation,
+             "spatial_correlation": a.spatial_correlation}
+    result, rank = measure(a.scheme, int(a.n), a.phi, a.dim, a.kick, a.steps, a.warmup, noise=noise)
     if rank == 0:
         print(json.dumps(result), flush=True)
 

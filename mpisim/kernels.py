@@ -177,10 +177,18 @@ SCHEME_PGD, SCHEME_SPGD, SCHEME_LANGEVIN = 7, 8, 9
 
 
 @njit
-def noise_pair_pass(params, seed, step, dim, pos, ids, radius, box, first, second, n_pairs, aux, acc):
+def noise_pair_pass(params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs, aux,
+                    xi, acc):
     """Reciprocal PGD noise: each pair that overlaps now adds sigma (eta^i - eta^j) / sqrt(2) to acc[i]
     and the opposite to acc[j] (fixed point), eta = a xi + b m (schemes/pgd.py). Needs the ghosts' aux
-    (memory) refreshed this step (``Domain.forward_aux``). Same overlap test as pair_pass."""
+    (memory) refreshed this step (``Domain.forward_aux``) and ``active`` from this step's pair_pass.
+    Leaves this step's draws xi of the active rows [0, n) (own and ghost) in ``xi`` for apply_step.
+    Same overlap test as pair_pass."""
+    # One draw per active particle and axis, not one per pair and side.
+    for i in range(n):
+        if active[i]:
+            for a in range(dim):
+                xi[i, a] = pgd.innovation(seed, step, ids[i], a)
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
     inv_sqrt2 = 1.0 / np.sqrt(2.0)
@@ -196,15 +204,15 @@ def noise_pair_pass(params, seed, step, dim, pos, ids, radius, box, first, secon
         # Evaluate the kick of the smaller id, so both ranks of a straddling pair do the same operations.
         lo, hi = (i, j) if ids[i] < ids[j] else (j, i)
         for a in range(dim):
-            e_lo = pgd.kick(params, pgd.innovation(seed, step, ids[lo], a), aux[lo, a])
-            e_hi = pgd.kick(params, pgd.innovation(seed, step, ids[hi], a), aux[hi, a])
+            e_lo = pgd.kick(params, xi[lo, a], aux[lo, a])
+            e_hi = pgd.kick(params, xi[hi, a], aux[hi, a])
             q = np.int64(np.rint((e_lo - e_hi) * inv_sqrt2 * FIXED_SCALE))
             acc[lo, a] += q
             acc[hi, a] -= q
 
 
 @njit
-def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, travel,
+def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, xi, travel,
                disp_sums):
     """x^i_{k+1} = x^i_k + displacement for owned particles; wrap into [0, L) and count images.
 
@@ -214,7 +222,8 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
     * momentum (params[MOMENTUM] > 0): v = beta v + g, x += v (v in aux[:, 0:3]);
     * pgd/spgd independent: active particles get sigma (a xi + b m), then m = xi (aux[:, 0:3]);
       inactive particles neither move by noise nor touch their memory;
-    * pgd/spgd reciprocal: the noise is already in acc (noise_pair_pass); active particles set m = xi;
+    * pgd/spgd reciprocal: the noise is already in acc and this step's draws in xi (noise_pair_pass);
+      active particles set m = xi;
     * langevin: every particle gets sqrt(2 alpha T) xi.
 
     Resets acc; adds |dx| to travel (distance since the pair list was built); adds the exact sums of |dx|
@@ -237,10 +246,12 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
                 aux[i, a] = d
             elif correlated:
                 if active[i]:
-                    xi = pgd.innovation(seed, step, ids[i], a)
                     if independent:
-                        d += pgd.kick(params, xi, aux[i, a])
-                    aux[i, a] = xi
+                        draw = pgd.innovation(seed, step, ids[i], a)
+                        d += pgd.kick(params, draw, aux[i, a])
+                        aux[i, a] = draw
+                    else:
+                        aux[i, a] = xi[i, a]
             elif scheme == SCHEME_LANGEVIN:
                 d += langevin.kick(params, seed, step, ids[i], a)
             if d == 0.0:

@@ -158,7 +158,8 @@ class Simulation:
             # The pair noise reads both particles' memories: refresh the ghosts' copies first.
             self.domain.forward_aux(st)
             kernels.noise_pair_pass(dyn.params, self.seed, self.step, self.dim, st.pos, st.ids, st.radius,
-                                    self.box, self.pairs.first, self.pairs.second, self.pairs.n, st.aux, st.acc)
+                                    st.active, n, self.box, self.pairs.first, self.pairs.second, self.pairs.n,
+                                    st.aux, st.noise, st.acc)
 
     def _rebuild(self):
         """Migrate, re-sort now and then, exchange ghosts and rebuild cells and the Verlet list."""
@@ -212,7 +213,7 @@ class Simulation:
         self.disp_sums[:] = 0
         local_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
                                                 st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
-                                                st.active, st.aux, st.travel, self.disp_sums)
+                                                st.active, st.aux, st.noise, st.travel, self.disp_sums)
         # One reduction per step: the rebuild decision (a pair can only have come within contact if one
         # of its particles travelled half the skin) and the largest step, which the skin choice reads.
         rebuild, self.max_disp = self.domain.max_floats([float(travel > 0.5 * self.skin), local_disp])

@@ -30,8 +30,9 @@ class ParticleState:
         self.acc = np.zeros((cap, 3), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
         self.travel = np.zeros(cap)   # distance travelled since the pair list was built
+        self.noise = np.zeros((cap, 3))   # scratch: a step's PGD noise draws (own and ghost rows)
 
-    FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel")
+    FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise")
 
     @property
     def capacity(self):

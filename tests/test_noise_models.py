@@ -102,7 +102,7 @@ def _free_steps(dyn, n, steps, active):
     for k in range(steps):
         before = pos.copy()
         kernels.apply_step(dyn.scheme, dyn.params, 11, k, 2, pos, image, ids, n, box, acc,
-                                 active, aux, travel, np.zeros(kernels.N_DISP, np.int64))
+                           active, aux, np.zeros((n, 3)), travel, np.zeros(kernels.N_DISP, np.int64))
         out.append((pos - before)[:, :2] + image[:, :2] * 0)
     return np.array(out), aux
 
