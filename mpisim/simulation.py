@@ -77,6 +77,7 @@ class Simulation:
         self._opened_output = False
         self._overwrite = overwrite
         self._run_start = 0                      # step at which the current run() call started
+        self._done_step = -1                     # step at which the last run() call ended
         self._ckpt_clock = time.monotonic()      # wall clock of the last checkpoint (rank 0 decides)
         self.structure_factor = []               # SofkResult of each S(k) measurement (global)
         self.sofk = None                         # StructureFactorMeasurement (mpisim/sofk.py)
@@ -137,6 +138,7 @@ class Simulation:
                              pos[mine], np.zeros((len(mine), self.state.n_aux)))
         self.need_rebuild = True
         self.last_sort = None
+        self._done_step = -1     # a run() from here starts with this configuration's pass
 
     # --------------------------------------------------------------------------------------------- step
     def compute(self, energy=True):
@@ -149,7 +151,7 @@ class Simulation:
             self.domain.forward(st)
         n = st.n_own + st.n_ghost
         st.active[:n] = 0
-        st.acc[:n] = 0          # all rows: compute() may run twice for one step (run() in pieces)
+        st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
         self.counters[:] = 0
         kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
                           st.radius, st.n_own, self.box, self.pairs.first, self.pairs.second, self.pairs.n,
@@ -244,9 +246,15 @@ class Simulation:
         """Run to ``run.steps`` (or ``steps`` more), stopping when absorbed if so configured. Returns self."""
         cfg = self.config
         end = cfg.run.steps if steps is None else self.step + steps
+        # The last run() may have ended at this step, after its pass, records and output.
+        resumed = self._done_step == self.step
+        if resumed and (end <= self.step or self.absorbed_step >= 0 and cfg.run.stop_when_absorbed):
+            return self
         if self._write and self.writer is None:
             # A second run() on the same simulation appends to the file the first one wrote.
             self._reopen_writer() if self._opened_output else self._open_writer()
+        if resumed:
+            self.advance()       # all that step still lacks
         self._run_start = self.step
         self._ckpt_clock = time.monotonic()
         progress = Progress(self, end) if self.comm.rank == 0 and cfg.run.progress_seconds > 0 else None
@@ -279,6 +287,7 @@ class Simulation:
             if stop:
                 break
             self.advance()
+        self._done_step = self.step
         if self.writer is not None:
             self.writer.set_provenance(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                        absorbed=self.absorbed_step >= 0,
@@ -399,8 +408,6 @@ class Simulation:
         self.last_sort = None
 
     def _record(self, values):
-        if self.history["step"] and self.history["step"][-1] == self.step:
-            return   # the last step of a previous run() call, recorded already
         self.log.append(self.step, values)
         self.history["step"].append(self.step)
         for k in NAMES:
@@ -448,7 +455,7 @@ class Simulation:
         if self.sofk is None:
             self.sofk = self._sofk_measurement()
         if self.structure_factor and self.structure_factor[-1].step == self.step:
-            return self.structure_factor[-1]     # run() resumed at a step already measured
+            return self.structure_factor[-1]     # measured at this step already (by run())
         st = self.state
         result = self.sofk.compute(st.pos[:st.n_own, :self.dim], step=self.step)
         self.structure_factor.append(result)

@@ -104,6 +104,26 @@ def test_run_in_pieces_equals_one_run(tmp_path):
         np.testing.assert_array_equal(last_a, last_b)
 
 
+def test_run_after_the_end_adds_nothing():
+    """A run() at a step the last call finished (absorbed with stop_when_absorbed, or steps=0) neither
+    moves nor records; a later run() of a run without absorption continues from there."""
+    cfg = {"system": {"n": 300, "phi": 0.3, "dim": 2, "seed": 1},
+           "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
+           "run": {"steps": 3000, "log_every": 10, "progress_seconds": 0.0}}
+    sim = Simulation.from_config(cfg, write=False).run()
+    assert sim.absorbed_step > 0 and sim.step == sim.absorbed_step
+    rows, x = len(sim.observables["step"]), sim.snapshot()[1]
+    sim.run(steps=50)
+    sim.run(steps=0)
+    assert sim.step == sim.absorbed_step and len(sim.observables["step"]) == rows
+    np.testing.assert_array_equal(sim.snapshot()[1], x)
+    cfg["run"]["stop_when_absorbed"] = False
+    sim = Simulation.from_config(cfg, write=False).run(steps=3)
+    sim.run(steps=0)
+    sim.run(steps=2)
+    assert list(sim.observables["step"]) == [0, 3, 5]
+
+
 def test_absorbing_step_does_not_depend_on_log_every():
     steps = {}
     for log_every in (1, 7):
