@@ -184,11 +184,11 @@ def cmd_flatness(a):
 
 def cmd_sofk(a):
     from .io import load_runs
-    from .structure_factor import StructureFactor
+    from .structure_factor import StructureFactor, default_bins
     rows = []
     for r in load_runs(a.inputs):
         box = r.box
-        bins = a.bins or max(4, int(round((a.k_max - a.k_min) / (2 * math.pi / box.max()))))
+        bins = a.bins or default_bins(box, a.k_max, a.k_min)
         sk = StructureFactor(bins, a.k_max, a.k_min, octant=a.octant).compute(r.positions(a.frame), box)
         try:
             alpha, alpha_err = sk.exponent(a.fit_k_max, a.fit_k_min)

@@ -39,7 +39,7 @@ from .flatness import measure_run as flatness_of_run
 from .fss import Collapse, manna
 from .io import KICK_SCHEMES, Run, group_runs, key_dict
 from .msd import MSD
-from .structure_factor import StructureFactor, fit_power_law
+from .structure_factor import StructureFactor, default_bins, fit_power_law
 
 ALL_FIGURES = ("fig3", "fig4b", "fig5a", "fig5b", "figS1", "figS2", "hyperuniformity")
 PAIRWISE_FAMILY = ("sgd", "bro-pairwise", "sa-pairwise")
@@ -347,7 +347,7 @@ def sofk_groups(runs: Sequence[Run], k_max: float = 10.0, bins: int | None = Non
     out = []
     for key, members in group_runs(runs).items():
         box = members[0].box
-        nb = bins if bins is not None else max(4, int(round(k_max / (2 * math.pi / box.max()))))
+        nb = bins if bins is not None else default_bins(box, k_max)
         sks = []
         for r in members:
             sk = StructureFactor(nb, k_max, 0.0).compute(r.positions(-1), r.box)

@@ -257,6 +257,11 @@ def fit_power_law(x, y, x_min=None, x_max=None, weights=None):
     return float(slope), float(err), float(math.exp(icpt)), npts
 
 
+def default_bins(box, k_max, k_min=0.0) -> int:
+    """Bins of width about 2 pi / L (the spacing of |k| along the longest box edge), at least 4."""
+    return max(4, int(round((k_max - k_min) / (TWO_PI / float(np.max(box))))))
+
+
 def shell_structure_factor(kvecs, s_values):
     """Mean of ``s_values`` over each shell of wave vectors with the same |k| (to 1e-9 relative).
 
