@@ -79,25 +79,26 @@ def max_ranks_per_axis(box, cutoff):
     return [max(1, int(np.floor(b / (cutoff * (1 + CELL_MARGIN))))) for b in box]
 
 
-def _all_sum(comm, values, dtype):
+def _all_reduce(comm, values, dtype, op):
+    """Element-wise reduction (``op``: "SUM" or "MAX") of an array over all ranks, on every rank."""
     values = np.ascontiguousarray(values, dtype=dtype)
     if comm.size == 1:
         return values.copy()
     from mpi4py import MPI
     out = np.empty_like(values)
-    comm.Allreduce(values, out, op=MPI.SUM)
+    comm.Allreduce(values, out, op=getattr(MPI, op))
     return out
 
 
 def sum_int(comm, values):
     """Sum of an int64 array over all ranks of comm, on every rank; exact (integer addition)."""
-    return _all_sum(comm, values, np.int64)
+    return _all_reduce(comm, values, np.int64, "SUM")
 
 
 def sum_disjoint(comm, values):
     """Sum over ranks of a float64 array in which every element is non-zero on at most one rank: adding
     zeros is exact, so the result does not depend on the rank count. On every rank."""
-    return _all_sum(comm, values, np.float64)
+    return _all_reduce(comm, values, np.float64, "SUM")
 
 
 def sum_scatter_int(comm, values, counts):
@@ -147,13 +148,7 @@ def abort_job(comm, code):
 def max_floats(comm, values):
     """Element-wise maximum of a float64 array over all ranks of comm, on every rank (order-free, hence
     exact)."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    if comm.size == 1:
-        return values.copy()
-    from mpi4py import MPI
-    out = np.empty_like(values)
-    comm.Allreduce(values, out, op=MPI.MAX)
-    return out
+    return _all_reduce(comm, values, np.float64, "MAX")
 
 
 def _compute_dims(size, dim):
