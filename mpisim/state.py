@@ -30,7 +30,9 @@ class ParticleState:
         self.acc = np.zeros((cap, 3), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
         self.travel = np.zeros(cap)   # distance travelled since the pair list was built
-        self.noise = np.zeros((cap, 3))   # scratch: a step's PGD noise draws (own and ghost rows)
+        # scratch: a step's reciprocal PGD noise draws (own and ghost rows); as wide as aux, so the
+        # schemes without particle state pay nothing for it
+        self.noise = np.zeros((cap, self.n_aux))
 
     FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise")
 
