@@ -247,13 +247,13 @@ class Simulation:
         cfg = self.config
         end = cfg.run.steps if steps is None else self.step + steps
         # The last run() may have ended at this step, after its pass, records and output.
-        resumed = self._done_step == self.step
-        if resumed and (end <= self.step or self.absorbed_step >= 0 and cfg.run.stop_when_absorbed):
+        continuing = self._done_step == self.step
+        if continuing and (end <= self.step or self.absorbed_step >= 0 and cfg.run.stop_when_absorbed):
             return self
         if self._write and self.writer is None:
             # A second run() on the same simulation appends to the file the first one wrote.
             self._reopen_writer() if self._opened_output else self._open_writer()
-        if resumed:
+        if continuing:
             self.advance()       # all that step still lacks
         self._run_start = self.step
         self._ckpt_clock = time.monotonic()
@@ -567,7 +567,7 @@ def initial_positions(seed, ids, dim, box):
     Shape (len(ids), 3)."""
     from .rng_arrays import uniforms
     u = np.stack([uniforms(seed, 0, STREAM_INIT, ids, a) * box[a] for a in range(dim)], axis=1)
-    return wrapped_positions(u.reshape(len(ids), dim), box, dim)
+    return wrapped_positions(u, box, dim)
 
 
 class Progress:
