@@ -16,7 +16,7 @@ which is what :mod:`analysis.figures` plots so that sizes can be compared. V(X_T
 
 Defaults as the paper: sigma_t = 0.03, M = 4000.
 
-Energies come from the simulator's serial ``mpisim.energy.total_energy``. For speed the perturbed energies use a neighbour-pair list of X_T built once with a skin
+Energies come from the simulator's serial ``mpisim.core.energy.total_energy``. For speed the perturbed energies use a neighbour-pair list of X_T built once with a skin
 (default 14 sigma); a perturbation whose largest displacement exceeds skin / 2, so that a pair outside
 the list could overlap, is evaluated with the full cell-list energy instead, so the result is exact
 either way (``method="direct"`` always uses the full energy).
@@ -41,11 +41,11 @@ import numpy as np
 from . import _energy
 from .errors import AnalysisError, Computed
 
-from mpisim.energy import total_energy as _total_energy
+from mpisim.core.energy import total_energy as _total_energy
 
 
 def total_energy(positions, radii, box, potential: str) -> float:
-    """V(X) of a periodic configuration (``mpisim.energy.total_energy``)."""
+    """V(X) of a periodic configuration (``mpisim.core.energy.total_energy``)."""
     return float(_total_energy(positions, radii, box, potential))
 
 

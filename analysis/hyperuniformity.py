@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from mpisim.schemes import CORRELATED_NOISE_SCHEMES as NOISE_SCHEMES
+from mpisim.core.schemes import CORRELATED_NOISE_SCHEMES as NOISE_SCHEMES
 
 from .activity import seed_mean
 from .errors import AnalysisError, Computed

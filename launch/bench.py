@@ -12,7 +12,7 @@ import numpy as np
 
 def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=None):
     from mpisim import Simulation
-    from mpisim.domain import world
+    from mpisim.parallel.comm import world
     comm = world()
     pairwise_bro = scheme in ("bro-pairwise", "bro-individual")
     dyn = {"scheme": scheme}

@@ -21,7 +21,7 @@ def main():
     a = p.parse_args()
 
     from mpisim import Simulation
-    from mpisim.domain import world
+    from mpisim.parallel.comm import world
     from mpisim.io import H5MDWriter, checkpoint_path, write_checkpoint
     comm = world()
     n = int(a.n)

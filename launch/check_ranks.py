@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 from mpisim import Simulation
-from mpisim.domain import world
-from mpisim.schemes import SCHEMES
+from mpisim.parallel.comm import world
+from mpisim.core.schemes import SCHEMES
 
 # A value for every parameter a scheme may need (see SchemeSpec.needs).
 VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "noise_amplitude": 0.02,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.hyperuniformity import (Hyperuniformity, default_k_fit_max, number_variance,  # noqa: E402
                                       number_variance_exponent, plot_hyperuniformity)
 from analysis.structure_factor import fit_power_law  # noqa: E402
-from mpisim.domain import world  # noqa: E402
+from mpisim.parallel.comm import world  # noqa: E402
 from mpisim.simulation import Simulation  # noqa: E402
 
 # name -> (label, noise); the first two run by default, the other two say which anti-correlation matters

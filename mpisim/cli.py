@@ -71,7 +71,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .domain import world
+    from .parallel.comm import world
     comm = world()
     commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk}
     return guarded(comm, lambda: commands[args.command](args, comm))
@@ -93,7 +93,7 @@ def guarded(comm, work):
         print(f"mpisim: rank {comm.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        from .domain import abort_job
+        from .parallel.comm import abort_job
         abort_job(comm, 1)
         return 1
 
@@ -127,7 +127,7 @@ def _run(args, comm):
 
 def _resume(args, comm):
     from .config import ConfigError, RunConfig, tomllib
-    from .domain import on_root
+    from .parallel.comm import on_root
     from .io import read_parameters
     from .simulation import Simulation
     import dataclasses
@@ -160,7 +160,7 @@ def _sofk(args, comm):
     """mpisim sofk: S(k) of stored frames (mpisim/sofk.py); rank 0 writes the results at the end."""
     import time
     import h5py
-    from .domain import on_root
+    from .parallel.comm import on_root
     from .io.h5md import SOFK_GROUP, append_structure_factor
     from .sofk import parse_frames, sofk_frames
 

@@ -15,8 +15,8 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-from .potentials import POTENTIALS
-from .schemes import CORRELATED_NOISE_SCHEMES, MOMENTUM_SCHEMES, SCHEMES
+from .core.potentials import POTENTIALS
+from .core.schemes import CORRELATED_NOISE_SCHEMES, MOMENTUM_SCHEMES, SCHEMES
 
 
 class ConfigError(ValueError):

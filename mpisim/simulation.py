@@ -13,13 +13,16 @@ import numpy as np
 
 from . import kernels
 from .config import ConfigError, RunConfig
-from .cells import PairList
-from .domain import Domain, all_gather, id_blocks, on_root, world
-from .dynamics import DynamicsParams
-from .kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP, SQ_SCALE, exact_value
-from .observables import NAMES, ObservableLog
-from .rng import STREAM_INIT, STREAM_RADII
-from .state import ParticleState, wrapped_positions
+from .core.cells import PairList
+from .parallel.domain import Domain
+from .parallel.comm import all_gather, id_blocks, on_root, world
+from .core.dynamics import DynamicsParams
+from .core.box import wrapped_positions
+from .core.fixedpoint import SQ_SCALE, exact_value
+from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
+from .core.observables import NAMES, ObservableLog
+from .core.rng import STREAM_INIT, STREAM_RADII
+from .core.state import ParticleState
 from .sofk import due as sofk_due
 
 
@@ -558,14 +561,14 @@ def snapshot_schedule(output, end):
 
 
 def _uniforms(seed, stream, ids, sub):
-    from .rng_arrays import uniforms
+    from .core.rng_arrays import uniforms
     return uniforms(seed, 0, stream, ids, sub)
 
 
 def initial_positions(seed, ids, dim, box):
     """Uniform random positions of the given ids, keyed by (seed, id): the same on any number of ranks.
     Shape (len(ids), 3)."""
-    from .rng_arrays import uniforms
+    from .core.rng_arrays import uniforms
     u = np.stack([uniforms(seed, 0, STREAM_INIT, ids, a) * box[a] for a in range(dim)], axis=1)
     return wrapped_positions(u, box, dim)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import njit
-from .domain import all_to_all_complex, sum_disjoint, sum_int, sum_scatter_int
+from .core._jit import njit
+from .parallel.comm import all_to_all_complex, sum_disjoint, sum_int, sum_scatter_int
 
 METHODS = ("direct", "grid")
 ASSIGNMENTS = {"cic": 2, "tsc": 3}       # name -> order p of the window W = prod sinc^p
@@ -77,7 +77,7 @@ class StructureFactorMeasurement:
     def __init__(self, box, dim, n_total, k_max=0.0, bins=32, k_min=0.0, method="direct", mesh=0,
                  assignment="tsc", interlace=True, octant=False, comm=None):
         from analysis.structure_factor import sofk_sums
-        from .domain import world
+        from .parallel.comm import world
         self.comm = comm if comm is not None else world()
         self.dim = int(dim)
         self.box = np.ascontiguousarray(np.asarray(box, dtype=np.float64)[:self.dim])
@@ -315,7 +315,7 @@ def sofk_frames(path, frames, comm=None, **options):
 
     options: the keyword arguments of :class:`StructureFactorMeasurement` (not box, dim, n_total)."""
     import h5py
-    from .domain import id_blocks, world
+    from .parallel.comm import id_blocks, world
     from .io.h5md import parallel_h5py, read_box
     comm = comm if comm is not None else world()
     collective = comm.size > 1 and parallel_h5py()

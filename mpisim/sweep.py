@@ -312,7 +312,7 @@ def run_name(values):
 
 
 def check_rank_counts(runs, where):
-    """SweepError if a run's rank count cannot split its box (``mpisim.domain.rank_grid``).
+    """SweepError if a run's rank count cannot split its box (``mpisim.parallel.comm.rank_grid``).
 
     rank_grid needs MPI_Dims_create, which needs MPI_Init: it runs in a child process so that the
     driver never initialises MPI (a driver with MPI initialised cannot start mpirun children cleanly).

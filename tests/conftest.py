@@ -52,7 +52,7 @@ def serial_comm():
         from mpi4py import MPI
         return MPI.COMM_SELF
     except ImportError:
-        from mpisim.domain import SerialComm
+        from mpisim.parallel.comm import SerialComm
         return SerialComm()
 
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from mpisim.cells import PairList
-from mpisim.domain import Domain, SerialComm
-from mpisim.state import ParticleState
+from mpisim.core.cells import PairList
+from mpisim.parallel.domain import Domain
+from mpisim.parallel.comm import SerialComm
+from mpisim.core.state import ParticleState
 
 
 def _owned_partners(state, pairs):

@@ -10,8 +10,8 @@ import pytest
 
 from mpisim import Simulation
 from mpisim.config import ConfigError
-from mpisim.domain import rank_grid
-from mpisim.schemes import SCHEMES
+from mpisim.parallel.comm import rank_grid
+from mpisim.core.schemes import SCHEMES
 
 from .conftest import clean_env, mpirun_command
 
@@ -93,7 +93,7 @@ def test_rank_grid_names_the_largest_rank_count_that_fits():
 
 
 def test_too_many_ranks_is_a_config_error():
-    from mpisim.domain import SerialComm
+    from mpisim.parallel.comm import SerialComm
 
     class Fake(SerialComm):
         size = 1000
@@ -107,7 +107,7 @@ FAILING = textwrap.dedent("""
     import sys
     from mpisim import Simulation
     from mpisim.cli import guarded
-    from mpisim.domain import world
+    from mpisim.parallel.comm import world
     comm = world()
     def work():
         cfg = {"system": {"n": 400, "phi": 0.7, "dim": 2},

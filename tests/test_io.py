@@ -10,7 +10,7 @@ import pytest
 from mpisim import RunConfig, Simulation
 from mpisim.config import tomllib
 from mpisim.io import h5md, read_frame
-from mpisim.observables import NAMES
+from mpisim.core.observables import NAMES
 
 MPISIM = str(Path(sys.executable).parent / "mpisim")
 

@@ -10,7 +10,7 @@ import pytest
 
 from mpisim import kernels
 from mpisim.config import ConfigError, RunConfig
-from mpisim.dynamics import DynamicsParams
+from mpisim.core.dynamics import DynamicsParams
 from mpisim.simulation import Simulation
 
 SCHEMES = {

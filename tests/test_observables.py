@@ -8,7 +8,7 @@ import pytest
 
 from analysis.hyperuniformity import speed_squared
 from mpisim import Simulation
-from mpisim.observables import NAMES
+from mpisim.core.observables import NAMES
 
 DYNAMICS = {
     "sgd": {"scheme": "sgd", "learning_rate": 0.3, "batch_fraction": 0.5},                  # apply_step

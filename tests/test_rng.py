@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mpisim import rng
-from mpisim.rng_arrays import uniforms
+from mpisim.core.rng_arrays import uniforms
 
 
 def test_uniform_moments_and_range():

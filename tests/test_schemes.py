@@ -5,7 +5,7 @@ import pytest
 
 from mpisim import Simulation
 from mpisim import rng
-from mpisim.kernels import FIXED_SCALE
+from mpisim.core.fixedpoint import FIXED_SCALE
 
 EPS = 0.1
 

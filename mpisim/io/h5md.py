@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..domain import id_blocks, redistribute_by_id
-from ..observables import DTYPES, NAMES
+from ..parallel.comm import id_blocks, redistribute_by_id
+from ..core.observables import DTYPES, NAMES
 
 CHUNK_ROWS = 1 << 16
 # None: collective mpio writes when h5py has MPI and there is more than one rank; False: always gather to

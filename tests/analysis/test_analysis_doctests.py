@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["analysis.io", "analysis.synthetic", "analysis.activity", "analysis.fss", "analysis.critical",
-           "analysis.msd", "analysis.flatness", "analysis._energy", "analysis.structure_factor"]
+           "analysis.msd", "analysis.flatness", "mpisim.core.energy", "analysis.structure_factor"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -11,6 +11,10 @@ import numpy as np
 
 from ._jit import njit
 
+# Margins that keep the cell search complete under rounding (docs/parallel.md).
+CELL_MARGIN = 1e-8
+CUTOFF_MARGIN = 1e-9
+
 
 class CellList:
     """Storage for one rank's cell list; grows (never shrinks) when a rank gains particles."""

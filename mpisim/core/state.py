@@ -127,12 +127,3 @@ class ParticleState:
     @property
     def nbytes(self):
         return sum(getattr(self, f).nbytes for f in self.FIELDS)
-
-
-def wrapped_positions(positions, box, dim):
-    """Positions (n, dim) wrapped into [0, L) and padded to the engine's three columns (z = 0 in 2d)."""
-    pos = np.zeros((len(positions), 3))
-    pos[:, :dim] = np.mod(positions, box[:dim])
-    # np.mod of a tiny negative coordinate rounds up to L itself
-    pos[:, :dim] = np.where(pos[:, :dim] >= box[:dim], 0.0, pos[:, :dim])
-    return pos

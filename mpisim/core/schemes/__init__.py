@@ -1,7 +1,7 @@
 """The dynamics: one module per scheme, each holding the scalar function(s) of its update equation.
 
 ``SCHEMES`` maps the config name (``dynamics.scheme``) to its integer id (used for dispatch inside the
-compiled pair loop, ``mpisim.kernels``), its kind and the parameters it needs:
+compiled pair loop, ``mpisim.core.kernels``), its kind and the parameters it needs:
 
 * ``pair`` schemes move both particles of an overlapping pair by +/- c e^{ji} (c from ``pair_coefficient``);
 * ``particle`` schemes sum ``pair_coefficient`` e^{ji} over neighbours, then scale the sum per particle by

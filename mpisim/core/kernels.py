@@ -14,35 +14,18 @@ whose MPI sum is exact (docs/parallel.md).
 import numpy as np
 
 from ._jit import inline, njit
+from .box import minimum_image, wrap
+from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
 from .potentials import pair_energy, pair_force
 from .schemes import bro_individual, bro_pairwise, gd, rcd, sa_individual, sa_pairwise, sgd
 from .schemes import langevin, momentum, pgd, spgd
 from .schemes._params import MOMENTUM, SPATIAL
 
-FIXED_SCALE = 2.0 ** 40       # displacement resolution 9.1e-13 diameters, range +/- 8.4e6
-SUM_SCALE = 2.0 ** 32         # resolution of exact float sums
-# |dx|^2 is summed as |dx|^2 SQ_SCALE: squared steps are small, and 2^-56 keeps them to float precision
-# (sums up to 5e11 still fit). A power of two, so scaling and unscaling are exact.
-SQ_SCALE = 2.0 ** 24
 # Slots of disp_sums (int64[4], rank-local): exact sums of |dx| and of |dx|^2 SQ_SCALE over the last step.
 D_ABS, D_SQ, N_DISP = 0, 2, 4
 # Counters filled by pair_pass (rank-local; summed over ranks by the domain).
 C_PAIRS, C_ENERGY_HI, C_ENERGY_LO = 0, 1, 2
 N_COUNTERS = 3
-
-
-@inline
-def exact_add(acc, slot, value):
-    """Add value to the two-limb accumulator acc[slot] (integer part), acc[slot + 1] (2^-32 units)."""
-    q = np.rint(value * SUM_SCALE)
-    hi = np.floor(q / SUM_SCALE)
-    acc[slot] += np.int64(hi)
-    acc[slot + 1] += np.int64(q - hi * SUM_SCALE)
-
-
-def exact_value(hi, lo):
-    """The float nearest to hi + lo 2^-32 (Python integers: exact, correctly rounded)."""
-    return (int(hi) * 2 ** 32 + int(lo)) / 2 ** 32
 
 
 @inline
@@ -79,17 +62,6 @@ def _particle_multiplier(scheme, params, seed, step, pid):
     return 1.0
 
 
-@inline
-def _minimum_image(d, length, half):
-    """Minimum image of a difference of two wrapped coordinates (|d| < length). Odd in d, so the two
-    ranks of a pair get bitwise opposite separations."""
-    if d > half:
-        return d - length
-    if d < -half:
-        return d + length
-    return d
-
-
 @njit
 def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
               acc, active, counters, energy):
@@ -104,9 +76,9 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
-        dx = _minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
-        dy = _minimum_image(pos[i, 1] - pos[j, 1], by, hy)
-        dz = _minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
+        dx = minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
+        dy = minimum_image(pos[i, 1] - pos[j, 1], by, hy)
+        dz = minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
         r2 = dx * dx + dy * dy + dz * dz
         sigma = radius[i] + radius[j]
         if r2 >= sigma * sigma:
@@ -132,22 +104,6 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
         if energy and (i if id_i < id_j else j) < n_own:
             counters[C_PAIRS] += 1
             exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
-
-
-@inline
-def _wrap(x, L):
-    """(x wrapped into [0, L), the number of box lengths crossed). Scalars only: an inlined helper that
-    took the position arrays made the update loop ten times slower."""
-    k = 0.0
-    if x < 0.0 or x >= L:
-        k = np.floor(x / L)
-        x -= k * L
-        if x >= L:          # x was a tiny negative number: x + L rounded to L
-            x -= L
-            k += 1.0
-        if x < 0.0:
-            x = 0.0
-    return x, k
 
 
 @njit
@@ -195,9 +151,9 @@ def noise_pair_pass(params, seed, step, dim, pos, ids, radius, active, n, box, f
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
-        dx = _minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
-        dy = _minimum_image(pos[i, 1] - pos[j, 1], by, hy)
-        dz = _minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
+        dx = minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
+        dy = minimum_image(pos[i, 1] - pos[j, 1], by, hy)
+        dz = minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
         sigma = radius[i] + radius[j]
         if dx * dx + dy * dy + dz * dz >= sigma * sigma:
             continue
@@ -257,7 +213,7 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
             if d == 0.0:
                 continue
             d2 += d * d
-            pos[i, a], k = _wrap(pos[i, a] + d, box[a])
+            pos[i, a], k = wrap(pos[i, a] + d, box[a])
             image[i, a] += np.int32(k)
         if d2 > 0.0:
             dn = np.sqrt(d2)

@@ -1,6 +1,6 @@
 """Domain decomposition: the rank grid, ghost (halo) exchange and migration.
 
-This is the only module that talks to the communicator. The periodic box is split into a Cartesian
+With parallel/comm.py, the only code that talks to the communicator. The periodic box is split into a Cartesian
 grid of equal subdomains (``MPI.Compute_dims``); a rank owns the particles whose wrapped position lies in
 its subdomain and holds ghost copies of every particle within one cell width (>= the interaction range)
 of its faces, edges and corners. Ghosts are exchanged one axis at a time in both directions, forwarding
@@ -16,40 +16,9 @@ import time
 
 import numpy as np
 
-from ._jit import njit
-from .cells import CellList
-
-# Margins that keep the cell search complete under rounding (docs/parallel.md).
-CELL_MARGIN = 1e-8
-CUTOFF_MARGIN = 1e-9
-
-
-class SerialComm:
-    """The subset of an mpi4py communicator used here, for a single process without mpi4py."""
-
-    rank = 0
-    size = 1
-
-    def allreduce(self, value, op=None):
-        return value
-
-    def Allreduce(self, sendbuf, recvbuf, op=None):
-        recvbuf[...] = sendbuf
-
-    def bcast(self, value, root=0):
-        return value
-
-    def allgather(self, value):
-        return [value]
-
-    def gather(self, value, root=0):
-        return [value]
-
-    def Barrier(self):
-        pass
-
-    def Abort(self, code=1):
-        raise SystemExit(code)
+from ..core._jit import njit
+from ..core.cells import CELL_MARGIN, CUTOFF_MARGIN, CellList
+from .comm import exchange_rows, max_floats, rank_grid, sum_int, world
 
 
 def timed(method):
@@ -63,117 +32,6 @@ def timed(method):
         finally:
             self.comm_seconds += time.perf_counter() - t0
     return wrapper
-
-
-def world():
-    """The world communicator, or a SerialComm when mpi4py is not installed."""
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        return SerialComm()
-    return MPI.COMM_WORLD
-
-
-def max_ranks_per_axis(box, cutoff):
-    """Largest number of subdomains along each axis whose width is at least one cell (>= cutoff)."""
-    return [max(1, int(np.floor(b / (cutoff * (1 + CELL_MARGIN))))) for b in box]
-
-
-def _all_reduce(comm, values, dtype, op):
-    """Element-wise reduction (``op``: "SUM" or "MAX") of an array over all ranks, on every rank."""
-    values = np.ascontiguousarray(values, dtype=dtype)
-    if comm.size == 1:
-        return values.copy()
-    from mpi4py import MPI
-    out = np.empty_like(values)
-    comm.Allreduce(values, out, op=getattr(MPI, op))
-    return out
-
-
-def sum_int(comm, values):
-    """Sum of an int64 array over all ranks of comm, on every rank; exact (integer addition)."""
-    return _all_reduce(comm, values, np.int64, "SUM")
-
-
-def sum_disjoint(comm, values):
-    """Sum over ranks of a float64 array in which every element is non-zero on at most one rank: adding
-    zeros is exact, so the result does not depend on the rank count. On every rank."""
-    return _all_reduce(comm, values, np.float64, "SUM")
-
-
-def sum_scatter_int(comm, values, counts):
-    """Exact sum over ranks of an int64 array [n, ...] whose first axis is split into consecutive blocks
-    of ``counts[r]`` rows: rank r receives the summed block r."""
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    if comm.size == 1:
-        return values
-    from mpi4py import MPI
-    per_row = values[0].size
-    out = np.empty((int(counts[comm.rank]),) + values.shape[1:], dtype=np.int64)
-    comm.Reduce_scatter(values, out, recvcounts=[int(c) * per_row for c in counts], op=MPI.SUM)
-    return out
-
-
-def all_to_all_complex(comm, send, send_counts, recv_counts):
-    """Alltoallv of complex128 blocks: ``send`` holds rank q's block at the q-th place (``send_counts[q]``
-    values); returns the blocks received from ranks 0, 1, ... concatenated."""
-    from mpi4py import MPI
-    send = np.ascontiguousarray(send, dtype=np.complex128)
-    recv = np.empty(int(np.sum(recv_counts)), dtype=np.complex128)
-    sdisp = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
-    rdisp = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
-    comm.Alltoallv([send, send_counts, sdisp, MPI.C_DOUBLE_COMPLEX],
-                   [recv, recv_counts, rdisp, MPI.C_DOUBLE_COMPLEX])
-    return recv
-
-
-def on_root(comm, fn, *args):
-    """``fn(*args)`` evaluated on rank 0 only (file checks, wall-clock decisions), its value returned on
-    every rank."""
-    value = fn(*args) if comm.rank == 0 else None
-    return value if comm.size == 1 else comm.bcast(value, root=0)
-
-
-def all_gather(comm, value):
-    """[value of rank 0, value of rank 1, ...] on every rank (small Python objects)."""
-    return [value] if comm.size == 1 else comm.allgather(value)
-
-
-def abort_job(comm, code):
-    """End every rank of the job (MPI_Abort) so that none waits forever on a failed one; no-op on 1 rank."""
-    if comm.size > 1:
-        comm.Abort(code)
-
-
-def max_floats(comm, values):
-    """Element-wise maximum of a float64 array over all ranks of comm, on every rank (order-free, hence
-    exact)."""
-    return _all_reduce(comm, values, np.float64, "MAX")
-
-
-def _compute_dims(size, dim):
-    """MPI's balanced factorisation of size into dim factors, largest first."""
-    try:
-        from mpi4py import MPI
-        return sorted(MPI.Compute_dims(size, dim), reverse=True)
-    except ImportError:
-        return [size] + [1] * (dim - 1)
-
-
-def rank_grid(size, dim, box, cutoff):
-    """Balanced rank grid [Px, Py, Pz] (Pz = 1 in 2d) for ``size`` ranks, the most ranks along the
-    longest axis, or ValueError naming the largest rank count that fits."""
-    limits = max_ranks_per_axis(box[:dim], cutoff)
-    fits = lambda p: all(d <= m for d, m in zip(_compute_dims(p, dim), sorted(limits, reverse=True)))  # noqa: E731
-    if not fits(size):
-        fit = max(p for p in range(1, size + 1) if fits(p))
-        raise ValueError(f"{size} ranks cannot split this box: each subdomain must be at least one "
-                         f"interaction range ({cutoff:g}) wide, at most {limits} ranks per axis; "
-                         f"the largest rank count that fits is {fit}")
-    placed = [1] * dim
-    for axis, d in zip(np.argsort(-np.asarray(limits), kind="stable"), _compute_dims(size, dim)):
-        placed[axis] = d
-    return placed + [1] * (3 - dim)
 
 
 class Domain:
@@ -437,38 +295,3 @@ def _unpack_ghost_rows(buf, start, pos, shift, ids, radius):
             shift[p, a] = np.int8(buf[k, 3 + a])
         ids[p] = np.int64(buf[k, 6])
         radius[p] = buf[k, 7]
-
-
-def id_blocks(n_total, n_blocks):
-    """Start of each contiguous block of global ids when N ids are split over n_blocks (+ the end)."""
-    return np.array([(n_total * b) // n_blocks for b in range(n_blocks + 1)], dtype=np.int64)
-
-
-def exchange_rows(comm, dest, rows):
-    """Send row r of the float64 (n, w) array ``rows`` to rank dest[r]; return the rows this rank
-    received (grouped by source rank, each group in its sender's order). Collective (Alltoallv)."""
-    if comm.size == 1:
-        return rows
-    from mpi4py import MPI
-    width = rows.shape[1]
-    o = np.argsort(dest, kind="stable")
-    send = np.ascontiguousarray(rows[o])
-    counts = np.bincount(dest, minlength=comm.size).astype(np.int64) * width
-    recv_counts = np.empty(comm.size, dtype=np.int64)
-    comm.Alltoall(counts, recv_counts)
-    sdispl = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rdispl = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
-    recv = np.empty(int(recv_counts.sum()))
-    comm.Alltoallv([send.ravel(), counts, sdispl, MPI.DOUBLE], [recv, recv_counts, rdispl, MPI.DOUBLE])
-    return recv.reshape(-1, width)
-
-
-def redistribute_by_id(comm, ids, rows, n_total, to_root=False):
-    """Send every row to the rank that holds its id's block; return (ids, rows) of this rank's block,
-    sorted by id. With to_root, rank 0 receives everything (the serial-HDF5 path). Collective."""
-    starts = id_blocks(n_total, 1 if to_root else comm.size)
-    dest = np.searchsorted(starts, ids, side="right") - 1
-    got = exchange_rows(comm, dest, np.hstack([np.asarray(ids, dtype=np.float64)[:, None], rows]))
-    got_ids = got[:, 0].astype(np.int64)
-    o = np.argsort(got_ids, kind="stable")
-    return got_ids[o], got[o, 1:]

@@ -1,0 +1,38 @@
+"""The one place where numba decorators are configured (FBPIC habit).
+
+Kernels are compiled with ``cache=True`` so that a second process (a test run, a sweep) loads them from
+disk, and without ``fastmath``: reassociation would let the same pair be computed differently in two
+places, which breaks the bit-identity across rank counts (docs/parallel.md).
+
+numba's on-disk cache notices changes to a kernel's own file only, not to the functions it inlines from
+other modules (a scheme's equation, the box, the fixed-point sums). So the cache lives in a directory
+named by a hash of every source file of the package: editing any of them can never serve a stale kernel,
+whether the code runs from pytest, a notebook, ``launch/`` or a ``pip install``. The base directory is
+``NUMBA_CACHE_DIR`` if set, else ``~/.cache/mpisim/numba``.
+"""
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+
+def source_hash():
+    """SHA-1 (12 hex digits) of the package's Python sources, in a fixed order."""
+    package = Path(__file__).resolve().parents[1]
+    h = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _cache_dir():
+    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(Path.home(), ".cache", "mpisim", "numba")
+    return os.path.join(base, source_hash())
+
+
+numba.config.CACHE_DIR = _cache_dir()
+
+njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
