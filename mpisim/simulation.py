@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import kernels
+from .core import kernels
 from .config import ConfigError, RunConfig
 from .core.cells import PairList
 from .parallel.domain import Domain
