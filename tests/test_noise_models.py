@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mpisim import kernels
+from mpisim.core import kernels
 from mpisim.config import ConfigError, RunConfig
 from mpisim.core.dynamics import DynamicsParams
 from mpisim.simulation import Simulation

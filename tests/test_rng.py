@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mpisim import rng
+from mpisim.core import rng
 from mpisim.core.rng_arrays import uniforms
 
 

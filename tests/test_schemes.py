@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mpisim import Simulation
-from mpisim import rng
+from mpisim.core import rng
 from mpisim.core.fixedpoint import FIXED_SCALE
 
 EPS = 0.1
