@@ -9,11 +9,17 @@ current scipy. This module keeps its public functions, arguments and conventions
 * :func:`quality` ``(x, y, dy) -> float``: the Houdayer & Hartmann reduced chi-square of the
   collapse onto a master curve estimated from the data themselves (the quality function of
   Melchert's autoScale, arXiv:0910.5403): for each point, the two bracketing points of every
-  *other* size are fitted by a weighted line, and ``S = mean((y - Y)^2 / (dy^2 + dY^2))``.
+  *other* size are fitted by a weighted line, and S is the mean over sizes of the mean over each
+  size's points of ``(y - Y)^2 / (dy^2 + dY^2)`` (pyfssa's order of averaging).
 * :func:`autoscale` ``(l, rho, a, da, rho_c0, nu0, zeta0) -> OptimizeResult`` with fields
   ``rho, nu, zeta, drho, dnu, dzeta, fun, success`` (and ``x, errors, varco``): Nelder-Mead on S,
   errors from the curvature of S at its minimum, estimated from the final simplex and its
   midpoints as in Nelder & Mead (1965) (``varco = 2 S_min H^{-1}``, H the Hessian of S).
+
+``quality`` equals pyfssa's to 1e-10 and ``autoscale`` returns pyfssa's optimum, errors, covariance
+and number of evaluations (``tests/analysis/test_analysis_pyfssa.py`` runs the real package under a
+compatibility shim). Departures, all where pyfssa would fail: NaN points are allowed (below), a
+vertex that never moves S by 0.01 gives NaN errors instead of an endless loop.
 
 Extension: entries of ``a`` that are NaN (or whose ``da`` is NaN or not positive) are treated as
 missing points, so that sizes may be measured at different packing fractions.
@@ -150,8 +156,11 @@ def scaledata(l, rho, a, da, rho_c, nu, zeta) -> ScaledData:
 def quality(x, y, dy) -> float:
     """Quality S of a data collapse (pyfssa's ``quality``; Houdayer & Hartmann 2004).
 
-    S is about 1 for a good collapse and much larger otherwise; NaN points are ignored. Returns
-    ``inf`` if no point has a master-curve estimate (the sizes' scaled ranges do not overlap).
+    ``S = mean_i [ mean_j (y_ij - Y_ij)^2 / (dy_ij^2 + dY_ij^2) ]``: the mean over the points of each
+    system size i that have a master-curve estimate Y_ij, then the mean over sizes (pyfssa 0.7.6 does
+    exactly this, ``nanmean(nanmean(..., axis=1))``; equal to it to rounding, tested against the
+    package). S is about 1 for a good collapse and much larger otherwise; NaN points are ignored.
+    Returns ``inf`` if no point has a master-curve estimate (the sizes' scaled ranges do not overlap).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -170,7 +179,7 @@ def quality(x, y, dy) -> float:
             raise ValueError("x should be sorted for each system size")
         w = dy[i, v] ** -2.0
         rows.append((xi, y[i, v], dy[i, v], w))
-    num_terms = []
+    size_means = []
     for i, (xi, yi, dyi, _) in enumerate(rows):
         if xi.size == 0:
             continue
@@ -205,25 +214,29 @@ def quality(x, y, dy) -> float:
             dym2 = (swxx - 2.0 * swx * xi + sw * xi ** 2) / delta
             term = (yi - ym) ** 2 / (dyi ** 2 + dym2)
         good = used & np.isfinite(term) & (delta > 0)
-        num_terms.append(term[good])
-    terms = np.concatenate(num_terms) if num_terms else np.empty(0)
-    if terms.size == 0:
+        if good.any():
+            size_means.append(float(term[good].mean()))
+    if not size_means:
         return math.inf
-    return float(terms.mean())
+    # pyfssa: the mean within each system size first, then the mean over sizes
+    return float(np.mean(size_means))
 
 
 def _curvature_errors(fun, sim: np.ndarray, fsim: np.ndarray, min_df: float = 0.01,
-                      max_doublings: int = 40) -> tuple[np.ndarray, np.ndarray]:
+                      max_doublings: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """Standard errors and covariance from the curvature of ``fun`` near the simplex ``sim``.
 
-    The simplex (n+1 vertices in n dimensions) is first enlarged about its centroid until every
-    vertex differs from the centroid's value by at least ``min_df``; a quadratic through the
-    vertices and edge midpoints (Nelder & Mead 1965, appendix) gives the Hessian H, and
-    ``varco = 2 S_min H^{-1}``.
+    pyfssa's ``_neldermead_errors``, step for step: each vertex is pushed away from the centroid
+    (doubling its distance) until its value differs from the centroid's by at least ``min_df``; a
+    quadratic through the vertices and edge midpoints (Nelder & Mead 1965, appendix) gives the
+    Hessian, and ``varco = S_min q B^{-1} q^T`` with S_min the best value of the *final* simplex and
+    q its edges from vertex 0 (= 2 S_min H^{-1}). Departure: pyfssa doubles without limit (it hangs
+    where S is flat along a direction); here after ``max_doublings`` the errors are NaN.
     """
     sim = np.array(sim, dtype=np.float64)
     fsim = np.array(fsim, dtype=np.float64)
     n = sim.shape[1]
+    ymin = fsim[0]
     centroid = sim.mean(axis=0)
     fc = fun(centroid)
     for i in range(n + 1):
@@ -232,8 +245,8 @@ def _curvature_errors(fun, sim: np.ndarray, fsim: np.ndarray, min_df: float = 0.
                 break
             sim[i] = sim[i] + (sim[i] - centroid)
             fsim[i] = fun(sim[i])
-    order = np.argsort(fsim)
-    sim, fsim = sim[order], fsim[order]
+        else:
+            return np.full(n, np.nan), np.full((n, n), np.nan)
     # y[i, j]: value at the midpoint of vertices i and j (y[i, i] at the vertex)
     y = np.empty((n + 1, n + 1))
     for i in range(n + 1):
@@ -241,16 +254,12 @@ def _curvature_errors(fun, sim: np.ndarray, fsim: np.ndarray, min_df: float = 0.
         for j in range(i + 1, n + 1):
             y[i, j] = y[j, i] = fun(0.5 * (sim[i] + sim[j]))
     # quadratic in simplex coordinates: B_ij = 2 (y_ij + y_00 - y_0i - y_0j), Hessian = 2 B
-    b = np.empty((n, n))
-    for i in range(1, n + 1):
-        for j in range(1, n + 1):
-            b[i - 1, j - 1] = 2.0 * (y[i, j] + y[0, 0] - y[0, i] - y[0, j])
-    q = (sim[1:] - sim[0]).T  # columns: edges from the best vertex
+    b = 2.0 * (y[1:, 1:] + y[0, 0] - y[0, 1:][:, None] - y[0, 1:][None, :])
+    q = (sim[1:] - sim[0]).T  # columns: edges from vertex 0
     try:
         binv = np.linalg.inv(b)
     except np.linalg.LinAlgError:
         return np.full(n, np.nan), np.full((n, n), np.nan)
-    ymin = max(fsim[0], 0.0)
     varco = ymin * q @ binv @ q.T
     with np.errstate(invalid="ignore"):
         errors = np.sqrt(np.diag(varco))
@@ -260,24 +269,36 @@ def _curvature_errors(fun, sim: np.ndarray, fsim: np.ndarray, min_df: float = 0.
 def autoscale(l, rho, a, da, rho_c0, nu0, zeta0, **kwargs) -> OptimizeResult:
     """Fit rho_c, nu and zeta by minimizing the collapse :func:`quality` (pyfssa's ``autoscale``).
 
+    Nelder-Mead from pyfssa's initial simplex (5% steps, 0.00025 for a zero coordinate) with its
+    tolerances (``xatol = fatol = 1e-2``), on the same goal (rho_c may leave the data range, as in
+    pyfssa, where ``scaledata`` only warns), then pyfssa's curvature errors: the optimum and errors
+    equal pyfssa 0.7.6's (tested against the package).
+
     Returns
     -------
     scipy.optimize.OptimizeResult
         ``x == [rho, nu, zeta]``, ``errors == [drho, dnu, dzeta]``, ``varco``, ``fun`` (S at the
-        minimum), ``success``, plus the fields ``rho, nu, zeta, drho, dnu, dzeta``.
-        ``kwargs`` are passed as Nelder-Mead options (default ``xatol = fatol = 1e-2`` as pyfssa).
+        minimum), ``success``, plus the fields ``rho, nu, zeta, drho, dnu, dzeta``, and
+        ``at_boundary`` ("lower"/"upper" when rho lies outside the data range [rho.min(), rho.max()]
+        or within ``drho`` of an end: phi_c is then only bounded, see :func:`phi_c_status`).
+        ``kwargs`` are passed as Nelder-Mead options.
     """
+    l = np.asarray(l, dtype=np.float64)
     rho = np.asarray(rho, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    da = np.asarray(da, dtype=np.float64)
+    scaledata(l, rho, a, da, float(np.nanmin(rho)), nu0, zeta0)  # validate shapes and errors
     lo, hi = float(np.nanmin(rho)), float(np.nanmax(rho))
+    lm, rm = np.meshgrid(l, rho, indexing="ij")
 
     def goal(p):
-        if not lo <= p[0] <= hi or p[1] == 0:
-            return 1e12
-        return quality(*scaledata(l, rho, a, da, p[0], p[1], p[2]))
+        if p[1] == 0:
+            return math.inf
+        lp = np.power(lm, -p[2] / p[1])
+        return quality(np.power(lm, 1.0 / p[1]) * (rm - p[0]), lp * a, lp * da)
 
     options = {"xatol": 1e-2, "fatol": 1e-2}
     options.update(kwargs)
-    # pyfssa's initial simplex: 5% steps (0.00025 for a zero coordinate)
     x0 = np.array([rho_c0, nu0, zeta0], dtype=np.float64)
     sim0 = [x0]
     for k in range(3):
@@ -287,14 +308,18 @@ def autoscale(l, rho, a, da, rho_c0, nu0, zeta0, **kwargs) -> OptimizeResult:
     options.setdefault("initial_simplex", np.array(sim0))
     ret = scipy.optimize.minimize(goal, x0, method="Nelder-Mead", options=options)
     sim, fsim = ret.final_simplex
-    if ret.success and np.isfinite(ret.fun):
+    if np.isfinite(ret.fun):
         errors, varco = _curvature_errors(goal, sim, fsim)
     else:
         errors, varco = np.full(3, np.nan), np.full((3, 3), np.nan)
-    ret["success"] = bool(ret.success and np.isfinite(ret.fun) and ret.fun < 1e12)
+    ret["success"] = bool(ret.success and np.isfinite(ret.fun))
     ret["errors"], ret["varco"] = errors, varco
     ret["rho"], ret["nu"], ret["zeta"] = (float(v) for v in ret.x)
     ret["drho"], ret["dnu"], ret["dzeta"] = (float(v) for v in errors)
+    ret["bounds"] = (lo, hi)
+    d = ret["drho"] if np.isfinite(ret["drho"]) else 0.0
+    ret["at_boundary"] = ",".join(side for side, out in (("lower", ret["rho"] - d <= lo),
+                                                         ("upper", ret["rho"] + d >= hi)) if out)
     return ret
 
 
@@ -555,8 +580,44 @@ class Collapse:
 
     @property
     def phi_c(self) -> float:
+        """The optimum of S. A value of phi_c only when :attr:`status` is "value"; for a "bound" it is
+        where S is lowest inside the allowed range (used to draw the collapse), and the data say only
+        :attr:`phi_c_bound`."""
         self._need("phi_c")
         return self._result.rho
+
+    @property
+    def status(self) -> str:
+        """"value" (the S minimum and its error interval lie inside the allowed range), "bound" (they
+        reach one end: the minimum may lie beyond it, so phi_c is only bounded) or "undetermined"
+        (both ends, or S flat over the range)."""
+        self._need("status")
+        ends = [e for e in self.at_boundary.split(",") if e]
+        if len(ends) == 2 or self.phi_c_err_method == "range":
+            return "undetermined"
+        return "bound" if ends else "value"
+
+    @property
+    def phi_c_limit(self) -> float:
+        """For a "bound": the limit the data put on phi_c, the far end of the error interval from the
+        end it reaches (phi_c <= limit at the lower end, phi_c >= limit at the upper end); NaN
+        otherwise."""
+        self._need("phi_c_limit")
+        if self.status != "bound":
+            return math.nan
+        d = self.phi_c_err if np.isfinite(self.phi_c_err) else 0.0
+        return self.phi_c + d if self.at_boundary == "lower" else self.phi_c - d
+
+    @property
+    def phi_c_bound(self) -> str:
+        """Text of the bound, "<= 0.6150" or ">= 0.6800"; "" for a value, "undetermined" if neither."""
+        self._need("phi_c_bound")
+        st = self.status
+        if st == "value":
+            return ""
+        if st == "undetermined":
+            return "undetermined"
+        return f"{'<=' if self.at_boundary == 'lower' else '>='} {self.phi_c_limit:.4f}"
 
     @property
     def phi_c_err(self) -> float:
@@ -586,18 +647,21 @@ class Collapse:
         return self._result.get("bounds", (float(rho.min()), float(rho.max())))
 
     def phi_c_label(self, digits: int = 4) -> str:
-        """Text like "0.6100 +- 0.0050", plus a note when the error is not from the curvature or phi_c
-        sits at an end of its range (for figure titles and logs; never a bare nan)."""
+        """Text like "0.6100 +- 0.0050" (a note when the error is not from the curvature), "<= 0.6150
+        (a bound: ...)" when S is lowest at an end of the range, or "undetermined (...)" (for figure
+        titles and logs; never a bare nan, never a pinned value shown as a value)."""
         self._need("phi_c_label")
         v, e, m = self.phi_c, self.phi_c_err, self.phi_c_err_method
+        lo, hi = self.phi_c_range
+        if self.status == "bound":
+            return (f"{self.phi_c_bound[:2]} {self.phi_c_limit:.{digits}f} (a bound: S lowest at the "
+                    f"{self.at_boundary} end of the range [{lo:g}, {hi:g}])")
+        if self.status == "undetermined":
+            return f"undetermined (S flat over [{lo:g}, {hi:g}]; lowest at {v:.{digits}f})"
         s = f"{v:.{digits}f} +- {e:.{digits}f}" if np.isfinite(e) else f"{v:.{digits}f} (error undetermined)"
         notes = []
         if m != "curvature":
-            notes.append({"delta_s": "width of S minimum", "delta_s_one_sided": "one-sided width",
-                          "range": "S flat: phi_c undetermined"}.get(m, m))
-        if self.at_boundary:
-            lo, hi = self.phi_c_range
-            notes.append(f"at {self.at_boundary} end of range [{lo:g}, {hi:g}]")
+            notes.append({"delta_s": "width of S minimum"}.get(m, m))
         return s + (f" ({'; '.join(notes)})" if notes else "")
 
     @property
