@@ -14,8 +14,12 @@ Definitions (paper 000, text before Fig. 3):
 * relaxation time tau_r: on the absorbing side (the run absorbed) the step at which f_a reaches 0
   (provenance ``absorbed_step``, else the first logged step with f_a = 0); on the active side the
   first logged step k with ``(f_a(k) - f_inf) / f_inf < 0.1`` (the paper's rule, after Galliano et
-  al. [41]). The flag ``steady`` says whether tau_r lies before the averaging window, as it must
-  for the window to sample the steady state.
+  al. [41]).
+* steady: a run is *steady* if it absorbed, or if tau_r lies before the averaging window and the
+  activity over the window is flat within its errors (:func:`mpisim.core.steady.is_steady` on the
+  same window: the drift of its block means is below 3 sigma). ``steady_reason`` says which test
+  failed. :class:`ActivityTable` leaves out of f_inf and tau_r every (N, phi) point with an unsteady
+  seed (``include_unsteady=True`` keeps them) and records what it left out.
 * averages over seeds: mean of the per-run values; error = standard error over seeds
   (``std(ddof=1)/sqrt(n)``) when there are >= 2 seeds, otherwise the single run's block error
   (f_inf) or NaN (tau_r).
@@ -35,6 +39,8 @@ import math
 from typing import Sequence
 
 import numpy as np
+
+from mpisim.core.steady import is_steady
 
 from .errors import AnalysisError, Computed, WindowError
 from .io import Run, group_runs, key_dict
@@ -67,10 +73,12 @@ class SteadyState(Computed):
         Minimum logged points in the window (default ``2 * n_blocks``).
     threshold : float
         Relative distance to f_inf that defines tau_r on the active side (paper: 0.1).
+    n_sigma : float
+        Drift over the window allowed by the steady-state test, in units of its error.
     """
 
     def __init__(self, window_fraction: float = 0.5, n_blocks: int = 10,
-                 min_points: int | None = None, threshold: float = 0.1):
+                 min_points: int | None = None, threshold: float = 0.1, n_sigma: float = 3.0):
         if not 0.0 < window_fraction <= 1.0:
             raise AnalysisError(f"window fraction must be in (0, 1], got {window_fraction}")
         if n_blocks < 2:
@@ -79,6 +87,7 @@ class SteadyState(Computed):
         self.n_blocks = int(n_blocks)
         self.min_points = int(min_points) if min_points is not None else 2 * self.n_blocks
         self.threshold = float(threshold)
+        self.n_sigma = float(n_sigma)
 
     def compute(self, steps, activity, absorbed: bool | None = None,
                 absorbed_step: int | None = None) -> "SteadyState":
@@ -101,7 +110,7 @@ class SteadyState(Computed):
                 absorbed_step = int(k[zero[0]]) if zero.size else k_end
             self._tau_r = int(absorbed_step)
             self._f_inf, self._f_inf_err = 0.0, 0.0
-            self._steady = True
+            self._steady, self._steady_reason = True, "absorbed"
         else:
             sel = k >= self._window_start
             if sel.sum() < self.min_points:
@@ -116,7 +125,19 @@ class SteadyState(Computed):
                 self._tau_r = int(k[hit[0]]) if hit.size else k_end
             else:
                 self._tau_r = k_end
-            self._steady = self._tau_r <= self._window_start
+            flat, why = is_steady(f, k, tail_fraction=self.window_fraction, n_sigma=self.n_sigma)
+            if self._tau_r > self._window_start:
+                self._steady = False
+                self._steady_reason = (f"relaxing: tau_r = {self._tau_r} is after the window start "
+                                       f"{self._window_start}")
+            elif not flat:
+                self._steady = False
+                self._steady_reason = (f"drift: f_a changed by {why['drift']:.3g} +- "
+                                       f"{why['drift_err']:.2g} over the window" if why["reason"] == "drift"
+                                       else why["reason"])
+            else:
+                self._steady, self._steady_reason = True, "flat"
+            self._steady_details = why
         self._computed = True
         return self
 
@@ -151,9 +172,16 @@ class SteadyState(Computed):
 
     @property
     def steady(self) -> bool:
-        """True if tau_r <= window_start (the window samples the steady state)."""
+        """True if absorbed, or tau_r <= window_start and f_a is flat over the window
+        (:func:`mpisim.core.steady.is_steady`): the window samples the steady state."""
         self._need("steady")
         return self._steady
+
+    @property
+    def steady_reason(self) -> str:
+        """"absorbed", "flat", or why the run is not steady ("drift: ...", "relaxing: ...")."""
+        self._need("steady_reason")
+        return self._steady_reason
 
 
 def measure_run(run: Run, **kwargs) -> SteadyState:
@@ -178,7 +206,7 @@ def seed_mean(values: Sequence[float], single_errors: Sequence[float] | None = N
 #: columns of :attr:`ActivityTable.rows`
 TABLE_COLUMNS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction",
                  "potential", "n_seeds", "n_absorbed", "f_inf", "f_inf_err", "tau_r", "tau_r_err",
-                 "all_steady")
+                 "all_steady", "n_unsteady", "excluded")
 
 
 class ActivityTable(Computed):
@@ -186,8 +214,15 @@ class ActivityTable(Computed):
 
     Parameters
     ----------
-    window_fraction, n_blocks, min_points, threshold :
+    window_fraction, n_blocks, min_points, threshold, n_sigma :
         As for :class:`SteadyState`.
+    include_unsteady : bool
+        False (default): a group (one (N, phi) point of a family) with a seed that is neither steady
+        nor absorbed gets f_inf = tau_r = NaN, so it enters no collapse, phi_c or figure; its
+        ``excluded`` column says why, and :attr:`excluded` / :attr:`exclusion_note` list what was
+        left out. True: average every seed as before (the rows still count ``n_unsteady``). The
+        whole point is dropped, not only its unsteady seeds: keeping the seeds that happened to
+        relax would select by outcome (near phi_c, the ones that absorbed).
 
     Examples
     --------
@@ -200,19 +235,22 @@ class ActivityTable(Computed):
     ...     _ = write_run(d / f"s{seed}.h5", seed=seed, activity=np.full(101, level))
     >>> t = ActivityTable().compute(load_runs(d))
     >>> row = t.rows[0]
-    >>> row["n_seeds"], round(row["f_inf"], 3), round(row["f_inf_err"], 3)
-    (2, 0.31, 0.01)
+    >>> row["n_seeds"], round(row["f_inf"], 3), round(row["f_inf_err"], 3), row["n_unsteady"]
+    (2, 0.31, 0.01, 0)
     """
 
     def __init__(self, window_fraction: float = 0.5, n_blocks: int = 10,
-                 min_points: int | None = None, threshold: float = 0.1):
+                 min_points: int | None = None, threshold: float = 0.1, n_sigma: float = 3.0,
+                 include_unsteady: bool = False):
         self._kw = dict(window_fraction=window_fraction, n_blocks=n_blocks,
-                        min_points=min_points, threshold=threshold)
+                        min_points=min_points, threshold=threshold, n_sigma=n_sigma)
+        self.include_unsteady = bool(include_unsteady)
         SteadyState(**self._kw)  # validate
 
     def compute(self, runs: Sequence[Run]) -> "ActivityTable":
         """Measure each run and average over seeds within each parameter group."""
         self._per_run = []
+        self._excluded = []
         rows = []
         for key, members in group_runs(runs).items():
             meas = []
@@ -225,13 +263,21 @@ class ActivityTable(Computed):
                 self._per_run.append({**r.params.as_dict(), "path": str(r.path),
                                       "f_inf": m.f_inf, "f_inf_err": m.f_inf_err,
                                       "tau_r": m.tau_r, "absorbed": m.absorbed,
-                                      "steady": m.steady})
-            f, fe = seed_mean([m.f_inf for m in meas], [m.f_inf_err for m in meas])
-            t, te = seed_mean([m.tau_r for m in meas])
-            rows.append({**key_dict(key), "n_seeds": len(meas),
-                         "n_absorbed": sum(m.absorbed for m in meas),
-                         "f_inf": f, "f_inf_err": fe, "tau_r": t, "tau_r_err": te,
-                         "all_steady": all(m.steady for m in meas)})
+                                      "steady": m.steady, "steady_reason": m.steady_reason})
+            unsteady = [(r, m) for r, m in zip(members, meas) if not m.steady]
+            row = {**key_dict(key), "n_seeds": len(meas), "n_absorbed": sum(m.absorbed for m in meas),
+                   "all_steady": not unsteady, "n_unsteady": len(unsteady), "excluded": ""}
+            if unsteady and not self.include_unsteady:
+                row.update(f_inf=math.nan, f_inf_err=math.nan, tau_r=math.nan, tau_r_err=math.nan,
+                           excluded=f"{len(unsteady)} of {len(meas)} seeds not steady")
+                for r, m in unsteady:
+                    self._excluded.append({**r.params.as_dict(), "path": str(r.path),
+                                           "reason": m.steady_reason})
+            else:
+                f, fe = seed_mean([m.f_inf for m in meas], [m.f_inf_err for m in meas])
+                t, te = seed_mean([m.tau_r for m in meas])
+                row.update(f_inf=f, f_inf_err=fe, tau_r=t, tau_r_err=te)
+            rows.append(row)
         self._rows = rows
         self._computed = True
         return self
@@ -244,9 +290,38 @@ class ActivityTable(Computed):
 
     @property
     def per_run(self) -> list[dict]:
-        """One dict per run: its parameters, path, f_inf, f_inf_err, tau_r, absorbed, steady."""
+        """One dict per run: its parameters, path, f_inf, f_inf_err, tau_r, absorbed, steady,
+        steady_reason."""
         self._need("per_run")
         return self._per_run
+
+    @property
+    def excluded(self) -> list[dict]:
+        """The unsteady runs whose groups were left out: parameters, path, reason (empty with
+        ``include_unsteady``)."""
+        self._need("excluded")
+        return self._excluded
+
+    @property
+    def exclusion_note(self) -> str:
+        """One line for logs: how many runs and (N, phi) points were left out as not steady, and why;
+        empty if every run is steady or absorbed."""
+        self._need("exclusion_note")
+        unsteady = [p for p in self._per_run if not p["steady"]]
+        if not unsteady:
+            return ""
+        reasons: dict = {}
+        for p in unsteady:
+            kind = p["steady_reason"].split(":")[0]
+            reasons[kind] = reasons.get(kind, 0) + 1
+        why = ", ".join(f"{k} {v}" for k, v in reasons.items())
+        if self.include_unsteady:
+            return (f"included {len(unsteady)} unsteady run(s) of {len(self._per_run)} in f_inf and tau_r "
+                    f"(include_unsteady; {why})")
+        points = sum(1 for r in self._rows if r["excluded"])
+        return (f"excluded {len(unsteady)} of {len(self._per_run)} runs as neither steady nor absorbed "
+                f"({why}), and with them {points} of {len(self._rows)} (N, phi) points from f_inf, tau_r, "
+                f"the collapses and phi_c")
 
 
 def activity_curves(runs: Sequence[Run]) -> dict:

@@ -50,10 +50,26 @@ def _activity_opts(p):
     p.add_argument("--blocks", type=int, default=10, help="blocks for the f_inf error bar (default 10)")
     p.add_argument("--threshold", type=float, default=0.1,
                    help="tau_r: first step with (f - f_inf)/f_inf below this (default 0.1)")
+    p.add_argument("--steady-sigma", type=float, default=3.0,
+                   help="steady state: largest drift of f_a over the window, in its errors (default 3)")
+    p.add_argument("--include-unsteady", action="store_true",
+                   help="keep (N, phi) points with a run that is neither steady nor absorbed "
+                        "(default: left out of f_inf, tau_r, collapses and phi_c, with a note)")
 
 
 def _activity_kwargs(a):
-    return dict(window_fraction=a.window_fraction, n_blocks=a.blocks, threshold=a.threshold)
+    return dict(window_fraction=a.window_fraction, n_blocks=a.blocks, threshold=a.threshold,
+                n_sigma=a.steady_sigma, include_unsteady=a.include_unsteady)
+
+
+def _activity_table(a):
+    """The activity table of the inputs; says on stderr what it left out as not steady."""
+    from .activity import ActivityTable
+    from .io import load_runs
+    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    if t.exclusion_note:
+        print(f"{PROG}: note: {t.exclusion_note}", file=sys.stderr)
+    return t
 
 
 def _output(p):
@@ -78,12 +94,11 @@ def cmd_info(a):
 
 
 def cmd_activity(a):
-    from .activity import TABLE_COLUMNS, ActivityTable
-    from .io import load_runs
-    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    from .activity import TABLE_COLUMNS
+    t = _activity_table(a)
     if a.per_run:
         cols = ["path", "scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "seed",
-                "f_inf", "f_inf_err", "tau_r", "absorbed", "steady"]
+                "f_inf", "f_inf_err", "tau_r", "absorbed", "steady", "steady_reason"]
         _emit(t.per_run, cols, a.output)
     else:
         _emit(t.rows, list(TABLE_COLUMNS), a.output)
@@ -102,11 +117,9 @@ def cmd_curves(a):
 
 
 def cmd_collapse(a):
-    from .activity import ActivityTable
     from .critical import CriticalPoints
     from .errors import CollapseError
-    from .io import load_runs
-    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    t = _activity_table(a)
     cp = CriticalPoints(a.quantity, free=a.free).compute(t.rows)
     rows = [p for p in cp.points if p["method"] == "collapse"]
     if not rows:
@@ -132,10 +145,8 @@ def cmd_collapse(a):
 
 
 def cmd_phic(a):
-    from .activity import ActivityTable
     from .critical import CriticalPoints
-    from .io import load_runs
-    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    t = _activity_table(a)
     cp = CriticalPoints(a.quantity, order=a.order).compute(t.rows)
     _emit(cp.points, ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method",
                       "phi_c", "phi_c_err", "phi_c_err_method", "at_boundary", "quality"],

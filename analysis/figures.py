@@ -457,6 +457,8 @@ def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *
         nonlocal table
         if table is None:
             table = ActivityTable(**(activity_kwargs or {})).compute(runs)
+            if table.exclusion_note:
+                log(f"note: {table.exclusion_note}")
         return table
 
     def get_msd():
