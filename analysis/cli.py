@@ -116,11 +116,21 @@ def cmd_curves(a):
           a.output)
 
 
+def _bound_notes(points):
+    for p in points:
+        if p["status"] in ("bound", "undetermined"):
+            what = (f"phi_c {p['phi_c_bound']} (a bound, not a value: S is lowest at the {p['at_boundary']} "
+                    f"end of its range [{p['phi_c_range_lo']:.4g}, {p['phi_c_range_hi']:.4g}])"
+                    if p["status"] == "bound" else "phi_c undetermined (S flat over its range)")
+            print(f"{PROG}: note: {p['scheme']} b_f={p['batch_fraction']} step {p['step_size']}: {what}; "
+                  f"left out of the extrapolation", file=sys.stderr)
+
+
 def cmd_collapse(a):
     from .critical import CriticalPoints
     from .errors import CollapseError
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, free=a.free).compute(t.rows)
+    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap).compute(t.rows, t.per_run)
     rows = [p for p in cp.points if p["method"] == "collapse"]
     if not rows:
         ns = sorted({r["n"] for r in t.rows})
@@ -132,29 +142,27 @@ def cmd_collapse(a):
                      if st == p["step_size"] and dict(fk)["scheme"] == p["scheme"]
                      and dict(fk)["batch_fraction"] == p["batch_fraction"])
             p.update(nu=c.nu, zeta=c.zeta, dnu=c.result.dnu, dzeta=c.result.dzeta)
-    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "phi_c", "phi_c_err",
-            "phi_c_err_method", "at_boundary", "quality"]
-    for p in rows:
-        if p.get("at_boundary"):
-            print(f"{PROG}: note: {p['scheme']} b_f={p['batch_fraction']} step {p['step_size']}: phi_c = "
-                  f"{p['phi_c']:.4g} is at the {p['at_boundary']} end of its allowed range; the minimum of "
-                  f"S may lie beyond it (error: {p['phi_c_err_method']})", file=sys.stderr)
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "status", "phi_c",
+            "phi_c_err", "phi_c_bound", "phi_c_optimum", "phi_c_err_fit", "phi_c_err_method",
+            "phi_c_err_bootstrap", "at_boundary", "quality", "excluded_points"]
+    _bound_notes(rows)
     if a.free:
         cols += ["nu", "dnu", "zeta", "dzeta"]
     _emit(rows, cols, a.output)
 
 
 def cmd_phic(a):
-    from .critical import CriticalPoints
+    from .critical import EXTRAPOLATION_COLUMNS, POINT_COLUMNS, CriticalPoints
+    forms = [f.strip() for f in a.forms.split(",") if f.strip()]
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, order=a.order).compute(t.rows)
-    _emit(cp.points, ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method",
-                      "phi_c", "phi_c_err", "phi_c_err_method", "at_boundary", "quality"],
-          a.output)
+    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap).compute(t.rows, t.per_run)
+    _bound_notes(cp.points)
+    _emit(cp.points, list(POINT_COLUMNS), a.output)
     print()
-    _emit(cp.extrapolations, ["scheme", "batch_fraction", "potential", "dim", "n_points", "phi_c0",
-                              "phi_c0_err", "slope"],
+    _emit(cp.extrapolations, list(EXTRAPOLATION_COLUMNS),
           None if a.output is None else str(Path(a.output).with_suffix("")) + "_extrapolated.csv")
+    for line in cp.verdicts():
+        print(f"# {line}")
 
 
 def cmd_msd(a):
@@ -228,6 +236,7 @@ def cmd_figures(a):
     paths = make_figures(load_runs(inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
                          k_at=a.msd_step, flatness_m=a.flatness_m, sigma_t=a.sigma_t,
                          sofk_k_max=a.sofk_k_max, hu_k_fit_max=a.hu_k_fit_max, hu_frames=a.hu_frames,
+                         bootstrap=a.bootstrap,
                          log=lambda m: print(m, file=sys.stderr))
     for p in paths:
         print(p)
@@ -260,12 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(s); _activity_opts(s); _output(s)
     s.add_argument("--quantity", choices=("f_inf", "tau_r"), default="f_inf")
     s.add_argument("--free", action="store_true", help="also fit nu and zeta (pyfssa autoscale)")
+    s.add_argument("--bootstrap", type=int, default=0,
+                   help="resamplings of the seeds for a bootstrap error of phi_c (default 0: none)")
     s.set_defaults(func=cmd_collapse)
 
-    s = sub.add_parser("phic", help="phi_c per step size and its extrapolation to zero step (Fig. 5b)")
+    s = sub.add_parser("phic", help="phi_c per step size (a value or a bound) and its extrapolations to zero step (Fig. 5b)")
     _inputs(s); _activity_opts(s); _output(s)
     s.add_argument("--quantity", choices=("f_inf", "tau_r"), default="f_inf")
-    s.add_argument("--order", type=int, default=1, help="polynomial order of the extrapolation (default 1)")
+    s.add_argument("--forms", default="linear,sqrt,power",
+                   help="extrapolation forms phi_c(0) + s g(eps), g = eps, sqrt(eps), eps^a (default: all three)")
+    s.add_argument("--bootstrap", type=int, default=100,
+                   help="resamplings of the seeds for the bootstrap error of phi_c (default 100; 0: none)")
     s.set_defaults(func=cmd_phic)
 
     s = sub.add_parser("msd", help="seed-averaged MSD and the diffusion exponent c of MSD ~ k^c")
@@ -307,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sofk-k-max", type=float, default=10.0, help="k_max of S(k) for Fig. S2")
     s.add_argument("--hu-k-fit-max", type=float,
                    help="hyperuniformity: end of the S ~ k^alpha fit (default 0.5, >= 4 x 2 pi/L)")
+    s.add_argument("--bootstrap", type=int, default=100,
+                   help="Fig. 5b: resamplings of the seeds for the bootstrap error of phi_c (default 100)")
     s.add_argument("--hu-frames", type=int, default=5,
                    help="hyperuniformity: last snapshots per run averaged (from its second half; default 5)")
     s.set_defaults(func=cmd_figures)

@@ -7,31 +7,55 @@ tau_r) with the Manna exponents held fixed (:class:`analysis.fss.Collapse`), as 
 pyfssa. When a step size has a single system size, phi_c falls back to the fit
 f_inf = A (phi - phi_c)^beta with the Manna beta (``method = "powerlaw"``).
 
-The limit eps -> 0 is a weighted least-squares polynomial (default: a line,
-phi_c(eps) = phi_c(0) + s eps) through the (eps, phi_c +- dphi_c) points; the error of phi_c(0) comes
-from the fit covariance, multiplied by sqrt(chi^2 / dof) when that exceeds 1.
+**Values and bounds.** A collapse whose S minimum (with its error interval) reaches an end of the
+allowed phi_c range gives a *bound* (``status = "bound"``, ``phi_c_bound`` "<= x" or ">= x"), never a
+value: its ``phi_c`` is NaN, it is drawn as an arrow in Fig. 5b and it never enters an extrapolation.
+
+**Errors.** ``phi_c_err_fit`` from the curvature of S (or the width of its minimum,
+:func:`analysis.fss.fit_critical_point`); ``phi_c_err_bootstrap`` the standard deviation of phi_c over
+``n_bootstrap`` resamplings of the seeds of every (N, phi) point (needs the per-run table); the
+larger of the two is ``phi_c_err``, the error used downstream.
+
+**eps -> 0** (:func:`extrapolate`, :func:`compare_extrapolations`): weighted least squares of
+phi_c(eps) = phi_c(0) + s g(eps) for three forms, g = eps ("linear"), sqrt(eps) ("sqrt") and eps^a
+with a free ("power"), each with chi^2/dof, AIC = chi^2 + 2k and AICc = AIC + 2k(k+1)/(n-k-1)
+(k parameters, n points). Forms with no degree of freedom (n = k: an exact fit) are not judged; the
+preferred form has the smallest AICc (AIC when some form has n = k + 1, where AICc is undefined), and it
+is called decisive only if the next form's score is larger by more than 2. The error of phi_c(0) is from the fit covariance,
+multiplied by sqrt(chi^2/dof) when that exceeds 1.
 
 Examples
 --------
 >>> import numpy as np
 >>> eps = np.array([0.01, 0.02, 0.04, 0.08])
->>> phi0, dphi0, coef = extrapolate(eps, 0.64 + 0.5 * eps, np.full(4, 0.001))
->>> round(phi0, 4), round(coef[0], 3)
-(0.64, 0.5)
+>>> fit = extrapolate(eps, 0.64 + 0.5 * eps, np.full(4, 0.001))
+>>> round(fit.phi_c0, 4), round(fit.params[1], 3), fit.dof
+(0.64, 0.5, 2)
+>>> fit.contains(0.64)
+True
 """
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import scipy.optimize
 
+from .activity import seed_mean
 from .errors import AnalysisError, CollapseError, Computed
 from .fss import Collapse, fit_phi_c_powerlaw, manna
 from .io import step_size_of
 
 FAMILY_FIELDS = ("scheme", "batch_fraction", "potential", "dim")
+#: the forms of phi_c(eps) examined by :func:`compare_extrapolations`
+FORMS = ("linear", "sqrt", "power")
+#: phi_c(0) the paper reports (random close packing)
+PHI_RCP = 0.64
+#: range of the free exponent of the "power" form
+POWER_RANGE = (0.05, 5.0)
 
 
 def row_step_size(row: dict) -> float | None:
@@ -39,34 +63,231 @@ def row_step_size(row: dict) -> float | None:
     return step_size_of(row.get("scheme"), row.get("kick_size"), row.get("learning_rate"))
 
 
-def extrapolate(step, phi_c, phi_c_err, order: int = 1):
-    """Weighted polynomial fit of phi_c(step); returns ``(phi_c(0), error, coefficients)``.
+@dataclass(frozen=True)
+class Extrapolation:
+    """A fit phi_c(eps) = phi_c0 + s g(eps) (see the module doc).
 
-    ``coefficients`` are in increasing order (``coef[0]`` is the slope for order 1).
+    ``params``: (phi_c0, s) for "linear" and "sqrt", (phi_c0, s, a) for "power"; ``errors`` theirs.
+    """
+
+    form: str
+    params: tuple
+    errors: tuple
+    chi2: float
+    dof: int
+    n_points: int
+    note: str = ""
+
+    @property
+    def phi_c0(self) -> float:
+        return self.params[0]
+
+    @property
+    def phi_c0_err(self) -> float:
+        return self.errors[0]
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
+
+    @property
+    def chi2_per_dof(self) -> float:
+        return self.chi2 / self.dof if self.dof > 0 else math.nan
+
+    @property
+    def aic(self) -> float:
+        """chi^2 + 2k (the errors are taken as known)."""
+        return self.chi2 + 2.0 * self.n_params
+
+    @property
+    def aicc(self) -> float:
+        """AIC corrected for few points: AIC + 2k(k+1)/(n-k-1); inf when n <= k + 1."""
+        k, n = self.n_params, self.n_points
+        return self.aic + 2.0 * k * (k + 1) / (n - k - 1) if n > k + 1 else math.inf
+
+    def predict(self, step) -> np.ndarray:
+        """phi_c at ``step`` (array_like) on the fitted curve."""
+        return self.params[0] + self.params[1] * _basis(self.form, np.asarray(step, dtype=np.float64),
+                                                        self.params[2] if self.form == "power" else None)
+
+    def sigmas_from(self, value: float = PHI_RCP) -> float:
+        """(value - phi_c0) / phi_c0_err."""
+        return (value - self.phi_c0) / self.phi_c0_err if self.phi_c0_err > 0 else math.inf
+
+    def contains(self, value: float = PHI_RCP) -> bool:
+        """Whether ``value`` lies within one error of phi_c0."""
+        return bool(abs(value - self.phi_c0) <= self.phi_c0_err)
+
+
+def _basis(form: str, x: np.ndarray, a: float | None = None) -> np.ndarray:
+    if form == "linear":
+        return x
+    if form == "sqrt":
+        return np.sqrt(x)
+    if form == "power":
+        return np.power(x, a)
+    raise AnalysisError(f"unknown extrapolation form {form!r}: choose from {', '.join(FORMS)}")
+
+
+def _linear_fit(g, y, w):
+    """Weighted least squares y = p0 + s g: params, unscaled covariance, chi^2."""
+    design = np.column_stack([np.ones_like(g), g]) * w[:, None]
+    params, *_ = np.linalg.lstsq(design, y * w, rcond=None)
+    cov = np.linalg.pinv(design.T @ design)
+    res = (y - params[0] - params[1] * g) * w
+    return params, cov, float(res @ res)
+
+
+def extrapolate(step, phi_c, phi_c_err, form: str = "linear") -> Extrapolation:
+    """Weighted least-squares fit of phi_c(step) = phi_c0 + s g(step) for one ``form``.
+
+    Points with a non-finite step or phi_c are dropped. Weights 1/phi_c_err (all equal if any error
+    is missing or not positive, the covariance then scaled by chi^2/dof). "linear" and "sqrt" need
+    >= 2 points, "power" >= 3: its exponent a is scanned over :data:`POWER_RANGE` and refined, and
+    the covariance of (phi_c0, s, a) is the inverse of J^T W J at the optimum. An exponent at an end
+    of its range is reported in ``note``.
     """
     x = np.asarray(step, dtype=np.float64)
     y = np.asarray(phi_c, dtype=np.float64)
     e = np.asarray(phi_c_err, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y, e = x[ok], y[ok], e[ok]
-    if x.size < order + 1:
-        raise CollapseError(f"extrapolation of phi_c needs >= {order + 1} step sizes, have {x.size}")
-    good_err = np.isfinite(e) & (e > 0)
-    w = 1.0 / e if good_err.all() else np.ones_like(y)
-    coef, cov = np.polyfit(x, y, order, w=w, cov="unscaled") if x.size > order else (None, None)
-    dof = x.size - order - 1
-    res = (y - np.polyval(coef, x)) * w
-    chi2 = float(res @ res)
-    if not good_err.all():
+    k = 3 if form == "power" else 2
+    _basis(form, np.ones(1), 1.0)  # validate the form
+    if x.size < k:
+        raise CollapseError(f"{form} extrapolation of phi_c needs >= {k} step sizes, have {x.size}")
+    if np.any(x < 0):
+        raise AnalysisError("step sizes must be >= 0")
+    known = bool(np.all(np.isfinite(e) & (e > 0)))
+    w = 1.0 / e if known else np.ones_like(y)
+    note = ""
+    if form in ("linear", "sqrt"):
+        params, cov, chi2 = _linear_fit(_basis(form, x), y, w)
+        params = tuple(float(p) for p in params)
+    else:
+        xpos = np.where(x > 0, x, np.nan)
+
+        def chi2_at(log_a):
+            g = np.nan_to_num(np.power(xpos, math.exp(log_a)), nan=0.0)
+            return _linear_fit(g, y, w)[2]
+
+        lo, hi = math.log(POWER_RANGE[0]), math.log(POWER_RANGE[1])
+        grid = np.linspace(lo, hi, 200)
+        vals = np.array([chi2_at(v) for v in grid])
+        i = int(np.argmin(vals))
+        res = scipy.optimize.minimize_scalar(chi2_at, bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 199)]),
+                                             method="bounded", options={"xatol": 1e-10})
+        log_a = float(res.x) if res.fun <= vals[i] else float(grid[i])
+        a = math.exp(log_a)
+        g = np.nan_to_num(np.power(xpos, a), nan=0.0)
+        (p0, s), _, chi2 = _linear_fit(g, y, w)
+        params = (float(p0), float(s), a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dg_da = np.where(x > 0, s * g * np.log(np.where(x > 0, x, 1.0)), 0.0)
+        jac = np.column_stack([np.ones_like(g), g, dg_da]) * w[:, None]
+        cov = np.linalg.pinv(jac.T @ jac)
+        if i in (0, grid.size - 1):
+            note = f"exponent at the end of its range [{POWER_RANGE[0]:g}, {POWER_RANGE[1]:g}]"
+    dof = int(x.size - k)
+    if not known:
         scale = chi2 / dof if dof > 0 else math.nan
     else:
         scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
-    cov = cov * scale
-    return float(coef[-1]), float(math.sqrt(cov[-1, -1])) if np.isfinite(cov[-1, -1]) else math.nan, [float(c) for c in coef[-2::-1]]
+    with np.errstate(invalid="ignore"):
+        errs = tuple(float(v) for v in np.sqrt(np.clip(np.diag(cov) * scale, 0.0, None)))
+    return Extrapolation(form=form, params=params, errors=errs, chi2=float(chi2), dof=dof,
+                         n_points=int(x.size), note=note)
+
+
+def compare_extrapolations(step, phi_c, phi_c_err, forms: Sequence[str] = FORMS,
+                           target: float = PHI_RCP) -> dict:
+    """Fit every form that the points allow and say which the data prefer.
+
+    Returns ``{"fits": {form: Extrapolation}, "preferred": form or "", "decisive": bool,
+    "verdict": str}``; ``verdict`` is one line: the preferred form (smallest AICc), whether the
+    data decide (next AICc larger by > 2), and for each form phi_c(0) +- error and whether
+    ``target`` lies within one error. Forms that need more points are left out.
+    """
+    fits = OrderedDict()
+    for form in forms:
+        try:
+            fits[form] = extrapolate(step, phi_c, phi_c_err, form)
+        except CollapseError:
+            continue
+    if not fits:
+        raise CollapseError("extrapolation of phi_c needs >= 2 step sizes with values")
+    # a form with no degree of freedom fits exactly and cannot be judged; AICc where every candidate
+    # has one (n > k + 1), else AIC
+    cands = [f for f in fits.values() if f.dof >= 1]
+    crit = "AICc" if cands and all(np.isfinite(f.aicc) for f in cands) else "AIC"
+    score = (lambda f: f.aicc) if crit == "AICc" else (lambda f: f.aic)
+    ranked = sorted(cands, key=score)
+    preferred = ranked[0].form if ranked else ""
+    decisive = bool(ranked and (len(ranked) == 1 or score(ranked[1]) - score(ranked[0]) > 2.0))
+    if not ranked:
+        head = "too few step sizes to compare forms (no form has a degree of freedom)"
+    elif len(ranked) == 1:
+        head = f"only {ranked[0].form} can be tested (the others have no degree of freedom)"
+    else:
+        best, nxt = ranked[0], ranked[1]
+        head = (f"data prefer {best.form} ({crit} {score(best):.2f} vs {nxt.form} {score(nxt):.2f}: "
+                f"{'decisive' if decisive else 'not decisive, difference <= 2'})")
+    parts = [f"{f.form}: {f.phi_c0:.4f} +- {f.phi_c0_err:.4f}, {target:g} "
+             f"{'inside' if f.contains(target) else 'outside'} ({f.sigmas_from(target):+.1f} sigma)"
+             for f in fits.values()]
+    return {"fits": fits, "preferred": preferred, "decisive": decisive,
+            "verdict": head + "; " + "; ".join(parts)}
+
+
+def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, n_boot: int,
+                     rng: np.random.Generator) -> tuple[float, float, int]:
+    """Standard deviation of phi_c over resamplings of each (N, phi) point's seeds.
+
+    ``rows``: the family's activity-table rows; ``runs``: their per-run entries. Points excluded
+    from the table (NaN) stay excluded. Returns ``(std of phi_c over replicas with a value,
+    fraction of replicas that gave a bound or failed, number of replicas)``.
+    """
+    by_point: dict = {}
+    for r in runs:
+        by_point.setdefault((int(r["n"]), float(r["phi"])), []).append(r)
+    values, not_values = [], 0
+    for _ in range(n_boot):
+        new_rows = []
+        for row in rows:
+            members = by_point.get((int(row["n"]), float(row["phi"])), [])
+            if not members or not np.isfinite(row["f_inf"]) or not np.isfinite(row["tau_r"]):
+                new_rows.append(row)
+                continue
+            pick = [members[i] for i in rng.integers(0, len(members), len(members))]
+            f, fe = seed_mean([m["f_inf"] for m in pick], [m["f_inf_err"] for m in pick])
+            t, te = seed_mean([m["tau_r"] for m in pick])
+            new_rows.append({**row, "f_inf": f, "f_inf_err": fe, "tau_r": t, "tau_r_err": te})
+        try:
+            c = make_collapse().compute(new_rows)
+        except CollapseError:
+            not_values += 1
+            continue
+        if c.status == "value":
+            values.append(c.phi_c)
+        else:
+            not_values += 1
+    std = float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
+    return std, not_values / n_boot if n_boot else math.nan, n_boot
+
+
+#: columns of :attr:`CriticalPoints.points`
+POINT_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method", "status",
+                 "phi_c", "phi_c_err", "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit",
+                 "phi_c_err_method", "phi_c_err_bootstrap", "bootstrap_not_value", "n_bootstrap",
+                 "at_boundary", "phi_c_range_lo", "phi_c_range_hi", "quality", "excluded_points")
+#: columns of :attr:`CriticalPoints.extrapolations`
+EXTRAPOLATION_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "form", "n_points", "phi_c0",
+                         "phi_c0_err", "slope", "exponent", "chi2", "dof", "chi2_per_dof", "aic", "aicc",
+                         "preferred", "decisive", "target", "target_inside", "target_sigmas", "note")
 
 
 class CriticalPoints(Computed):
-    """phi_c for every (family, step size) and phi_c(0) per family.
+    """phi_c for every (family, step size) and its eps -> 0 extrapolations per family.
 
     Parameters
     ----------
@@ -74,80 +295,157 @@ class CriticalPoints(Computed):
         Collapsed observable.
     free : bool
         Fit exponents too (default False: Manna exponents fixed).
-    order : int
-        Polynomial order of the extrapolation in the step size.
+    forms : sequence of str
+        Extrapolation forms (:data:`FORMS`).
+    n_bootstrap : int
+        Resamplings of the seeds for the bootstrap error of phi_c (0: none). Needs ``per_run`` in
+        :meth:`compute`.
+    seed : int
+        Seed of the bootstrap's generator (results are reproducible).
+    target : float
+        The value each extrapolation is compared with (default the paper's 0.64).
     """
 
-    def __init__(self, quantity: str = "f_inf", free: bool = False, order: int = 1):
-        self.quantity, self.free, self.order = quantity, free, int(order)
+    def __init__(self, quantity: str = "f_inf", free: bool = False, forms: Sequence[str] = FORMS,
+                 n_bootstrap: int = 0, seed: int = 0, target: float = PHI_RCP):
+        for f in forms:
+            _basis(f, np.ones(1), 1.0)
+        if n_bootstrap < 0:
+            raise AnalysisError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+        self.quantity, self.free, self.forms = quantity, bool(free), tuple(forms)
+        self.n_bootstrap, self.seed, self.target = int(n_bootstrap), int(seed), float(target)
         self._computed = False
 
-    def compute(self, rows: Sequence[dict]) -> "CriticalPoints":
-        """Fit from activity-table rows (:attr:`analysis.activity.ActivityTable.rows`)."""
+    def compute(self, rows: Sequence[dict], per_run: Sequence[dict] | None = None) -> "CriticalPoints":
+        """Fit from activity-table rows (:attr:`analysis.activity.ActivityTable.rows`); ``per_run``
+        (:attr:`~analysis.activity.ActivityTable.per_run`) enables the bootstrap over seeds."""
         fam: dict = OrderedDict()
         for r in rows:
             key = tuple((f, r.get(f)) for f in FAMILY_FIELDS)
             fam.setdefault(key, OrderedDict()).setdefault(row_step_size(r), []).append(r)
-        points, extrap, collapses = [], [], {}
+        runs_by: dict = {}
+        for r in per_run or ():
+            key = tuple((f, r.get(f)) for f in FAMILY_FIELDS)
+            runs_by.setdefault((key, row_step_size(r)), []).append(r)
+        rng = np.random.default_rng(self.seed)
+        points, extrap, collapses, comparisons = [], [], {}, {}
         for key, by_step in fam.items():
             fd = dict(key)
             dim = int(fd["dim"])
             fam_points = []
             for step, rs in sorted(by_step.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
                 sizes = {int(r["n"]) for r in rs}
+                excluded = sum(1 for r in rs if r.get("excluded"))
+                p = {"phi_c": math.nan, "phi_c_err": math.nan, "phi_c_bound": "", "phi_c_limit": math.nan,
+                     "phi_c_optimum": math.nan, "phi_c_err_fit": math.nan, "phi_c_err_method": "",
+                     "phi_c_err_bootstrap": math.nan, "bootstrap_not_value": math.nan, "n_bootstrap": 0,
+                     "at_boundary": "", "phi_c_range_lo": math.nan, "phi_c_range_hi": math.nan,
+                     "quality": math.nan, "sizes": len(sizes), "excluded_points": excluded}
                 try:
                     if len(sizes) >= 2:
-                        c = Collapse(self.quantity, dim=dim, free=self.free).compute(rs)
+                        def make(dim=dim):
+                            return Collapse(self.quantity, dim=dim, free=self.free)
+                        c = make().compute(rs)
                         collapses[(key, step)] = c
-                        p = {"phi_c": c.phi_c, "phi_c_err": c.phi_c_err, "quality": c.quality,
-                             "method": "collapse", "sizes": len(sizes),
-                             "phi_c_err_method": c.phi_c_err_method, "at_boundary": c.at_boundary}
+                        lo, hi = c.phi_c_range
+                        p.update(method="collapse", status=c.status, phi_c_optimum=c.phi_c,
+                                 phi_c_err_fit=c.phi_c_err, phi_c_err_method=c.phi_c_err_method,
+                                 at_boundary=c.at_boundary, phi_c_range_lo=lo, phi_c_range_hi=hi,
+                                 quality=c.quality, phi_c_bound=c.phi_c_bound, phi_c_limit=c.phi_c_limit)
+                        runs = runs_by.get((key, step), [])
+                        if self.n_bootstrap and runs and c.status == "value":
+                            std, frac, nb = _bootstrap_phi_c(rs, runs, make, self.n_bootstrap, rng)
+                            p.update(phi_c_err_bootstrap=std, bootstrap_not_value=frac, n_bootstrap=nb)
+                        if c.status == "value":
+                            errs = [e for e in (c.phi_c_err, p["phi_c_err_bootstrap"]) if np.isfinite(e)]
+                            p.update(phi_c=c.phi_c, phi_c_err=max(errs) if errs else math.nan)
                     else:
                         if self.quantity != "f_inf":
                             raise CollapseError(
                                 f"{fd['scheme']} step {step}: one system size, cannot fit phi_c from {self.quantity}")
-                        rs_sorted = sorted(rs, key=lambda r: r["phi"])
+                        rs_sorted = sorted((r for r in rs if np.isfinite(r["f_inf"])), key=lambda r: r["phi"])
                         pc, dpc, _ = fit_phi_c_powerlaw([r["phi"] for r in rs_sorted],
                                                         [r["f_inf"] for r in rs_sorted],
                                                         [r["f_inf_err"] for r in rs_sorted],
                                                         manna(dim).beta)
-                        p = {"phi_c": pc, "phi_c_err": dpc, "quality": math.nan,
-                             "method": "powerlaw", "sizes": 1, "phi_c_err_method": "fit covariance",
-                             "at_boundary": ""}
+                        p.update(method="powerlaw", status="value", phi_c=pc, phi_c_err=dpc, phi_c_optimum=pc,
+                                 phi_c_err_fit=dpc, phi_c_err_method="fit covariance")
                 except CollapseError as err:
-                    p = {"phi_c": math.nan, "phi_c_err": math.nan, "quality": math.nan,
-                         "method": f"failed: {err}", "sizes": len(sizes), "phi_c_err_method": "",
-                         "at_boundary": ""}
+                    p.update(method=f"failed: {err}", status="failed")
                 p = {**fd, "step_size": step, **p}
                 points.append(p)
                 fam_points.append(p)
-            ok = [p for p in fam_points if np.isfinite(p["phi_c"]) and p["step_size"] is not None]
-            if len(ok) >= self.order + 1:
-                phi0, dphi0, coef = extrapolate([p["step_size"] for p in ok], [p["phi_c"] for p in ok],
-                                                [p["phi_c_err"] for p in ok], self.order)
-                extrap.append({**fd, "phi_c0": phi0, "phi_c0_err": dphi0,
-                               "slope": float(coef[0]), "n_points": len(ok),
-                               "coefficients": [float(c) for c in coef]})
-            else:
-                extrap.append({**fd, "phi_c0": math.nan, "phi_c0_err": math.nan,
-                               "slope": math.nan, "n_points": len(ok), "coefficients": []})
+            ok = [p for p in fam_points if p["status"] == "value" and np.isfinite(p["phi_c"])
+                  and p["step_size"] is not None]
+            try:
+                cmp_ = compare_extrapolations([p["step_size"] for p in ok], [p["phi_c"] for p in ok],
+                                              [p["phi_c_err"] for p in ok], self.forms, self.target)
+            except CollapseError:
+                cmp_ = None
+            comparisons[key] = cmp_
+            n_bounds = sum(1 for p in fam_points if p["status"] == "bound")
+            for form in self.forms:
+                fit = cmp_["fits"].get(form) if cmp_ else None
+                row = {**fd, "form": form, "n_points": len(ok), "target": self.target,
+                       "preferred": bool(cmp_ and cmp_["preferred"] == form),
+                       "decisive": bool(cmp_ and cmp_["decisive"]), "n_bounds_left_out": n_bounds}
+                if fit is None:
+                    row.update(phi_c0=math.nan, phi_c0_err=math.nan, slope=math.nan, exponent=math.nan,
+                               chi2=math.nan, dof=math.nan, chi2_per_dof=math.nan, aic=math.nan,
+                               aicc=math.nan, target_inside=False, target_sigmas=math.nan,
+                               note=f"needs more step sizes with a value (have {len(ok)}; "
+                                    f"{n_bounds} bound(s) left out)", coefficients=[])
+                else:
+                    row.update(phi_c0=fit.phi_c0, phi_c0_err=fit.phi_c0_err, slope=fit.params[1],
+                               exponent={"linear": 1.0, "sqrt": 0.5}.get(form, fit.params[-1]),
+                               chi2=fit.chi2, dof=fit.dof, chi2_per_dof=fit.chi2_per_dof, aic=fit.aic,
+                               aicc=fit.aicc, target_inside=fit.contains(self.target),
+                               target_sigmas=fit.sigmas_from(self.target),
+                               note="; ".join(x for x in (fit.note, f"{n_bounds} bound(s) left out"
+                                                          if n_bounds else "") if x),
+                               coefficients=[fit.params[1]])
+                extrap.append(row)
         if not points:
             raise AnalysisError("no activity rows to fit phi_c from")
         self._points, self._extrap, self._collapses = points, extrap, collapses
+        self._comparisons = comparisons
         self._computed = True
         return self
 
     @property
     def points(self) -> list[dict]:
-        """One dict per (family, step size): family fields, step_size, phi_c, phi_c_err, quality, method."""
+        """One dict per (family, step size) with :data:`POINT_COLUMNS`: ``status`` "value" (phi_c,
+        phi_c_err), "bound" (phi_c NaN; phi_c_bound "<= x" / ">= x", phi_c_limit x), "undetermined"
+        or "failed" (``method`` says why)."""
         self._need("points")
         return self._points
 
     @property
     def extrapolations(self) -> list[dict]:
-        """One dict per family: phi_c0 (= phi_c at step 0), phi_c0_err, slope, n_points."""
+        """One dict per (family, form) with :data:`EXTRAPOLATION_COLUMNS`."""
         self._need("extrapolations")
         return self._extrap
+
+    @property
+    def comparisons(self) -> dict:
+        """Per family key: :func:`compare_extrapolations`' result (None with too few values)."""
+        self._need("comparisons")
+        return self._comparisons
+
+    def verdicts(self) -> list[str]:
+        """One line per family: its extrapolations and which form the data prefer."""
+        self._need("verdicts")
+        out = []
+        for key, cmp_ in self._comparisons.items():
+            fd = dict(key)
+            head = f"{fd['scheme']} b_f={fd['batch_fraction']} ({fd['potential']}, d={fd['dim']})"
+            bounds = [p for p in self._points if tuple((f, p.get(f)) for f in FAMILY_FIELDS) == key
+                      and p["status"] == "bound"]
+            tail = (f" [{len(bounds)} step size(s) gave only a bound: "
+                    + ", ".join(f"{p['step_size']:g}: phi_c {p['phi_c_bound']}" for p in bounds) + "]"
+                    if bounds else "")
+            out.append(f"{head}: " + (cmp_["verdict"] if cmp_ else "no extrapolation (too few values)") + tail)
+        return out
 
     @property
     def collapses(self) -> dict:

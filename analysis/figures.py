@@ -70,9 +70,36 @@ def _save(fig: Figure, out: Path, stem: str, rows: Sequence[dict], columns=None)
     return paths
 
 
-def _legend(ax, **kw):
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(**kw)
+def _legend(ax, max_entries: int = 14, **kw):
+    """A legend, or, with more than ``max_entries`` labelled curves, a note that says how many there
+    are (a legend that covers the axes hides the data; the CSV has every curve)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if len(handles) > max_entries:
+        ax.text(0.02, 0.98, f"{len(handles)} curves (legend left out; see the CSV)", transform=ax.transAxes,
+                ha="left", va="top", fontsize=7, color="0.3")
+        return
+    ax.legend(**kw)
+
+
+def _empty_note(ax, text: str):
+    """Say why a panel is empty instead of drawing bare axes."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.3")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.minorticks_off()
+
+
+def _log_limits(values, pad: float = 2.0):
+    """(low, high) for a log axis from the positive ``values``: a decade floor at most 4 decades below
+    the largest, never set by error bars that reach zero."""
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=float)
+    if v.size == 0:
+        return None
+    hi = v.max() * pad
+    lo = max(v.min() / pad, hi * 1e-4)
+    return lo, hi
 
 
 def _fmt(v) -> str:
@@ -120,6 +147,8 @@ def fig3(rows: Sequence[dict], out: Path) -> list[Path]:
         ax = fig.subplots(2, 2)
         ns = sorted({int(r["n"]) for r in rs})
         csv_rows = []
+        floor = _log_limits([r["f_inf"] for r in rs])
+        n_absorbed_points = n_left_out = 0
         for i, n in enumerate(ns):
             sel = sorted((r for r in rs if int(r["n"]) == n), key=lambda r: r["phi"])
             phi = np.array([r["phi"] for r in sel])
@@ -130,10 +159,25 @@ def fig3(rows: Sequence[dict], out: Path) -> list[Path]:
             L = n ** (1.0 / dim)
             mk = MARKERS[i % len(MARKERS)]
             pos = f > 0
-            ax[0, 0].errorbar(phi[pos], f[pos], yerr=fe[pos], marker=mk, ls="-", label=f"N = {n}")
+            color = f"C{i % 10}"
+            # error bars clipped at the value: a mean of an absorbed (0) and an active seed has
+            # sem = mean, and a bar down to 0 would stretch the log axis to ~1e-18
+            lower = np.minimum(np.nan_to_num(fe[pos]), 0.9 * f[pos])
+            ax[0, 0].errorbar(phi[pos], f[pos], yerr=[lower, np.nan_to_num(fe[pos])], marker=mk, ls="-",
+                              color=color, label=f"N = {n}")
+            dead = f == 0.0
+            gone = ~np.isfinite(f)
+            if floor is not None and dead.any():
+                ax[0, 0].plot(phi[dead], np.full(dead.sum(), floor[0]), marker=mk, mfc="none", ls="none",
+                              color=color, clip_on=False)
+            if floor is not None and gone.any():
+                ax[0, 0].plot(phi[gone], np.full(gone.sum(), floor[0]), marker="x", ls="none",
+                              color=color, clip_on=False)
+            n_absorbed_points += int(dead.sum())
+            n_left_out += int(gone.sum())
             xf = L ** (1 / m.nu_perp) * (phi - cf.phi_c)
             yf = L ** (m.beta / m.nu_perp) * f
-            ax[0, 1].plot(xf[pos], yf[pos], mk, label=f"N = {n}")
+            ax[0, 1].plot(xf[pos], yf[pos], mk, color=color, label=f"N = {n}")
             ax[1, 0].errorbar(phi, t, yerr=np.nan_to_num(te), marker=mk, ls="-", label=f"N = {n}")
             xt = yt = np.full(phi.size, np.nan)
             if ct is not None:
@@ -155,6 +199,20 @@ def fig3(rows: Sequence[dict], out: Path) -> list[Path]:
                                  "quality_tau": ct.quality if ct else math.nan})
         ax[0, 0].set(xlabel=r"packing fraction $\phi$", ylabel=r"steady-state activity $f_\infty^a$",
                      yscale="log", title="(a)")
+        if floor is not None:
+            ax[0, 0].set_ylim(*floor)
+        notes = []
+        if n_absorbed_points:
+            notes.append(f"open markers on the bottom axis: {n_absorbed_points} point(s) where every seed "
+                         "absorbed ($f_\\infty$ = 0)")
+        if n_left_out:
+            notes.append(f"x: {n_left_out} point(s) left out, a seed not steady")
+        if notes:
+            ax[0, 0].text(0.02, 0.07, "\n".join(notes), transform=ax[0, 0].transAxes, fontsize=6,
+                          va="bottom", color="0.3")
+            ax[0, 1].text(0.02, 0.98, f"not shown: {n_absorbed_points + n_left_out} point(s) with "
+                          "$f_\\infty$ = 0 or left out", transform=ax[0, 1].transAxes, fontsize=6,
+                          va="top", color="0.3")
         ax[0, 1].set(xlabel=r"$L^{1/\nu_\perp}(\phi-\phi_c)$", ylabel=r"$L^{\beta/\nu_\perp} f_\infty^a$",
                      yscale="log")
         ax[0, 1].set_title(_phi_c_title("(b)", cf), fontsize=9)
@@ -201,25 +259,35 @@ def flatness_rows(runs: Sequence[Run], sigma_t=0.03, m=4000, seed=0) -> list[dic
 
 
 def fig4b(rows: Sequence[dict], out: Path) -> list[Path]:
-    """Delta V / (N U_0) against b_f, one line per (scheme, phi) (Fig. 4b)."""
+    """Delta V / (N U_0) against b_f, one line per (scheme, phi, N, step size) (Fig. 4b).
+
+    A line joins only points that differ in b_f: runs of different N or step size at the same b_f are
+    separate lines (joining them drew vertical segments that read as error bars)."""
     if not rows:
         raise AnalysisError("fig4b: no runs with snapshots for the flatness")
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
     lines: dict = OrderedDict()
     for r in rows:
-        lines.setdefault((r["scheme"], r["phi"]), []).append(r)
-    for i, ((scheme, phi), rs) in enumerate(lines.items()):
+        lines.setdefault((r["scheme"], r["phi"], r["n"], row_step_size(r), r.get("potential")), []).append(r)
+    vary_n = len({k[2] for k in lines}) > 1
+    vary_step = len({k[3] for k in lines}) > 1
+    for i, ((scheme, phi, n, step, _), rs) in enumerate(lines.items()):
         rs = sorted(rs, key=lambda r: (r["batch_fraction"] if r["batch_fraction"] is not None else 1.0))
         bf = [r["batch_fraction"] if r["batch_fraction"] is not None else 1.0 for r in rs]
+        label = fr"{scheme}, $\phi$ = {phi:g}" + (f", N = {n}" if vary_n else "") + \
+            (f", {_step_label(scheme)} = {_fmt(step)}" if vary_step else "")
         ax.errorbar(bf, [r["delta_v_tilde_per_particle"] for r in rs],
-                    yerr=[r["delta_v_tilde_per_particle_err"] for r in rs],
-                    marker=MARKERS[i % len(MARKERS)], ls="-" if scheme == "sgd" else "--",
-                    label=fr"{scheme}, $\phi$ = {phi:g}")
+                    yerr=np.nan_to_num([r["delta_v_tilde_per_particle_err"] for r in rs]),
+                    marker=MARKERS[i % len(MARKERS)], ls=("-" if scheme == "sgd" else "--") if len(rs) > 1 else "none",
+                    capsize=2, label=label)
     s = rows[0]
     ax.set(xlabel=r"batch fraction $b_f$",
            ylabel=r"$\Delta V/(N U_0)$",
            title=fr"$\tilde\sigma = \sigma/R$ = {s['sigma_t']:g}, M = {s['m']}, $U_0 = U(r{{=}}0)$")
+    if len({b for r in rows for b in [r["batch_fraction"]]}) < 2:
+        ax.text(0.5, 0.02, "one batch fraction only: no b_f dependence to show", transform=ax.transAxes,
+                ha="center", va="bottom", fontsize=7, color="0.3")
     _legend(ax, fontsize=7)
     fig.tight_layout()
     return _save(fig, Path(out), "fig4b", rows)
@@ -293,8 +361,11 @@ def figS1(groups: Sequence[dict], out: Path, k_at: int = 10000) -> list[Path]:
                     rows.append({"panel": title[:3], "scheme": s, "effective_kick": g["effective_kick"],
                                  "phi": g["phi"], "k": int(kk), "msd": yy, "msd_err": ee})
         a.set(xscale="log", yscale="log", xlabel="time step $k$", ylabel="MSD ((2R)$^2$)", title=title)
+        if not a.lines:
+            _empty_note(a, "no runs of\n" + ", ".join(fam) + "\nwith an MSD")
         _legend(a, fontsize=6)
-    _msd_vs_kick(ax[2], groups, INDIVIDUAL_FAMILY, k_at, rows)
+    if not _msd_vs_kick(ax[2], groups, INDIVIDUAL_FAMILY, k_at, rows):
+        _empty_note(ax[2], "no runs of\n" + ", ".join(INDIVIDUAL_FAMILY) + f"\nthat reach step k = {k_at}")
     ax[2].set_title("(c) individual")
     if not any_curve:
         raise AnalysisError("figS1: no MSD data")
@@ -304,39 +375,92 @@ def figS1(groups: Sequence[dict], out: Path, k_at: int = 10000) -> list[Path]:
 
 # ---- Fig. 5b -----------------------------------------------------------------------------------
 
+FORM_STYLES = {"linear": ":", "sqrt": "--", "power": "-."}
+FORM_LABELS = {"linear": r"$\epsilon$", "sqrt": r"$\sqrt{\epsilon}$", "power": r"$\epsilon^a$"}
+
+
 def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
-    """phi_c against step size per family, with the extrapolation to zero (Fig. 5b)."""
-    pts = [p for p in cp.points if np.isfinite(p["phi_c"])]
+    """phi_c against step size per family, with every extrapolation form to zero (Fig. 5b).
+
+    Values are points with error bars; a step size whose fit only bounds phi_c is an open triangle at
+    the limit pointing the way the bound goes (never a value, never in an extrapolation). One curve per
+    form (linear dotted, sqrt dashed, free power dash-dotted), its phi_c(0) +- error at eps = 0 and its
+    chi^2/dof and AICc in the legend; the preferred form (smallest AICc) is marked with a star.
+    """
+    pts = [p for p in cp.points if p["status"] in ("value", "bound")]
     if not pts:
         raise CollapseError("fig5b: phi_c could not be fitted for any step size (too few sizes or points)")
-    fig = Figure(figsize=(5, 4))
+    fig = Figure(figsize=(6.5, 4.8))
     ax = fig.subplots()
     fams: dict = OrderedDict()
     for p in pts:
         fams.setdefault((p["scheme"], p["batch_fraction"], p["potential"], p["dim"]), []).append(p)
     rows = []
+    xmax = max(p["step_size"] or 0 for p in pts)
     for i, (fk, ps) in enumerate(fams.items()):
         ps = sorted(ps, key=lambda p: p["step_size"] or 0)
-        x = np.array([p["step_size"] for p in ps], dtype=float)
+        vals = [p for p in ps if p["status"] == "value"]
+        bounds = [p for p in ps if p["status"] == "bound"]
+        color = f"C{i % 10}"
         lab = f"{fk[0]}, $b_f$={_fmt(fk[1])}"
-        eb = ax.errorbar(x, [p["phi_c"] for p in ps], yerr=np.nan_to_num([p["phi_c_err"] for p in ps]),
-                         marker=MARKERS[i % len(MARKERS)], ls="none", label=lab)
-        ex = next((e for e in cp.extrapolations if (e["scheme"], e["batch_fraction"], e["potential"], e["dim"]) == fk), None)
-        if ex is not None and np.isfinite(ex["phi_c0"]):
-            xx = np.linspace(0, x.max(), 50)
-            yy = ex["phi_c0"] + sum(c * xx ** (j + 1) for j, c in enumerate(ex["coefficients"]))
-            ax.plot(xx, yy, ls=":", color=eb[0].get_color())
-            ax.errorbar([0], [ex["phi_c0"]], yerr=[ex["phi_c0_err"]], marker="*", color=eb[0].get_color())
+        if vals:
+            ax.errorbar([p["step_size"] for p in vals], [p["phi_c"] for p in vals],
+                        yerr=np.nan_to_num([p["phi_c_err"] for p in vals]), marker=MARKERS[i % len(MARKERS)],
+                        ls="none", color=color, label=lab)
+        for p in bounds:
+            up = p["at_boundary"] == "upper"
+            ax.plot([p["step_size"]], [p["phi_c_limit"]], marker="^" if up else "v", mfc="none", color=color,
+                    ms=8, ls="none", label=None if vals else lab)
+            ax.annotate("", xy=(p["step_size"], p["phi_c_limit"] + (0.006 if up else -0.006)),
+                        xytext=(p["step_size"], p["phi_c_limit"]),
+                        arrowprops=dict(arrowstyle="->", color=color, lw=1))
+        exs = [e for e in cp.extrapolations
+               if (e["scheme"], e["batch_fraction"], e["potential"], e["dim"]) == fk]
+        for j, e in enumerate(exs):
+            if not np.isfinite(e["phi_c0"]):
+                continue
+            fit = cp.comparisons[tuple(zip(("scheme", "batch_fraction", "potential", "dim"), fk))]["fits"][e["form"]]
+            xx = np.linspace(0, xmax, 100)
+            star = "*" if e["preferred"] else ""
+            ax.plot(xx, fit.predict(xx), ls=FORM_STYLES.get(e["form"], ":"), color=color, lw=1,
+                    label=(fr"  {FORM_LABELS.get(e['form'], e['form'])}{star}: $\phi_c(0)$ = {e['phi_c0']:.3f} $\pm$ "
+                           fr"{e['phi_c0_err']:.3f}, $\chi^2$/dof = "
+                           + (f"{e['chi2_per_dof']:.2g}" if np.isfinite(e["chi2_per_dof"]) else "-")
+                           + (f", AICc = {e['aicc']:.1f}" if np.isfinite(e["aicc"]) else "")))
+            # phi_c(0) of each form side by side just left of eps = 0 (their bars would overlap)
+            ax.errorbar([-0.015 * xmax * j], [e["phi_c0"]], yerr=[e["phi_c0_err"]],
+                        marker="*" if e["preferred"] else "_", color=color, ms=9, capsize=2)
         for p in ps:
-            rows.append({**p, "phi_c0": ex["phi_c0"] if ex else math.nan,
-                         "phi_c0_err": ex["phi_c0_err"] if ex else math.nan})
+            rows.append({**p, **{f"phi_c0_{e['form']}": e["phi_c0"] for e in exs},
+                         **{f"phi_c0_err_{e['form']}": e["phi_c0_err"] for e in exs},
+                         "preferred_form": next((e["form"] for e in exs if e["preferred"]), "")})
     ax.axhline(0.64, color="gray", lw=0.8, ls="--", label=r"$\phi_{RCP}\approx 0.64$")
+    # the y range from the measured points, the bounds, 0.64 and the phi_c(0) that are not wild (an
+    # exact three-point power fit can put phi_c(0) anywhere; its number is in the legend)
+    span = [0.64] + [p["phi_c"] for p in pts if p["status"] == "value"] + \
+        [p["phi_c_limit"] for p in pts if p["status"] == "bound"]
+    span += [e["phi_c0"] for e in cp.extrapolations
+             if np.isfinite(e["phi_c0"]) and abs(e["phi_c0"] - 0.64) < 0.1]
+    span = [v for v in span if np.isfinite(v)]
+    pad = max(0.01, 0.15 * (max(span) - min(span)))
+    ax.set_ylim(min(span) - pad, max(span) + pad)
+    n_bounds = sum(1 for p in pts if p["status"] == "bound")
+    title = "* = form the data prefer (smallest AICc)"
+    if n_bounds:
+        title += f"; open triangles: {n_bounds} bound(s), not values, not fitted"
+    ax.set_title(title, fontsize=8)
     ax.set(xlabel=r"step size $\alpha$ or $\epsilon$ (2R)", ylabel=r"critical packing fraction $\phi_c$")
-    _legend(ax, fontsize=7)
+    ax.set_xlim(left=-0.05 * xmax if xmax > 0 else None)
+    _legend(ax, fontsize=6)
     fig.tight_layout()
-    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "phi_c", "phi_c_err", "quality",
-            "method", "sizes", "phi_c0", "phi_c0_err"]
-    return _save(fig, Path(out), "fig5b", rows, cols)
+    forms = [e["form"] for e in cp.extrapolations[:len(cp.forms)]]
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "status", "phi_c", "phi_c_err",
+            "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit", "phi_c_err_bootstrap",
+            "quality", "method", "sizes", "excluded_points"]
+    cols += [f"phi_c0_{f}" for f in forms] + [f"phi_c0_err_{f}" for f in forms] + ["preferred_form"]
+    paths = _save(fig, Path(out), "fig5b", rows, cols)
+    from .critical import EXTRAPOLATION_COLUMNS
+    return paths + [write_csv(Path(out) / "fig5b_extrapolations.csv", cp.extrapolations, EXTRAPOLATION_COLUMNS)]
 
 
 # ---- Fig. S2 -----------------------------------------------------------------------------------
@@ -375,13 +499,18 @@ def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
     rows = []
     for i, g in enumerate(groups):
         ok = np.isfinite(g["S"]) & (g["S"] > 0)
+        alpha = (fr", $\alpha_S$={g['alpha']:.2f}" if np.isfinite(g["alpha"]) else "")
         ax.plot(g["k"][ok], g["S"][ok], marker=MARKERS[i % len(MARKERS)], ms=3,
-                label=fr"{g['scheme']}, $\phi$={g['phi']:g}, N={g['n']}, $\alpha_S$={g['alpha']:.2f}")
+                label=fr"{g['scheme']}, $\phi$={g['phi']:g}, N={g['n']}" + alpha)
         for k, s, c in zip(g["k"], g["S"], g["counts"]):
             rows.append({"scheme": g["scheme"], "phi": g["phi"], "n": g["n"],
                          "batch_fraction": g["batch_fraction"], "k": k, "S": s, "n_kvectors": c,
                          "alpha": g["alpha"], "alpha_err": g["alpha_err"]})
     ax.set(xscale="log", yscale="log", xlabel=r"wave number $k$ (1/(2R))", ylabel=r"structure factor $S(k)$")
+    no_fit = sum(1 for g in groups if not np.isfinite(g["alpha"]))
+    if no_fit:
+        ax.set_title(fr"$\alpha_S$ of $S \propto k^{{\alpha_S}}$ not fitted for {no_fit} of {len(groups)} "
+                     "curves: too few k bins below the fit range's end (box too small)", fontsize=7)
     _legend(ax, fontsize=7)
     fig.tight_layout()
     return _save(fig, Path(out), "figS2", rows)
@@ -427,9 +556,10 @@ def fig_hyperuniformity(groups: Sequence[dict], out: Path) -> list[Path]:
 def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *,
                  activity_kwargs: dict | None = None, k_at: int = 10000, flatness_m: int = 4000,
                  sigma_t: float = 0.03, sofk_k_max: float = 10.0, hu_k_fit_max: float | None = None,
-                 hu_frames: int = 5, log=print) -> list[Path]:
+                 hu_frames: int = 5, bootstrap: int = 100, log=print) -> list[Path]:
     """Compute what the requested figures need and write them to ``out``.
 
+    ``bootstrap``: resamplings of the seeds for the bootstrap error of phi_c in Fig. 5b (0: none).
     ``which`` None means every figure the data allow (others are skipped with a note via ``log``);
     figures named explicitly raise an :class:`AnalysisError` if their data are missing.
     """
@@ -470,7 +600,12 @@ def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *
     if "fig3" in which:
         attempt("fig3", lambda: fig3(get_table().rows, out))
     if "fig5b" in which:
-        attempt("fig5b", lambda: fig5b(CriticalPoints().compute(get_table().rows), out))
+        def do_fig5b():
+            cp = CriticalPoints(n_bootstrap=bootstrap).compute(get_table().rows, get_table().per_run)
+            for line in cp.verdicts():
+                log(f"fig5b: {line}")
+            return fig5b(cp, out)
+        attempt("fig5b", do_fig5b)
     if "fig4b" in which:
         attempt("fig4b", lambda: fig4b(flatness_rows(snap_runs, sigma_t=sigma_t, m=flatness_m), out))
     if "fig5a" in which:

@@ -80,9 +80,23 @@ def test_tables_on_planted_sweep(sweep_dir, capsys, tmp_path):
 def test_figures_from_planted_sweep(sweep_dir, tmp_path, capsys):
     out = tmp_path / "figs"
     assert main(["figures", str(sweep_dir / "manifest.tsv"), "-o", str(out), "--flatness-m", "5",
-                 "--msd-step", "1000", "--sofk-k-max", "4"]) == 0
+                 "--msd-step", "1000", "--sofk-k-max", "4", "--bootstrap", "4"]) == 0
     for stem in ("fig3_sgd_bf0.5_step0.1", "fig3_sgd_bf0.5_step0.2", "fig4b", "fig5a", "fig5b", "figS1", "figS2"):
         for ext in ("png", "pdf", "csv"):
             assert (out / f"{stem}.{ext}").stat().st_size > 0, stem + ext
-    header = (out / "fig5b.csv").read_text().splitlines()[0]
-    assert "phi_c" in header and "phi_c0" in header
+    header = (out / "fig5b.csv").read_text().splitlines()[0].split(",")
+    for col in ("phi_c", "status", "phi_c_bound", "phi_c_err_bootstrap", "phi_c0_linear", "phi_c0_sqrt",
+                "preferred_form"):
+        assert col in header
+    assert "form" in (out / "fig5b_extrapolations.csv").read_text().splitlines()[0].split(",")
+    assert "fig5b: sgd b_f=0.5" in capsys.readouterr().err
+
+
+def test_phic_says_which_form_and_what_was_left_out(sweep_dir, capsys, tmp_path):
+    assert main(["phic", str(sweep_dir), "--bootstrap", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "status" in out.splitlines()[0] and "phi_c_err_bootstrap" in out.splitlines()[0]
+    verdicts = [ln for ln in out.splitlines() if ln.startswith("# ")]
+    assert len(verdicts) == 1 and "linear: " in verdicts[0] and "0.64" in verdicts[0]
+    assert main(["phic", str(sweep_dir), "--forms", "cubic"]) == 2
+    assert "unknown extrapolation form 'cubic'" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from analysis.critical import CriticalPoints, extrapolate
+from analysis.critical import CriticalPoints, compare_extrapolations, extrapolate
 from analysis.errors import CollapseError
 from analysis.fss import (MANNA, Collapse, autoscale, fit_critical_point, fit_phi_c_powerlaw,
                           observable_exponents, quality, scaledata)
@@ -100,23 +100,75 @@ def test_extrapolation_line_and_error():
     rng = np.random.default_rng(1)
     err = np.full(4, 0.002)
     y = 0.64 + 0.3 * eps + err * rng.standard_normal(4)
-    phi0, dphi0, coef = extrapolate(eps, y, err)
-    assert phi0 == pytest.approx(0.64, abs=4 * dphi0)
-    assert 0.001 < dphi0 < 0.01
+    fit = extrapolate(eps, y, err)
+    assert fit.form == "linear" and fit.dof == 2 and fit.n_points == 4
+    assert fit.phi_c0 == pytest.approx(0.64, abs=4 * fit.phi_c0_err)
+    assert 0.001 < fit.phi_c0_err < 0.01
+    assert fit.aic == pytest.approx(fit.chi2 + 4) and fit.aicc == pytest.approx(fit.aic + 12)
     with pytest.raises(CollapseError):
         extrapolate([0.01], [0.64], [0.001])
+    with pytest.raises(CollapseError):
+        extrapolate([0.01, 0.02], [0.64, 0.65], [0.001, 0.001], form="power")
+
+
+@pytest.mark.parametrize("truth", ["linear", "sqrt"])
+def test_extrapolation_forms_recover_their_own_data(truth):
+    """Six step sizes, noiseless: the true form fits exactly, the others do not, and the free power
+    finds the exponent (1 or 1/2)."""
+    eps = np.array([0.0125, 0.025, 0.05, 0.1, 0.2, 0.4])
+    g = eps if truth == "linear" else np.sqrt(eps)
+    y, err = 0.64 - 0.1 * g, np.full(eps.size, 0.001)
+    cmp_ = compare_extrapolations(eps, y, err)
+    fits = cmp_["fits"]
+    assert fits[truth].phi_c0 == pytest.approx(0.64, abs=1e-9) and fits[truth].chi2 < 1e-12
+    assert fits["power"].params[2] == pytest.approx(1.0 if truth == "linear" else 0.5, rel=1e-4)
+    assert fits["power"].phi_c0 == pytest.approx(0.64, abs=1e-6)
+    other = "sqrt" if truth == "linear" else "linear"
+    assert fits[other].chi2_per_dof > 10 and not fits[other].contains(0.64)
+    assert cmp_["preferred"] == truth and cmp_["decisive"]      # power has one parameter more
+    assert f"data prefer {truth}" in cmp_["verdict"] and "0.64 inside" in cmp_["verdict"]
+
+
+def test_three_points_cannot_tell_linear_from_sqrt():
+    """The issue's situation: three step sizes with errors of a few 1e-3 fit a line and a square root
+    equally well; the comparison says so instead of choosing, and the two phi_c(0) differ."""
+    eps = np.array([0.025, 0.05, 0.1])
+    err = np.full(3, 0.004)
+    y = 0.628 - 0.08 * np.sqrt(eps) + np.array([0.001, -0.002, 0.001])
+    cmp_ = compare_extrapolations(eps, y, err)
+    assert not cmp_["decisive"] and "not decisive" in cmp_["verdict"]
+    lin, sq = cmp_["fits"]["linear"], cmp_["fits"]["sqrt"]
+    assert lin.chi2_per_dof < 2 and sq.chi2_per_dof < 2
+    assert sq.phi_c0 - lin.phi_c0 > lin.phi_c0_err
+    assert cmp_["fits"]["power"].dof == 0 and not np.isfinite(cmp_["fits"]["power"].aicc)
 
 
 def test_critical_points_on_planted_sweep(sweep_dir):
     from analysis.activity import ActivityTable
     from analysis.io import load_runs
     t = ActivityTable().compute(load_runs(sweep_dir / "manifest.tsv"))
+    assert t.exclusion_note == ""
     cp = CriticalPoints().compute(t.rows)
     got = {p["step_size"]: p for p in cp.points}
     assert got[0.1]["phi_c"] == pytest.approx(0.60, abs=0.01)
     assert got[0.2]["phi_c"] == pytest.approx(0.62, abs=0.01)
-    (ex,) = cp.extrapolations
-    assert ex["phi_c0"] == pytest.approx(0.58, abs=0.03)
+    assert {p["status"] for p in cp.points} == {"value"}
+    lin = next(e for e in cp.extrapolations if e["form"] == "linear")
+    assert lin["phi_c0"] == pytest.approx(0.58, abs=0.03) and lin["n_points"] == 2
+    power = next(e for e in cp.extrapolations if e["form"] == "power")
+    assert np.isnan(power["phi_c0"]) and "more step sizes" in power["note"]
+
+
+def test_bootstrap_over_seeds(sweep_dir):
+    from analysis.activity import ActivityTable
+    from analysis.io import load_runs
+    t = ActivityTable().compute(load_runs(sweep_dir / "manifest.tsv"))
+    a = CriticalPoints(n_bootstrap=12, seed=3).compute(t.rows, t.per_run)
+    b = CriticalPoints(n_bootstrap=12, seed=3).compute(t.rows, t.per_run)
+    for p, q in zip(a.points, b.points):
+        assert p["n_bootstrap"] == 12 and p["phi_c_err_bootstrap"] == q["phi_c_err_bootstrap"]
+        assert np.isfinite(p["phi_c_err_bootstrap"]) and p["phi_c_err_bootstrap"] > 0
+        assert p["phi_c_err"] == max(p["phi_c_err_fit"], p["phi_c_err_bootstrap"])
 
 
 def manna_rows(phis, phi_c, sizes=(1000, 8000, 64000), absorbed_below=None):
@@ -179,3 +231,65 @@ def test_delta_s_width_equals_the_curvature_error_for_a_parabola():
     assert 0.5 * (right - left) == pytest.approx(np.sqrt(2 * smin / curv), rel=1e-3)
     left, right = _delta_s_halfwidth(grid, vals, 0.0, 0.5 * curv * x0 ** 2 + smin, 1.0)
     assert left is None and right is not None            # the optimum at the lower end: one side only
+
+
+def test_planted_phi_c_inside_the_grid_is_a_value():
+    """The study's sizes and a grid of 0.005: phi_c found between grid points, by curvature, with the
+    range reaching down to the last phi where every run absorbed."""
+    phis = np.round(np.arange(0.60, 0.7001, 0.005), 3)
+    rows = manna_rows(phis, 0.6431, sizes=(1000, 2000, 4000), absorbed_below=0.64)
+    c = Collapse("f_inf", dim=3).compute(rows)
+    assert c.status == "value" and c.phi_c_bound == "" and np.isnan(c.phi_c_limit)
+    assert c.phi_c_err_method == "curvature" and c.phi_c_err < 0.002
+    assert c.phi_c == pytest.approx(0.6431, abs=3 * c.phi_c_err)
+    assert c.phi_c_range == (0.635, 0.70)
+
+
+def unrelaxed_rows(step, sizes=(1000, 2000, 4000)):
+    """Runs far too short: f_inf is the same for every N, stays high above the last phi where every
+    run absorbed (0.60), and carries no finite-size scaling."""
+    rows = []
+    for n in sizes:
+        for phi in np.round(np.arange(0.56, 0.705, 0.01), 3):
+            f = 0.3 + 3.0 * (phi - 0.60) if phi > 0.605 else 0.0
+            rows.append({"scheme": "sgd", "dim": 3, "n": n, "phi": float(phi), "kick_size": None,
+                         "learning_rate": step, "batch_fraction": 0.5, "potential": "linear",
+                         "f_inf": f, "f_inf_err": 0.02 * f, "tau_r": 100.0, "tau_r_err": 1.0})
+    return rows
+
+
+def test_unrelaxed_size_independent_data_give_a_bound_not_a_value():
+    c = Collapse("f_inf", dim=3).compute(unrelaxed_rows(0.05))
+    assert c.status == "bound" and c.at_boundary == "lower"
+    assert c.phi_c == pytest.approx(0.60, abs=1e-3)           # S is lowest at the last absorbed phi
+    assert c.phi_c_bound.startswith("<=") and c.phi_c_limit > c.phi_c
+    assert c.phi_c_label().startswith("<=") and "+-" not in c.phi_c_label()
+
+
+def test_a_bound_never_enters_the_extrapolation(tmp_path):
+    """Two step sizes with planted Manna data (values) and one unrelaxed (a bound): phi_c of the bound
+    is NaN, the extrapolation uses the two values only, and the Fig. 5b CSV says "bound"."""
+    import csv
+    from analysis.figures import fig5b
+    rows = unrelaxed_rows(0.05)
+    for step, pc in ((0.1, 0.62), (0.2, 0.64)):
+        for r in manna_rows(np.round(np.arange(0.58, 0.705, 0.01), 3), pc, absorbed_below=pc - 0.005):
+            rows.append({**r, "scheme": "sgd", "dim": 3, "kick_size": None, "learning_rate": step,
+                         "batch_fraction": 0.5, "potential": "linear", "tau_r": 100.0, "tau_r_err": 1.0})
+    cp = CriticalPoints().compute(rows)
+    got = {p["step_size"]: p for p in cp.points}
+    assert got[0.05]["status"] == "bound" and np.isnan(got[0.05]["phi_c"])
+    assert got[0.05]["phi_c_bound"].startswith("<=")
+    assert got[0.1]["status"] == got[0.2]["status"] == "value"
+    lin = next(e for e in cp.extrapolations if e["form"] == "linear")
+    assert lin["n_points"] == 2 and lin["n_bounds_left_out"] == 1
+    expected = extrapolate([0.1, 0.2], [got[0.1]["phi_c"], got[0.2]["phi_c"]],
+                           [got[0.1]["phi_c_err"], got[0.2]["phi_c_err"]])
+    assert lin["phi_c0"] == pytest.approx(expected.phi_c0, rel=1e-12)
+    assert any("only a bound" in v for v in cp.verdicts())
+    paths = fig5b(cp, tmp_path)
+    with open(tmp_path / "fig5b.csv") as fh:
+        table = {float(r["step_size"]): r for r in csv.DictReader(fh)}
+    assert table[0.05]["status"] == "bound" and table[0.05]["phi_c"] in ("", "nan")
+    assert table[0.05]["phi_c_bound"].startswith("<=")
+    assert (tmp_path / "fig5b_extrapolations.csv") in paths
