@@ -385,7 +385,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     Values are points with error bars; a step size whose fit only bounds phi_c is an open triangle at
     the limit pointing the way the bound goes (never a value, never in an extrapolation). One curve per
     form (linear dotted, sqrt dashed, free power dash-dotted), its phi_c(0) +- error at eps = 0 and its
-    chi^2/dof and AICc in the legend; the preferred form (smallest AICc) is marked with a star.
+    chi^2/dof and AICc (or AIC) in the legend; the preferred form is marked with a star.
     """
     pts = [p for p in cp.points if p["status"] in ("value", "bound")]
     if not pts:
@@ -426,7 +426,8 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
                     label=(fr"  {FORM_LABELS.get(e['form'], e['form'])}{star}: $\phi_c(0)$ = {e['phi_c0']:.3f} $\pm$ "
                            fr"{e['phi_c0_err']:.3f}, $\chi^2$/dof = "
                            + (f"{e['chi2_per_dof']:.2g}" if np.isfinite(e["chi2_per_dof"]) else "-")
-                           + (f", AICc = {e['aicc']:.1f}" if np.isfinite(e["aicc"]) else "")))
+                           + (f", AICc = {e['aicc']:.1f}" if np.isfinite(e["aicc"]) else
+                              f", AIC = {e['aic']:.1f}" if e["dof"] >= 1 else "")))
             # phi_c(0) of each form side by side just left of eps = 0 (their bars would overlap)
             ax.errorbar([-0.015 * xmax * j], [e["phi_c0"]], yerr=[e["phi_c0_err"]],
                         marker="*" if e["preferred"] else "_", color=color, ms=9, capsize=2)
@@ -445,7 +446,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     pad = max(0.01, 0.15 * (max(span) - min(span)))
     ax.set_ylim(min(span) - pad, max(span) + pad)
     n_bounds = sum(1 for p in pts if p["status"] == "bound")
-    title = "* = form the data prefer (smallest AICc)"
+    title = "* = form the data prefer (smallest AICc; AIC where AICc is undefined)"
     if n_bounds:
         title += f"; open triangles: {n_bounds} bound(s), not values, not fitted"
     ax.set_title(title, fontsize=8)

@@ -96,3 +96,11 @@ def test_table_excludes_groups_with_an_unsteady_seed(mixed_runs):
     row = next(r for r in kept.rows if r["phi"] == 0.62)
     assert np.isfinite(row["f_inf"]) and row["f_inf"] > 0.2 and row["n_unsteady"] == 1
     assert kept.excluded == [] and "included" in kept.exclusion_note
+
+
+def test_module_examples():
+    import doctest
+
+    import mpisim.core.steady as steady
+    result = doctest.testmod(steady)
+    assert result.attempted >= 3 and result.failed == 0
