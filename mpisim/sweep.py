@@ -324,7 +324,7 @@ def check_rank_counts(runs, where):
             cases.setdefault(key, r)
     if not cases:
         return
-    code = ("import json, sys\nfrom mpisim.domain import rank_grid\nout = []\n"
+    code = ("import json, sys\nfrom mpisim.parallel.comm import rank_grid\nout = []\n"
             "for p, d, box, cut in json.load(sys.stdin):\n"
             "    try:\n        rank_grid(p, d, box, cut); out.append('')\n"
             "    except ValueError as exc:\n        out.append(str(exc))\n"

@@ -27,7 +27,7 @@ STEPS = 50
 CHECKPOINT_EVERY = 20
 CUT = 35                  # resumed runs stop after CUT steps (checkpoint at step 20), then resume
 
-# dynamics section of each scheme variant (every scheme of mpisim.schemes.SCHEMES, plus momentum)
+# dynamics section of each scheme variant (every scheme of mpisim.core.schemes.SCHEMES, plus momentum)
 DYNAMICS = {
     "bro-pairwise": {"scheme": "bro-pairwise", "kick_size": 0.2},
     "bro-individual": {"scheme": "bro-individual", "kick_size": 0.2},
