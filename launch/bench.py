@@ -40,8 +40,7 @@ def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=None):
     wall = time.perf_counter() - t0
     walls = comm.allgather(wall) if comm.size > 1 else [wall]
     comms = comm.allgather(sim.domain.comm_seconds) if comm.size > 1 else [sim.domain.comm_seconds]
-    nbytes = sim.state.nbytes + sim.pairs.nbytes + sim.domain.cells.order.nbytes * 2 + \
-        sim.domain.cells.cell_start.nbytes
+    nbytes = sim.state.nbytes + sim.nlist.nbytes
     total_bytes = comm.allreduce(nbytes) if comm.size > 1 else nbytes
     wall = max(walls)
     return {"scheme": scheme, "n": n, "phi": phi, "dim": dim, "kick": kick, "ranks": comm.size,

@@ -39,7 +39,8 @@ class System:
     polydispersity: float = 0.0  # or: radii uniform in radius * [1 - p, 1 + p]
     seed: int = 0                # keys every random draw of the dynamics
     init_seed: int = -1          # keys the random initial positions; -1: use seed
-    init: str = "random"         # "random" or the path of an earlier output (its last frame)
+    init: str = "random"         # "random" or the path of an earlier output ...
+    init_frame: int = -1         # ... and which of its frames (index; negative from the end, -1 the last)
 
     def validate(self):
         if self.dim not in (2, 3):
@@ -68,6 +69,11 @@ class System:
             _fail("system.init_seed", f"must be an integer >= 0, or -1 for system.seed; got {self.init_seed!r}")
         if self.init != "random" and not Path(self.init).is_file():
             _fail("system.init", f"must be \"random\" or an existing output file, got {self.init!r}")
+        if not isinstance(self.init_frame, int) or isinstance(self.init_frame, bool):
+            _fail("system.init_frame", f"must be an integer frame index (-1: the last), got {self.init_frame!r}")
+        if self.init == "random" and self.init_frame != -1:
+            _fail("system.init_frame", f"chooses a frame of system.init, which is \"random\"; "
+                  f"give system.init a file or leave init_frame at -1 (got {self.init_frame!r})")
 
 
 @dataclass(frozen=True)

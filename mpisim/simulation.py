@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .core import kernels
+from . import sources
 from .config import ConfigError, RunConfig
-from .core.cells import PairList
+from .core.neighbour_list import NeighbourList
 from .parallel.domain import Domain
 from .parallel.comm import all_gather, id_blocks, on_root, world
 from .core.dynamics import DynamicsParams
@@ -21,7 +22,6 @@ from .core.box import wrapped_positions
 from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
 from .core.observables import NAMES, ObservableLog
-from .core.rng import STREAM_INIT, STREAM_RADII
 from .core.state import ParticleState
 from .sofk import due as sofk_due
 
@@ -29,7 +29,9 @@ from .sofk import due as sofk_due
 class Simulation:
     """One run on all ranks of ``comm``. Values are global unless named rank-local."""
 
-    def __init__(self, config, output=None, comm=None, overwrite=False, write=True, _resume_box=None):
+    def __init__(self, config, output=None, comm=None, overwrite=False, write=True, source=None):
+        """source: where the particles come from (mpisim/sources.py); default the one system.init names
+        (a random start or a frame of an earlier output). ``Simulation.resume`` passes a checkpoint."""
         self.config = config
         self.comm = comm if comm is not None else world()
         s = config.system
@@ -38,36 +40,22 @@ class Simulation:
         self.seed = s.seed
         self.dynamics = DynamicsParams(config.dynamics)
         self.output_path = output if output is not None else config.output.path
+        self.state = ParticleState(n_aux=self.dynamics.n_aux)
         # Each rank makes (or reads) only its block of ids, then sends every particle to its owner: no
         # rank ever holds all N particles.
         blocks = id_blocks(self.n_total, self.comm.size)
-        ids = np.arange(blocks[self.comm.rank], blocks[self.comm.rank + 1])
-        if _resume_box is not None:
-            # Resume: the particles come from the checkpoint (_load_checkpoint), so start empty; the box is
-            # the checkpoint's, and system.init need not exist any more.
-            ids = ids[:0]
-        radii = self._radii(ids)
-        if s.init == "random" or _resume_box is not None:
-            box = np.asarray(config.box_edges() if _resume_box is None else _resume_box, dtype=np.float64)
-            init_seed = s.init_seed if s.init_seed >= 0 else s.seed
-            pos = initial_positions(init_seed, ids, self.dim, box)
-        else:
-            box, pos = self._read_init(s.init, ids)
+        block = (int(blocks[self.comm.rank]), int(blocks[self.comm.rank + 1]))
+        start = (source if source is not None else sources.from_config(config))(config, self.state.schema, block)
         cutoff = config.largest_diameter()
         try:
-            self.domain = Domain(box, self.dim, cutoff, skin=config.run.skin, comm=self.comm)
+            self.domain = Domain(start.box, self.dim, cutoff, comm=self.comm)
         except ValueError as exc:
             raise ConfigError(f"mpirun -n {self.comm.size}: {exc}") from None
         self.box = self.domain.box
-        self.state = ParticleState(n_aux=self.dynamics.n_aux)
-        mine = self.domain.distribute(np.hstack([pos, radii[:, None], ids[:, None].astype(np.float64)]))
-        self.state.set_owned(mine[:, 4].astype(np.int64), mine[:, :3], np.zeros((len(mine), 3), np.int32),
-                             mine[:, 3], mine[:, :3])
-        self.pairs = PairList()
-        self.need_rebuild = True
-        self.rebuilds = 0
-        self.last_sort = None
-        self.skin = self.domain.skin   # adapted to how far particles move per step (speed only)
+        # The skin adapts to how far particles move per step (speed only, never results).
+        self.nlist = NeighbourList(self.box, self.dim, self.domain.lo, self.domain.width, cutoff,
+                                   skin=config.run.skin, sort_every=config.run.sort_every)
+        self.state.set_owned_rows(self.domain.distribute(start.rows))
         self.step = 0
         self.absorbed_step = -1
         self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
@@ -84,6 +72,11 @@ class Simulation:
         self._ckpt_clock = time.monotonic()      # wall clock of the last checkpoint (rank 0 decides)
         self.structure_factor = []               # SofkResult of each S(k) measurement (global)
         self.sofk = None                         # StructureFactorMeasurement (mpisim/sofk.py)
+        if start.clock is not None:
+            self._set_clock(start.clock)
+        total = int(self.domain.sum_int(np.array([self.state.n_own]))[0])
+        if total != self.n_total:
+            raise RuntimeError(f"start-up: {total} particles owned, expected {self.n_total}")
         sf = config.structure_factor
         if sf.every or sf.steps:
             self.sofk = self._sofk_measurement()  # bad S(k) parameters fail here, before any output
@@ -101,33 +94,7 @@ class Simulation:
 
     def _radii(self, ids):
         """Radii of the particles with the given global ids (a function of the id and the seed only)."""
-        s = self.config.system
-        if s.radii:
-            return np.asarray(s.radii, dtype=np.float64)[self._species(ids)]
-        if s.polydispersity:
-            u = _uniforms(self.seed, STREAM_RADII, ids, 0)
-            return s.radius * (1.0 + s.polydispersity * (2.0 * u - 1.0))
-        return np.full(len(ids), s.radius)
-
-    def _read_init(self, path, ids):
-        """Box (3,) and positions (len(ids), 3) of the given ids in the last frame of an earlier output."""
-        import h5py
-        from .io import read_box
-        with h5py.File(path, "r") as f:
-            part = f["particles/all"]
-            value = part["position/value"]
-            if value.shape[0] == 0 or value.shape[1] != self.n_total or value.shape[2] != self.dim:
-                raise ConfigError(f"system.init: {path} holds {value.shape[1]} particles in {value.shape[2]}d "
-                                  f"({value.shape[0]} frames), the config asks for {self.n_total} in "
-                                  f"{self.dim}d")
-            # Rows are ordered by id (docs/file-format.md): this rank reads its contiguous block.
-            block = value[-1, int(ids[0]):int(ids[-1]) + 1] if len(ids) else np.zeros((0, self.dim))
-            edges = read_box(part, -1)
-        box = np.ones(3)
-        box[:self.dim] = edges
-        pos = np.zeros((len(ids), 3))
-        pos[:, :self.dim] = block
-        return box, pos
+        return sources.particle_radii(self.config, ids)
 
     def set_positions(self, positions):
         """Replace the configuration (notebooks, tests): positions (N, d) in box units, global, the same
@@ -139,8 +106,7 @@ class Simulation:
         mine = np.flatnonzero(self.domain.owns(pos))
         self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), self._radii(mine),
                              pos[mine], np.zeros((len(mine), self.state.n_aux)))
-        self.need_rebuild = True
-        self.last_sort = None
+        self.nlist.invalidate()
         self._done_step = -1     # a run() from here starts with this configuration's pass
 
     # --------------------------------------------------------------------------------------------- step
@@ -148,49 +114,26 @@ class Simulation:
         """Refresh ghosts (or rebuild the pair list) and run the pair pass at the current positions.
         energy=False skips the energy and pair counts (only needed on logged steps)."""
         st, dyn = self.state, self.dynamics
-        if self.need_rebuild:
-            self._rebuild()
-        else:
-            self.domain.forward(st)
+        self.nlist.update(st, self.step, self.domain, self.max_disp)
         n = st.n_own + st.n_ghost
         st.active[:n] = 0
         st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
         self.counters[:] = 0
+        pairs = self.nlist.pairs
         kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
-                          st.radius, st.n_own, self.box, self.pairs.first, self.pairs.second, self.pairs.n,
+                          st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
                           st.acc, st.active, self.counters, energy)
         if dyn.reciprocal_noise:
             # The pair noise reads both particles' memories: refresh the ghosts' copies first.
             self.domain.forward_aux(st)
             kernels.noise_pair_pass(dyn.params, self.seed, self.step, self.dim, st.pos, st.ids, st.radius,
-                                    st.active, n, self.box, self.pairs.first, self.pairs.second, self.pairs.n,
+                                    st.active, n, self.box, pairs.first, pairs.second, pairs.n,
                                     st.aux, st.noise, st.acc)
 
-    def _rebuild(self):
-        """Migrate, re-sort now and then, exchange ghosts and rebuild cells and the Verlet list."""
-        st, dom = self.state, self.domain
-        self._choose_skin()
-        dom.set_reach(dom.rcut + self.skin)
-        st.n_ghost = 0
-        dom.migrate(st)
-        if self.last_sort is None or self.step - self.last_sort >= self.config.run.sort_every:
-            self._sort()
-            self.last_sort = self.step
-        dom.borders(st)
-        n = st.n_own + st.n_ghost
-        dom.cells.build(st.pos, st.shift, self.box, st.n_own, n, st.acc.view(np.float64))
-        self.pairs.build(dom.cells, st.n_own, dom.reach)
-        st.acc[:n] = 0
-        st.travel[:st.n_own] = 0.0
-        self.need_rebuild = False
-        self.rebuilds += 1
-
-    def _choose_skin(self):
-        """The full skin while the list can last at least three steps at the last step's largest
-        displacement, else none (rebuilding every step is then cheaper than a thicker list). That
-        displacement is global (reduced in advance()), so every rank takes the same decision; results
-        never depend on it."""
-        self.skin = self.domain.skin if 6.0 * self.max_disp < self.domain.skin else 0.0
+    @property
+    def rebuilds(self):
+        """Number of neighbour-list rebuilds so far (the same on every rank)."""
+        return self.nlist.rebuilds
 
     def measure(self):
         """Global observables of the current positions (after compute()); identical on all ranks."""
@@ -219,10 +162,10 @@ class Simulation:
         local_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
                                                 st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
                                                 st.active, st.aux, st.noise, st.travel, self.disp_sums)
-        # One reduction per step: the rebuild decision (a pair can only have come within contact if one
-        # of its particles travelled half the skin) and the largest step, which the skin choice reads.
-        rebuild, self.max_disp = self.domain.max_floats([float(travel > 0.5 * self.skin), local_disp])
-        self.need_rebuild = bool(rebuild)
+        # One reduction per step: the neighbour list's rebuild vote and the largest step, which its skin
+        # choice reads at the next rebuild.
+        rebuild, self.max_disp = self.domain.max_floats([self.nlist.travelled_too_far(travel), local_disp])
+        self.nlist.stale = bool(rebuild)
         self.step += 1
 
     def _moving(self):
@@ -234,15 +177,6 @@ class Simulation:
         if dyn.momentum:
             return kernels.count_moving(st.aux, st.n_own, self.dim)
         return 0
-
-    def _sort(self):
-        st, cells = self.state, self.domain.cells
-        key = np.zeros(st.n_own, dtype=np.int64)
-        p = st.pos[:st.n_own]
-        for a in (2, 1, 0):
-            c = np.clip(((p[:, a] - cells.origin[a]) / cells.width[a]).astype(np.int64), 0, cells.dims[a] - 1)
-            key = key * cells.dims[a] + c
-        st.sort_owned(key)
 
     # ---------------------------------------------------------------------------------------------- run
     def run(self, steps=None):
@@ -370,9 +304,7 @@ class Simulation:
         problem = on_root(comm, _resume_problem, config, output)
         if problem:
             raise ConfigError(f"resume: {problem}")
-        box = on_root(comm, _checkpoint_box, checkpoint_path(output))
-        sim = cls(config, output=output, comm=comm, _resume_box=box)
-        sim._load_checkpoint(checkpoint_path(output))
+        sim = cls(config, output=output, comm=comm, source=sources.Checkpoint(checkpoint_path(output)))
         sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
                                 mode="r+", collective=collective)
         sim._opened_output = True
@@ -382,33 +314,16 @@ class Simulation:
         sim.history = {k: list(v) for k, v in stored.items()}
         return sim
 
-    def _load_checkpoint(self, path):
-        from .io import read_checkpoint
-        blocks = id_blocks(self.n_total, self.comm.size)
-        meta, cols = read_checkpoint(path, block=(int(blocks[self.comm.rank]), int(blocks[self.comm.rank + 1])))
-        if int(meta["n_total"]) != self.n_total or int(meta["dim"]) != self.dim \
-                or int(meta["n_aux"]) != self.state.n_aux:
-            raise ConfigError(f"resume: {path} holds N={meta['n_total']}, d={meta['dim']}, "
-                              f"n_aux={meta['n_aux']}; the config asks for N={self.n_total}, d={self.dim}, "
-                              f"n_aux={self.state.n_aux}")
-        n_aux = self.state.n_aux
-        rows = self.domain.distribute(np.hstack([cols["position"], cols["image"], cols["x0"],
-                                                 cols["radius"][:, None], cols["ids"][:, None], cols["aux"]]))
-        self.state.set_owned(rows[:, 10].astype(np.int64), rows[:, 0:3], rows[:, 3:6].astype(np.int32),
-                             rows[:, 9], rows[:, 6:9], rows[:, 11:11 + n_aux])
-        total = int(self.domain.sum_int(np.array([self.state.n_own]))[0])
-        if total != self.n_total:
-            raise RuntimeError(f"resume: {total} particles owned after reading {path}, expected {self.n_total}")
-        self.step = int(meta["step"])
-        self.absorbed_step = int(meta["absorbed_step"])
+    def _set_clock(self, clock):
+        """Continue the clock of a checkpoint (global step, absorbed_step, disp_sums, max_disp)."""
+        self.step = int(clock["step"])
+        self.absorbed_step = int(clock["absorbed_step"])
         # measure() sums disp_sums over ranks: the stored global sum on rank 0, zeros elsewhere.
         self.disp_sums[:] = 0
         if self.comm.rank == 0:
-            stored = np.asarray(meta["disp_sums"], dtype=np.int64)
+            stored = np.asarray(clock["disp_sums"], dtype=np.int64)
             self.disp_sums[:len(stored)] = stored
-        self.max_disp = float(meta["max_disp"])
-        self.need_rebuild = True
-        self.last_sort = None
+        self.max_disp = float(clock["max_disp"])
 
     def _record(self, values):
         self.log.append(self.step, values)
@@ -436,14 +351,8 @@ class Simulation:
                                  self.domain.grid, mode="r+")
 
     def _species(self, ids):
-        """Species index (int32) of the given ids for a system of species (contiguous id blocks in the
-        order of system.radii, sized by system.fractions); None for other systems."""
-        s = self.config.system
-        if not s.radii:
-            return None
-        _, fr = self.config.species_radii()
-        counts = np.floor(np.cumsum([0.0] + fr) * s.n + 0.5).astype(np.int64)
-        return (np.searchsorted(counts, ids, side="right") - 1).astype(np.int32)
+        """Species index (int32) of the given ids for a system of species, else None (sources.species_of)."""
+        return sources.species_of(self.config, ids)
 
     def _sofk_measurement(self):
         from .sofk import from_config
@@ -490,13 +399,6 @@ class Simulation:
             o = np.argsort(ids)
             ids, pos, img = ids[o], pos[o], img[o]
         return ids, pos, img
-
-
-def _checkpoint_box(path):
-    """The box (3,) stored in a checkpoint, or None for checkpoints written before it was stored."""
-    import h5py
-    with h5py.File(path, "r") as f:
-        return np.asarray(f.attrs["box"], dtype=np.float64) if "box" in f.attrs else None
 
 
 def _resume_problem(config, output):
@@ -558,19 +460,6 @@ def snapshot_schedule(output, end):
             k += 1
     steps.update(s for s in output.snapshot_steps if s <= end)
     return steps
-
-
-def _uniforms(seed, stream, ids, sub):
-    from .core.rng_arrays import uniforms
-    return uniforms(seed, 0, stream, ids, sub)
-
-
-def initial_positions(seed, ids, dim, box):
-    """Uniform random positions of the given ids, keyed by (seed, id): the same on any number of ranks.
-    Shape (len(ids), 3)."""
-    from .core.rng_arrays import uniforms
-    u = np.stack([uniforms(seed, 0, STREAM_INIT, ids, a) * box[a] for a in range(dim)], axis=1)
-    return wrapped_positions(u, box, dim)
 
 
 class Progress:

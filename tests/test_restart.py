@@ -95,9 +95,9 @@ def test_checkpoint_holds_exact_state(tmp_path):
     # The live state moved one step on; the checkpoint must hold exact float64 rows of step 25.
     again = Simulation.resume(cfg)
     ids2, pos2, img2, rad2, x02, _ = again.state.owned(3)
-    assert np.array_equal(cols["ids"], ids2) and np.array_equal(cols["position"], pos2)
+    assert np.array_equal(cols["ids"], ids2) and np.array_equal(cols["pos"], pos2)
     assert np.array_equal(cols["image"], img2) and np.array_equal(cols["x0"], x02)
-    assert cols["position"].dtype == np.float64
+    assert cols["pos"].dtype == np.float64
     assert not np.array_equal(pos, pos2)
     assert not os.path.exists(checkpoint_path(tmp_path / "o.h5") + ".tmp")
 

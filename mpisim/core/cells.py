@@ -1,7 +1,7 @@
 """Cell lists over a rank's extended region (owned cells plus one layer of ghost cells).
 
 The owned cells tile the rank's subdomain; their width is at least the Verlet reach (interaction range +
-the skin in use, ``Domain.set_reach``) with a small margin, so that every pair within reach sits in the
+the skin in use, sized by ``NeighbourList``) with a small margin, so that every pair within reach sits in the
 same or in adjacent cells even when rounding puts a particle on the wrong side of a cell face. Particles
 are binned by their *binning* coordinate (position plus the ghost's periodic shift), never wrapped, so
 ghosts land in the ghost layer. The build is a counting sort: O(n), no allocation while the rank's

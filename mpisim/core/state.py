@@ -4,10 +4,78 @@ Positions are stored wrapped into [0, L) with integer image counts (unwrapped = 
 permanent global id. Internally positions always have three columns; a 2-d system keeps z = 0 and a unit
 third box edge, so the compiled kernels have one fixed inner loop (docs/architecture.md). Per-particle
 state of a dynamics (a momentum velocity, a noise memory) lives in ``aux`` and travels with the particle.
+
+What travels with a particle is defined once, in ``PARTICLE_FIELDS``: a state source's rows at start-up,
+migration between ranks and checkpoints all pack and unpack by that schema (``ParticleSchema``).
 """
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._jit import njit
+AUX = -1   # width of the aux field: the dynamics' n_aux (DynamicsParams.n_aux)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One per-particle quantity that travels with its particle: the ParticleState attribute ``name``, its
+    dtype and its number of columns (1: a plain (n,) array; AUX: n_aux columns)."""
+    name: str
+    dtype: type
+    width: int
+
+
+# The one particle-field schema (docs/architecture.md). Position first: Domain.distribute reads the owner
+# from columns 0-2 of a row. Everything else a ParticleState holds (ghost shifts, accumulators, activity,
+# travel, noise draws) is rebuilt or recomputed, never sent or stored.
+PARTICLE_FIELDS = (Field("pos", np.float64, 3),       # wrapped position, box units
+                   Field("image", np.int32, 3),       # periodic image counts
+                   Field("x0", np.float64, 3),        # unwrapped position at step 0 (the MSD reference)
+                   Field("radius", np.float64, 1),
+                   Field("ids", np.int64, 1),         # permanent global id
+                   Field("aux", np.float64, AUX))     # per-particle dynamics state
+
+
+class ParticleSchema:
+    """The row layout of ``PARTICLE_FIELDS`` for ``n_aux`` aux columns: one float64 row per particle
+    (int32 images and ids below 2^53 are exact in float64), field after field.
+
+    ``columns[name]`` is the column (an int, for one-column fields) or slice of a field, so that
+    ``rows[:, columns[name]]`` has the field's shape.
+    """
+
+    def __init__(self, n_aux):
+        self.n_aux = n_aux
+        self.fields = PARTICLE_FIELDS
+        self.columns = {}
+        k = 0
+        for f in self.fields:
+            w = self.width_of(f)
+            self.columns[f.name] = k if f.width == 1 else slice(k, k + w)
+            k += w
+        self.width = k
+
+    def width_of(self, field):
+        return self.n_aux if field.width == AUX else field.width
+
+    @property
+    def names(self):
+        return tuple(f.name for f in self.fields)
+
+    def pack(self, **values):
+        """Rows (n, width) from one array per field (all fields required), each of its field's shape."""
+        missing = set(self.names) - set(values)
+        if missing or len(values) != len(self.fields):
+            raise ValueError(f"ParticleSchema.pack needs exactly the fields {self.names}; "
+                             f"missing {sorted(missing)}, extra {sorted(set(values) - set(self.names))}")
+        n = len(values["ids"])
+        rows = np.empty((n, self.width))
+        for f in self.fields:
+            rows[:, self.columns[f.name]] = values[f.name]
+        return rows
+
+    def unpack(self, rows):
+        """{field name: array of the field's dtype and shape} of rows (n, width)."""
+        return {f.name: rows[:, self.columns[f.name]].astype(f.dtype) for f in self.fields}
 
 
 class ParticleState:
@@ -15,6 +83,7 @@ class ParticleState:
 
     def __init__(self, n_aux=0, capacity=16):
         self.n_aux = n_aux
+        self.schema = ParticleSchema(n_aux)
         self.n_own = 0
         self.n_ghost = 0
         self._alloc(capacity)
@@ -64,19 +133,17 @@ class ParticleState:
         if aux is not None and self.n_aux:
             self.aux[:n, :self.n_aux] = aux
 
-    # Migration rows: pos 3, image 3, id, radius, x0 3, aux n_aux.
-    @property
-    def row_width(self):
-        return 11 + self.n_aux
+    def set_owned_rows(self, rows):
+        """Replace the owned particles by rows in the schema's layout (ghosts are invalidated)."""
+        self.n_own = 0
+        self.n_ghost = 0
+        self.add_owned(rows)
 
     def pack_owned(self, rows):
-        buf = np.empty((len(rows), self.row_width))
-        buf[:, 0:3] = self.pos[rows]
-        buf[:, 3:6] = self.image[rows]
-        buf[:, 6] = self.ids[rows]
-        buf[:, 7] = self.radius[rows]
-        buf[:, 8:11] = self.x0[rows]
-        buf[:, 11:] = self.aux[rows, :self.n_aux]
+        """The owned rows ``rows`` (indices) in the schema's layout: what migration sends."""
+        buf = np.empty((len(rows), self.schema.width))
+        for f in self.schema.fields:
+            buf[:, self.schema.columns[f.name]] = getattr(self, f.name)[rows]
         return buf
 
     def remove_owned(self, rows):
@@ -87,24 +154,21 @@ class ParticleState:
         keep = np.ones(self.n_own, dtype=bool)
         keep[rows] = False
         n = int(keep.sum())
-        for f in ("pos", "ids", "radius", "image", "x0", "aux"):
+        for f in self.schema.names:
             arr = getattr(self, f)
             arr[:n] = arr[:self.n_own][keep]
         self.n_own = n
 
     def add_owned(self, buf):
+        """Append rows in the schema's layout to the owned particles (ghosts are invalidated)."""
         n = buf.shape[0]
         if n == 0:
             return
         self.n_ghost = 0
         start = self.n_own
         self.reserve(start + n)
-        self.pos[start:start + n] = buf[:, 0:3]
-        self.image[start:start + n] = buf[:, 3:6]
-        self.ids[start:start + n] = buf[:, 6].astype(np.int64)
-        self.radius[start:start + n] = buf[:, 7]
-        self.x0[start:start + n] = buf[:, 8:11]
-        self.aux[start:start + n, :self.n_aux] = buf[:, 11:]
+        for f in self.schema.fields:
+            getattr(self, f.name)[start:start + n] = buf[:, self.schema.columns[f.name]]
         self.shift[start:start + n] = 0
         self.acc[start:start + n] = 0
         self.n_own += n
@@ -112,7 +176,7 @@ class ParticleState:
     def sort_owned(self, key):
         """Reorder owned rows by key (e.g. cell index) for memory locality; results do not depend on it."""
         order = np.argsort(key[:self.n_own], kind="stable")
-        for f in ("pos", "ids", "radius", "image", "x0", "aux"):
+        for f in self.schema.names:
             arr = getattr(self, f)
             arr[:self.n_own] = arr[:self.n_own][order]
         self.n_ghost = 0

@@ -17,9 +17,13 @@ import time
 import h5py
 import numpy as np
 
+from ..core.state import ParticleSchema
 from .h5md import BlockRows, now, open_shared, use_collective
 
 FORMAT = 1
+# Dataset of each particle field under /state where it differs from the field's name; ids are not
+# stored (rows are ordered by id).
+DATASETS = {"pos": "position"}
 
 
 def checkpoint_path(output):
@@ -38,10 +42,9 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
     tmp = f"{path}.tmp"
     n = state.n_own
     n_aux = state.n_aux
-    # One redistribution for every column: float64 holds int32 images and ids < 2^53 exactly.
-    cols = np.hstack([state.pos[:n], state.image[:n].astype(np.float64), state.x0[:n], state.radius[:n, None],
-                      state.aux[:n, :n_aux]])
-    got = rows.gather(state.ids[:n].copy(), cols)
+    schema = state.schema
+    # One redistribution for every field, in the particle-field schema's rows (mpisim/core/state.py).
+    got = rows.gather(state.ids[:n].copy(), state.pack_owned(np.arange(n)))
     written = comm.bcast(now() if comm.rank == 0 else None, root=0)
     f = open_shared(tmp, "w", comm, collective)
     if rows.writes:
@@ -54,15 +57,13 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
         for k, v in meta.items():
             f.attrs[k] = v
         g = f.create_group("state")
-        specs = (("position", np.float64, slice(0, 3)), ("image", np.int32, slice(3, 6)),
-                 ("x0", np.float64, slice(6, 9)), ("radius", np.float64, 9),
-                 ("aux", np.float64, slice(10, 10 + n_aux)))
-        for name, dtype, cols_ in specs:
-            if name == "aux" and n_aux == 0:
+        for field in schema.fields:
+            width = schema.width_of(field)
+            if field.name == "ids" or width == 0:   # ids: the row order
                 continue
-            shape = (n_total,) if isinstance(cols_, int) else (n_total, cols_.stop - cols_.start)
-            ds = g.create_dataset(name, shape=shape, dtype=dtype)
-            rows.write(ds, got[:, cols_].astype(dtype))
+            shape = (n_total,) if field.width == 1 else (n_total, width)
+            ds = g.create_dataset(DATASETS.get(field.name, field.name), shape=shape, dtype=field.dtype)
+            rows.write(ds, got[:, schema.columns[field.name]].astype(field.dtype))
         f.attrs["written"] = written
     if f is not None:
         f.close()
@@ -74,19 +75,24 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
 
 
 def read_checkpoint(path, block=None):
-    """(meta dict, columns dict) of a checkpoint, read serially by the calling rank.
+    """(meta dict, fields dict) of a checkpoint, read serially by the calling rank.
 
     block: (first id, end id) to read only those rows (rows are ordered by id), default all;
-    columns: ids, position (n, 3), image, x0, radius, aux (n, n_aux).
+    fields: one array per field of the particle-field schema (mpisim/core/state.py): ids, pos (n, 3),
+    image, x0, radius, aux (n, n_aux).
     """
     with h5py.File(path, "r") as f:
         meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
         if int(meta.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
         g = f["state"]
-        lo, hi = block if block is not None else (0, g["position"].shape[0])
-        n_aux = int(meta["n_aux"])
-        cols = {"ids": np.arange(lo, hi, dtype=np.int64), "position": g["position"][lo:hi],
-                "image": g["image"][lo:hi], "x0": g["x0"][lo:hi], "radius": g["radius"][lo:hi],
-                "aux": g["aux"][lo:hi] if n_aux else np.zeros((hi - lo, 0))}
-    return meta, cols
+        lo, hi = block if block is not None else (0, g[DATASETS["pos"]].shape[0])
+        schema = ParticleSchema(int(meta["n_aux"]))
+        fields = {"ids": np.arange(lo, hi, dtype=np.int64)}
+        for field in schema.fields:
+            width = schema.width_of(field)
+            if field.name == "ids":
+                continue
+            name = DATASETS.get(field.name, field.name)
+            fields[field.name] = g[name][lo:hi] if width else np.zeros((hi - lo, 0), dtype=field.dtype)
+    return meta, fields

@@ -2,8 +2,8 @@
 
 With parallel/comm.py, the only code that talks to the communicator. The periodic box is split into a Cartesian
 grid of equal subdomains (``MPI.Compute_dims``); a rank owns the particles whose wrapped position lies in
-its subdomain and holds ghost copies of every particle within one cell width (>= the interaction range)
-of its faces, edges and corners. Ghosts are exchanged one axis at a time in both directions, forwarding
+its subdomain and holds ghost copies of every particle within one cell width (>= the Verlet reach, set by
+the rank's neighbour list, mpisim/core/neighbour_list.py) of its faces, edges and corners. Ghosts are exchanged one axis at a time in both directions, forwarding
 what earlier axes delivered, so corners arrive without diagonal messages. Along an axis with one rank the
 "neighbour" is the rank itself and the exchange is a local copy with a periodic shift.
 
@@ -17,7 +17,6 @@ import time
 import numpy as np
 
 from ..core._jit import njit
-from ..core.cells import CELL_MARGIN, CUTOFF_MARGIN, CellList
 from .comm import exchange_rows, max_floats, rank_grid, sum_int, world
 
 
@@ -38,18 +37,16 @@ class Domain:
     """One rank's subdomain, its cell grid, and the exchanges with its neighbours.
 
     box: global edges (3,) (the unused third edge of a 2-d system is 1); cutoff: the largest contact
-    distance (max R_i + R_j); skin: the requested Verlet skin, reduced where the subdomain or the box is too
-    small for it (``self.skin`` is the one in use). comm: an mpi4py communicator (default: world) or
-    SerialComm.
+    distance (max R_i + R_j), which bounds the rank grid; comm: an mpi4py communicator (default: world) or
+    SerialComm. It is the halo of the rank's neighbour list (``migrate``, ``borders``, ``forward``).
     """
 
-    def __init__(self, box, dim, cutoff, skin=0.0, comm=None):
+    def __init__(self, box, dim, cutoff, comm=None):
         self.comm = comm if comm is not None else world()
         self.comm_seconds = 0.0
         self.dim = dim
         self.box = np.asarray(box, dtype=np.float64)
         self.cutoff = float(cutoff)
-        self.rcut = self.cutoff * (1 + CUTOFF_MARGIN)
         self.grid = rank_grid(self.comm.size, dim, self.box, self.cutoff)
         if self.comm.size > 1:
             self.cart = self.comm.Create_cart(self.grid, periods=[True] * 3, reorder=False)
@@ -63,28 +60,7 @@ class Domain:
         self.width = self.box / np.asarray(self.grid)
         self.lo = np.asarray(self.coords) * self.width
         self.hi = self.lo + self.width
-        # The skin must leave a cell (>= cutoff + skin) inside every subdomain and keep the periodic image
-        # of a pair unique (box > 2 (cutoff + skin)).
-        room = min(min(self.width[:dim]), 0.5 * min(self.box[:dim])) / (1 + CELL_MARGIN) - self.rcut
-        self.skin = float(max(0.0, min(skin, 0.999 * room)))
-        self.cells = None
-        self.set_reach(self.rcut + self.skin)
         self.owner_coords_scale = np.asarray(self.grid) / self.box
-
-    def set_reach(self, reach):
-        """Size cells and the ghost layer for pairs up to ``reach`` (<= rcut + self.skin). Owned cells
-        tile the subdomain exactly; one ghost layer on each side of a real axis. Rank-local."""
-        self.reach = reach
-        dim = self.dim
-        ncell = np.array([max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
-                          if a < dim else 1 for a in range(3)])
-        ghost = np.array([1 if a < dim else 0 for a in range(3)])
-        if self.cells is not None and np.array_equal(self.cells.dims, ncell + 2 * ghost):
-            return
-        cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
-        self.ghost_width = cell_width.copy()
-        self.cells = CellList(ncell + 2 * ghost, self.lo - ghost * cell_width, cell_width, ghost,
-                              ghost + ncell - 1)
 
     @property
     def rank(self):
@@ -131,15 +107,16 @@ class Domain:
 
     # ---------------------------------------------------------------------------------------- exchanges
     @timed
-    def borders(self, state):
+    def borders(self, state, ghost_width):
         """Fill state's ghost rows (after the n_own owned rows) with copies of neighbours' particles within
-        one cell of the faces, and remember who sent what so that ``forward`` can refresh positions."""
+        ``ghost_width`` (3,), one cell of the neighbour list, of the faces, and remember who sent what so
+        that ``forward`` can refresh positions."""
         state.n_ghost = 0
         self.stages = []
         for axis in range(self.dim):
             n_have = state.n_own + state.n_ghost
-            lo_edge = self.lo[axis] + self.ghost_width[axis]
-            hi_edge = self.hi[axis] - self.ghost_width[axis]
+            lo_edge = self.lo[axis] + ghost_width[axis]
+            hi_edge = self.hi[axis] - ghost_width[axis]
             send_left = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, lo_edge, True)
             send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, hi_edge, False)
             left, right = self.neighbours[axis]
