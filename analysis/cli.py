@@ -126,6 +126,7 @@ def _bound_notes(points):
                   f"left out of the extrapolation", file=sys.stderr)
 
 
+
 def cmd_collapse(a):
     from .critical import CriticalPoints
     from .errors import CollapseError
@@ -144,7 +145,8 @@ def cmd_collapse(a):
             p.update(nu=c.nu, zeta=c.zeta, dnu=c.result.dnu, dzeta=c.result.dzeta)
     cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "status", "phi_c",
             "phi_c_err", "phi_c_bound", "phi_c_optimum", "phi_c_err_fit", "phi_c_err_method",
-            "phi_c_err_bootstrap", "at_boundary", "quality", "excluded_points"]
+            "phi_c_err_bootstrap", "at_boundary", "quality", "excluded_points", "phi_all_absorbed",
+            "phi_none_absorbed", "in_bracket"]
     _bound_notes(rows)
     if a.free:
         cols += ["nu", "dnu", "zeta", "dzeta"]

@@ -16,6 +16,10 @@ value: its ``phi_c`` is NaN, it is drawn as an arrow in Fig. 5b and it never ent
 ``n_bootstrap`` resamplings of the seeds of every (N, phi) point (needs the per-run table); the
 larger of the two is ``phi_c_err``, the error used downstream.
 
+**Without scaling** (:func:`absorption_bracket`): the largest phi where every run absorbed, the
+smallest where none did, and per N the phi where half did; ``in_bracket`` says whether a collapse
+value lies between the first two (within its error).
+
 **eps -> 0** (:func:`extrapolate`, :func:`compare_extrapolations`): weighted least squares of
 phi_c(eps) = phi_c(0) + s g(eps) for three forms, g = eps ("linear"), sqrt(eps) ("sqrt") and eps^a
 with a free ("power"), each with chi^2/dof, AIC = chi^2 + 2k and AICc = AIC + 2k(k+1)/(n-k-1)
@@ -239,6 +243,43 @@ def compare_extrapolations(step, phi_c, phi_c_err, forms: Sequence[str] = FORMS,
             "verdict": head + "; " + "; ".join(parts)}
 
 
+def absorption_bracket(rows: Sequence[dict]) -> dict:
+    """Where the runs change from absorbing to active, without any scaling assumption.
+
+    From activity-table rows of one family and step size (columns n, phi, n_seeds, n_absorbed):
+
+    * ``phi_all_absorbed``: the largest phi at which every seed of every N absorbed;
+    * ``phi_none_absorbed``: the smallest phi above it at which no seed of any N absorbed;
+    * ``phi_half`` per N (``{n: phi}``): where the absorbed fraction crosses 1/2, linearly
+      interpolated between grid points (NaN if it does not cross).
+
+    Within the runs' length, the change from absorbing to active happens between the first two. It
+    is not a proof (runs too short stay active below phi_c; small systems absorb above it), but a
+    collapse phi_c outside the bracket means the fit and the runs disagree, and the bracket is where a
+    phi grid should be refined.
+    """
+    by_phi: dict = {}
+    by_n: dict = {}
+    for r in rows:
+        frac = r["n_absorbed"] / r["n_seeds"] if r["n_seeds"] else math.nan
+        by_phi.setdefault(float(r["phi"]), []).append(frac)
+        by_n.setdefault(int(r["n"]), []).append((float(r["phi"]), frac))
+    phis = sorted(by_phi)
+    dead = [p for p in phis if all(f == 1.0 for f in by_phi[p])]
+    lo = max(dead) if dead else math.nan
+    alive = [p for p in phis if (not dead or p > lo) and all(f == 0.0 for f in by_phi[p])]
+    hi = min(alive) if alive else math.nan
+    half = {}
+    for n, pts in sorted(by_n.items()):
+        pts = sorted(pts)
+        half[n] = math.nan
+        for (p0, f0), (p1, f1) in zip(pts, pts[1:]):
+            if f0 >= 0.5 > f1:
+                half[n] = p0 + (p1 - p0) * (f0 - 0.5) / (f0 - f1)
+                break
+    return {"phi_all_absorbed": lo, "phi_none_absorbed": hi, "phi_half": half}
+
+
 def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, n_boot: int,
                      rng: np.random.Generator) -> tuple[float, float, int]:
     """Standard deviation of phi_c over resamplings of each (N, phi) point's seeds.
@@ -279,7 +320,8 @@ def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, 
 POINT_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method", "status",
                  "phi_c", "phi_c_err", "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit",
                  "phi_c_err_method", "phi_c_err_bootstrap", "bootstrap_not_value", "n_bootstrap",
-                 "at_boundary", "phi_c_range_lo", "phi_c_range_hi", "quality", "excluded_points")
+                 "at_boundary", "phi_c_range_lo", "phi_c_range_hi", "quality", "excluded_points",
+                 "phi_all_absorbed", "phi_none_absorbed", "phi_half", "in_bracket")
 #: columns of :attr:`CriticalPoints.extrapolations`
 EXTRAPOLATION_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "form", "n_points", "phi_c0",
                          "phi_c0_err", "slope", "exponent", "chi2", "dof", "chi2_per_dof", "aic", "aicc",
@@ -340,7 +382,9 @@ class CriticalPoints(Computed):
                      "phi_c_optimum": math.nan, "phi_c_err_fit": math.nan, "phi_c_err_method": "",
                      "phi_c_err_bootstrap": math.nan, "bootstrap_not_value": math.nan, "n_bootstrap": 0,
                      "at_boundary": "", "phi_c_range_lo": math.nan, "phi_c_range_hi": math.nan,
-                     "quality": math.nan, "sizes": len(sizes), "excluded_points": excluded}
+                     "quality": math.nan, "sizes": len(sizes), "excluded_points": excluded,
+                     "phi_all_absorbed": math.nan, "phi_none_absorbed": math.nan, "phi_half": "",
+                     "in_bracket": ""}
                 try:
                     if len(sizes) >= 2:
                         def make(dim=dim):
@@ -372,6 +416,15 @@ class CriticalPoints(Computed):
                                  phi_c_err_fit=dpc, phi_c_err_method="fit covariance")
                 except CollapseError as err:
                     p.update(method=f"failed: {err}", status="failed")
+                if all("n_absorbed" in r and "n_seeds" in r for r in rs):
+                    br = absorption_bracket(rs)
+                    p.update(phi_all_absorbed=br["phi_all_absorbed"], phi_none_absorbed=br["phi_none_absorbed"],
+                             phi_half=" ".join(f"{n}:{v:.4f}" for n, v in br["phi_half"].items()))
+                    lo_b, hi_b = br["phi_all_absorbed"], br["phi_none_absorbed"]
+                    if p["status"] == "value" and np.isfinite(p["phi_c"]):
+                        e = p["phi_c_err"] if np.isfinite(p["phi_c_err"]) else 0.0
+                        p["in_bracket"] = bool((not np.isfinite(lo_b) or p["phi_c"] + e >= lo_b)
+                                               and (not np.isfinite(hi_b) or p["phi_c"] - e <= hi_b))
                 p = {**fd, "step_size": step, **p}
                 points.append(p)
                 fam_points.append(p)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from analysis.critical import CriticalPoints, compare_extrapolations, extrapolate
+from analysis.critical import CriticalPoints, absorption_bracket, compare_extrapolations, extrapolate
 from analysis.errors import CollapseError
 from analysis.fss import (MANNA, Collapse, autoscale, fit_critical_point, fit_phi_c_powerlaw,
                           observable_exponents, quality, scaledata)
@@ -293,3 +293,31 @@ def test_a_bound_never_enters_the_extrapolation(tmp_path):
     assert table[0.05]["status"] == "bound" and table[0.05]["phi_c"] in ("", "nan")
     assert table[0.05]["phi_c_bound"].startswith("<=")
     assert (tmp_path / "fig5b_extrapolations.csv") in paths
+
+
+def test_absorption_bracket_without_scaling():
+    rows = []
+    absorbed = {1000: [8, 8, 6, 2, 0, 0], 8000: [8, 8, 8, 4, 0, 0]}     # of 8 seeds
+    for n, counts in absorbed.items():
+        for phi, k in zip((0.58, 0.59, 0.60, 0.61, 0.62, 0.63), counts):
+            rows.append({"n": n, "phi": phi, "n_seeds": 8, "n_absorbed": k})
+    br = absorption_bracket(rows)
+    assert br["phi_all_absorbed"] == 0.59 and br["phi_none_absorbed"] == 0.62
+    assert br["phi_half"][1000] == pytest.approx(0.60 + 0.01 * (0.75 - 0.5) / (0.75 - 0.25))
+    assert br["phi_half"][8000] == pytest.approx(0.61)
+    rows.append({"n": 1000, "phi": 0.64, "n_seeds": 8, "n_absorbed": 1})   # a late absorption above
+    assert absorption_bracket(rows)["phi_none_absorbed"] == 0.62
+
+
+def test_collapse_value_checked_against_the_bracket():
+    phis = np.round(np.arange(0.60, 0.7001, 0.005), 3)
+    rows = [{**r, "scheme": "sgd", "dim": 3, "kick_size": None, "learning_rate": 0.1, "batch_fraction": 0.5,
+             "potential": "linear", "tau_r": 100.0, "tau_r_err": 1.0, "n_seeds": 4,
+             "n_absorbed": 4 if r["f_inf"] == 0 else 0}
+            for r in manna_rows(phis, 0.6431, sizes=(1000, 2000, 4000), absorbed_below=0.645)]
+    (p,) = CriticalPoints().compute(rows).points
+    assert (p["phi_all_absorbed"], p["phi_none_absorbed"]) == (0.64, 0.645) and p["in_bracket"] is True
+    # the same f_inf, but runs that all absorbed up to 0.65: the collapse value is outside
+    moved = [{**r, "n_absorbed": 4 if r["phi"] <= 0.65 else 0} for r in rows]
+    (p,) = CriticalPoints().compute(moved).points
+    assert p["status"] == "value" and p["phi_all_absorbed"] == 0.65 and p["in_bracket"] is False
