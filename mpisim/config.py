@@ -149,16 +149,31 @@ class Run:
     checkpoint_every: int = 0          # steps; 0 = off
     checkpoint_minutes: float = 0.0    # wall time; 0 = off
     progress_seconds: float = 10.0     # rank 0 prints progress this often; 0 = never
+    # Run until steady (docs/configuration.md; the criterion is mpisim/core/steady.py): end the run when
+    # the activity's block means over the last steady_tail_fraction of it are flat within their errors,
+    # asked every steady_every steps from steady_min_steps on; run.steps is the cap.
+    stop_when_steady: bool = False
+    steady_every: int = 1000
+    steady_min_steps: int = 0
+    steady_tail_fraction: float = 0.5
+    steady_blocks: int = 4
+    steady_sub_blocks: int = 5
+    steady_n_sigma: float = 3.0
 
     def validate(self):
-        for key in ("steps", "log_every", "sort_every", "checkpoint_every"):
+        least = {"log_every": 1, "sort_every": 1, "steady_every": 1, "steady_blocks": 3, "steady_sub_blocks": 2}
+        for key in ("steps", "log_every", "sort_every", "checkpoint_every", "steady_every", "steady_min_steps",
+                    "steady_blocks", "steady_sub_blocks"):
             v = getattr(self, key)
-            if not isinstance(v, int) or v < (1 if key in ("log_every", "sort_every") else 0):
-                _fail(f"run.{key}", f"must be an integer >= {1 if key in ('log_every', 'sort_every') else 0}"
-                      f", got {v!r}")
+            if not isinstance(v, int) or v < least.get(key, 0):
+                _fail(f"run.{key}", f"must be an integer >= {least.get(key, 0)}, got {v!r}")
         for key in ("checkpoint_minutes", "progress_seconds", "skin"):
             if getattr(self, key) < 0:
                 _fail(f"run.{key}", f"must be >= 0, got {getattr(self, key)!r}")
+        if not 0.0 < self.steady_tail_fraction <= 1.0:
+            _fail("run.steady_tail_fraction", f"must be in (0, 1], got {self.steady_tail_fraction!r}")
+        if not self.steady_n_sigma > 0:
+            _fail("run.steady_n_sigma", f"must be > 0, got {self.steady_n_sigma!r}")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,6 @@
     sim.run()
     sim.observables["activity"]                                  # numpy arrays, global
 """
-import math
-import sys
 import time
 from pathlib import Path
 
@@ -23,11 +21,18 @@ from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
 from .core.observables import NAMES, ObservableLog
 from .core.state import ParticleState
-from .sofk import due as sofk_due
+from . import operations
 
 
 class Simulation:
     """One run on all ranks of ``comm``. Values are global unless named rank-local."""
+
+    # The current (or last) run() call, read by the operations (mpisim/operations.py).
+    run_start = 0           # its first step
+    run_end = 0             # the step at which it ends unless stopped
+    stop_reason = None      # why an operation ended the run ("absorbed", "steady", ...), else None
+    absorbed_now = False    # whether this step's absorbing check found no active or moving particle
+    steady = None           # the last steady-state verdict (operations.SteadyStop), a dict
 
     def __init__(self, config, output=None, comm=None, overwrite=False, write=True, source=None):
         """source: where the particles come from (mpisim/sources.py); default the one system.init names
@@ -67,9 +72,8 @@ class Simulation:
         self._write = write
         self._opened_output = False
         self._overwrite = overwrite
-        self._run_start = 0                      # step at which the current run() call started
         self._done_step = -1                     # step at which the last run() call ended
-        self._ckpt_clock = time.monotonic()      # wall clock of the last checkpoint (rank 0 decides)
+        self.operations = operations.from_config(config)   # what run() does when (mpisim/operations.py)
         self.structure_factor = []               # SofkResult of each S(k) measurement (global)
         self.sofk = None                         # StructureFactorMeasurement (mpisim/sofk.py)
         if start.clock is not None:
@@ -180,62 +184,77 @@ class Simulation:
 
     # ---------------------------------------------------------------------------------------------- run
     def run(self, steps=None):
-        """Run to ``run.steps`` (or ``steps`` more), stopping when absorbed if so configured. Returns self."""
+        """Run to ``run.steps`` (or ``steps`` more), or until an operation stops it (absorbed, steady).
+        Each step: the due operations of ``self.operations`` act (mpisim/operations.py). Returns self."""
         cfg = self.config
         end = cfg.run.steps if steps is None else self.step + steps
         # The last run() may have ended at this step, after its pass, records and output.
         continuing = self._done_step == self.step
-        if continuing and (end <= self.step or self.absorbed_step >= 0 and cfg.run.stop_when_absorbed):
+        if continuing and (end <= self.step or self.stop_reason is not None):
             return self
         if self._write and self.writer is None:
             # A second run() on the same simulation appends to the file the first one wrote.
             self._reopen_writer() if self._opened_output else self._open_writer()
         if continuing:
             self.advance()       # all that step still lacks
-        self._run_start = self.step
-        self._ckpt_clock = time.monotonic()
-        progress = Progress(self, end) if self.comm.rank == 0 and cfg.run.progress_seconds > 0 else None
-        snapshot_steps = snapshot_schedule(cfg.output, end)
+        self.run_start, self.run_end, self.stop_reason = self.step, end, None
+        ops = list(self.operations)
+        for op in ops:
+            op.start(self)
+        # A dynamics with noise on every particle is never absorbed: no check (and no reduction) at all.
+        check = not self.dynamics.always_moving
+        watch = any(op.needs_absorption for op in ops)
         while True:
-            if self._checkpoint_due(end):
-                self.checkpoint()
-            last = self.step >= end
-            logged = self.step % cfg.run.log_every == 0 or last
-            self.compute(energy=logged)
-            if self.sofk is not None and sofk_due(cfg.structure_factor, self.step):
-                self.measure_structure_factor()
-            absorbed = False     # a dynamics with noise on every particle is never absorbed: no reduction
-            if not self.dynamics.always_moving and (logged or cfg.run.stop_when_absorbed or self.absorbed_step < 0):
+            due = [op.trigger(self.step) for op in ops]      # once per step, in order, on every rank
+            for op, d in zip(ops, due):
+                if op.before_pass and op.wanted(self, d):
+                    op.act(self)
+            self.compute(energy=any(op.needs_energy(self, d) for op, d in zip(ops, due)))
+            self.absorbed_now = False
+            if check and (watch or self.absorbed_step < 0):
                 local = kernels.count_active(self.state.active, self.state.n_own) + self._moving()
-                absorbed = self.domain.sum_int(np.array([local]))[0] == 0
-            if logged or (absorbed and self.absorbed_step < 0):
-                self._record(self.measure())
-            if absorbed and self.absorbed_step < 0:
-                self.absorbed_step = self.step
-            stop = last or (absorbed and cfg.run.stop_when_absorbed)
-            if self.writer is not None and (self.step in snapshot_steps or stop):
-                self.write_snapshot()
-            if self.writer is not None and (len(self.log.rows) and
-                                            (stop or self.step % cfg.output.flush_every == 0)):
-                self.writer.append_observables(self.log.take())
-                self.writer.flush()
-            if progress is not None:
-                progress.update(stop)
-            if stop:
+                self.absorbed_now = bool(self.domain.sum_int(np.array([local]))[0] == 0)
+                if self.absorbed_now and self.absorbed_step < 0:
+                    self.absorbed_step = self.step
+            for op, d in zip(ops, due):
+                if not op.before_pass and op.wanted(self, d):
+                    op.act(self)
+            if self.stop_reason is not None or self.step >= end:
                 break
             self.advance()
+        for op in ops:
+            op.finish(self)
         self._done_step = self.step
         if self.writer is not None:
             self.writer.set_provenance(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                        absorbed=self.absorbed_step >= 0,
                                        absorbed_step=np.int64(self.absorbed_step),
-                                       last_step=np.int64(self.step))
+                                       last_step=np.int64(self.step),
+                                       stopped=self.stop_reason or "")
             self.writer.close()
             self.writer = None
-            if self.step >= cfg.run.steps or self.absorbed_step >= 0 and cfg.run.stop_when_absorbed:
+            if self.run_complete:
                 # The run is complete: its checkpoint has no further use.
                 self._remove_checkpoint()
         return self
+
+    def stop(self, reason):
+        """End the current run() after this step (from an operation; the same call on every rank). The
+        run is then complete: its last frame is written, its checkpoint removed, and a later run()
+        returns at once (after set_positions() it runs again)."""
+        self.stop_reason = str(reason)
+
+    @property
+    def run_complete(self):
+        """Whether the configured run is over: at or past ``run.steps``, or stopped by an operation."""
+        return self.step >= self.config.run.steps or self.stop_reason is not None
+
+    def add(self, fn, trigger):
+        """Call ``fn(sim)`` during run() at the steps of ``trigger`` (a Trigger, or an int: every that
+        many steps), on every rank; returns the operation (``sim.operations.remove(op)`` detaches it)."""
+        op = operations.Callback(trigger, fn)
+        self.operations.append(op)
+        return op
 
     def close(self):
         """Close the output and free the rank grid's communicator (collective). The simulation cannot
@@ -255,19 +274,6 @@ class Simulation:
             self.close()
 
     # ------------------------------------------------------------------------------- checkpoint/restart
-    def _checkpoint_due(self, end):
-        """Whether to checkpoint now, at the top of step k (same answer on every rank)."""
-        run = self.config.run
-        if self.writer is None or self.step == self._run_start or self.step >= end:
-            return False
-        if run.checkpoint_every and self.step % run.checkpoint_every == 0:
-            return True
-        if run.checkpoint_minutes > 0 and self.step % run.log_every == 0:
-            # Wall time differs between ranks: rank 0 decides (a bcast only on logged steps).
-            return bool(on_root(self.comm, lambda: time.monotonic() - self._ckpt_clock
-                                >= 60.0 * run.checkpoint_minutes))
-        return False
-
     def checkpoint(self):
         """Flush the observables and write OUT.h5.ckpt atomically (mpisim/io/checkpoint.py). Collective."""
         from .io import checkpoint_path, write_checkpoint
@@ -280,7 +286,6 @@ class Simulation:
                 "box": self.box, "output": str(self.output_path)}
         write_checkpoint(checkpoint_path(self.output_path), self.comm, self.state, self.dim, self.n_total,
                          self.config.to_toml(), meta, collective=self.writer.collective)
-        self._ckpt_clock = time.monotonic()
 
     def _remove_checkpoint(self):
         from .io import checkpoint_path
@@ -325,7 +330,9 @@ class Simulation:
             self.disp_sums[:len(stored)] = stored
         self.max_disp = float(clock["max_disp"])
 
-    def _record(self, values):
+    def record(self, values):
+        """Append one row of observables (``measure()``'s dict) at the current step: to ``history`` and
+        to the rows the writer takes at its next flush."""
         self.log.append(self.step, values)
         self.history["step"].append(self.step)
         for k in NAMES:
@@ -442,52 +449,3 @@ def _resume_problem(config, output):
 
 def _flat(tables):
     return {f"{sec}.{k}": v for sec, table in tables.items() for k, v in table.items()}
-
-
-def snapshot_schedule(output, end):
-    """Steps at which to write a frame: 0, every K, log-spaced, the explicit list (the last is added by
-    the run loop)."""
-    steps = {0}
-    if output.snapshot_every:
-        steps.update(range(0, end + 1, output.snapshot_every))
-    if output.snapshot_per_decade:
-        k = 0
-        while True:
-            s = int(round(10 ** (k / output.snapshot_per_decade)))
-            if s > end:
-                break
-            steps.add(s)
-            k += 1
-    steps.update(s for s in output.snapshot_steps if s <= end)
-    return steps
-
-
-class Progress:
-    """Progress lines on rank 0: step, steps/s, activity, ETA."""
-
-    def __init__(self, sim, end):
-        self.sim = sim
-        self.end = end
-        self.every = sim.config.run.progress_seconds
-        self.t0 = self.t_last = time.perf_counter()
-        self.step0 = sim.step
-
-    def update(self, final):
-        now = time.perf_counter()
-        if not final and now - self.t_last < self.every:
-            return
-        self.t_last = now
-        sim = self.sim
-        done = sim.step - self.step0
-        rate = done / max(now - self.t0, 1e-9)
-        eta = (self.end - sim.step) / rate if rate > 0 else math.inf
-        act = sim.history["activity"][-1] if sim.history["activity"] else float("nan")
-        print(f"step {sim.step:>10d}/{self.end}  {rate:9.1f} steps/s  activity {act:.5f}  "
-              f"ETA {_hms(eta) if not final else 'done'}", file=sys.stderr, flush=True)
-
-
-def _hms(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,4 +1,5 @@
 """H5MD output (mpisim/io/h5md.py, docs/file-format.md): layout, schedule, MDAnalysis, both write paths."""
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -81,8 +82,9 @@ def test_layout(tmp_path, dim):
     ({"snapshot_every": 0}, 17),
 ])
 def test_snapshot_schedule(tmp_path, output, steps):
+    """Frames at the schedule's steps and at the run's last step (run.steps)."""
     cfg = config(tmp_path / "o.h5", **output)
-    Simulation(cfg).run(steps=steps)
+    Simulation(cfg.replace(run=dataclasses.replace(cfg.run, steps=steps))).run()
     expect = {0, steps}
     if output.get("snapshot_every"):
         expect |= {k for k in range(steps + 1) if k % output["snapshot_every"] == 0}
