@@ -22,6 +22,8 @@ def build_parser():
         prog="mpisim",
         description="Distributed simulator of biased random organization, SGD, RCD and related "
                     "stochastic particle dynamics. Run under mpirun/srun for domain decomposition.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"mpisim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a simulation from a TOML config",
@@ -126,28 +128,11 @@ def _run(args, comm):
 
 
 def _resume(args, comm):
-    from .config import ConfigError, RunConfig, tomllib
-    from .parallel.comm import on_root
-    from .io import read_parameters
-    from .simulation import Simulation
+    from .simulation import Simulation, config_of_output
     import dataclasses
 
     path = Path(args.path)
-    if not path.is_file():
-        raise UsageError(f"no such file {str(path)!r}")
-    def stored():
-        try:
-            return read_parameters(path)
-        except (OSError, KeyError):
-            return None
-    text = on_root(comm, stored)
-    if text is None:
-        raise UsageError(f"{path} is not an mpisim output (no /parameters)")
-    try:
-        config = RunConfig.from_dict(tomllib.loads(text))
-    except ConfigError as exc:
-        raise UsageError(f"{path}: its stored parameters no longer validate ({exc})") from None
-    config = config.replace(output=dataclasses.replace(config.output, path=str(path)))
+    config = config_of_output(path, comm)
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
     with Simulation.resume(config, output=str(path), comm=comm) as sim:

@@ -387,7 +387,7 @@ class Progress(Operation):
             return
         if self.bar is not None:
             self.bar.update(sim.step - self.step1 - self.bar.n)
-            self.bar.set_postfix_str(self._activity(sim), refresh=False)
+            self.bar.set_postfix_str(f"first step {self.startup:.1f} s, {self._activity(sim)}", refresh=False)
             return
         if now - self.t_last < self.seconds:
             return

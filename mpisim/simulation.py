@@ -4,6 +4,7 @@
     sim.run()
     sim.observables["activity"]                                  # numpy arrays, global
 """
+import dataclasses
 import time
 from pathlib import Path
 
@@ -299,12 +300,22 @@ class Simulation:
     def resume(cls, config, output=None, comm=None, collective=None):
         """Continue the run stored in ``output`` (default: config.output.path) from its checkpoint.
 
-        The output must have been written with the same parameters (output.path and run.progress_seconds
-        may differ); frames and observable rows written after the checkpoint are dropped, so the resumed
-        run's file equals an uninterrupted run's, on any number of ranks. Collective.
+        config: a RunConfig, a dict of sections, the path of a TOML file, or the path of the output
+        file itself (``Simulation.resume("OUT.h5")``, like ``mpisim resume OUT.h5``: the parameters
+        stored in the file). The output must have been written with the same parameters (output.path
+        and run.progress_seconds may differ); frames and observable rows written after the checkpoint
+        are dropped, so the resumed run's file equals an uninterrupted run's, on any number of ranks.
+        Collective.
         """
         from .io import H5MDWriter, checkpoint_path
         comm = comm if comm is not None else world()
+        if isinstance(config, (str, Path)) and str(config).endswith(OUTPUT_SUFFIXES):
+            output = config if output is None else output
+            config = config_of_output(config, comm)
+        elif isinstance(config, (str, Path)):
+            config = RunConfig.from_toml(config)
+        elif isinstance(config, dict):
+            config = RunConfig.from_dict(config)
         output = str(output if output is not None else config.output.path)
         problem = on_root(comm, _resume_problem, config, output)
         if problem:
@@ -406,6 +417,34 @@ class Simulation:
             o = np.argsort(ids)
             ids, pos, img = ids[o], pos[o], img[o]
         return ids, pos, img
+
+
+OUTPUT_SUFFIXES = (".h5", ".hdf5", ".h5md")
+
+
+def config_of_output(path, comm=None):
+    """The RunConfig stored in an output file's /parameters, with output.path = ``path`` (read on rank
+    0, the same on every rank). ConfigError if the file is missing, not an mpisim output, or its
+    parameters no longer validate."""
+    from .config import tomllib
+    from .io import read_parameters
+    comm = comm if comm is not None else world()
+
+    def stored():
+        if not Path(path).is_file():
+            return None, f"no such file {str(path)!r}"
+        try:
+            return read_parameters(path), None
+        except (OSError, KeyError):
+            return None, f"{path} is not an mpisim output (no /parameters)"
+    text, problem = on_root(comm, stored)
+    if problem:
+        raise ConfigError(problem)
+    try:
+        config = RunConfig.from_dict(tomllib.loads(text))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: its stored parameters no longer validate ({exc})") from None
+    return config.replace(output=dataclasses.replace(config.output, path=str(path)))
 
 
 def _resume_problem(config, output):

@@ -31,6 +31,12 @@ def test_help(args):
     assert out.returncode == 0 and "usage" in out.stdout
 
 
+def test_version():
+    import mpisim
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"mpisim {mpisim.__version__}"
+
+
 def test_run_then_info(tmp_path):
     (tmp_path / "c.toml").write_text(CONFIG)
     out = cli("run", "c.toml", "-o", "out.h5", cwd=tmp_path)

@@ -69,6 +69,33 @@ def test_resume_equals_uninterrupted(tmp_path, crash_after):
 
 
 @pytest.mark.serial
+@pytest.mark.parametrize("source", ["toml", "output"])
+def test_resume_from_a_path(tmp_path, source):
+    """Simulation.resume takes the path of a TOML config, or of the output file itself (the parameters
+    stored in it: the Python form of `mpisim resume OUT.h5`)."""
+    ref = Simulation(small_config(tmp_path / "ref.h5"), output=str(tmp_path / "ref.h5")).run()
+    cfg = small_config(tmp_path / "cut.h5")
+    Simulation(cfg, output=str(tmp_path / "cut.h5")).run(steps=60)
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    sim = Simulation.resume(str(toml) if source == "toml" else tmp_path / "cut.h5")
+    assert sim.step == 50 and sim.config == cfg
+    sim.run()
+    assert_same_run(tmp_path / "ref.h5", tmp_path / "cut.h5")
+    assert np.array_equal(ref.observables["activity"], sim.observables["activity"])
+
+
+@pytest.mark.serial
+def test_resume_from_a_path_that_is_no_output(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        Simulation.resume(tmp_path / "none.h5")
+    with h5py.File(tmp_path / "empty.h5", "w"):
+        pass
+    with pytest.raises(ConfigError, match="not an mpisim output"):
+        Simulation.resume(str(tmp_path / "empty.h5"))
+
+
+@pytest.mark.serial
 def test_resume_without_the_init_file(tmp_path):
     """A run started from system.init resumes after that file is gone (the box is in the checkpoint)."""
     Simulation(small_config(tmp_path / "start.h5", steps=10), output=str(tmp_path / "start.h5")).run()

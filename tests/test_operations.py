@@ -1,0 +1,206 @@
+"""Operations and triggers (mpisim/operations.py): the triggers' steps, a notebook's callback, runs made
+in pieces, the progress report's arithmetic, run until steady."""
+import io
+import types
+
+import h5py
+import numpy as np
+import pytest
+
+from mpisim import RunConfig, Simulation
+from mpisim.config import ConfigError
+from mpisim.operations import (AbsorbedStop, Always, At, Callback, LogSpaced, Periodic, Progress, SteadyStop,
+                               WallClock, from_config)
+from mpisim.parallel.comm import SerialComm
+
+
+def test_triggers_select_their_steps():
+    steps = range(0, 200)
+    assert [k for k in steps if Periodic(25)(k)] == [0, 25, 50, 75, 100, 125, 150, 175]
+    assert [k for k in steps if Periodic(50, phase=10)(k)] == [10, 60, 110, 160]
+    # the log schedule of output.snapshot_per_decade, computed directly
+    expect = sorted({int(round(10 ** (j / 3))) for j in range(20)} & set(steps))
+    assert [k for k in steps if LogSpaced(3)(k)] == expect
+    assert [k for k in steps if At([3, 44, 500])(k)] == [3, 44]
+    both = Periodic(10) & ~At([20])
+    assert [k for k in range(50) if both(k)] == [0, 10, 30, 40]
+    either = At([3]) | Periodic(20)
+    assert [k for k in range(50) if either(k)] == [0, 3, 20, 40]
+    assert all(Always()(k) for k in steps)
+
+
+def test_wall_clock_is_decided_on_rank_0_and_restarts_when_true():
+    now = [0.0]
+    t = WallClock(10.0, comm=SerialComm(), clock=lambda: now[0])
+    t.start(SerialComm())
+    now[0] = 9.0
+    assert not t(1)
+    now[0] = 10.0
+    assert t(2)
+    now[0] = 15.0
+    assert not t(3)       # 5 s since it was last true
+    now[0] = 20.5
+    assert t(4)
+
+
+@pytest.mark.parametrize("bad", [lambda: Periodic(0), lambda: LogSpaced(0), lambda: WallClock(0),
+                                 lambda: Progress(style="fancy")])
+def test_bad_trigger_parameters_are_refused(bad):
+    with pytest.raises(ValueError):
+        bad()
+
+
+def config(**run):
+    r = {"steps": 60, "log_every": 5, "progress_seconds": 0.0, "stop_when_absorbed": False}
+    r.update(run)
+    return RunConfig.from_dict({"system": {"n": 200, "phi": 0.7, "dim": 2, "seed": 3},
+                                "dynamics": {"scheme": "sgd", "learning_rate": 0.1, "batch_fraction": 0.5},
+                                "run": r, "output": {"snapshot_every": 20, "snapshot_steps": [7]}})
+
+
+def test_the_config_builds_the_default_operations():
+    kinds = [type(op).__name__ for op in from_config(config(checkpoint_every=10, progress_seconds=1.0,
+                                                            stop_when_absorbed=True, stop_when_steady=True))]
+    assert kinds == ["Checkpoint", "Log", "AbsorbedStop", "SteadyStop", "Snapshot", "Flush", "Progress"]
+    assert [type(op).__name__ for op in from_config(config())] == ["Log", "Snapshot", "Flush"]
+
+
+def test_a_callback_runs_at_its_steps_and_can_stop_the_run(tmp_path):
+    sim = Simulation(config(), output=str(tmp_path / "o.h5"))
+    seen = []
+    sim.operations.append(Callback(Periodic(10), lambda s: seen.append((s.step, s.measure()["activity"]))))
+    op = sim.add(lambda s: s.stop("enough") if s.step == 33 else None, Always())
+    sim.run()
+    assert [k for k, _ in seen] == [0, 10, 20, 30]
+    # the callback sees the step's observables: those logged at the same steps
+    logged = dict(zip(sim.observables["step"], sim.observables["activity"]))
+    assert all(a == logged[k] for k, a in seen)
+    assert sim.step == 33 and sim.stop_reason == "enough" and sim.run_complete
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert list(f["particles/all/position/step"][:]) == [0, 7, 20, 33]   # the stopped run's last frame
+        assert f["parameters/provenance"].attrs["stopped"] == "enough"
+    n = len(sim.observables["step"])
+    sim.run(steps=10)                      # a stopped run is over
+    assert sim.step == 33 and len(sim.observables["step"]) == n
+    sim.operations.remove(op)
+
+
+@pytest.mark.parametrize("pieces", [(7, 13, 40), (20, 20, 20), (1, 58, 1)])
+def test_a_run_in_pieces_writes_the_frames_of_one_run(tmp_path, pieces):
+    """run(steps=...) several times writes frames only where the schedule says (and at the end)."""
+    Simulation(config(), output=str(tmp_path / "whole.h5")).run()
+    sim = Simulation(config(), output=str(tmp_path / "pieces.h5"))
+    for steps in pieces:
+        sim.run(steps=steps)
+    with h5py.File(tmp_path / "whole.h5") as a, h5py.File(tmp_path / "pieces.h5") as b:
+        assert list(a["particles/all/position/step"][:]) == [0, 7, 20, 40, 60]
+        for name in ("position/step", "position/value", "image/value"):
+            np.testing.assert_array_equal(a[f"particles/all/{name}"][:], b[f"particles/all/{name}"][:],
+                                          err_msg=name)
+
+
+def fake_sim(step=0, end=100, rank=0):
+    return types.SimpleNamespace(step=step, run_end=end, comm=types.SimpleNamespace(rank=rank),
+                                 history={"activity": [0.5]})
+
+
+def drive(progress, sim, times):
+    """Run a Progress through a run() call: times[i] is the clock when step i is done (times[0]: start)."""
+    clock = iter(times)
+    progress.clock = lambda: next(clock)
+    progress.start(sim)
+    for k in range(1, len(times) - 1):
+        sim.step = k
+        progress.act(sim)
+    progress.finish(sim)
+
+
+def test_progress_reports_the_first_step_apart_from_the_rate():
+    """The first step (numba compilation) took 100 s, each later step 0.5 s: steps/s and the ETA count
+    the later steps only, and the first step's time is reported on its own."""
+    out = io.StringIO()
+    p = Progress(seconds=2.0, style="lines", out=out)
+    sim = fake_sim(end=100)
+    drive(p, sim, [0.0] + [100.0 + 0.5 * k for k in range(99)] + [150.0])
+    lines = out.getvalue().splitlines()
+    assert "first step took 100.0 s" in lines[0] and "compilation" in lines[0]
+    rates = [float(line.split()[2]) for line in lines[1:-1]]
+    assert len(rates) == 24 and all(r == 2.0 for r in rates)
+    # at step 5 (the first line, 2 s after the first step): 95 steps left at 2 steps/s
+    assert lines[1].split()[1] == "5/100" and lines[1].endswith("ETA 0:00:47")
+    assert "done: 99 steps in 150.0 s" in lines[-1] and "first step 100.0 s" in lines[-1]
+
+
+def test_progress_eta_excludes_the_first_step():
+    out = io.StringIO()
+    p = Progress(seconds=5.0, style="lines", out=out)
+    sim = fake_sim(end=10000)
+    # first step 60 s, then 1 s per step
+    drive(p, sim, [0.0] + [60.0 + k for k in range(12)] + [72.0])
+    eta = [line for line in out.getvalue().splitlines() if line.startswith("step")][0]
+    # at step 6: 5 steps in 5 s after the first, 9994 steps left at 1 step/s = 2:46:34 (counting the
+    # first step, 6 steps in 65 s, it would be 30:05:18)
+    assert eta.split()[1] == "6/10000" and eta.endswith("ETA 2:46:34")
+
+
+def test_progress_is_silent_on_other_ranks():
+    out = io.StringIO()
+    drive(Progress(seconds=0.0, style="lines", out=out), fake_sim(rank=1), [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert out.getvalue() == ""
+
+
+def test_progress_bar_starts_after_the_first_step():
+    pytest.importorskip("tqdm")
+    out = io.StringIO()
+    p = Progress(seconds=1.0, style="tqdm", out=out)
+    drive(p, fake_sim(end=50), [0.0] + [30.0 + k for k in range(50)] + [80.0])
+    text = out.getvalue()
+    assert "first step 30.0 s" in text and "| 0/49 " in text and "| 49/49 " in text
+    assert "done: 50 steps" in text.splitlines()[-1]
+
+
+# ------------------------------------------------------------------------------------- run until steady
+def steady_config(**run):
+    r = {"steps": 20000, "log_every": 10, "progress_seconds": 0.0, "stop_when_absorbed": True,
+         "stop_when_steady": True, "steady_every": 500}
+    r.update(run)
+    return RunConfig.from_dict({"system": {"n": 300, "phi": 0.78, "dim": 2, "seed": 2},
+                                "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1}, "run": r})
+
+
+def test_a_run_stops_once_steady():
+    """Above phi_c the activity relaxes (0.96 -> 0.3 in 500 steps), then fluctuates: the run stops at
+    the first check whose verdict on the recorded series is "steady", long before run.steps."""
+    from mpisim.core.steady import is_steady
+    sim = Simulation(steady_config(), write=False).run()
+    assert sim.stop_reason == "steady" and sim.absorbed_step == -1
+    assert sim.step % 500 == 0 and 500 < sim.step < 20000
+    assert sim.steady["steady"] and sim.steady["step"] == sim.step
+    obs = sim.observables
+    assert is_steady(obs["activity"], obs["step"])[0]
+    # every earlier check said "not yet"
+    for k in range(0, sim.step, 500):
+        keep = obs["step"] <= k
+        assert not is_steady(obs["activity"][keep], obs["step"][keep])[0], k
+
+
+def test_steady_stop_decides_like_one_run_in_pieces():
+    whole = Simulation(steady_config(), write=False).run()
+    pieces = Simulation(steady_config(), write=False)
+    while not pieces.run_complete:
+        pieces.run(steps=333)
+    assert pieces.step == whole.step and pieces.stop_reason == "steady"
+
+
+def test_min_steps_and_the_step_cap():
+    late = Simulation(steady_config(steady_min_steps=1700), write=False).run()
+    assert late.stop_reason == "steady" and late.step == 2000
+    sim = Simulation(steady_config(steps=1200, steady_n_sigma=1e-9), write=False).run()
+    assert sim.step == 1200 and sim.stop_reason is None and sim.steady["steady"] is False
+
+
+@pytest.mark.parametrize("key,value", [("steady_every", 0), ("steady_blocks", 2), ("steady_sub_blocks", 1),
+                                       ("steady_tail_fraction", 0.0), ("steady_n_sigma", -1.0)])
+def test_bad_steady_keys_name_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"run.{key}"):
+        steady_config(**{key: value})
