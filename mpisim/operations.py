@@ -227,6 +227,9 @@ class Callback(Operation):
         super().__init__(trigger)
         self.fn = fn
 
+    def needs_energy(self, sim, due):
+        return due       # so that sim.measure() in fn has the step's energy and pair count
+
     def act(self, sim):
         self.fn(sim)
 

@@ -1,5 +1,6 @@
 """Operations and triggers (mpisim/operations.py): the triggers' steps, a notebook's callback, runs made
 in pieces, the progress report's arithmetic, run until steady."""
+import dataclasses
 import io
 import types
 
@@ -68,13 +69,16 @@ def test_the_config_builds_the_default_operations():
 def test_a_callback_runs_at_its_steps_and_can_stop_the_run(tmp_path):
     sim = Simulation(config(), output=str(tmp_path / "o.h5"))
     seen = []
-    sim.operations.append(Callback(Periodic(10), lambda s: seen.append((s.step, s.measure()["activity"]))))
+    sim.operations.append(Callback(Periodic(10), lambda s: seen.append((s.step, s.measure()))))
     op = sim.add(lambda s: s.stop("enough") if s.step == 33 else None, Always())
     sim.run()
     assert [k for k, _ in seen] == [0, 10, 20, 30]
-    # the callback sees the step's observables: those logged at the same steps
-    logged = dict(zip(sim.observables["step"], sim.observables["activity"]))
-    assert all(a == logged[k] for k, a in seen)
+    # the callback sees the step's observables (energy included): those logged at the same steps
+    rows = {k: i for i, k in enumerate(sim.observables["step"])}
+    for k, values in seen:
+        for name in ("activity", "energy", "active_pairs"):
+            assert values[name] == sim.observables[name][rows[k]], (k, name)
+    assert seen[-1][1]["energy"] > 0
     assert sim.step == 33 and sim.stop_reason == "enough" and sim.run_complete
     with h5py.File(tmp_path / "o.h5") as f:
         assert list(f["particles/all/position/step"][:]) == [0, 7, 20, 33]   # the stopped run's last frame
@@ -83,6 +87,17 @@ def test_a_callback_runs_at_its_steps_and_can_stop_the_run(tmp_path):
     sim.run(steps=10)                      # a stopped run is over
     assert sim.step == 33 and len(sim.observables["step"]) == n
     sim.operations.remove(op)
+
+
+def test_a_callback_off_the_logging_grid_sees_the_energy():
+    cfg = config()
+    every = Simulation(cfg.replace(run=dataclasses.replace(cfg.run, log_every=1)), write=False).run(steps=12)
+    sim = Simulation(cfg, write=False)
+    seen = {}
+    sim.add(lambda s: seen.__setitem__(s.step, s.measure()["energy"]), At([3, 11]))
+    sim.run(steps=12)
+    energy = dict(zip(every.observables["step"], every.observables["energy"]))
+    assert seen == {3: energy[3], 11: energy[11]} and seen[3] > 0
 
 
 @pytest.mark.parametrize("pieces", [(7, 13, 40), (20, 20, 20), (1, 58, 1)])
@@ -193,8 +208,11 @@ def test_steady_stop_decides_like_one_run_in_pieces():
 
 
 def test_min_steps_and_the_step_cap():
-    late = Simulation(steady_config(steady_min_steps=1700), write=False).run()
-    assert late.stop_reason == "steady" and late.step == 2000
+    first = Simulation(steady_config(), write=False).run()
+    late = Simulation(steady_config(steady_min_steps=first.step + 1), write=False).run()
+    # not stopped where the first run was: it went on, here until it absorbed (N = 300 near phi_c)
+    assert late.step > first.step and late.stop_reason in ("steady", "absorbed")
+    assert late.step == late.absorbed_step if late.stop_reason == "absorbed" else late.step % 500 == 0
     sim = Simulation(steady_config(steps=1200, steady_n_sigma=1e-9), write=False).run()
     assert sim.step == 1200 and sim.stop_reason is None and sim.steady["steady"] is False
 
@@ -204,3 +222,22 @@ def test_min_steps_and_the_step_cap():
 def test_bad_steady_keys_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"run.{key}"):
         steady_config(**{key: value})
+
+
+@pytest.mark.mpi(min_size=2)
+def test_decisions_are_the_same_on_every_rank():
+    """Each rank's clock differs: WallClock follows rank 0's. The steady stop and a callback's stop
+    happen at the same step on every rank and on one rank."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    now = [0.0]
+    t = WallClock(10.0, comm=comm, clock=lambda: now[0])
+    t.start(comm)
+    now[0] = 5.0 if comm.rank == 0 else 50.0
+    assert comm.allgather(t(1)) == [False] * comm.size
+    now[0] = 20.0 if comm.rank == 0 else 0.0
+    assert comm.allgather(t(2)) == [True] * comm.size
+    one = Simulation(steady_config(), comm=MPI.COMM_SELF, write=False).run()
+    many = Simulation(steady_config(), comm=comm, write=False).run()
+    assert many.stop_reason == one.stop_reason == "steady" and many.step == one.step
+    assert comm.allgather(many.step) == [one.step] * comm.size
