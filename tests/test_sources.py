@@ -1,4 +1,6 @@
 """The particle-field schema (mpisim/core/state.py) and the state sources (mpisim/sources.py)."""
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -113,3 +115,18 @@ def test_a_source_is_any_callable(tmp_path):
     a = Simulation(_config(tmp_path / "x.h5", init=str(tmp_path / "o.h5")), write=False)
     b = Simulation(cfg, write=False, source=OutputFrame(tmp_path / "o.h5", frame=-1))
     np.testing.assert_array_equal(a.snapshot()[1], b.snapshot()[1])
+
+
+@pytest.mark.mpi(min_size=2)
+def test_init_frame_on_many_ranks(tmp_path):
+    """Each rank reads only its id block of the frame; together they hold exactly that frame."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    base = Path(comm.bcast(str(tmp_path), root=0))
+    first = base / "first.h5"
+    Simulation(_config(first), comm=comm).run()
+    with h5py.File(first, "r") as f:
+        frame = f["particles/all/position/value"][1]
+    sim = Simulation(_config(base / "b.h5", init=str(first), init_frame=1), comm=comm, write=False)
+    assert sim.state.n_own < sim.n_total or comm.size == 1
+    np.testing.assert_array_equal(sim.snapshot()[1], frame)
