@@ -142,12 +142,12 @@ def _resume(args, comm):
 
 
 def _sofk(args, comm):
-    """mpisim sofk: S(k) of stored frames (mpisim/sofk.py); rank 0 writes the results at the end."""
+    """mpisim sofk: S(k) of stored frames (sofk_frames, mpisim/parallel/sofk.py); rank 0 writes the results at
+    the end."""
     import time
     import h5py
     from .parallel.comm import on_root
     from .io.h5md import SOFK_GROUP, append_structure_factor
-    from .sofk import parse_frames, sofk_frames
 
     path = Path(args.path)
 
@@ -199,6 +199,73 @@ def _sofk(args, comm):
               f"{seconds:.2f} s on {comm.size} rank(s) -> {target}:/{SOFK_GROUP}", file=sys.stderr)
     on_root(comm, write)   # no rank returns before the file is written
     return 0
+
+
+# ------------------------------------------------------------------------- S(k) of saved frames
+def parse_frames(spec, n_frames):
+    """Frame indices from ``all`` or a comma list of integers and slices (``0,5,-1``, ``10:20:2``).
+    Raises ValueError naming --frames and the allowed range."""
+    allowed = f"'all', or comma-separated integers in [-{n_frames}, {n_frames}) and slices like 0:10:2"
+    if n_frames == 0:
+        raise ValueError("--frames: the file holds no snapshot")
+    if spec is None or spec.strip() == "all":
+        return list(range(n_frames))
+    out = []
+    for item in spec.split(","):
+        item = item.strip()
+        try:
+            if ":" in item:
+                parts = [int(x) if x.strip() else None for x in item.split(":")]
+                if len(parts) > 3 or parts[-1] == 0 and len(parts) == 3:
+                    raise ValueError
+                out.extend(range(n_frames)[slice(*parts)])
+            else:
+                i = int(item)
+                if not -n_frames <= i < n_frames:
+                    raise ValueError
+                out.append(i % n_frames)
+        except ValueError:
+            raise ValueError(f"--frames: bad item {item!r}; allowed: {allowed}") from None
+    if not out:
+        raise ValueError(f"--frames: {spec!r} selects no frame; allowed: {allowed}")
+    return out
+
+
+def sofk_frames(path, frames, comm=None, **options):
+    """S(k) of frames of an mpisim output file; each rank reads a contiguous block of particle rows
+    (collective mpio reads when h5py has MPI). Returns (measurement, [SofkResult]) on every rank; the
+    measurement is that of the last frame (one per distinct box).
+
+    options: the keyword arguments of :class:`StructureFactorMeasurement` (not box, dim, n_total)."""
+    import h5py
+    import numpy as np
+    from .io.h5md import parallel_h5py, read_box
+    from .parallel.comm import id_blocks, world
+    from .parallel.sofk import StructureFactorMeasurement
+    comm = comm if comm is not None else world()
+    collective = comm.size > 1 and parallel_h5py()
+    kwargs = {"driver": "mpio", "comm": comm} if collective else {}
+    results, meas = [], {}
+    with h5py.File(path, "r", **kwargs) as f:
+        part = f["particles/all"]
+        dim = int(part["box"].attrs["dimension"])
+        ds = part["position/value"]
+        n_total = ds.shape[1]
+        steps = part["position/step"][:]
+        blocks = id_blocks(n_total, comm.size)
+        a, b = int(blocks[comm.rank]), int(blocks[comm.rank + 1])
+        for fr in frames:
+            box = np.asarray(read_box(part, fr), dtype=np.float64)
+            key = tuple(box)
+            if key not in meas:
+                meas[key] = StructureFactorMeasurement(box, dim, n_total, comm=comm, **options)
+            if collective:
+                with ds.collective:
+                    x = ds[fr, a:b, :]
+            else:
+                x = ds[fr, a:b, :]
+            results.append(meas[key].compute(x, step=int(steps[fr])))
+    return meas[key], results
 
 
 def _report(sim, output, comm):

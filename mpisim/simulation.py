@@ -76,7 +76,7 @@ class Simulation:
         self._done_step = -1                     # step at which the last run() call ended
         self.operations = operations.from_config(config)   # what run() does when (mpisim/operations.py)
         self.structure_factor = []               # SofkResult of each S(k) measurement (global)
-        self.sofk = None                         # StructureFactorMeasurement (mpisim/sofk.py)
+        self.sofk = None                         # StructureFactorMeasurement (mpisim/parallel/sofk.py)
         if start.clock is not None:
             self._set_clock(start.clock)
         total = int(self.domain.sum_int(np.array([self.state.n_own]))[0])
@@ -373,7 +373,7 @@ class Simulation:
         return sources.species_of(self.config, ids)
 
     def _sofk_measurement(self):
-        from .sofk import from_config
+        from .parallel.sofk import from_config
         try:
             return from_config(self.config.structure_factor, self.box, self.dim, self.n_total, comm=self.comm)
         except ValueError as exc:

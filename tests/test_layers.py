@@ -69,12 +69,7 @@ def test_layer_imports_nothing_above_it(package, allowed, forbidden):
     assert offenders(package, allowed, forbidden) == []
 
 
-# The last upward import: the distributed S(k) takes its kernels from analysis until they move to
-# mpisim/core/sofk.py (the NUFFT work of issue 15). Empty this set then.
-PENDING = {("mpisim/sofk.py", "analysis.structure_factor")}
-
-
 def test_mpisim_never_imports_analysis():
     bad = {(str(p.relative_to(TOP)), n) for p in files("mpisim") for n in imports_of(p)
            if n.split(".")[0] == "analysis"}
-    assert {(f, ".".join(n.split(".")[:2])) for f, n in bad} <= PENDING
+    assert bad == set()

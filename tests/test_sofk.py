@@ -1,4 +1,4 @@
-"""Distributed S(k) (mpisim/sofk.py): the analysis package and freud as references, a lattice (Bragg
+"""Distributed S(k) (mpisim/parallel/sofk.py): the analysis package and freud as references, a lattice (Bragg
 peaks), an ideal gas (S = 1), exact rank-count independence (pytest-mpi), the run's on-the-fly
 measurement and the ``mpisim sofk`` command."""
 import subprocess
@@ -8,9 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.structure_factor import StructureFactor, fixed_to_float, sofk_sums_fixed
+from analysis.structure_factor import StructureFactor
+from mpisim.core.sofk import fixed_to_float, sofk_sums_fixed
 from mpisim.config import ConfigError, RunConfig
-from mpisim.sofk import StructureFactorMeasurement, parse_frames, sofk_frames
+from mpisim.cli import parse_frames, sofk_frames
+from mpisim.parallel.sofk import StructureFactorMeasurement
 
 TWO_PI = 2 * np.pi
 

@@ -36,3 +36,5 @@ numba.config.CACHE_DIR = _cache_dir()
 
 njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+# loops over particle chunks with numba.prange (the S(k) direct sums, core/sofk.py); threads: NUMBA_NUM_THREADS
+njit_parallel = numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)

@@ -271,7 +271,7 @@ class H5MDWriter:
                 self.file[f"observables/{name}/{ds}"].resize(keep["rows"][name], axis=0)
 
     def append_structure_factor(self, result, attrs):
-        """Append one S(k) measurement (mpisim.sofk.SofkResult, global) to /observables/structure_factor."""
+        """Append one S(k) measurement (mpisim.parallel.sofk.SofkResult, global) to /observables/structure_factor."""
         if self.writes:
             append_structure_factor(self.file, result, attrs, write_values=self.comm.rank == 0)
 
@@ -342,7 +342,7 @@ SOFK_GROUP = "observables/structure_factor"
 
 
 def append_structure_factor(f, result, attrs, write_values=True, group=SOFK_GROUP):
-    """Append one S(k) row (mpisim.sofk.SofkResult) to ``f[group]``, creating it at first use:
+    """Append one S(k) row (mpisim.parallel.sofk.SofkResult) to ``f[group]``, creating it at first use:
     k, k_mean [bins] float64, count [bins] int64, step [n] int64, time [n] float64, value [n, bins]
     float64, parameters as attributes (docs/file-format.md). Collective on a shared (mpio) file; only
     ranks with ``write_values`` write data."""
