@@ -210,7 +210,8 @@ def cmd_sofk(a):
     for r in load_runs(a.inputs):
         box = r.box
         bins = a.bins or default_bins(box, a.k_max, a.k_min)
-        sk = StructureFactor(bins, a.k_max, a.k_min, octant=a.octant).compute(r.positions(a.frame), box)
+        sk = StructureFactor(bins, a.k_max, a.k_min, octant=a.octant, method=a.method,
+                             tolerance=a.tolerance).compute(r.positions(a.frame), box)
         try:
             alpha, alpha_err = sk.exponent(a.fit_k_max, a.fit_k_min)
         except AnalysisError:
@@ -252,6 +253,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mpisim.core.sofk import NUFFT_TOLERANCE
     p = _Parser(prog=PROG, description="Serial analysis of mpisim runs: the paper's measurements and figures.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -307,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bins", type=int, help="number of |k| bins (default: width 2 pi / L)")
     s.add_argument("--frame", type=int, default=-1)
     s.add_argument("--octant", action="store_true", help="sum only n >= 0 wave vectors (freud's set)")
+    s.add_argument("--method", choices=("auto", "direct", "nufft"), default="auto",
+                   help="direct sums, a type-1 NUFFT (large k_max), or auto (default: direct for small k sets; "
+                        "docs/structure-factor.md)")
+    s.add_argument("--tolerance", type=float, default=NUFFT_TOLERANCE,
+                   help=f"nufft: finufft's tolerance (default {NUFFT_TOLERANCE:g})")
     s.add_argument("--fit-k-max", type=float, default=1.0, help="exponent fit range end (default 1)")
     s.add_argument("--fit-k-min", type=float, help="exponent fit range start (default 2 pi / L)")
     s.set_defaults(func=cmd_sofk)

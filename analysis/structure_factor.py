@@ -1,4 +1,4 @@
-r"""Static structure factor S(k) by direct summation, and its small-k exponent (paper Fig. S2).
+r"""Static structure factor S(k) by direct summation or NUFFT, and its small-k exponent (paper Fig. S2).
 
 Definition: for N particles in a periodic box with edges L_a,
 
@@ -34,8 +34,9 @@ import math
 
 import numpy as np
 
-from mpisim.core.sofk import (TWO_PI, bin_structure_factor, fixed_to_float, shell_structure_factor,  # noqa: F401
-                              sofk_sums, sofk_sums_fixed)
+from mpisim.core.sofk import (METHODS, NUFFT_TOLERANCE, TWO_PI, bin_structure_factor,  # noqa: F401
+                              fixed_to_float, nufft_sums, resolve_method, shell_structure_factor, sofk_sums,
+                              sofk_sums_fixed, wave_vectors)
 
 from .errors import AnalysisError, Computed
 
@@ -89,14 +90,26 @@ class StructureFactor(Computed):
         Smallest |k| binned (k = 0 is always excluded).
     octant : bool
         Sum only the n_a >= 0 octant, as freud does (see :func:`sofk_sums`).
+    method : str
+        "direct" (float sums over particles, exact to rounding), "nufft" (one type-1 NUFFT, within
+        ``tolerance``; the way to reach large k_max), or "auto" (default): direct up to
+        ``mpisim.core.sofk.AUTO_DIRECT_MAX_K`` wave vectors, nufft beyond (docs/structure-factor.md).
+    tolerance : float
+        nufft: finufft's relative tolerance; S per wave vector is within about this of the exact sums.
     """
 
-    def __init__(self, bins: int, k_max: float, k_min: float = 0.0, octant: bool = False):
+    def __init__(self, bins: int, k_max: float, k_min: float = 0.0, octant: bool = False,
+                 method: str = "auto", tolerance: float = NUFFT_TOLERANCE):
         if bins < 1:
             raise AnalysisError("bins must be >= 1")
         if not 0 <= k_min < k_max:
             raise AnalysisError(f"need 0 <= k_min < k_max, got k_min={k_min}, k_max={k_max}")
+        if method not in METHODS:
+            raise AnalysisError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if not 0 < tolerance < 1:
+            raise AnalysisError(f"tolerance must be in (0, 1), got {tolerance!r}")
         self.bins, self.k_max, self.k_min, self.octant = int(bins), float(k_max), float(k_min), bool(octant)
+        self.method, self.tolerance = method, float(tolerance)
         self._bin_edges = np.linspace(self.k_min, self.k_max, self.bins + 1)
         self._computed = False
 
@@ -105,7 +118,12 @@ class StructureFactor(Computed):
         pos = np.asarray(positions, dtype=np.float64)
         n = pos.shape[0] if n_total is None else int(n_total)
         try:
-            kv, re, im = sofk_sums(pos, box, self.k_max, self.octant)
+            kv, _ = wave_vectors(box, self.k_max, self.octant)
+            self._method = resolve_method(self.method, kv.shape[0], kv.shape[1])
+            if self._method == "direct":
+                kv, re, im = sofk_sums(pos, box, self.k_max, self.octant)
+            else:
+                kv, re, im = nufft_sums(pos, box, self.k_max, self.octant, self.tolerance)
         except ValueError as exc:
             raise AnalysisError(str(exc)) from None
         s = (re * re + im * im) / n
@@ -115,6 +133,12 @@ class StructureFactor(Computed):
         self._k_mean = bin_structure_factor(kv, np.linalg.norm(kv, axis=1), self._bin_edges)[0]
         self._computed = True
         return self
+
+    @property
+    def method_used(self) -> str:
+        """"direct" or "nufft": what ``method`` meant for this k set."""
+        self._need("method_used")
+        return self._method
 
     @property
     def bin_edges(self) -> np.ndarray:

@@ -18,6 +18,7 @@ class UsageError(Exception):
 
 
 def build_parser():
+    from .core.sofk import AUTO_DIRECT_MAX_K, NUFFT_TOLERANCE
     parser = argparse.ArgumentParser(
         prog="mpisim",
         description="Distributed simulator of biased random organization, SGD, RCD and related "
@@ -58,12 +59,13 @@ def build_parser():
     sofk.add_argument("--k-max", type=float, default=0.0, help="largest |k| (default 0: 2 pi 8 / L)")
     sofk.add_argument("--k-min", type=float, default=0.0, help="smallest binned |k| (default 0)")
     sofk.add_argument("--bins", type=int, default=32, help="bins of |k| (default 32)")
-    sofk.add_argument("--method", choices=("direct", "grid"), default="direct",
-                      help="direct sums (exact, small k) or grid (mesh + FFT, large k_max)")
-    sofk.add_argument("--mesh", type=int, default=0, help="grid: points per axis (default 0: automatic)")
-    sofk.add_argument("--assignment", choices=("cic", "tsc"), default="tsc", help="grid: mass assignment")
-    sofk.add_argument("--no-interlace", dest="interlace", action="store_false",
-                      help="grid: one mesh only (default: two, the second shifted by half a cell)")
+    sofk.add_argument("--method", choices=("auto", "direct", "nufft"), default="auto",
+                      help="direct: exact sums (cost N x wave vectors); nufft: one type-1 NUFFT (finufft), "
+                           f"within --tolerance, for large k_max; auto (default): direct up to "
+                           f"{AUTO_DIRECT_MAX_K[3]} (3d) / {AUTO_DIRECT_MAX_K[2]} (2d) wave vectors, nufft beyond")
+    sofk.add_argument("--tolerance", type=float, default=NUFFT_TOLERANCE,
+                      help=f"nufft: finufft's relative tolerance (default {NUFFT_TOLERANCE:g}: S within about "
+                           "that of the exact sums)")
     sofk.add_argument("--octant", action="store_true", help="only k with n_a >= 0 (freud's sampling)")
     sofk.add_argument("-o", "--output", help="write to this new .h5 file instead of PATH")
     sofk.add_argument("--overwrite", action="store_true",
@@ -173,11 +175,9 @@ def _sofk(args, comm):
     if problem:
         raise UsageError(problem)
     options = {"k_max": args.k_max, "k_min": args.k_min, "bins": args.bins, "method": args.method,
-               "mesh": args.mesh, "assignment": args.assignment, "interlace": args.interlace,
-               "octant": args.octant}
-    if args.bins < 1 or args.mesh < 0 or args.mesh % 2:
-        raise UsageError(f"--bins must be >= 1 and --mesh even >= 0 (0 = automatic); got {args.bins}, "
-                         f"{args.mesh}")
+               "tolerance": args.tolerance, "octant": args.octant}
+    if args.bins < 1:
+        raise UsageError(f"--bins must be >= 1, got {args.bins}")
     t0 = time.perf_counter()
     try:
         frames = parse_frames(args.frames, n_frames)

@@ -17,6 +17,7 @@ except ImportError:  # Python 3.10
 
 from .core.potentials import POTENTIALS
 from .core.schemes import CORRELATED_NOISE_SCHEMES, MOMENTUM_SCHEMES, SCHEMES
+from .core.sofk import AUTO_DIRECT_MAX_K, NUFFT_TOLERANCE
 
 
 class ConfigError(ValueError):
@@ -207,10 +208,13 @@ class StructureFactor:
     k_max: float = 0.0                # inverse diameters; 0 = 2 pi 8 / L (eight shells)
     k_min: float = 0.0
     bins: int = 32                    # bins of |k| in [k_min, k_max]
-    method: str = "direct"            # "direct" (exact sums) or "grid" (mesh + FFT, for large k_max)
-    mesh: int = 0                     # grid: points per axis; 0 = automatic (>= 3 k_max L / 2 pi)
-    assignment: str = "tsc"           # grid: "cic" or "tsc"
-    interlace: bool = True            # grid: second mesh shifted by half a cell (cancels odd aliases)
+    method: str = "auto"              # "direct" (exact sums), "nufft" (type-1 NUFFT, large k_max), or "auto":
+                                      # direct up to AUTO_DIRECT_MAX_K wave vectors, nufft beyond
+    tolerance: float = NUFFT_TOLERANCE  # nufft: finufft's relative tolerance (S within ~ this of the exact sums)
+
+    # Keys of the retired grid method: files written before still hold them (with these defaults); any
+    # other value is refused (docs/structure-factor.md, "The grid method (retired)").
+    RETIRED = {"mesh": 0, "assignment": "tsc", "interlace": True}
 
     def validate(self):
         if not isinstance(self.every, int) or self.every < 0:
@@ -223,12 +227,13 @@ class StructureFactor:
             _fail("structure_factor.k_max", f"must be > 0 (or 0 = 2 pi 8 / L), got {self.k_max!r}")
         if self.k_min < 0 or (self.k_max and self.k_min >= self.k_max):
             _fail("structure_factor.k_min", f"must be in [0, k_max), got {self.k_min!r}")
-        if self.method not in ("direct", "grid"):
-            _fail("structure_factor.method", f"must be \"direct\" or \"grid\", got {self.method!r}")
-        if not isinstance(self.mesh, int) or self.mesh < 0 or self.mesh % 2:
-            _fail("structure_factor.mesh", f"must be an even integer >= 2, or 0 = automatic; got {self.mesh!r}")
-        if self.assignment not in ("cic", "tsc"):
-            _fail("structure_factor.assignment", f"must be \"cic\" or \"tsc\", got {self.assignment!r}")
+        if self.method == "grid":
+            _fail("structure_factor.method", "\"grid\" (mesh + FFT) was retired: use \"nufft\" (or \"auto\"), "
+                  "more accurate, faster and smaller (docs/structure-factor.md)")
+        if self.method not in ("auto", "direct", "nufft"):
+            _fail("structure_factor.method", f"must be \"auto\", \"direct\" or \"nufft\", got {self.method!r}")
+        if not isinstance(self.tolerance, float) or not 0 < self.tolerance < 1:
+            _fail("structure_factor.tolerance", f"must be a float in (0, 1), got {self.tolerance!r}")
 
 
 SECTIONS = {"system": System, "dynamics": Dynamics, "run": Run, "output": Output,
@@ -258,6 +263,7 @@ class RunConfig:
             if not isinstance(table, dict):
                 raise ConfigError(f"{name}: must be a table, got {table!r}")
             fields = {f.name: f for f in dataclasses.fields(klass)}
+            table = _drop_retired(name, klass, table)
             for key in table:
                 if key not in fields:
                     raise ConfigError(f"{name}.{key}: unknown key; allowed: {', '.join(fields)}")
@@ -334,6 +340,17 @@ class RunConfig:
                 lines.append(f"{k} = {_toml_value(v)}")
             lines.append("")
         return "\n".join(lines)
+
+
+def _drop_retired(name, klass, table):
+    """``table`` without the section's retired keys that hold their old default (files written before
+    the retirement); a retired key with any other value is refused."""
+    retired = getattr(klass, "RETIRED", {})
+    for key in set(table) & set(retired):
+        if table[key] != retired[key] or type(table[key]) is not type(retired[key]):
+            raise ConfigError(f"{name}.{key}: retired with the grid method of S(k); remove it and use "
+                              "method = \"nufft\" (docs/structure-factor.md)")
+    return {k: v for k, v in table.items() if k not in retired}
 
 
 def read_toml(path, what, error):

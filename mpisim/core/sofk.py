@@ -16,7 +16,8 @@ k is summed (the first non-zero n_a positive), which leaves every bin average un
   (no trigonometric call per term). Additive over particles; used by ``analysis``.
 * :func:`sofk_sums_fixed`: the same terms, each rounded to 2^-52 and added in int64 limbs, so the sum
   over any split of the particles (MPI ranks) is the same number; used by ``mpisim.parallel.sofk``.
-* the mesh kernels (:func:`assign_mesh`, :func:`grid_correction`) of the grid method.
+* :func:`nufft_amplitudes`, :func:`nufft_sums`: the sums by one type-1 non-uniform FFT (finufft), to
+  a tolerance; the way to reach large k_max (cost ~ N + M log M instead of N x nk).
 
 Every function raises ValueError on bad input.
 """
@@ -26,12 +27,10 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import inline, njit, njit_parallel
+from ._jit import inline, njit_parallel
 
 TWO_PI = 2.0 * math.pi
 DEFAULT_SHELLS = 8                       # k_max = 0 means 2 pi 8 / min(L)
-ASSIGNMENTS = {"cic": 2, "tsc": 3}       # name -> order p of the window W = prod sinc^p
-MESH_SCALE = 2.0 ** 32                   # fixed-point unit of mesh weights
 
 
 def default_k_max(box, dim):
@@ -160,11 +159,11 @@ def sofk_sums(positions, box, k_max: float, octant: bool = False):
         Real and imaginary parts of sum_j exp(i k . x_j).
     """
     pos, box = _checked(positions, box)
-    kvecs, table = wave_vectors(box, k_max, octant)
+    nvec, rr, off, m = _table(box, k_max, octant)
+    kvecs = nvec * (TWO_PI / box)
     nk = kvecs.shape[0]
     if pos.shape[0] == 0 or nk == 0:
         return kvecs, np.zeros(nk), np.zeros(nk)
-    rr, off, m = table
     if pos.shape[1] == 2:
         pos, box, m = _embed_2d(pos, box, m)
     nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
@@ -182,13 +181,20 @@ def _checked(positions, box):
 
 
 def wave_vectors(box, k_max: float, octant: bool = False):
-    """The wave vectors k = 2 pi n / L with 0 < |k| <= k_max of the half space (or the octant n_a >= 0)
-    of the box [d], in the kernels' order, which depends only on (box, k_max, octant).
+    """The wave vectors k = 2 pi n / L with 0 < |k| <= k_max of the half space (every +-k pair once) or
+    of the octant n_a >= 0, in the kernels' order, which depends only on (box, k_max, octant).
 
-    Returns ``(kvecs, table)``: kvecs [nk, d] float64 (empty if no wave vector fits), and the kernels'
-    row table ``(rows [r, 4] int64: n1, n2, n_last_lo, n_last_hi; offsets [r]; m)``.
+    box: [d] edges, d = 2 or 3. Returns ``(kvecs, nvecs)``: float64 [nk, d] and the integers n, int64
+    [nk, d]; nk = 0 if no wave vector fits (k_max < 2 pi / max(L_a)).
     """
     box = np.ascontiguousarray(box, dtype=np.float64)
+    nvec = _table(box, k_max, octant)[0]
+    return nvec * (TWO_PI / box), nvec
+
+
+def _table(box, k_max, octant):
+    """(n [nk, d], rows [r, 4] = (n1, n2, n_last_lo, n_last_hi), row offsets [r], m [d]): the k set as the
+    rows the kernels loop over."""
     if box.ndim != 1 or box.shape[0] not in (2, 3):
         raise ValueError("box must be [d] with d = 2 or 3")
     if not k_max > 0:
@@ -208,7 +214,7 @@ def wave_vectors(box, k_max: float, octant: bool = False):
             nvec[o:o + c, 2] = q
         else:
             nvec[o:o + c, 1] = q
-    return nvec * (TWO_PI / box), (rr, off, m)
+    return nvec, rr, off, m
 
 
 def _embed_2d(pos, box, m):
@@ -344,7 +350,8 @@ def sofk_sums_fixed(positions, box, k_max: float, octant: bool = False):
     particles. A 2-d system runs the 3-d kernel with a unit middle axis (identical terms).
     """
     pos, box = _checked(positions, box)
-    kvecs, (rr, off, m) = wave_vectors(box, k_max, octant)
+    nvec, rr, off, m = _table(box, k_max, octant)
+    kvecs = nvec * (TWO_PI / box)
     nk = kvecs.shape[0]
     if nk == 0 or pos.shape[0] == 0:
         return kvecs, np.zeros((4, nk), dtype=np.int64)
@@ -371,90 +378,58 @@ def fixed_to_float(acc):
 
 
 
-# ---------------------------------------------------------------------------------------- mesh
-def fft_size(n):
-    """Smallest even 2^a 3^b 5^c >= n (fast for numpy's pocketfft)."""
-    m = max(2, int(n))
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1 and m % 2 == 0:
-            return m
-        m += 1
+# ------------------------------------------------------------------------------------------- NUFFT
+NUFFT_TOLERANCE = 1e-6   # finufft's relative tolerance: S within ~1e-6 of the exact sums (docs/structure-factor.md)
 
-def grid_correction(s_mesh, nvecs, m, order, interlaced):
-    r"""S at the integer wave vectors ``nvecs`` [nk, d] from the mesh estimate S_mesh = |F_mesh|^2 / N.
 
-    S_mesh(k) is the true S convolved with the aliased window:
-    S_mesh = sum_n |W(k + 2 pi n / H)|^2 S(k + 2 pi n / H). Assuming S = 1 at the aliased images
-    (|k + 2 pi n / H| >= 2 pi / H - k_max, beyond the structure), S_mesh = |W|^2 S + C(k) - |W|^2 with
-    C(k) = sum_n |W(k + 2 pi n/H)|^2 = prod_a c(sin(pi n_a / m)) (Hockney & Eastwood; Jing 2005,
-    ApJ 620, 559, Eq. 20), c(s) = 1 - 2 s^2 / 3 (CIC), 1 - s^2 + 2 s^4 / 15 (TSC); hence
-    S = (S_mesh - C) / |W|^2 + 1, with W = prod_a sinc(pi n_a / m)^p.
+METHODS = ("auto", "direct", "nufft")
+# "auto": direct sums up to this many wave vectors (by dimension), NUFFT beyond. Measured (N = 1e5,
+# docs/structure-factor.md): the NUFFT costs as much as the direct sums of ~400 (2d) / ~1000 (3d) wave
+# vectors; up to these limits the exact sums cost at most ~2.5x the NUFFT. Eight shells (the default
+# k_max) are ~100 (2d) / ~1050 (3d) wave vectors: direct.
+AUTO_DIRECT_MAX_K = {2: 1024, 3: 2048}
 
-    Interlaced (two meshes, the second of particles shifted by h = H/2 on every axis; Sefusatti et al.
-    2016, MNRAS 460, 3624): F = (F_1 + F_2 e^{i k.h}) / 2 keeps only the images with sum_a n_a even,
-    so C = (prod_a c_a + prod_a c'_a) / 2 with c'_a = sum_n (-1)^n sinc^{2p}(pi n_a / m + pi n)
-    (summed for |n| <= 40).
+
+def resolve_method(method, n_wave_vectors, dim):
+    """The method that ``method`` ("auto", "direct" or "nufft") means for a k set of ``n_wave_vectors``
+    in ``dim`` dimensions. Depends only on the k set, so every rank picks the same."""
+    if method not in METHODS:
+        raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "auto":
+        return "direct" if n_wave_vectors <= AUTO_DIRECT_MAX_K[dim] else "nufft"
+    return method
+
+
+def nufft_amplitudes(positions, box, nvecs, tolerance=NUFFT_TOLERANCE):
+    """sum_j exp(i k . x_j) at k = 2 pi n / L for the integer ``nvecs`` [nk, d], complex128 [nk], by one
+    type-1 non-uniform FFT (finufft) onto the modes |n_a| <= max |n_a| of ``nvecs``.
+
+    positions [n, d] (wrapped or not), box [d]. finufft's ``tolerance`` bounds the error relative to
+    the l2 norm of all modes; for S = |F|^2 / N that is an absolute error of S of about ``tolerance``
+    (measured: docs/structure-factor.md). Linear in the particles: amplitudes of disjoint subsets add up
+    to those of the whole up to rounding (~1e-16 relative), not bit for bit. Threads: numba's count.
     """
-    # per-axis factors depend on the integer n_a only: tabulate them for |n_a| <= m / 2
-    half = m // 2
-    x = np.pi * np.arange(-half, half + 1) / m
-    w2_axis = _sinc(x) ** (2 * order)
-    s2 = np.sin(x) ** 2
-    c_axis = 1.0 - 2.0 * s2 / 3.0 if order == 2 else 1.0 - s2 + 2.0 * s2 * s2 / 15.0
-    rows = nvecs + half
-    w2 = np.prod(w2_axis[rows], axis=1)
-    c = np.prod(c_axis[rows], axis=1)
-    if interlaced:
-        images = np.arange(-40, 41)
-        alt_axis = ((-1.0) ** images * _sinc(x[:, None] + np.pi * images) ** (2 * order)).sum(axis=1)
-        c = 0.5 * (c + np.prod(alt_axis[rows], axis=1))
-    return (s_mesh - c) / w2 + 1.0
+    import finufft
+    pos, box = _checked(positions, box)
+    nvecs = np.asarray(nvecs, dtype=np.int64)
+    d, nk = box.shape[0], nvecs.shape[0]
+    if nvecs.shape != (nk, d):
+        raise ValueError(f"nvecs must be [nk, {d}], got {nvecs.shape}")
+    if nk == 0 or pos.shape[0] == 0:
+        return np.zeros(nk, dtype=np.complex128)
+    m = np.abs(nvecs).max(axis=0)
+    u = pos / box
+    theta = TWO_PI * (u - np.floor(u))                     # in [0, 2 pi]: finufft's periodic domain
+    coords = [np.ascontiguousarray(theta[:, a]) for a in range(d)]
+    transform = finufft.nufft3d1 if d == 3 else finufft.nufft2d1
+    modes = transform(*coords, np.ones(pos.shape[0], dtype=np.complex128), tuple(int(2 * q + 1) for q in m),
+                      eps=float(tolerance), isign=1, nthreads=numba.get_num_threads())
+    return modes[tuple(nvecs[:, a] + m[a] for a in range(d))]     # modes -m..m along each axis
 
 
-def _sinc(x):
-    safe = np.where(x == 0, 1.0, x)
-    return np.where(x == 0, 1.0, np.sin(safe) / safe)
-
-
-@njit
-def assign_mesh(pos, box, dim, m, order, shift, mesh):
-    """Add each particle's CIC (order 2) or TSC (order 3) weights to ``mesh`` [m, m, m or 1] in units of
-    2^-32 (int64: exact, order-free), positions shifted by ``shift`` cells. pos [n, 3] wrapped or not;
-    axes >= dim are ignored."""
-    idx = np.zeros((3, 3), dtype=np.int64)
-    w = np.zeros((3, 3))
-    npt = np.ones(3, dtype=np.int64)
-    for p in range(pos.shape[0]):
-        for a in range(3):
-            if a >= dim:
-                npt[a] = 1
-                idx[a, 0] = 0
-                w[a, 0] = 1.0
-                continue
-            u = pos[p, a] / box[a] * m + shift
-            if order == 2:
-                i0 = np.floor(u)
-                f = u - i0
-                npt[a] = 2
-                idx[a, 0] = np.int64(i0) % m
-                idx[a, 1] = (np.int64(i0) + 1) % m
-                w[a, 0] = 1.0 - f
-                w[a, 1] = f
-            else:
-                i0 = np.floor(u + 0.5)           # nearest node
-                f = u - i0                       # in [-1/2, 1/2)
-                npt[a] = 3
-                for q in range(3):
-                    idx[a, q] = (np.int64(i0) - 1 + q) % m
-                w[a, 0] = 0.5 * (0.5 - f) ** 2
-                w[a, 1] = 0.75 - f * f
-                w[a, 2] = 0.5 * (0.5 + f) ** 2
-        for qx in range(npt[0]):
-            for qy in range(npt[1]):
-                wxy = w[0, qx] * w[1, qy]
-                for qz in range(npt[2]):
-                    mesh[idx[0, qx], idx[1, qy], idx[2, qz]] += np.int64(np.rint(wxy * w[2, qz] * MESH_SCALE))
+def nufft_sums(positions, box, k_max: float, octant: bool = False, tolerance=NUFFT_TOLERANCE):
+    """Like :func:`sofk_sums` (same k set and order), by :func:`nufft_amplitudes`: (kvecs, re, im)."""
+    pos, box = _checked(positions, box)
+    kvecs, nvecs = wave_vectors(box, k_max, octant)
+    f = nufft_amplitudes(pos, box, nvecs, tolerance)
+    return kvecs, f.real.copy(), f.imag.copy()

@@ -67,36 +67,10 @@ def sum_int(comm, values):
     return _all_reduce(comm, values, np.int64, "SUM")
 
 
-def sum_disjoint(comm, values):
-    """Sum over ranks of a float64 array in which every element is non-zero on at most one rank: adding
-    zeros is exact, so the result does not depend on the rank count. On every rank."""
+def sum_floats(comm, values):
+    """Sum of a float64 array over all ranks of comm, on every rank. The rounding depends on the rank
+    count (MPI's order of additions): where the result must not, sum fixed-point integers (sum_int)."""
     return _all_reduce(comm, values, np.float64, "SUM")
-
-
-def sum_scatter_int(comm, values, counts):
-    """Exact sum over ranks of an int64 array [n, ...] whose first axis is split into consecutive blocks
-    of ``counts[r]`` rows: rank r receives the summed block r."""
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    if comm.size == 1:
-        return values
-    from mpi4py import MPI
-    per_row = values[0].size
-    out = np.empty((int(counts[comm.rank]),) + values.shape[1:], dtype=np.int64)
-    comm.Reduce_scatter(values, out, recvcounts=[int(c) * per_row for c in counts], op=MPI.SUM)
-    return out
-
-
-def all_to_all_complex(comm, send, send_counts, recv_counts):
-    """Alltoallv of complex128 blocks: ``send`` holds rank q's block at the q-th place (``send_counts[q]``
-    values); returns the blocks received from ranks 0, 1, ... concatenated."""
-    from mpi4py import MPI
-    send = np.ascontiguousarray(send, dtype=np.complex128)
-    recv = np.empty(int(np.sum(recv_counts)), dtype=np.complex128)
-    sdisp = np.concatenate([[0], np.cumsum(send_counts)[:-1]])
-    rdisp = np.concatenate([[0], np.cumsum(recv_counts)[:-1]])
-    comm.Alltoallv([send, send_counts, sdisp, MPI.C_DOUBLE_COMPLEX],
-                   [recv, recv_counts, rdisp, MPI.C_DOUBLE_COMPLEX])
-    return recv
 
 
 def on_root(comm, fn, *args):

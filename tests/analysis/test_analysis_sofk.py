@@ -121,3 +121,30 @@ def test_agrees_with_freud():
     np.testing.assert_array_equal(np.isfinite(mine.S_k), ok)
     # freud works in single precision
     np.testing.assert_allclose(mine.S_k[ok], ref.S_k[ok], rtol=2e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_nufft_agrees_with_direct_sums(dim):
+    rng = np.random.default_rng(11)
+    box = np.array([15.0, 17.0, 16.0][:dim])
+    x = rng.random((2000, dim)) * box
+    direct = StructureFactor(bins=10, k_max=5.0, method="direct").compute(x, box)
+    nufft = StructureFactor(bins=10, k_max=5.0, method="nufft", tolerance=1e-9).compute(x, box)
+    assert direct.method_used == "direct" and nufft.method_used == "nufft"
+    np.testing.assert_array_equal(nufft.k_points, direct.k_points)
+    np.testing.assert_allclose(nufft.S_k_points, direct.S_k_points, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(nufft.k_counts, direct.k_counts)
+
+
+def test_auto_uses_nufft_for_large_k_sets_only():
+    box = np.full(3, 20.0)
+    x = np.random.default_rng(0).random((100, 3)) * box
+    assert StructureFactor(bins=4, k_max=2.0).compute(x, box).method_used == "direct"    # 522 k
+    assert StructureFactor(bins=4, k_max=4.0).compute(x, box).method_used == "nufft"     # 4354 k
+
+
+@pytest.mark.parametrize("kwargs", [{"method": "grid"}, {"tolerance": 0.0}])
+def test_bad_method_or_tolerance_is_refused(kwargs):
+    from analysis.errors import AnalysisError
+    with pytest.raises(AnalysisError, match=next(iter(kwargs))):
+        StructureFactor(bins=4, k_max=2.0, **kwargs)
