@@ -20,6 +20,7 @@ import numba
 import numpy as np
 from mpi4py import MPI
 
+from mpisim.core.sofk import NUFFT_TOLERANCE
 from mpisim.parallel.comm import id_blocks
 from mpisim.parallel.sofk import StructureFactorMeasurement
 
@@ -54,7 +55,7 @@ def main():
     p.add_argument("method")
     p.add_argument("k_max", type=float)
     p.add_argument("--dim", type=int, default=3, choices=(2, 3))
-    p.add_argument("--tolerance", type=float, default=1e-9, help="nufft: finufft's tolerance")
+    p.add_argument("--tolerance", type=float, default=NUFFT_TOLERANCE, help="nufft: finufft's tolerance")
     p.add_argument("--compare-serial", action="store_true")
     a = p.parse_args()
     comm = MPI.COMM_WORLD

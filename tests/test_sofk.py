@@ -311,7 +311,7 @@ def test_rank_count_independent(dim):
 @pytest.mark.parametrize("tolerance", [1e-6, 1e-9])
 def test_nufft_on_ranks_agrees_with_exact_sums(dim, tolerance):
     """Each rank's NUFFT amplitudes, summed over ranks: within the tolerance of the exact sums, and equal
-    to one rank's result up to rounding (docs/structure-factor.md: measured <= 1e-14 here)."""
+    to one rank's result up to rounding (docs/structure-factor.md: 1.4e-12 measured at N = 1e5)."""
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     box = np.full(dim, 12.0)
@@ -322,7 +322,7 @@ def test_nufft_on_ranks_agrees_with_exact_sums(dim, tolerance):
     one = StructureFactorMeasurement(box, dim, len(x), comm=MPI.COMM_SELF, method="nufft", **kw).values(x)
     exact = StructureFactorMeasurement(box, dim, len(x), comm=comm, method="direct", **kw).values(mine)
     assert np.abs(par - exact).max() < 10 * tolerance
-    np.testing.assert_allclose(par, one, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(par, one, rtol=0, atol=1e-11)
     np.testing.assert_array_equal(comm.bcast(par, root=0), par)    # the same on every rank
 
 
