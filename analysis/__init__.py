@@ -9,7 +9,7 @@ Never imports MPI. Modules, in dependency order:
 * :mod:`analysis.critical`: phi_c per step size and its eps -> 0 extrapolation
 * :mod:`analysis.msd`: MSD(k) and the diffusion exponent c
 * :mod:`analysis.flatness`: Delta V / U_0 under Gaussian perturbations (with :mod:`analysis._energy`)
-* :mod:`analysis.structure_factor`: S(k) by direct summation, exponent alpha
+* :mod:`analysis.structure_factor`: S(k) by direct summation or NUFFT, exponent alpha
 * :mod:`analysis.figures`, :mod:`analysis.cli`: figures and the ``mpisim-analysis`` command
 
 See docs/analysis.md.
