@@ -44,7 +44,7 @@ from typing import Iterable, Sequence
 import h5py
 import numpy as np
 
-from mpisim.io.h5md import read_box
+from mpisim.io import format as fmt
 
 from .errors import AnalysisError, RunFileError
 
@@ -72,13 +72,13 @@ GROUP_FIELDS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batc
 
 
 def _read_edges(fh, frame: int = -1) -> np.ndarray | None:
-    """Box edges of snapshot ``frame`` (the simulator's :func:`mpisim.io.h5md.read_box`), or None."""
-    if "particles/all/box/edges" not in fh:
+    """Box edges of snapshot ``frame`` (:func:`mpisim.io.format.read_box`), or None."""
+    if fmt.EDGES not in fh:
         return None
     try:
-        return np.asarray(read_box(fh["particles/all"], frame), dtype=np.float64)
+        return np.asarray(fmt.read_box(fh, frame), dtype=np.float64)
     except IndexError:   # fewer frames than asked for: the last box
-        return np.asarray(read_box(fh["particles/all"], -1), dtype=np.float64)
+        return np.asarray(fmt.read_box(fh, -1), dtype=np.float64)
 
 
 def _get(section: dict, *names, default=None):
@@ -214,26 +214,18 @@ class Run:
         except OSError as err:
             raise RunFileError(f"not an HDF5 file: {self.path}") from err
         with fh:
-            if "parameters" not in fh or "config_toml" not in fh["parameters"].attrs:
+            if fmt.PARAMETERS not in fh or fmt.CONFIG_TOML not in fh[fmt.PARAMETERS].attrs:
                 raise RunFileError(
                     f"not an mpisim run (no /parameters config_toml): {self.path}"
                 )
-            text = fh["parameters"].attrs["config_toml"]
-            if isinstance(text, bytes):
-                text = text.decode()
             try:
-                self.config = tomllib.loads(str(text))
+                self.config = tomllib.loads(fmt.text(fh[fmt.PARAMETERS].attrs[fmt.CONFIG_TOML]))
             except tomllib.TOMLDecodeError as err:
                 raise RunFileError(f"unreadable config_toml in {self.path}: {err}") from err
-            prov = {}
-            if "provenance" in fh["parameters"]:
-                for k, v in fh["parameters/provenance"].attrs.items():
-                    prov[k] = v.decode() if isinstance(v, bytes) else v
-            self.provenance = prov
-            self._observables = (
-                sorted(fh["observables"].keys()) if "observables" in fh else []
-            )
-            self._has_positions = "particles/all/position/value" in fh
+            self.provenance = fmt.read_provenance(fh)
+            self._observables = fmt.series_names(fh)
+            self._has_positions = f"{fmt.POSITION}/value" in fh
+            self._has_structure_factor = fmt.structure_factor_path(fh) is not None
         self.params = RunParameters.from_config(self.config)
 
     def __repr__(self):
@@ -265,13 +257,34 @@ class Run:
         if name not in self._observables:
             raise RunFileError(f"{self.path} has no /observables/{name}")
         with h5py.File(self.path, "r") as fh:
-            g = fh["observables"][name]
-            return np.asarray(g["step"][()], dtype=np.int64), np.asarray(g["value"][()])
+            steps, values = fmt.read_series(fh, name)
+            return steps, np.asarray(values)
 
     def activity(self) -> tuple[np.ndarray, np.ndarray]:
         """The activity f_a(k) = overlapping particles / N: ``(steps, f_a)``."""
         steps, f = self.observable("activity")
         return steps, f.astype(np.float64)
+
+    # -- structure factor -----------------------------------------------------------------------
+    @property
+    def has_structure_factor(self) -> bool:
+        """Whether the file holds S(k) measurements (``[structure_factor]`` in the run, or ``mpisim sofk``)."""
+        return self._has_structure_factor
+
+    def structure_factor(self) -> dict:
+        """The stored S(k) measurements (:func:`mpisim.io.format.read_structure_factor`): ``step`` int64
+        [m], ``k``, ``k_mean`` float64 [bins], ``count`` int64 [bins], ``S`` float64 [m, bins], ``attrs``.
+
+        Read from ``/structure_factor`` (or ``/observables/structure_factor`` in files written before
+        2026-12)."""
+        sk = fmt.read_structure_factor(self.path)
+        if sk is None:
+            raise RunFileError(f"{self.path} has no S(k) measurements (/{fmt.STRUCTURE_FACTOR})")
+        return sk
+
+    def universe(self):
+        """An MDAnalysis Universe of this run's snapshots (see :func:`universe`)."""
+        return universe(self.path)
 
     # -- snapshots ------------------------------------------------------------------------------
     @property
@@ -287,7 +300,7 @@ class Run:
         """Steps of the stored snapshots, int64 [frames]."""
         self._require_positions()
         with h5py.File(self.path, "r") as fh:
-            return np.asarray(fh["particles/all/position/step"][()], dtype=np.int64)
+            return fmt.frame_steps(fh)
 
     @property
     def box(self) -> np.ndarray:
@@ -300,8 +313,8 @@ class Run:
     def radii(self) -> np.ndarray:
         """Particle radii ordered by id, float64 [N] (diameters)."""
         with h5py.File(self.path, "r") as fh:
-            if "particles/all/radius" in fh:
-                return np.asarray(fh["particles/all/radius"][()], dtype=np.float64)
+            if fmt.RADIUS in fh:
+                return np.asarray(fh[fmt.RADIUS][()], dtype=np.float64)
         return np.full(self.params.n, self.params.radius)
 
     def positions(self, frame: int = -1, unwrapped: bool = False) -> np.ndarray:
@@ -311,15 +324,15 @@ class Run:
         """
         self._require_positions()
         with h5py.File(self.path, "r") as fh:
-            value = fh["particles/all/position/value"]
+            value = fh[f"{fmt.POSITION}/value"]
             nf = value.shape[0]
             if not -nf <= frame < nf:
                 raise AnalysisError(f"{self.path} has {nf} snapshots, no frame {frame}")
             x = np.asarray(value[frame], dtype=np.float64)
             if unwrapped:
-                if "particles/all/image/value" not in fh:
-                    raise RunFileError(f"{self.path} has no /particles/all/image")
-                img = np.asarray(fh["particles/all/image/value"][frame], dtype=np.float64)
+                if f"{fmt.IMAGE}/value" not in fh:
+                    raise RunFileError(f"{self.path} has no /{fmt.IMAGE}")
+                img = np.asarray(fh[f"{fmt.IMAGE}/value"][frame], dtype=np.float64)
                 x = x + img * _read_edges(fh, frame)
         return x
 
@@ -327,15 +340,24 @@ class Run:
         """``(steps [frames], unwrapped positions [frames, N, d])`` of every snapshot."""
         self._require_positions()
         with h5py.File(self.path, "r") as fh:
-            steps = np.asarray(fh["particles/all/position/step"][()], dtype=np.int64)
-            x = np.asarray(fh["particles/all/position/value"][()], dtype=np.float64)
-            if "particles/all/image/value" in fh:
-                img = np.asarray(fh["particles/all/image/value"][()], dtype=np.float64)
+            steps = fmt.frame_steps(fh)
+            x = np.asarray(fh[f"{fmt.POSITION}/value"][()], dtype=np.float64)
+            if f"{fmt.IMAGE}/value" in fh:
+                img = np.asarray(fh[f"{fmt.IMAGE}/value"][()], dtype=np.float64)
                 edges = np.array([_read_edges(fh, f) for f in range(x.shape[0])])
                 x = x + img * edges[:, None, :]
             else:
-                raise RunFileError(f"{self.path} has no /particles/all/image to unwrap positions")
+                raise RunFileError(f"{self.path} has no /{fmt.IMAGE} to unwrap positions")
         return steps, x
+
+
+def universe(path):
+    """An MDAnalysis Universe of a run file in one call, 2-d and 3-d
+    (:func:`mpisim.io.viewers.mdanalysis_universe`): wrapped positions in diameters, a 2-d system padded
+    with z = 0 and a third box edge of 1, ``radii`` and ``types`` (species) on the atoms,
+    ``ts.data["step"]`` the frame's step. Needs MDAnalysis."""
+    from mpisim.io.viewers import mdanalysis_universe
+    return mdanalysis_universe(path)
 
 
 def load_run(path) -> Run:

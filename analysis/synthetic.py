@@ -1,9 +1,10 @@
-"""Synthetic run files in the exact mpisim layout (docs/file-format.md), for tests and examples.
+"""Synthetic run files in the mpisim layout (docs/file-format.md), for tests and examples.
 
-:func:`write_run` writes one serial HDF5 file with ``/h5md``, ``/particles/all`` (box, id, radius,
-position and image snapshots), ``/observables`` (activity, msd, ...) and ``/parameters`` (the TOML
-configuration plus one group per section, and ``provenance``). Any time series can be planted, so
-that each measurement can be checked against a known answer.
+:func:`write_run` writes one file through :class:`mpisim.io.format.SerialWriter`, the layout the
+simulator's parallel writer uses: ``/h5md``, ``/particles/all`` (box, id, radius, position and image
+snapshots), ``/observables`` (activity, active_pairs, energy, msd) and ``/parameters`` (the TOML
+configuration plus one group per section, and ``provenance``). Any time series can be planted, so that
+each measurement can be checked against a known answer.
 
 Examples
 --------
@@ -21,8 +22,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import h5py
 import numpy as np
+
+from mpisim.io.format import SerialWriter
 
 
 def _toml_value(v) -> str:
@@ -145,43 +147,17 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
                          log_every=log_every, kick_size=kick_size, learning_rate=learning_rate,
                          batch_fraction=batch_fraction, potential=potential, radius=radius,
                          dynamics_extra=dynamics_extra)
-    with h5py.File(path, "w") as fh:
-        h = fh.create_group("h5md")
-        h.attrs["version"] = np.array([1, 1])
-        h.create_group("author").attrs["name"] = "analysis.synthetic"
-        c = h.create_group("creator")
-        c.attrs["name"] = "mpisim"
-        c.attrs["version"] = "synthetic"
-        part = fh.create_group("particles/all")
-        b = part.create_group("box")
-        b.attrs["dimension"] = dim
-        b.attrs["boundary"] = np.array(["periodic"] * dim, dtype=h5py.string_dtype())
-        b.create_dataset("edges", data=box)
-        part.create_dataset("id", data=np.arange(n, dtype=np.int64))
-        part.create_dataset("radius", data=np.full(n, radius))
-        for name, data in (("position", wrapped), ("image", img)):
-            g = part.create_group(name)
-            g.create_dataset("step", data=np.asarray(frame_steps, dtype=np.int64))
-            g.create_dataset("time", data=np.asarray(frame_steps, dtype=np.float64))
-            g.create_dataset("value", data=data)
-        obs = fh.create_group("observables")
-        _time_series(obs, "activity", log_steps, activity)
-        _time_series(obs, "active_pairs", log_steps, np.round(activity * n).astype(np.int64))
-        _time_series(obs, "energy", log_steps, activity * n * 0.1)
-        _time_series(obs, "msd", log_steps, msd)
-        par = fh.create_group("parameters")
-        par.attrs["config_toml"] = dump_toml(config)
-        for section, items in config.items():
-            g = par.create_group(section)
-            for k, v in items.items():
-                if v is not None:
-                    g.attrs[k] = v
-        prov = par.create_group("provenance")
-        prov.attrs["package_version"] = "synthetic"
-        prov.attrs["git_commit"] = "none"
-        prov.attrs["mpi_size"] = 1
-        prov.attrs["absorbed"] = bool(absorbed)
-        prov.attrs["absorbed_step"] = int(absorbed_step) if absorbed else -1
+    provenance = {"package_version": "synthetic", "git_commit": "none", "mpi_size": 1,
+                  "absorbed": bool(absorbed), "absorbed_step": int(absorbed_step) if absorbed else -1}
+    series = {"activity": activity, "active_pairs": np.round(activity * n).astype(np.int64),
+              "energy": activity * n * 0.1, "msd": msd}
+    with SerialWriter(path, n, dim, box, series={k: v.dtype for k, v in series.items()},
+                      config_toml=dump_toml(config), sections=config, provenance=provenance,
+                      author="analysis.synthetic", creator_version="synthetic") as out:
+        out.write_static(np.full(n, radius))
+        for step, x, image in zip(frame_steps, wrapped, img):
+            out.append_frame(step, x, image)
+        out.append_series(log_steps, series)
     return path
 
 

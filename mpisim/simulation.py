@@ -381,7 +381,7 @@ class Simulation:
 
     def measure_structure_factor(self):
         """S(k) of the current positions (docs/structure-factor.md), appended to ``structure_factor`` and
-        to /observables/structure_factor. Collective; the result is global and independent of ranks."""
+        to /structure_factor. Collective; the result is global and independent of ranks."""
         if self.sofk is None:
             self.sofk = self._sofk_measurement()
         if self.structure_factor and self.structure_factor[-1].step == self.step:

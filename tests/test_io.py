@@ -8,10 +8,12 @@ import h5py
 import numpy as np
 import pytest
 
+import mpisim
 from mpisim import RunConfig, Simulation
 from mpisim.config import tomllib
 from mpisim.io import h5md, read_frame
 from mpisim.core.observables import NAMES
+from mpisim.io.format import text
 
 MPISIM = str(Path(sys.executable).parent / "mpisim")
 
@@ -42,11 +44,17 @@ def test_layout(tmp_path, dim):
     ids, pos, img = sim.snapshot()
     with h5py.File(tmp_path / "o.h5", "r") as f:
         assert list(f["h5md"].attrs["version"]) == [1, 1]
-        assert f["h5md/creator"].attrs["name"] == "mpisim" and f["h5md/author"].attrs["name"]
+        assert text(f["h5md/creator"].attrs["name"]) == "mpisim" and text(f["h5md/author"].attrs["name"])
+        assert text(f["h5md/creator"].attrs["version"]) == mpisim.__version__
         part = f["particles/all"]
         box = part["box"]
         assert box.attrs["dimension"] == dim
-        assert [b.decode() if isinstance(b, bytes) else b for b in box.attrs["boundary"]] == ["periodic"] * dim
+        assert text(box.attrs["boundary"]) == ["periodic"] * dim
+        # H5MD 1.1: author, creator and boundary are fixed-length strings
+        for obj, name in ((f["h5md/author"], "name"), (f["h5md/creator"], "name"), (f["h5md/creator"], "version"),
+                          (box, "boundary")):
+            kind = h5py.h5a.open(obj.id, name.encode()).get_type()
+            assert isinstance(kind, h5py.h5t.TypeStringID) and not kind.is_variable_str(), name
         frames = part["position/value"].shape[0]
         assert part["position/value"].shape == (frames, 300, dim) and part["position/value"].dtype == np.float64
         assert part["image/value"].shape == (frames, 300, dim) and part["image/value"].dtype == np.int32

@@ -202,7 +202,7 @@ def test_run_writes_structure_factor(tmp_path, serial_comm):
     sim.run()
     assert [r.step for r in sim.structure_factor] == [0, 5, 7, 10]
     with h5py.File(tmp_path / "run.h5", "r") as f:
-        g = f["observables/structure_factor"]
+        g = f["structure_factor"]
         np.testing.assert_array_equal(g["step"][:], [0, 5, 7, 10])
         value, counts, k = g["value"][:], g["count"][:], g["k"][:]
         assert g.attrs["method"] == "direct" and value.shape == (4, 6)
@@ -249,10 +249,10 @@ def test_resume_truncates_and_remeasures(tmp_path):
     Simulation(cfg("ref.h5")).run()
     Simulation(cfg("cut.h5")).run(steps=45)
     with h5py.File(tmp_path / "cut.h5", "r") as f:
-        assert list(f["observables/structure_factor/step"][:]) == [0, 20, 37, 40]
+        assert list(f["structure_factor/step"][:]) == [0, 20, 37, 40]
     Simulation.resume(cfg("cut.h5")).run()
     with h5py.File(tmp_path / "ref.h5", "r") as f, h5py.File(tmp_path / "cut.h5", "r") as g:
-        a, b = f["observables/structure_factor"], g["observables/structure_factor"]
+        a, b = f["structure_factor"], g["structure_factor"]
         np.testing.assert_array_equal(b["step"][:], [0, 20, 37, 40, 60])
         for name in ("step", "time", "value", "k", "count"):
             np.testing.assert_array_equal(a[name][:], b[name][:])
@@ -268,7 +268,7 @@ def test_cli_sofk(tmp_path, serial_comm):
     Simulation.from_config(small_config(tmp_path), comm=serial_comm).run()
     run = tmp_path / "run.h5"
     with h5py.File(run, "r") as f:
-        stored = f["observables/structure_factor/value"][:]
+        stored = f["structure_factor/value"][:]
     # the group exists: refuse without --overwrite, write nothing
     bad = _mpisim("sofk", run, "--k-max", 3.0, "--bins", 6)
     assert bad.returncode == 2 and "--overwrite" in bad.stderr
@@ -282,12 +282,12 @@ def test_cli_sofk(tmp_path, serial_comm):
     ok = _mpisim("sofk", run, "-o", out, "--k-max", 3.0, "--bins", 6, "--frames", "0:3")
     assert ok.returncode == 0, ok.stderr
     with h5py.File(out, "r") as f:
-        np.testing.assert_array_equal(f["observables/structure_factor/value"][:], stored)
-        np.testing.assert_array_equal(f["observables/structure_factor/step"][:], [0, 5, 10])
+        np.testing.assert_array_equal(f["structure_factor/value"][:], stored)
+        np.testing.assert_array_equal(f["structure_factor/step"][:], [0, 5, 10])
     ok = _mpisim("sofk", run, "--k-max", 2.0, "--bins", 4, "--frames", "-1", "--overwrite")
     assert ok.returncode == 0, ok.stderr
     with h5py.File(run, "r") as f:
-        assert f["observables/structure_factor/value"].shape == (1, 4)
+        assert f["structure_factor/value"].shape == (1, 4)
 
 
 # ---------------------------------------------------------------------------------------------- MPI

@@ -22,8 +22,11 @@ import numpy as np
 from .. import __version__
 from ..parallel.comm import id_blocks, redistribute_by_id
 from ..core.observables import DTYPES, NAMES
+from . import format as fmt
+from .format import append_structure_factor, read_box, read_frame, read_parameters  # noqa: F401 (re-exported)
 
-CHUNK_ROWS = 1 << 16
+#: the /observables series the simulation records, {name: dtype}
+SERIES = {name: DTYPES.get(name, np.float64) for name in NAMES}
 # None: collective mpio writes when h5py has MPI and there is more than one rank; False: always gather to
 # rank 0 (what a plain pip h5py does). Tests set it to compare both paths; runs never need to.
 COLLECTIVE = None
@@ -99,8 +102,8 @@ class H5MDWriter:
 
     comm: the simulation's communicator; dim: 2 or 3; n_total: N; box: edges (dim,) or (3,); grid: the
     rank grid; mode: "w" (new file) or "r+" (append to an existing output, e.g. on resume); species:
-    the rank's species indices (any int array) for a system of species, else None; collective: None (automatic, see ``COLLECTIVE``) or False
-    to gather to rank 0.
+    the rank's species indices (any int array) for a system of species, else None; collective: None
+    (automatic, see ``COLLECTIVE``) or False to gather to rank 0.
     """
 
     def __init__(self, path, config, comm, dim, n_total, box, grid, mode="w", species=None, collective=None):
@@ -118,9 +121,13 @@ class H5MDWriter:
         if mode == "w":
             prov = comm.bcast(self._provenance(grid) if comm.rank == 0 else None, root=0)
             if self.writes:
-                self._create(config, species is not None, prov)
+                author = prov.pop("author")
+                fmt.create_layout(self.file, n_total, dim, series=SERIES, config_toml=config.to_toml(),
+                                  sections=config.to_dict(), provenance=prov, author=author,
+                                  creator_version=__version__, with_species=species is not None)
+        elif self.writes:
+            fmt.upgrade_layout(self.file)
 
-    # ------------------------------------------------------------------------------------------ layout
     def _provenance(self, grid):
         return {"package_version": __version__, "git_commit": git_commit(), "mpi_size": np.int64(self.comm.size),
                 "rank_grid": np.asarray(grid, dtype=np.int64), "host": socket.gethostname(),
@@ -129,59 +136,6 @@ class H5MDWriter:
                 "resumed_at_step": np.zeros(0, dtype=np.int64), "resumed_mpi_size": np.zeros(0, dtype=np.int64),
                 "author": os.environ.get("USER", "") or "mpisim user"}
 
-    def _create(self, config, with_species, prov):
-        f = self.file
-        h5md = f.create_group("h5md")
-        h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
-        author = h5md.create_group("author")
-        author.attrs["name"] = prov.pop("author")
-        creator = h5md.create_group("creator")
-        creator.attrs["name"] = "mpisim"
-        creator.attrs["version"] = __version__
-        part = f.create_group("particles/all")
-        n, d = self.n_total, self.dim
-        chunk_rows = min(n, CHUNK_ROWS)
-        for name, dtype in (("position", np.float64), ("image", np.int32)):
-            g = part.create_group(name)
-            if name == "position":
-                g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
-                g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(1024,))
-            else:
-                # H5MD allows elements sampled together to share step/time: hard links, one dataset.
-                g["step"] = part["position/step"]
-                g["time"] = part["position/time"]
-            g.create_dataset("value", shape=(0, n, d), maxshape=(None, n, d), dtype=dtype,
-                             chunks=(1, chunk_rows, d))
-        # The box is constant, but stored as a time-dependent element sampled with the positions: that is
-        # the form MDAnalysis's H5MD reader understands (it reads box/edges/value[frame]).
-        boxg = part.create_group("box")
-        boxg.attrs["dimension"] = np.int32(d)
-        boxg.attrs["boundary"] = np.array(["periodic"] * d, dtype=h5py.string_dtype())
-        edges = boxg.create_group("edges")
-        edges["step"] = part["position/step"]
-        edges["time"] = part["position/time"]
-        edges.create_dataset("value", shape=(0, d), maxshape=(None, d), dtype=np.float64, chunks=(1024, d))
-        part.create_dataset("id", shape=(n,), dtype=np.int64)
-        part.create_dataset("radius", shape=(n,), dtype=np.float64)
-        if with_species:
-            part.create_dataset("species", shape=(n,), dtype=np.int32)
-        obs = f.create_group("observables")
-        for name in NAMES:
-            g = obs.create_group(name)
-            g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-            g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,))
-            g.create_dataset("value", shape=(0,), maxshape=(None,), dtype=DTYPES.get(name, np.float64),
-                             chunks=(4096,))
-        params = f.create_group("parameters")
-        params.attrs["config_toml"] = config.to_toml()
-        for section, table in config.to_dict().items():
-            g = params.create_group(section)
-            for k, v in table.items():
-                g.attrs[k] = v if not (isinstance(v, list) and not v) else np.zeros(0)
-        g = params.create_group("provenance")
-        for k, v in prov.items():
-            g.attrs[k] = v
-
     # ---------------------------------------------------------------------------------------- particles
     def write_static(self, ids, radius, species=None):
         """id, radius (and species) datasets; ids, radius, species: rank-local owned rows."""
@@ -189,11 +143,10 @@ class H5MDWriter:
         got = self.rows.gather(ids, np.hstack(cols))
         if self.writes:
             a, b = self.block
-            part = self.file["particles/all"]
-            self.rows.write(part["id"], np.arange(a, b, dtype=np.int64))
-            self.rows.write(part["radius"], got[:, 0])
+            self.rows.write(self.file[fmt.ID], np.arange(a, b, dtype=np.int64))
+            self.rows.write(self.file[fmt.RADIUS], got[:, 0])
             if species is not None:
-                self.rows.write(part["species"], got[:, 1].astype(np.int32))
+                self.rows.write(self.file[fmt.SPECIES], got[:, 1].astype(np.int32))
 
     def write_snapshot(self, step, ids, pos, image):
         """Append a frame: pos (n_own, >= dim) wrapped, image (n_own, >= dim), rank-local rows."""
@@ -202,23 +155,19 @@ class H5MDWriter:
         self.last_step = step
         if not self.writes:
             return
-        part = self.file["particles/all"]
-        frame = part["position/step"].shape[0]
-        for name in ("position/step", "position/time", "position/value", "image/value", "box/edges/value"):
-            part[name].resize(frame + 1, axis=0)
-        self.rows.write(part["position/value"], got[:, :d], (frame,))
-        self.rows.write(part["image/value"], got[:, d:].astype(np.int32), (frame,))
+        frame = fmt.frame_count(self.file)
+        fmt.resize_frames(self.file, frame + 1)
+        self.rows.write(self.file[f"{fmt.POSITION}/value"], got[:, :d], (frame,))
+        self.rows.write(self.file[f"{fmt.IMAGE}/value"], got[:, d:].astype(np.int32), (frame,))
         if self.comm.rank == 0:
-            part["position/step"][frame] = step
-            part["position/time"][frame] = float(step)
-            part["box/edges/value"][frame] = self.box
+            fmt.write_frame_header(self.file, frame, step, self.box)
 
     def last_snapshot_step(self):
         return self.last_step
 
     def snapshot_steps(self):
         """Steps of the stored frames (global, on every rank)."""
-        steps = self.file["particles/all/position/step"][:] if self.comm.rank == 0 else None
+        steps = fmt.frame_steps(self.file) if self.comm.rank == 0 else None
         return self.comm.bcast(steps, root=0)
 
     # -------------------------------------------------------------------------------------- observables
@@ -226,70 +175,55 @@ class H5MDWriter:
         """rows: list of (step, {name: value}); identical on all ranks."""
         if not rows or not self.writes:
             return
-        obs = self.file["observables"]
         steps = np.array([r[0] for r in rows], dtype=np.int64)
         for name in NAMES:
-            g = obs[name]
-            n0 = g["step"].shape[0]
-            for ds in ("step", "time", "value"):
-                g[ds].resize(n0 + len(rows), axis=0)
+            g = self.file[fmt.observable_path(name)]
+            first = g["step"].shape[0]
+            fmt.resize_series(g, first + len(rows))
             if self.comm.rank == 0:
-                g["step"][n0:] = steps
-                g["time"][n0:] = steps.astype(np.float64)
-                g["value"][n0:] = np.array([r[1][name] for r in rows], dtype=DTYPES.get(name, np.float64))
+                fmt.write_series_rows(g, first, steps, [r[1][name] for r in rows])
 
     def read_observables(self):
         """{"step": int64 [n], name: [n]} of the stored series (global, on every rank)."""
         out = None
         if self.comm.rank == 0:
-            obs = self.file["observables"]
-            out = {"step": obs[NAMES[0]]["step"][:]}
-            out.update({name: obs[name]["value"][:] for name in NAMES})
+            out = {"step": fmt.read_series(self.file, NAMES[0])[0]}
+            out.update({name: fmt.read_series(self.file, name)[1] for name in NAMES})
         return self.comm.bcast(out, root=0)
 
     # ------------------------------------------------------------------------------------------ restart
     def truncate(self, step):
-        """Drop every frame and observable row at a step >= ``step`` (written after a checkpoint taken at
-        ``step``), so that a resumed run appends exactly what an uninterrupted one would have."""
+        """Drop every frame, observable row and S(k) row at a step >= ``step`` (written after a checkpoint
+        taken at ``step``), so that a resumed run appends exactly what an uninterrupted one would have."""
         keep = None
         if self.comm.rank == 0:
             f = self.file
-            keep = {"frames": int(np.searchsorted(f["particles/all/position/step"][:], step, side="left")),
-                    "rows": {name: int(np.searchsorted(f[f"observables/{name}/step"][:], step, side="left"))
-                             for name in NAMES}}
+            series = {name: f[fmt.observable_path(name)] for name in NAMES}
+            if fmt.STRUCTURE_FACTOR in f:
+                series[fmt.STRUCTURE_FACTOR] = f[fmt.STRUCTURE_FACTOR]
+            keep = {"frames": int(np.searchsorted(fmt.frame_steps(f), step, side="left")),
+                    "rows": {name: int(np.searchsorted(g["step"][:], step, side="left"))
+                             for name, g in series.items()}}
         keep = self.comm.bcast(keep, root=0)
-        self._truncate_structure_factor(step)
         steps = self.snapshot_steps()[:keep["frames"]]
         self.last_step = int(steps[-1]) if len(steps) else None
         if not self.writes:
             return
-        part = self.file["particles/all"]
-        for name in ("position/step", "position/time", "position/value", "image/value", "box/edges/value"):
-            part[name].resize(keep["frames"], axis=0)
-        for name in NAMES:
-            for ds in ("step", "time", "value"):
-                self.file[f"observables/{name}/{ds}"].resize(keep["rows"][name], axis=0)
+        fmt.resize_frames(self.file, keep["frames"])
+        for name, rows in keep["rows"].items():
+            group = fmt.STRUCTURE_FACTOR if name == fmt.STRUCTURE_FACTOR else fmt.observable_path(name)
+            fmt.resize_series(self.file[group], rows)
 
     def append_structure_factor(self, result, attrs):
-        """Append one S(k) measurement (mpisim.parallel.sofk.SofkResult, global) to /observables/structure_factor."""
+        """Append one S(k) measurement (mpisim.parallel.sofk.SofkResult, global) to /structure_factor."""
         if self.writes:
             append_structure_factor(self.file, result, attrs, write_values=self.comm.rank == 0)
-
-    def _truncate_structure_factor(self, step):
-        """Drop S(k) rows at steps >= ``step`` (see truncate). Collective."""
-        keep = None
-        if self.comm.rank == 0 and SOFK_GROUP in self.file:
-            keep = int(np.searchsorted(self.file[SOFK_GROUP + "/step"][:], step, side="left"))
-        keep = self.comm.bcast(keep, root=0)
-        if keep is not None and self.writes:
-            for ds in ("step", "time", "value"):
-                self.file[f"{SOFK_GROUP}/{ds}"].resize(keep, axis=0)
 
     def note_resume(self, step):
         """Record in the provenance that the run was resumed at ``step`` on this many ranks."""
         if not self.writes:
             return
-        prov = self.file["parameters/provenance"]
+        prov = self.file[fmt.PROVENANCE]
         prov.attrs["resumed_at_step"] = np.append(prov.attrs.get("resumed_at_step", []), step).astype(np.int64)
         prov.attrs["resumed_mpi_size"] = np.append(prov.attrs.get("resumed_mpi_size", []),
                                                    self.comm.size).astype(np.int64)
@@ -297,7 +231,7 @@ class H5MDWriter:
 
     def set_provenance(self, **attrs):
         if self.writes:
-            prov = self.file["parameters/provenance"]
+            prov = self.file[fmt.PROVENANCE]
             for k, v in attrs.items():
                 prov.attrs[k] = v
 
@@ -311,64 +245,5 @@ class H5MDWriter:
             self.file = None
 
 
-def read_parameters(path):
-    """The run configuration TOML text stored in an output file."""
-    with h5py.File(path, "r") as f:
-        return f["parameters"].attrs["config_toml"]
-
-
-def read_box(part, frame=-1):
-    """Box edges (d,) of a particles group: a time-dependent element (this writer) or a fixed dataset."""
-    edges = part["box/edges"]
-    if isinstance(edges, h5py.Group):
-        return edges["value"][frame]
-    return edges[()]
-
-
-def read_frame(path, frame=-1):
-    """(step, ids, positions (N, d), images (N, d), radii, box (d,)) of one frame, serially."""
-    with h5py.File(path, "r") as f:
-        part = f["particles/all"]
-        if part["position/value"].shape[0] == 0:
-            raise ValueError(f"{path}: no snapshot stored")
-        step = int(part["position/step"][frame])
-        pos = part["position/value"][frame]
-        img = part["image/value"][frame]
-        return step, part["id"][:], pos, img, part["radius"][:], read_box(part, frame)
-
-
-# --------------------------------------------------------------------------------- structure factor
-SOFK_GROUP = "observables/structure_factor"
-
-
-def append_structure_factor(f, result, attrs, write_values=True, group=SOFK_GROUP):
-    """Append one S(k) row (mpisim.parallel.sofk.SofkResult) to ``f[group]``, creating it at first use:
-    k, k_mean [bins] float64, count [bins] int64, step [n] int64, time [n] float64, value [n, bins]
-    float64, parameters as attributes (docs/file-format.md). Collective on a shared (mpio) file; only
-    ranks with ``write_values`` write data."""
-    bins = len(result.S)
-    if group not in f:
-        g = f.create_group(group)
-        for key, v in attrs.items():
-            g.attrs[key] = v
-        fixed = (("k", result.k, np.float64), ("k_mean", result.k_mean, np.float64),
-                 ("count", result.counts, np.int64))
-        for name, _, dtype in fixed:
-            g.create_dataset(name, shape=(bins,), dtype=dtype)
-        g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
-        g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
-        g.create_dataset("value", shape=(0, bins), maxshape=(None, bins), dtype=np.float64,
-                         chunks=(max(1, 4096 // bins), bins))
-        if write_values:
-            for name, data, dtype in fixed:
-                g[name][:] = np.asarray(data, dtype=dtype)
-    g = f[group]
-    if g["value"].shape[1] != bins:
-        raise ValueError(f"{group}: holds {g['value'].shape[1]} bins, the new measurement has {bins}")
-    n0 = g["step"].shape[0]
-    for ds in ("step", "time", "value"):
-        g[ds].resize(n0 + 1, axis=0)
-    if write_values:
-        g["step"][n0] = result.step
-        g["time"][n0] = float(result.step)
-        g["value"][n0] = result.S
+#: where S(k) results go (kept for callers of the old name)
+SOFK_GROUP = fmt.STRUCTURE_FACTOR
