@@ -1,4 +1,5 @@
-"""Command line: ``mpisim run CONFIG.toml``, ``mpisim info OUT.h5``, ``mpisim sofk OUT.h5``; ``mpisim --help``.
+"""Command line: ``mpisim run CONFIG.toml``, ``mpisim info OUT.h5``, ``mpisim sofk OUT.h5``,
+``mpisim export OUT.h5 --format gsd``; ``mpisim --help``.
 
 User mistakes (bad config, existing output, missing file) print one line and exit with status 2 on every
 rank, before anything is written. Any other exception on any rank prints the rank and the message and
@@ -9,6 +10,8 @@ import os
 import sys
 import traceback
 from pathlib import Path
+
+from .io.format import parse_frames  # noqa: F401 (the --frames grammar of sofk and export)
 
 EXIT_USAGE = 2
 
@@ -51,7 +54,7 @@ def build_parser():
 
     sofk = sub.add_parser("sofk", help="structure factor S(k) of saved snapshots, in parallel",
                           description="S(k) of frames stored in OUT.h5, each rank reading its share of "
-                                      "the particles; results go to /observables/structure_factor of OUT.h5 "
+                                      "the particles; results go to /structure_factor of OUT.h5 "
                                       "(or of --output). See docs/structure-factor.md.")
     sofk.add_argument("path", help="an .h5 file written by mpisim run")
     sofk.add_argument("--frames", default="all", help="'all' (default) or frame indices and slices, "
@@ -69,7 +72,18 @@ def build_parser():
     sofk.add_argument("--octant", action="store_true", help="only k with n_a >= 0 (freud's sampling)")
     sofk.add_argument("-o", "--output", help="write to this new .h5 file instead of PATH")
     sofk.add_argument("--overwrite", action="store_true",
-                      help="replace an existing /observables/structure_factor (or --output file)")
+                      help="replace an existing /structure_factor (or --output file)")
+
+    export = sub.add_parser("export", help="write snapshots in another format (GSD for OVITO, HOOMD-blue)",
+                            description="Write the frames of OUT.h5 to a GSD file (HOOMD-blue's format, read by "
+                                        "OVITO, HOOMD-blue, freud, MDAnalysis): step, box, positions, images, "
+                                        "diameters, species as types; 2d and 3d. See docs/file-format.md.")
+    export.add_argument("path", help="an .h5 file written by mpisim run")
+    export.add_argument("--format", dest="to", choices=("gsd",), required=True, help="output format")
+    export.add_argument("-o", "--output", help="output file (default: PATH with the format's suffix)")
+    export.add_argument("--frames", default="all", help="'all' (default) or frame indices and slices, "
+                        "e.g. 0,5,-1 or 10:20:2")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
 
 
@@ -77,7 +91,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .parallel.comm import world
     comm = world()
-    commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk}
+    commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk, "export": _export}
     return guarded(comm, lambda: commands[args.command](args, comm))
 
 
@@ -149,7 +163,7 @@ def _sofk(args, comm):
     import time
     import h5py
     from .parallel.comm import on_root
-    from .io.h5md import SOFK_GROUP, append_structure_factor
+    from .io.format import STRUCTURE_FACTOR, append_structure_factor, remove_structure_factor, structure_factor_path
 
     path = Path(args.path)
 
@@ -161,9 +175,9 @@ def _sofk(args, comm):
                     problem = f"{path} is not an mpisim output (no /particles/all/position)"
                 else:
                     n_frames = f["particles/all/position/value"].shape[0]
-                    if not args.output and SOFK_GROUP in f and not args.overwrite:
-                        problem = (f"{path} already holds /{SOFK_GROUP}; pass --overwrite to replace it "
-                                   "or -o NEW.h5")
+                    if not args.output and structure_factor_path(f) and not args.overwrite:
+                        problem = (f"{path} already holds /{structure_factor_path(f)}; pass --overwrite to "
+                                   "replace it or -o NEW.h5")
         except (OSError, FileNotFoundError):
             problem = f"{path}: no such file or not an HDF5 file"
         if args.output and Path(args.output).exists() and not args.overwrite:
@@ -190,47 +204,18 @@ def _sofk(args, comm):
     def write():
         target = args.output or str(path)
         with h5py.File(target, "w" if args.output else "r+") as f:
-            if SOFK_GROUP in f:
-                del f[SOFK_GROUP]
+            remove_structure_factor(f)
             attrs = dict(meas.attrs(), source=str(path), mpi_size=comm.size)
             for r in results:
                 append_structure_factor(f, r, attrs)
         print(f"mpisim: S(k) of {len(results)} frame(s), {meas.method}, {meas.kvecs.shape[0]} wave vectors, "
-              f"{seconds:.2f} s on {comm.size} rank(s) -> {target}:/{SOFK_GROUP}", file=sys.stderr)
+              f"{seconds:.2f} s on {comm.size} rank(s) -> {target}:/{STRUCTURE_FACTOR}", file=sys.stderr)
     on_root(comm, write)   # no rank returns before the file is written
     return 0
 
 
 # ------------------------------------------------------------------------- S(k) of saved frames
-def parse_frames(spec, n_frames):
-    """Frame indices from ``all`` or a comma list of integers and slices (``0,5,-1``, ``10:20:2``).
-    Raises ValueError naming --frames and the allowed range."""
-    allowed = f"'all', or comma-separated integers in [-{n_frames}, {n_frames}) and slices like 0:10:2"
-    if n_frames == 0:
-        raise ValueError("--frames: the file holds no snapshot")
-    if spec is None or spec.strip() == "all":
-        return list(range(n_frames))
-    out = []
-    for item in spec.split(","):
-        item = item.strip()
-        try:
-            if ":" in item:
-                parts = [int(x) if x.strip() else None for x in item.split(":")]
-                if len(parts) > 3 or parts[-1] == 0 and len(parts) == 3:
-                    raise ValueError
-                out.extend(range(n_frames)[slice(*parts)])
-            else:
-                i = int(item)
-                if not -n_frames <= i < n_frames:
-                    raise ValueError
-                out.append(i % n_frames)
-        except ValueError:
-            raise ValueError(f"--frames: bad item {item!r}; allowed: {allowed}") from None
-    if not out:
-        raise ValueError(f"--frames: {spec!r} selects no frame; allowed: {allowed}")
-    return out
-
-
+# parse_frames (the --frames grammar of sofk and export) is mpisim.io.format.parse_frames, imported above.
 def sofk_frames(path, frames, comm=None, **options):
     """S(k) of frames of an mpisim output file; each rank reads a contiguous block of particle rows
     (collective mpio reads when h5py has MPI). Returns (measurement, [SofkResult]) on every rank; the
@@ -266,6 +251,45 @@ def sofk_frames(path, frames, comm=None, **options):
                 x = ds[fr, a:b, :]
             results.append(meas[key].compute(x, step=int(steps[fr])))
     return meas[key], results
+
+def _export(args, comm):
+    """mpisim export: frames of an output in another format (mpisim/io/viewers.py), written by rank 0."""
+    from .parallel.comm import on_root
+
+    def work():
+        import h5py
+        from .io import format as fmt
+        path = Path(args.path)
+        out = Path(args.output) if args.output else path.with_suffix(f".{args.to}")
+        try:
+            with h5py.File(path, "r") as f:
+                if not fmt.is_output(f):
+                    return f"{path} is not an mpisim output (no /parameters or /{fmt.PARTICLES})"
+                n_frames = fmt.frame_count(f)
+        except OSError:
+            return f"{path}: no such file or not an HDF5 file"
+        if out.resolve() == path.resolve():
+            return f"--output: {out} is the input file"
+        if out.exists() and not args.overwrite:
+            return f"--output: {out} exists; pass --overwrite to replace it"
+        if not out.resolve().parent.is_dir():
+            return f"--output: directory of {str(out)!r} does not exist"
+        try:
+            frames = fmt.parse_frames(args.frames, n_frames)
+        except ValueError as exc:
+            return str(exc)
+        try:
+            from .io.viewers import export_gsd
+        except ImportError:
+            return "--format gsd needs the gsd package (pip install gsd)"
+        count = export_gsd(path, out, frames)
+        print(f"mpisim: wrote {count} frame(s) of {path} to {out}", file=sys.stderr)
+        return None
+
+    problem = on_root(comm, work)   # no rank returns before the file is written
+    if problem:
+        raise UsageError(problem)
+    return 0
 
 
 def _report(sim, output, comm):
