@@ -143,6 +143,31 @@ def test_old_layout_reads_and_resumes(tmp_path):
         assert fmt.text(g["h5md/author"].attrs["name"]) == fmt.text(f["h5md/author"].attrs["name"])
 
 
+@pytest.mark.mpi(min_size=2)
+def test_old_layout_resumes_in_parallel(tmp_path):
+    """The old layout's S(k) group is moved by every writing rank (collective metadata on mpio) on resume."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    base = Path(comm.bcast(str(tmp_path), root=0))
+
+    def cfg(name):
+        return config(base / name, dim=3, n=300, steps=60, log_every=5, snapshot_every=10, sofk_every=20,
+                      checkpoint_every=25)
+
+    Simulation(cfg("ref.h5"), comm=comm).run()
+    Simulation(cfg("cut.h5"), comm=comm).run(steps=45)
+    if comm.rank == 0:
+        make_legacy(base / "cut.h5")
+    comm.Barrier()
+    Simulation.resume(cfg("cut.h5"), comm=comm).run()
+    comm.Barrier()
+    if comm.rank == 0:
+        with h5py.File(base / "ref.h5", "r") as f, h5py.File(base / "cut.h5", "r") as g:
+            assert fmt.LEGACY_STRUCTURE_FACTOR not in g
+            for name in ("structure_factor/step", "structure_factor/value", f"{fmt.POSITION}/value"):
+                np.testing.assert_array_equal(f[name][()], g[name][()], err_msg=name)
+
+
 @pytest.mark.serial
 def test_sofk_command_replaces_an_old_layout_group(tmp_path):
     path = tmp_path / "o.h5"
