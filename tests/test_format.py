@@ -93,6 +93,15 @@ def test_serial_writer_lays_out_like_the_engine(tmp_path, dim, species):
         assert fmt.text(g["h5md/creator"].attrs["name"]) == "mpisim"
 
 
+def test_format_and_viewers_need_no_mpi():
+    """analysis imports these (tests/test_layers.py allows mpisim.io): they must not reach the MPI layer."""
+    from tests.test_layers import TOP, imports_of
+    for name in ("format.py", "viewers.py"):
+        names = imports_of(TOP / "mpisim" / "io" / name)
+        assert not {n for n in names if n.split(".")[0] == "mpi4py" or n.startswith(("mpisim.parallel",
+                                                                                       "mpisim.io.h5md"))}, name
+
+
 def test_synthetic_files_use_the_layout(tmp_path):
     from analysis.synthetic import write_run
     p = write_run(tmp_path / "s.h5", n=30, dim=2, positions=np.random.default_rng(1).random((3, 30, 2)) * 5,
