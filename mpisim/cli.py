@@ -163,6 +163,7 @@ def _sofk(args, comm):
     import time
     import h5py
     from .parallel.comm import on_root
+    from .io import format as fmt
     from .io.format import STRUCTURE_FACTOR, append_structure_factor, remove_structure_factor, structure_factor_path
 
     path = Path(args.path)
@@ -171,10 +172,10 @@ def _sofk(args, comm):
         problem, n_frames = None, 0
         try:
             with h5py.File(path, "r") as f:
-                if "particles/all/position/value" not in f:
-                    problem = f"{path} is not an mpisim output (no /particles/all/position)"
+                if f"{fmt.POSITION}/value" not in f:
+                    problem = f"{path} is not an mpisim output (no /{fmt.POSITION})"
                 else:
-                    n_frames = f["particles/all/position/value"].shape[0]
+                    n_frames = fmt.frame_count(f)
                     if not args.output and structure_factor_path(f) and not args.overwrite:
                         problem = (f"{path} already holds /{structure_factor_path(f)}; pass --overwrite to "
                                    "replace it or -o NEW.h5")
@@ -224,7 +225,8 @@ def sofk_frames(path, frames, comm=None, **options):
     options: the keyword arguments of :class:`StructureFactorMeasurement` (not box, dim, n_total)."""
     import h5py
     import numpy as np
-    from .io.h5md import parallel_h5py, read_box
+    from .io import format as fmt
+    from .io.h5md import parallel_h5py
     from .parallel.comm import id_blocks, world
     from .parallel.sofk import StructureFactorMeasurement
     comm = comm if comm is not None else world()
@@ -232,15 +234,14 @@ def sofk_frames(path, frames, comm=None, **options):
     kwargs = {"driver": "mpio", "comm": comm} if collective else {}
     results, meas = [], {}
     with h5py.File(path, "r", **kwargs) as f:
-        part = f["particles/all"]
-        dim = int(part["box"].attrs["dimension"])
-        ds = part["position/value"]
+        dim = fmt.dimension(f)
+        ds = f[f"{fmt.POSITION}/value"]
         n_total = ds.shape[1]
-        steps = part["position/step"][:]
+        steps = fmt.frame_steps(f)
         blocks = id_blocks(n_total, comm.size)
         a, b = int(blocks[comm.rank]), int(blocks[comm.rank + 1])
         for fr in frames:
-            box = np.asarray(read_box(part, fr), dtype=np.float64)
+            box = np.asarray(fmt.read_box(f, fr), dtype=np.float64)
             key = tuple(box)
             if key not in meas:
                 meas[key] = StructureFactorMeasurement(box, dim, n_total, comm=comm, **options)

@@ -243,7 +243,3 @@ class H5MDWriter:
         if self.file is not None:
             self.file.close()
             self.file = None
-
-
-#: where S(k) results go (kept for callers of the old name)
-SOFK_GROUP = fmt.STRUCTURE_FACTOR
