@@ -470,7 +470,7 @@ def snapshot_trigger(output):
         parts.append(LogSpaced(output.snapshot_per_decade))
     if output.snapshot_steps:
         parts.append(At(output.snapshot_steps))
-    return Or(*parts)
+    return parts[0] if len(parts) == 1 else Or(*parts)
 
 
 def from_config(config):
@@ -484,7 +484,7 @@ def from_config(config):
         # wall time differs between ranks: rank 0 decides, asked on logged steps only
         ckpt.append(Periodic(run.log_every) & WallClock(60.0 * run.checkpoint_minutes))
     if ckpt:
-        ops.append(Checkpoint(Or(*ckpt)))
+        ops.append(Checkpoint(ckpt[0] if len(ckpt) == 1 else Or(*ckpt)))
     if sf.every or sf.steps:
         ops.append(StructureFactor(Or(*([Periodic(sf.every)] if sf.every else []),
                                       *([At(sf.steps)] if sf.steps else []))))

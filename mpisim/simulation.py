@@ -202,23 +202,28 @@ class Simulation:
         ops = list(self.operations)
         for op in ops:
             op.start(self)
+        triggers = [op.trigger for op in ops]
+        before = [(i, op) for i, op in enumerate(ops) if op.before_pass]
+        after = [(i, op) for i, op in enumerate(ops) if not op.before_pass]
+        energy = [(i, op) for i, op in enumerate(ops)
+                  if type(op).needs_energy is not operations.Operation.needs_energy]
         # A dynamics with noise on every particle is never absorbed: no check (and no reduction) at all.
         check = not self.dynamics.always_moving
         watch = any(op.needs_absorption for op in ops)
         while True:
-            due = [op.trigger(self.step) for op in ops]      # once per step, in order, on every rank
-            for op, d in zip(ops, due):
-                if op.before_pass and op.wanted(self, d):
+            due = [t(self.step) for t in triggers]      # once per step, in order, on every rank
+            for i, op in before:
+                if op.wanted(self, due[i]):
                     op.act(self)
-            self.compute(energy=any(op.needs_energy(self, d) for op, d in zip(ops, due)))
+            self.compute(energy=any(op.needs_energy(self, due[i]) for i, op in energy))
             self.absorbed_now = False
             if check and (watch or self.absorbed_step < 0):
                 local = kernels.count_active(self.state.active, self.state.n_own) + self._moving()
                 self.absorbed_now = bool(self.domain.sum_int(np.array([local]))[0] == 0)
                 if self.absorbed_now and self.absorbed_step < 0:
                     self.absorbed_step = self.step
-            for op, d in zip(ops, due):
-                if not op.before_pass and op.wanted(self, d):
+            for i, op in after:
+                if op.wanted(self, due[i]):
                     op.act(self)
             if self.stop_reason is not None or self.step >= end:
                 break
