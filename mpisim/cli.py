@@ -295,8 +295,12 @@ def _export(args, comm):
 
 def _report(sim, output, comm):
     if comm.rank == 0:
-        state = (f"absorbed at step {sim.absorbed_step}" if sim.absorbed_step >= 0
-                 else f"active at step {sim.step}")
+        if sim.stop_reason is not None:
+            state = f"stopped at step {sim.step}: {sim.stop_reason}"
+        elif sim.absorbed_step >= 0:
+            state = f"absorbed at step {sim.absorbed_step}, ran to step {sim.step}"
+        else:
+            state = f"active at step {sim.step}"
         print(f"mpisim: wrote {output} ({state})", file=sys.stderr)
     return 0
 
@@ -342,7 +346,8 @@ def _print_info(path, f):
     print(f"observables {len(obs_steps)} rows, last step {obs_steps[-1] if len(obs_steps) else '-'}, "
           f"last activity {act[-1] if len(act) else float('nan'):.6g}")
     if end:
-        state = f"finished at step {int(prov.get('last_step', last))}"
+        stopped = str(prov.get("stopped", ""))
+        state = f"finished at step {int(prov.get('last_step', last))}" + (f" (stopped: {stopped})" if stopped else "")
     else:
         state = f"unfinished (last step on file {last}); " + (
             f"checkpoint {ckpt.name} at step {_ckpt_step(ckpt)}: mpisim resume {path}" if ckpt.is_file()

@@ -77,3 +77,18 @@ def test_info_refuses_what_is_not_a_run(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     out = cli("info", "x.h5", cwd=tmp_path)
     assert out.returncode == 2 and "not an HDF5 file" in out.stderr
+
+
+def test_run_until_steady_says_so(tmp_path):
+    (tmp_path / "c.toml").write_text(CONFIG)
+    sets = ["system.phi=0.78", "system.seed=2", "run.steps=20000", "run.log_every=10",
+            "run.stop_when_steady=true", "run.steady_every=500"]
+    out = cli("run", "c.toml", "-o", "out.h5", *[a for s in sets for a in ("--set", s)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert ": steady)" in out.stderr
+    with h5py.File(tmp_path / "out.h5") as f:
+        last = int(f["parameters/provenance"].attrs["last_step"])
+        assert f["parameters/provenance"].attrs["stopped"] == "steady" and last < 20000
+        assert f["particles/all/position/step"][-1] == last
+    info = cli("info", "out.h5", cwd=tmp_path)
+    assert f"finished at step {last} (stopped: steady)" in info.stdout

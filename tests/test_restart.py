@@ -86,6 +86,28 @@ def test_resume_from_a_path(tmp_path, source):
 
 
 @pytest.mark.serial
+def test_a_run_until_steady_resumes_to_the_same_stop(tmp_path):
+    """run.stop_when_steady decides on the recorded series, which a resume reads back from the file:
+    interrupted and resumed, the run stops at the same step with the same file."""
+    def cfg(path):
+        return RunConfig.from_dict({
+            "system": {"n": 300, "phi": 0.78, "dim": 2, "seed": 2},
+            "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
+            "run": {"steps": 20000, "log_every": 10, "progress_seconds": 0.0, "checkpoint_every": 250,
+                    "stop_when_steady": True, "steady_every": 500},
+            "output": {"path": str(path), "snapshot_every": 300}})
+    ref = Simulation(cfg(tmp_path / "ref.h5")).run()
+    assert ref.stop_reason == "steady" and ref.step < 20000
+    Simulation(cfg(tmp_path / "cut.h5")).run(steps=ref.step - 200)
+    sim = Simulation.resume(tmp_path / "cut.h5")
+    assert sim.step == (ref.step - 201) // 250 * 250
+    sim.run()
+    assert sim.step == ref.step and sim.stop_reason == "steady"
+    assert_same_run(tmp_path / "ref.h5", tmp_path / "cut.h5")
+    assert not os.path.exists(checkpoint_path(tmp_path / "cut.h5")), "a steady run is complete"
+
+
+@pytest.mark.serial
 def test_resume_from_a_path_that_is_no_output(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         Simulation.resume(tmp_path / "none.h5")
