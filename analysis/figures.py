@@ -37,7 +37,7 @@ from .critical import CriticalPoints, row_step_size
 from .errors import AnalysisError, CollapseError
 from .flatness import measure_run as flatness_of_run
 from .fss import Collapse, manna
-from .io import KICK_SCHEMES, Run, group_runs, key_dict
+from .io import Run, group_runs, key_dict, takes_kick_size
 from .msd import MSD
 from .structure_factor import StructureFactor, default_bins, fit_power_law
 
@@ -109,7 +109,7 @@ def _fmt(v) -> str:
 
 
 def _step_label(scheme: str) -> str:
-    return r"$\epsilon$" if scheme in KICK_SCHEMES else r"$\alpha$"
+    return r"$\epsilon$" if takes_kick_size(scheme) else r"$\alpha$"
 
 
 def _phi_c_title(panel: str, c: Collapse) -> str:

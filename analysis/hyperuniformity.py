@@ -25,11 +25,14 @@ import math
 
 import numpy as np
 
-from mpisim.core.schemes import CORRELATED_NOISE_SCHEMES as NOISE_SCHEMES
+from mpisim.core.schemes import SCHEMES
 
 from .activity import seed_mean
 from .errors import AnalysisError, Computed
 from .structure_factor import StructureFactor, fit_power_law, shell_structure_factor
+
+#: the schemes with temporally correlated (memory) noise, as their modules declare (pgd, spgd)
+NOISE_SCHEMES = tuple(name for name, s in SCHEMES.items() if s.noise == "memory")
 
 
 class Hyperuniformity(Computed):

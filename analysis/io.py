@@ -44,18 +44,22 @@ from typing import Iterable, Sequence
 import h5py
 import numpy as np
 
+from mpisim.core.schemes import step_size_key, stored_dynamics
 from mpisim.io import format as fmt
 
 from .errors import AnalysisError, RunFileError
 
-#: schemes whose step size is the kick size epsilon; all others (sgd, rcd, gd, the stochastic
-#: approximations sa-*) take a learning rate alpha and a batch fraction b_f
-KICK_SCHEMES = ("bro-pairwise", "bro-individual")
+
+def takes_kick_size(scheme: str) -> bool:
+    """Whether the scheme's step size is the kick size epsilon (BRO), as its module declares; the
+    others take a learning rate alpha (mpisim.core.schemes)."""
+    return step_size_key(scheme) == "kick_size"
 
 
 def step_size_of(scheme: str, kick_size, learning_rate):
-    """epsilon for BRO, alpha otherwise; a zero or missing value falls back to the other one."""
-    first, second = (kick_size, learning_rate) if scheme in KICK_SCHEMES else (learning_rate, kick_size)
+    """The scheme's step size (epsilon for BRO, alpha otherwise: its ``step_size_key``); a zero or
+    missing value falls back to the other one (also for a scheme this mpisim does not know)."""
+    first, second = (kick_size, learning_rate) if takes_kick_size(scheme) else (learning_rate, kick_size)
     if first:
         return first
     return second if second else first
@@ -117,7 +121,9 @@ class RunParameters:
     def from_config(cls, config: dict) -> "RunParameters":
         """Build from the parsed TOML configuration (sections system, dynamics, run)."""
         system = config.get("system", {})
-        dynamics = config.get("dynamics", {})
+        # Files written before the schemes declared their own keys hold every key of the old flat table
+        # (0.0 for a kick size of sgd): keep the scheme's own, so that old and new files group together.
+        dynamics = stored_dynamics(config.get("dynamics", {}))
         run = config.get("run", {})
         try:
             scheme = str(_get(dynamics, "scheme"))
@@ -150,7 +156,7 @@ class RunParameters:
     def step_size(self) -> float | None:
         """The scheme's own step size: kick size epsilon (BRO) or learning rate alpha (all others).
 
-        The simulator writes every key with its default, so 0.0 counts as unset.
+        Older files hold every key with its default, so 0.0 counts as unset.
         """
         return step_size_of(self.scheme, self.kick_size, self.learning_rate)
 
@@ -161,7 +167,7 @@ class RunParameters:
         The paper matches SGD (RCD) to pairwise (individual-particle) BRO with alpha = eps / b_f,
         b_f = 3/4, so alpha * b_f is the kick size on the same axis as BRO's epsilon (Fig. 5a, S1).
         """
-        if self.scheme in KICK_SCHEMES and self.kick_size:
+        if takes_kick_size(self.scheme) and self.kick_size:
             return self.kick_size
         if self.learning_rate:
             bf = 1.0 if self.batch_fraction is None else self.batch_fraction

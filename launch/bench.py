@@ -10,21 +10,21 @@ import time
 import numpy as np
 
 
-def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=None):
+def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=()):
     from mpisim import Simulation
+    from mpisim.core.schemes import SCHEMES
     from mpisim.parallel.comm import world
     comm = world()
-    pairwise_bro = scheme in ("bro-pairwise", "bro-individual")
+    spec = SCHEMES[scheme]
     dyn = {"scheme": scheme}
-    if pairwise_bro:
+    if spec.step_size_key == "kick_size":
         dyn["kick_size"] = kick
     else:
         # The paper's matching: alpha = eps / b_f with b_f = 3/4 (gd: alpha = eps).
         dyn["learning_rate"] = kick if scheme == "gd" else 4 * kick / 3
-        if scheme in ("sgd", "rcd", "sa-pairwise", "sa-individual", "spgd"):
+        if "batch_fraction" in spec.keys:
             dyn["batch_fraction"] = 0.75
-        if scheme in ("pgd", "spgd"):
-            dyn.update(noise)
+        dyn.update({k: v for k, v in dict(noise).items() if k in spec.keys})
     cfg = {"system": {"n": n, "phi": phi, "dim": dim, "seed": seed}, "dynamics": dyn,
            "run": {"steps": warmup + steps, "log_every": 100, "progress_seconds": 0.0,
                    "stop_when_absorbed": False}}
@@ -63,9 +63,10 @@ def main():
     p.add_argument("--noise-amplitude", type=float, default=0.3, help="pgd/spgd: sigma")
     p.add_argument("--temporal-correlation", type=float, default=-0.5, help="pgd/spgd: c_t")
     p.add_argument("--spatial-correlation", default="reciprocal", help="pgd/spgd: independent or reciprocal")
+    p.add_argument("--temperature", type=float, default=0.002, help="langevin: T")
     a = p.parse_args()
     noise = {"noise_amplitude": a.noise_amplitude, "temporal_correlation": a.temporal_correlation,
-             "spatial_correlation": a.spatial_correlation}
+             "spatial_correlation": a.spatial_correlation, "temperature": a.temperature}
     result, rank = measure(a.scheme, int(a.n), a.phi, a.dim, a.kick, a.steps, a.warmup, noise=noise)
     if rank == 0:
         print(json.dumps(result), flush=True)

@@ -7,7 +7,7 @@ from mpisim import Simulation
 from mpisim.parallel.comm import world
 from mpisim.core.schemes import SCHEMES
 
-# A value for every parameter a scheme may need (see SchemeSpec.needs).
+# A value for the parameters a scheme may take (Scheme.keys; the others keep their defaults).
 VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "noise_amplitude": 0.02,
           "temperature": 0.002}
 
@@ -20,7 +20,7 @@ def main(outdir):
     comm.Barrier()
     for dim in (2, 3):
         for name, spec in sorted(SCHEMES.items()):
-            dyn = {"scheme": name, **{k: VALUES[k] for k in spec.needs}}
+            dyn = {"scheme": name, **{k: VALUES[k] for k in spec.keys if k in VALUES}}
             cfg = {"system": {"n": 2000 if dim == 3 else 1500, "phi": 0.68, "dim": dim, "seed": 3},
                    "dynamics": dyn,
                    "run": {"steps": 60, "log_every": 4, "progress_seconds": 0.0, "sort_every": 13},

@@ -1,6 +1,7 @@
 """Run configuration: TOML in, frozen validated dataclasses out.
 
-Every key has a default except system.n, system.phi and dynamics.scheme. Bad input raises ConfigError
+Every key has a default except system.n, system.phi, dynamics.scheme and the scheme's own required keys
+(its step size, ...). Bad input raises ConfigError
 with one message naming the key and the allowed values; the CLI turns it into exit status 2 before
 anything is written. ``RunConfig.to_toml()`` writes the full resolved configuration (defaults included)
 that goes into the output file's /parameters.
@@ -16,7 +17,8 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from .core.potentials import POTENTIALS
-from .core.schemes import CORRELATED_NOISE_SCHEMES, MOMENTUM_SCHEMES, SCHEMES
+from .core.schemes import (SCHEMES, ParameterError, SchemeParameters, all_parameter_fields,
+                           schemes_taking, stored_dynamics)
 from .core.sofk import AUTO_DIRECT_MAX_K, NUFFT_TOLERANCE
 
 
@@ -79,17 +81,40 @@ class System:
 
 @dataclass(frozen=True)
 class Dynamics:
-    """[dynamics]: the scheme and its parameters (paper symbols: eps, alpha, b_f)."""
+    """[dynamics]: the scheme, its own parameters and the pair potential.
+
+    ``parameters`` is the scheme's frozen dataclass (``mpisim/core/schemes/<scheme>.py``, ``Parameters``):
+    the TOML keys of the section are ``scheme``, ``potential`` and that dataclass's fields; a key of
+    another scheme is refused by name. Attribute access falls through to the parameters
+    (``config.dynamics.learning_rate``)."""
     scheme: str
-    kick_size: float = 0.0        # eps, units of the diameter
-    learning_rate: float = 0.0    # alpha
-    batch_fraction: float = 1.0   # b_f
+    parameters: SchemeParameters = None
     potential: str = "linear"
-    momentum: float = 0.0         # beta, heavy-ball momentum of sgd/rcd/gd; 0 = off
-    noise_amplitude: float = 0.0  # sigma, pgd/spgd noise kick (units of the diameter)
-    temporal_correlation: float = 0.0    # c_t, correlation of a particle's consecutive pgd/spgd kicks
-    spatial_correlation: str = "independent"  # pgd/spgd: "independent" particles or "reciprocal" pairs
-    temperature: float = 0.0      # T, langevin: noise sqrt(2 alpha T) xi per step
+
+    @classmethod
+    def from_table(cls, table):
+        """Build from the [dynamics] table (a dict); ConfigError names the first bad key."""
+        if "scheme" not in table:
+            _fail("dynamics.scheme", "required key is missing")
+        scheme = _coerce("dynamics", "scheme", table["scheme"], dataclasses.fields(cls)[0])
+        if scheme not in SCHEMES:
+            _fail("dynamics.scheme", f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+        spec = SCHEMES[scheme]
+        fields = {f.name: f for f in dataclasses.fields(spec.parameters)}
+        allowed = ("scheme", "potential", *fields)
+        for key in table:
+            if key not in allowed:
+                owners = [name for name in schemes_taking(key)]
+                belongs = f" (a key of {', '.join(owners)})" if owners else ""
+                _fail(f"dynamics.{key}", f"scheme {scheme} does not take {key}{belongs}; allowed: "
+                      f"{', '.join(allowed)}")
+        missing = [k for k in spec.required if k not in table]
+        if missing:
+            _fail(f"dynamics.{missing[0]}", f"required key of scheme {scheme} is missing")
+        kwargs = {k: _coerce("dynamics", k, v, fields[k]) for k, v in table.items() if k in fields}
+        potential = _coerce("dynamics", "potential", table.get("potential", "linear"),
+                            dataclasses.fields(cls)[2])
+        return cls(scheme=scheme, parameters=spec.parameters(**kwargs), potential=potential)
 
     def validate(self):
         if self.scheme not in SCHEMES:
@@ -97,46 +122,26 @@ class Dynamics:
         if self.potential not in POTENTIALS:
             _fail("dynamics.potential", f"unknown potential {self.potential!r}; allowed: "
                   f"{', '.join(POTENTIALS)}")
-        needs = SCHEMES[self.scheme].needs
-        if self.kick_size < 0 or ("kick_size" in needs and not self.kick_size > 0):
-            _fail("dynamics.kick_size", f"scheme {self.scheme} needs kick_size > 0, got {self.kick_size!r}")
-        if self.learning_rate < 0 or ("learning_rate" in needs and not self.learning_rate > 0):
-            _fail("dynamics.learning_rate", f"scheme {self.scheme} needs learning_rate > 0, "
-                  f"got {self.learning_rate!r}")
-        if not (0 < self.batch_fraction <= 1):
-            _fail("dynamics.batch_fraction", f"must be in (0, 1], got {self.batch_fraction!r}")
-        self._validate_noise_models()
+        if type(self.parameters) is not SCHEMES[self.scheme].parameters:
+            raise TypeError(f"Dynamics(scheme={self.scheme!r}) needs parameters of type "
+                            f"{SCHEMES[self.scheme].parameters.__qualname__}, got {type(self.parameters)}")
+        try:
+            self.parameters.validate(self.scheme)
+        except ParameterError as exc:
+            raise ConfigError(str(exc)) from None
 
-    def _validate_noise_models(self):
-        """Options of momentum, pgd/spgd and langevin (docs/algorithms.md): each only with its schemes."""
-        s = self.scheme
-        if not (0 <= self.momentum < 1):
-            _fail("dynamics.momentum", f"must be in [0, 1), got {self.momentum!r}")
-        if self.momentum and s not in MOMENTUM_SCHEMES:
-            _fail("dynamics.momentum", f"only schemes {', '.join(MOMENTUM_SCHEMES)} take momentum; "
-                  f"scheme {s} needs momentum = 0")
-        correlated = s in CORRELATED_NOISE_SCHEMES
-        if self.noise_amplitude < 0 or (correlated and not self.noise_amplitude > 0):
-            _fail("dynamics.noise_amplitude", f"scheme {s} needs noise_amplitude > 0, got {self.noise_amplitude!r}")
-        if self.noise_amplitude and not correlated:
-            _fail("dynamics.noise_amplitude", f"only schemes {', '.join(CORRELATED_NOISE_SCHEMES)} take "
-                  f"noise_amplitude (langevin: temperature); scheme {s} needs noise_amplitude = 0")
-        if not (-0.5 <= self.temporal_correlation <= 0.5):
-            _fail("dynamics.temporal_correlation", "must be in [-0.5, 0.5] (one-step-memory noise; -0.5 is "
-                  f"perfectly anti-correlated), got {self.temporal_correlation!r}")
-        if self.temporal_correlation and not correlated:
-            _fail("dynamics.temporal_correlation", f"only schemes {', '.join(CORRELATED_NOISE_SCHEMES)} take "
-                  f"temporal_correlation; scheme {s} needs 0")
-        if self.spatial_correlation not in ("independent", "reciprocal"):
-            _fail("dynamics.spatial_correlation", f"must be \"independent\" or \"reciprocal\", "
-                  f"got {self.spatial_correlation!r}")
-        if self.spatial_correlation != "independent" and not correlated:
-            _fail("dynamics.spatial_correlation", f"only schemes {', '.join(CORRELATED_NOISE_SCHEMES)} take "
-                  f"spatial_correlation; scheme {s} needs \"independent\"")
-        if self.temperature < 0 or (s == "langevin" and not self.temperature > 0):
-            _fail("dynamics.temperature", f"scheme {s} needs temperature > 0, got {self.temperature!r}")
-        if self.temperature and s != "langevin":
-            _fail("dynamics.temperature", f"only scheme langevin takes temperature; scheme {s} needs 0")
+    def to_table(self):
+        """{key: value}: scheme, the scheme's parameters (defaults included), potential."""
+        return {"scheme": self.scheme, **dataclasses.asdict(self.parameters), "potential": self.potential}
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: a parameter of the scheme.
+        if name.startswith("__") or name == "parameters":
+            raise AttributeError(name)
+        try:
+            return getattr(self.parameters, name)
+        except AttributeError:
+            raise AttributeError(f"scheme {self.scheme} has no parameter {name!r}") from None
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,11 @@ class RunConfig:
             table = data.get(name, {})
             if not isinstance(table, dict):
                 raise ConfigError(f"{name}: must be a table, got {table!r}")
+            if klass is Dynamics:
+                part = Dynamics.from_table(table)
+                part.validate()
+                parts[name] = part
+                continue
             fields = {f.name: f for f in dataclasses.fields(klass)}
             table = _drop_retired(name, klass, table)
             for key in table:
@@ -279,6 +289,16 @@ class RunConfig:
         config = cls(**parts)
         config.validate()
         return config
+
+    @classmethod
+    def from_stored(cls, data):
+        """From the parameters stored in an output file (``/parameters`` config_toml, parsed): as
+        ``from_dict``, but a file written before the schemes declared their own keys holds every key of
+        the old flat [dynamics] table; those the scheme does not take are dropped when at their old
+        defaults (``core.schemes.stored_dynamics``)."""
+        if isinstance(data, dict) and isinstance(data.get("dynamics"), dict):
+            data = {**data, "dynamics": stored_dynamics(data["dynamics"])}
+        return cls.from_dict(data)
 
     @classmethod
     def from_toml(cls, path, overrides=()):
@@ -329,8 +349,10 @@ class RunConfig:
         return [L, L, L] if s.dim == 3 else [L, L, 1.0]
 
     def to_dict(self):
-        return {name: {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in dataclasses.asdict(getattr(self, name)).items()} for name in SECTIONS}
+        def table(part):
+            return part.to_table() if isinstance(part, Dynamics) else dataclasses.asdict(part)
+        return {name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in table(getattr(self, name)).items()}
+                for name in SECTIONS}
 
     def to_toml(self):
         lines = []
@@ -383,10 +405,26 @@ def apply_overrides(data, overrides):
     return data
 
 
+def config_fields():
+    """{"section.key": dataclasses.Field} of every key a run config may hold; [dynamics] lists the union
+    of every scheme's keys (which of them a run takes depends on its scheme). For tools (sweeps)."""
+    out = {}
+    for section, klass in SECTIONS.items():
+        if klass is Dynamics:
+            fields = {f.name: f for f in dataclasses.fields(Dynamics) if f.name != "parameters"}
+            fields.update(all_parameter_fields())
+        else:
+            fields = {f.name: f for f in dataclasses.fields(klass)}
+        out.update({f"{section}.{k}": f for k, f in fields.items()})
+    return out
+
+
 def _coerce(section, key, value, fld):
     """Accept ints where floats are expected and lists where tuples are; refuse other type mismatches."""
     default = fld.default
     kind = type(default) if default is not dataclasses.MISSING else None
+    if kind is None and isinstance(fld.type, type):
+        kind = fld.type      # a required key: its annotation
     if key in ("n", "phi") and section == "system":
         kind = int if key == "n" else float
     if key == "scheme":

@@ -131,8 +131,8 @@ class Simulation:
         if dyn.reciprocal_noise:
             # The pair noise reads both particles' memories: refresh the ghosts' copies first.
             self.domain.forward_aux(st)
-            kernels.noise_pair_pass(dyn.params, self.seed, self.step, self.dim, st.pos, st.ids, st.radius,
-                                    st.active, n, self.box, pairs.first, pairs.second, pairs.n,
+            kernels.noise_pair_pass(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos, st.ids,
+                                    st.radius, st.active, n, self.box, pairs.first, pairs.second, pairs.n,
                                     st.aux, st.noise, st.acc)
 
     @property
@@ -446,7 +446,7 @@ def config_of_output(path, comm=None):
     if problem:
         raise ConfigError(problem)
     try:
-        config = RunConfig.from_dict(tomllib.loads(text))
+        config = RunConfig.from_stored(tomllib.loads(text))     # older files: their flat [dynamics]
     except ConfigError as exc:
         raise ConfigError(f"{path}: its stored parameters no longer validate ({exc})") from None
     return config.replace(output=dataclasses.replace(config.output, path=str(path)))
@@ -464,8 +464,9 @@ def _resume_problem(config, output):
         stored = tomllib.loads(read_parameters(output))
     except (OSError, KeyError):
         return f"{output} is not an mpisim output file"
-    try:  # keys added to the configuration since the file was written take their defaults
-        stored = tomllib.loads(RunConfig.from_dict(stored).to_toml())
+    try:  # keys added to the configuration since the file was written take their defaults; keys of the
+        # old flat [dynamics] table that the scheme does not take are dropped (RunConfig.from_stored)
+        stored = tomllib.loads(RunConfig.from_stored(stored).to_toml())
     except ConfigError:
         pass
     ignore = {"output.path", "run.progress_seconds"}

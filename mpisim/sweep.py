@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SECTIONS, ConfigError, RunConfig, read_toml, tomllib
+from .config import SECTIONS, ConfigError, RunConfig, config_fields, read_toml, tomllib
 
 EXIT_USAGE = 2
 MANIFEST = "manifest.tsv"
@@ -56,13 +56,10 @@ class SweepError(ValueError):
 
 
 def _fields():
-    """{"section.key": default} of every run-config key, and {key: "section.key"} for bare names."""
-    full, bare = {}, {}
-    for section, klass in SECTIONS.items():
-        for f in dataclasses.fields(klass):
-            full[f"{section}.{f.name}"] = f
-            bare[f.name] = f"{section}.{f.name}"
-    return full, bare
+    """{"section.key": field} of every run-config key (every scheme's [dynamics] keys), and
+    {key: "section.key"} for bare names."""
+    full = config_fields()
+    return full, {name.split(".", 1)[1]: name for name in full}
 
 
 # --------------------------------------------------------------------------------------------- sweep

@@ -2,6 +2,7 @@
 import pytest
 
 from mpisim.config import ConfigError, RunConfig
+from mpisim.core.schemes import SCHEMES
 
 BASE = {"system": {"n": 1000, "phi": 0.6, "dim": 3},
         "dynamics": {"scheme": "sgd", "learning_rate": 0.1, "batch_fraction": 0.5}}
@@ -11,6 +12,11 @@ def with_(section, **kv):
     data = {k: dict(v) for k, v in BASE.items()}
     data.setdefault(section, {}).update(kv)
     return data
+
+
+def dynamics(**kv):
+    """BASE with its whole [dynamics] table replaced (another scheme takes other keys)."""
+    return {**BASE, "dynamics": kv}
 
 
 @pytest.mark.parametrize("data,key", [
@@ -24,8 +30,13 @@ def with_(section, **kv):
     (with_("dynamics", batch_fraction=0.0), "dynamics.batch_fraction"),
     (with_("dynamics", batch_fraction=1.5), "dynamics.batch_fraction"),
     (with_("dynamics", learning_rate=-1.0), "dynamics.learning_rate"),
-    (with_("dynamics", scheme="bro-pairwise", kick_size=-0.1), "dynamics.kick_size"),
-    (with_("dynamics", scheme="bro-pairwise"), "dynamics.kick_size"),  # missing eps
+    (dynamics(scheme="bro-pairwise", kick_size=-0.1), "dynamics.kick_size"),
+    (dynamics(scheme="bro-pairwise"), "dynamics.kick_size"),           # missing eps
+    (dynamics(scheme="bro-pairwise", kick_size=float("nan")), "dynamics.kick_size"),
+    (dynamics(kick_size=0.1), "dynamics.scheme"),                      # missing scheme
+    (with_("dynamics", kick_size=0.1), "dynamics.kick_size"),          # a key of another scheme
+    (with_("dynamics", colour="red"), "dynamics.colour"),
+    (with_("dynamics", learning_rate="fast"), "dynamics.learning_rate"),
     (with_("dynamics", potential="lj"), "dynamics.potential"),
     (with_("run", steps=-5), "run.steps"),
     (with_("run", log_every=0), "run.log_every"),
@@ -82,3 +93,41 @@ def test_example_run_configs_validate():
     assert len(runs) >= 4
     for p in runs:
         RunConfig.from_toml(str(p))
+
+
+def test_a_key_of_another_scheme_is_refused_with_the_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(with_("dynamics", kick_size=0.1))
+    assert str(err.value) == ("dynamics.kick_size: scheme sgd does not take kick_size (a key of "
+                              + ", ".join(s for s in SCHEMES if "kick_size" in SCHEMES[s].keys)
+                              + "); allowed: scheme, potential, learning_rate, batch_fraction, momentum")
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMES))
+def test_dynamics_table_holds_the_scheme_keys_only(name):
+    """The resolved [dynamics] (what /parameters stores) is scheme, the scheme's own keys, potential."""
+    spec = SCHEMES[name]
+    table = {"scheme": name, **{k: 0.1 for k in spec.required}}
+    config = RunConfig.from_dict({**BASE, "dynamics": table})
+    assert list(config.to_dict()["dynamics"]) == ["scheme", *spec.keys, "potential"]
+    assert type(config.dynamics.parameters) is spec.parameters
+    assert getattr(config.dynamics, spec.step_size_key) == 0.1
+
+
+# The flat [dynamics] table that files written up to commit 557e8d6 store (every key, defaults included).
+OLD_FLAT = {"scheme": "sgd", "kick_size": 0.0, "learning_rate": 0.1, "batch_fraction": 0.5,
+            "potential": "linear", "momentum": 0.0, "noise_amplitude": 0.0, "temporal_correlation": 0.0,
+            "spatial_correlation": "independent", "temperature": 0.0}
+
+
+def test_stored_flat_dynamics_of_older_files_read():
+    old = {**BASE, "dynamics": dict(OLD_FLAT)}
+    with pytest.raises(ConfigError, match="dynamics.kick_size"):
+        RunConfig.from_dict(old)                      # a user's config stays strict
+    assert RunConfig.from_stored(old) == RunConfig.from_dict(BASE)
+
+
+def test_stored_foreign_key_with_a_value_is_still_refused():
+    old = {**BASE, "dynamics": {**OLD_FLAT, "temperature": 0.5}}
+    with pytest.raises(ConfigError, match="dynamics.temperature"):
+        RunConfig.from_stored(old)

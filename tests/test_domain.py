@@ -15,13 +15,14 @@ from mpisim.core.schemes import SCHEMES
 
 from .conftest import clean_env, mpirun_command
 
-# A value for every parameter a scheme may need (SchemeSpec.needs).
+# A value for the parameters a scheme may take (Scheme.keys; the others keep their defaults).
 VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "noise_amplitude": 0.02,
           "temperature": 0.002}
 
 
 def _run(comm, scheme, dim, potential="linear", polydispersity=0.0):
-    dynamics = {"scheme": scheme, "potential": potential, **{k: VALUES[k] for k in SCHEMES[scheme].needs}}
+    dynamics = {"scheme": scheme, "potential": potential,
+                **{k: VALUES[k] for k in SCHEMES[scheme].keys if k in VALUES}}
     cfg = {"system": {"n": 1200 if dim == 3 else 900, "phi": 0.68, "dim": dim, "seed": 4,
                       "polydispersity": polydispersity},
            "dynamics": dynamics,

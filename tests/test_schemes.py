@@ -6,13 +6,16 @@ import pytest
 from mpisim import Simulation
 from mpisim.core import rng
 from mpisim.core.fixedpoint import FIXED_SCALE
+from mpisim.core.schemes import SCHEMES
 
 EPS = 0.1
 
 
 def make(scheme, n=2, dim=3, phi=0.01, potential="linear", **dyn):
-    dynamics = {"scheme": scheme, "kick_size": EPS, "learning_rate": 0.2, "batch_fraction": 0.5,
-                "potential": potential}
+    """A simulation of ``scheme`` with eps = EPS, alpha = 0.2, b_f = 0.5 (those of its keys), or ``dyn``."""
+    defaults = {"kick_size": EPS, "learning_rate": 0.2, "batch_fraction": 0.5}
+    dynamics = {"scheme": scheme, "potential": potential,
+                **{k: v for k, v in defaults.items() if k in SCHEMES[scheme].keys}}
     dynamics.update(dyn)
     cfg = {"system": {"n": n, "phi": phi, "dim": dim, "seed": 11}, "dynamics": dynamics,
            "run": {"steps": 1, "progress_seconds": 0.0, "stop_when_absorbed": False}}
@@ -79,7 +82,7 @@ def test_non_overlapping_particles_never_move():
 
 @pytest.mark.parametrize("scheme", ["bro-pairwise", "sgd", "gd", "sa-pairwise"])
 def test_pairwise_schemes_are_reciprocal_and_conserve_centre_of_mass(scheme):
-    sim = make(scheme, n=400, phi=0.7, batch_fraction=0.6)
+    sim = make(scheme, n=400, phi=0.7, **({"batch_fraction": 0.6} if "batch_fraction" in SCHEMES[scheme].keys else {}))
     _, x, _ = sim.snapshot()
     total = np.zeros(3)
     for _ in range(3):
@@ -92,11 +95,11 @@ def test_pairwise_schemes_are_reciprocal_and_conserve_centre_of_mass(scheme):
 
 
 def test_sgd_with_full_batch_equals_gd_step_for_step():
-    cfg = lambda scheme: {"system": {"n": 500, "phi": 0.7, "dim": 3, "seed": 2},  # noqa: E731
-                          "dynamics": {"scheme": scheme, "learning_rate": 0.05, "batch_fraction": 1.0},
-                          "run": {"steps": 40, "log_every": 1, "progress_seconds": 0.0}}
-    a = Simulation.from_config(cfg("sgd"), write=False).run()
-    b = Simulation.from_config(cfg("gd"), write=False).run()
+    cfg = lambda dynamics: {"system": {"n": 500, "phi": 0.7, "dim": 3, "seed": 2},  # noqa: E731
+                            "dynamics": {"learning_rate": 0.05, **dynamics},
+                            "run": {"steps": 40, "log_every": 1, "progress_seconds": 0.0}}
+    a = Simulation.from_config(cfg({"scheme": "sgd", "batch_fraction": 1.0}), write=False).run()
+    b = Simulation.from_config(cfg({"scheme": "gd"}), write=False).run()
     for x, y in zip(a.snapshot(), b.snapshot()):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.observables["energy"], b.observables["energy"])

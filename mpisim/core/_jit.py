@@ -38,3 +38,6 @@ njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 # loops over particle chunks with numba.prange (the S(k) direct sums, core/sofk.py); threads: NUMBA_NUM_THREADS
 njit_parallel = numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+# Functions generated from source at import (the scheme dispatch, mpisim/core/schemes/dispatch.py) have no
+# file for the disk cache; they are only ever inlined into the cached kernels above them.
+inline_generated = numba.njit(nogil=True, error_model="numpy", inline="always")

@@ -17,9 +17,10 @@ from ._jit import inline, njit
 from .box import minimum_image, wrap
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
 from .potentials import pair_energy, pair_force
-from .schemes import bro_individual, bro_pairwise, gd, rcd, sa_individual, sa_pairwise, sgd
-from .schemes import langevin, momentum, pgd, spgd
+from .schemes import momentum
 from .schemes._params import MOMENTUM, SPATIAL
+from .schemes.dispatch import (has_isotropic_noise, has_memory_noise, innovation, is_particle_scheme,
+                               memory_kick, noise_kick, pair_coefficients, particle_multiplier)
 
 # Slots of disp_sums (int64[4], rank-local): exact sums of |dx| and of |dx|^2 SQ_SCALE over the last step.
 D_ABS, D_SQ, N_DISP = 0, 2, 4
@@ -28,48 +29,15 @@ C_PAIRS, C_ENERGY_HI, C_ENERGY_LO = 0, 1, 2
 N_COUNTERS = 3
 
 
-@inline
-def _pair_coefficient(scheme, params, seed, step, id_lo, id_hi, force):
-    if scheme == 0:
-        return bro_pairwise.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 1:
-        return bro_individual.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 2:
-        return sgd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 3:
-        return rcd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 4:
-        return gd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 5:
-        return sa_pairwise.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 6:
-        return sa_individual.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 7:
-        return pgd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    if scheme == 8:
-        return spgd.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-    return langevin.pair_coefficient(params, seed, step, id_lo, id_hi, force)
-
-
-@inline
-def _particle_multiplier(scheme, params, seed, step, pid):
-    if scheme == 1:
-        return bro_individual.particle_multiplier(params, seed, step, pid)
-    if scheme == 3:
-        return rcd.particle_multiplier(params, seed, step, pid)
-    if scheme == 6:
-        return sa_individual.particle_multiplier(params, seed, step, pid)
-    return 1.0
-
-
 @njit
 def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
               acc, active, counters, energy):
     """Visit the candidate pairs of the Verlet list; act on those that overlap now.
 
-    For each overlapping pair adds c e^{ji} to acc[i] and -c e^{ji} to acc[j] (fixed point), marks both
-    active, and (if energy) counts the pair and its energy on the rank owning the smaller id. acc and
-    active must be zero on entry; ghost rows are scratch.
+    For each overlapping pair adds c_i e^{ji} to acc[i] and -c_j e^{ji} to acc[j] (fixed point; the
+    scheme's coefficients, equal for a reciprocal scheme), marks both active, and (if energy) counts the
+    pair and its energy on the rank owning the smaller id. acc and active must be zero on entry; ghost
+    rows are scratch.
     """
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
@@ -87,15 +55,21 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
         overlap = sigma - r
         id_i, id_j = ids[i], ids[j]
         id_lo, id_hi = (id_i, id_j) if id_i < id_j else (id_j, id_i)
-        coef = _pair_coefficient(scheme, params, seed, step, id_lo, id_hi, pair_force(overlap, potential))
-        if coef != 0.0 and r > 0.0:
-            f = coef / r
+        c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, pair_force(overlap, potential))
+        c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
+        if (c_i != 0.0 or c_j != 0.0) and r > 0.0:
+            f = c_i / r
             kx = np.int64(np.rint(f * dx * FIXED_SCALE))
             ky = np.int64(np.rint(f * dy * FIXED_SCALE))
             kz = np.int64(np.rint(f * dz * FIXED_SCALE))
             acc[i, 0] += kx
             acc[i, 1] += ky
             acc[i, 2] += kz
+            if c_j != c_i:      # a nonreciprocal scheme: j's own kick (reciprocal ones reuse i's, bitwise)
+                f = c_j / r
+                kx = np.int64(np.rint(f * dx * FIXED_SCALE))
+                ky = np.int64(np.rint(f * dy * FIXED_SCALE))
+                kz = np.int64(np.rint(f * dz * FIXED_SCALE))
             acc[j, 0] -= kx
             acc[j, 1] -= ky
             acc[j, 2] -= kz
@@ -126,16 +100,15 @@ def count_active(active, n_own):
 
 
 # ------------------------------------------------------------------------ dynamics with particle state
-# Schemes with per-particle state (momentum velocity, PGD noise memory in ``aux``) or additive noise
-# (pgd, spgd, langevin) take these two kernels; the ones above are untouched, so the stateless schemes
-# stay bit for bit as they were.
-SCHEME_PGD, SCHEME_SPGD, SCHEME_LANGEVIN = 7, 8, 9
+# Schemes with per-particle state (momentum velocity, memory noise in ``aux``) or additive noise (noise
+# models "memory" and "isotropic", schemes/dispatch.py) take these branches; the stateless schemes' path
+# is the same arithmetic as before them.
 
 
 @njit
-def noise_pair_pass(params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs, aux,
-                    xi, acc):
-    """Reciprocal PGD noise: each pair that overlaps now adds sigma (eta^i - eta^j) / sqrt(2) to acc[i]
+def noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs,
+                    aux, xi, acc):
+    """Reciprocal memory noise: each pair that overlaps now adds sigma (eta^i - eta^j) / sqrt(2) to acc[i]
     and the opposite to acc[j] (fixed point), eta = a xi + b m (schemes/pgd.py). Needs the ghosts' aux
     (memory) refreshed this step (``Domain.forward_aux``) and ``active`` from this step's pair_pass.
     Leaves this step's draws xi of the active rows [0, n) (own and ghost) in ``xi`` for apply_step.
@@ -144,7 +117,7 @@ def noise_pair_pass(params, seed, step, dim, pos, ids, radius, active, n, box, f
     for i in range(n):
         if active[i]:
             for a in range(dim):
-                xi[i, a] = pgd.innovation(seed, step, ids[i], a)
+                xi[i, a] = innovation(scheme, seed, step, ids[i], a)
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
     inv_sqrt2 = 1.0 / np.sqrt(2.0)
@@ -160,8 +133,8 @@ def noise_pair_pass(params, seed, step, dim, pos, ids, radius, active, n, box, f
         # Evaluate the kick of the smaller id, so both ranks of a straddling pair do the same operations.
         lo, hi = (i, j) if ids[i] < ids[j] else (j, i)
         for a in range(dim):
-            e_lo = pgd.kick(params, xi[lo, a], aux[lo, a])
-            e_hi = pgd.kick(params, xi[hi, a], aux[hi, a])
+            e_lo = memory_kick(scheme, params, xi[lo, a], aux[lo, a])
+            e_hi = memory_kick(scheme, params, xi[hi, a], aux[hi, a])
             q = np.int64(np.rint((e_lo - e_hi) * inv_sqrt2 * FIXED_SCALE))
             acc[lo, a] += q
             acc[hi, a] -= q
@@ -176,11 +149,11 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
     for the schemes with state or additive noise (active from pair_pass; aux owned rows, updated in place):
 
     * momentum (params[MOMENTUM] > 0): v = beta v + g, x += v (v in aux[:, 0:3]);
-    * pgd/spgd independent: active particles get sigma (a xi + b m), then m = xi (aux[:, 0:3]);
-      inactive particles neither move by noise nor touch their memory;
-    * pgd/spgd reciprocal: the noise is already in acc and this step's draws in xi (noise_pair_pass);
+    * memory noise (pgd/spgd) independent: active particles get sigma (a xi + b m), then m = xi
+      (aux[:, 0:3]); inactive particles neither move by noise nor touch their memory;
+    * memory noise reciprocal: the noise is already in acc and this step's draws in xi (noise_pair_pass);
       active particles set m = xi;
-    * langevin: every particle gets sqrt(2 alpha T) xi.
+    * isotropic noise (langevin): every particle gets sqrt(2 alpha T) xi.
 
     Resets acc; adds |dx| to travel (distance since the pair list was built); adds the exact sums of |dx|
     and |dx|^2 SQ_SCALE to disp_sums (int64[4]). Returns (max |dx|, max travel).
@@ -188,11 +161,12 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
     max_travel = 0.0
     max_disp = 0.0
     beta = params[MOMENTUM]
-    particle_kind = scheme == 1 or scheme == 3 or scheme == 6
-    correlated = scheme == SCHEME_PGD or scheme == SCHEME_SPGD
+    particle_kind = is_particle_scheme(scheme)
+    correlated = has_memory_noise(scheme)
+    isotropic = has_isotropic_noise(scheme)
     independent = correlated and params[SPATIAL] == 0.0
     for i in range(n_own):
-        m = _particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
+        m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
         d2 = 0.0
         for a in range(dim):
             d = m * (acc[i, a] / FIXED_SCALE)
@@ -203,13 +177,13 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
             elif correlated:
                 if active[i]:
                     if independent:
-                        draw = pgd.innovation(seed, step, ids[i], a)
-                        d += pgd.kick(params, draw, aux[i, a])
+                        draw = innovation(scheme, seed, step, ids[i], a)
+                        d += memory_kick(scheme, params, draw, aux[i, a])
                         aux[i, a] = draw
                     else:
                         aux[i, a] = xi[i, a]
-            elif scheme == SCHEME_LANGEVIN:
-                d += langevin.kick(params, seed, step, ids[i], a)
+            elif isotropic:
+                d += noise_kick(scheme, params, seed, step, ids[i], a)
             if d == 0.0:
                 continue
             d2 += d * d

@@ -1,38 +1,84 @@
-"""The dynamics: one module per scheme, each holding the scalar function(s) of its update equation.
+"""The registry: the one list of the dynamics. Each scheme is one module of this package that declares
+its parameters, kernel flags, step-size key, equation and inline hooks (``base.py`` says what);
+``dispatch.py`` builds numba's integer dispatch from this list. Adding a scheme is its file plus one
+line in ``_MODULES`` (docs/architecture.md, "How to add a scheme").
 
-``SCHEMES`` maps the config name (``dynamics.scheme``) to its integer id (used for dispatch inside the
-compiled pair loop, ``mpisim.core.kernels``), its kind and the parameters it needs:
-
-* ``pair`` schemes move both particles of an overlapping pair by +/- c e^{ji} (c from ``pair_coefficient``);
+* ``pair`` schemes move both particles of an overlapping pair along e^{ji} (``pair_coefficient``: +/- c;
+  ``pair_coefficients``: one coefficient per particle);
 * ``particle`` schemes sum ``pair_coefficient`` e^{ji} over neighbours, then scale the sum per particle by
   ``particle_multiplier``.
 """
-from dataclasses import dataclass
+import dataclasses
+from importlib import import_module
+
+from .base import ParameterError, Scheme, SchemeParameters  # noqa: F401
+
+# One line per scheme; a scheme's id (its integer in the compiled dispatch) is its position here.
+_MODULES = (
+    "bro_pairwise",
+    "bro_individual",
+    "sgd",
+    "rcd",
+    "gd",
+    "sa_pairwise",
+    "sa_individual",
+    "pgd",
+    "spgd",
+    "langevin",
+)
 
 
-@dataclass(frozen=True)
-class SchemeSpec:
-    name: str
-    id: int
-    kind: str              # "pair" or "particle"
-    needs: tuple           # dynamics keys that must be set
-    equation: str          # where it is in the paper
+def _register(names):
+    schemes = {}
+    for i, name in enumerate(names):
+        module = import_module(f"{__name__}.{name}")
+        scheme = dataclasses.replace(module.SCHEME, id=i, module=module)
+        scheme.check()
+        if scheme.name in schemes:
+            raise TypeError(f"scheme name {scheme.name!r} registered twice ({name})")
+        schemes[scheme.name] = scheme
+    return schemes
 
 
-SCHEMES = {s.name: s for s in (
-    SchemeSpec("bro-pairwise", 0, "pair", ("kick_size",), "Eq. 1, Algorithm 1"),
-    SchemeSpec("bro-individual", 1, "particle", ("kick_size",), "Eq. A1, Algorithm 2"),
-    SchemeSpec("sgd", 2, "pair", ("learning_rate", "batch_fraction"), "Eq. A10, Algorithm 3"),
-    SchemeSpec("rcd", 3, "particle", ("learning_rate", "batch_fraction"), "Eq. A5, Algorithm 4"),
-    SchemeSpec("gd", 4, "pair", ("learning_rate",), "sgd/rcd at b_f = 1"),
-    SchemeSpec("sa-pairwise", 5, "pair", ("learning_rate", "batch_fraction"), "Eq. 6 / A13 (Eq. 4)"),
-    SchemeSpec("sa-individual", 6, "particle", ("learning_rate", "batch_fraction"), "Eq. A8 (Eq. A3)"),
-    SchemeSpec("pgd", 7, "pair", ("learning_rate", "noise_amplitude"), "docs/algorithms.md (companion study)"),
-    SchemeSpec("spgd", 8, "pair", ("learning_rate", "batch_fraction", "noise_amplitude"),
-               "Algorithm 3 + pgd noise"),
-    SchemeSpec("langevin", 9, "pair", ("learning_rate", "temperature"), "seed 001: gd + isotropic noise"),
-)}
+#: {config name: Scheme}, in id order
+SCHEMES = _register(_MODULES)
+#: Scheme by id
+BY_ID = tuple(SCHEMES.values())
 
-# Options that only some schemes accept (config.Dynamics checks them).
-MOMENTUM_SCHEMES = ("sgd", "rcd", "gd")
-CORRELATED_NOISE_SCHEMES = ("pgd", "spgd")
+
+def step_size_key(name):
+    """The key that is the step size of scheme ``name`` ("kick_size" or "learning_rate"); None if unknown."""
+    s = SCHEMES.get(name)
+    return s.step_size_key if s is not None else None
+
+
+def schemes_taking(key):
+    """Names of the schemes that take the [dynamics] key ``key``."""
+    return tuple(name for name, s in SCHEMES.items() if key in s.keys)
+
+
+def all_parameter_fields():
+    """{key: dataclasses.Field} of every scheme's parameters (the first declaration of each key)."""
+    out = {}
+    for s in SCHEMES.values():
+        for f in dataclasses.fields(s.parameters):
+            out.setdefault(f.name, f)
+    return out
+
+
+# Files written before the schemes declared their own parameters (up to commit 557e8d6) store the flat
+# [dynamics] table of that time: every key below, at these values when the scheme did not take it.
+FLAT_DYNAMICS_DEFAULTS = {"kick_size": 0.0, "learning_rate": 0.0, "batch_fraction": 1.0, "momentum": 0.0,
+                          "noise_amplitude": 0.0, "temporal_correlation": 0.0,
+                          "spatial_correlation": "independent", "temperature": 0.0}
+
+
+def stored_dynamics(table):
+    """A stored [dynamics] table as the scheme now takes it: keys of the old flat table that the scheme
+    does not take are dropped when they hold the old default (any other value is kept, and refused by
+    the config with its name). Unknown schemes are returned unchanged."""
+    scheme = SCHEMES.get(table.get("scheme"))
+    if scheme is None:
+        return dict(table)
+    return {k: v for k, v in table.items()
+            if k in scheme.keys or k not in FLAT_DYNAMICS_DEFAULTS or v != FLAT_DYNAMICS_DEFAULTS[k]}

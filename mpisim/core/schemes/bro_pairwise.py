@@ -3,9 +3,21 @@
 Each overlapping pair (i, j) gets equal and opposite kicks of size u^{ij} ~ U(0, eps) along the line of
 centres; the same u^{ij} for both particles (keyed by the pair's two global ids).
 """
+from dataclasses import dataclass
+
 from .._jit import inline
 from ..rng import STREAM_PAIR_UNIFORM, uniform
 from ._params import KICK
+from .base import KickSize, Scheme
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(KickSize):
+    """eps."""
+
+
+SCHEME = Scheme(name="bro-pairwise", kind="pair", parameters=Parameters, step_size_key="kick_size",
+                equation="Eq. 1, Algorithm 1")
 
 
 @inline

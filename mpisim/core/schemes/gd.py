@@ -2,8 +2,21 @@
 
 It shares the pair path of ``sgd``, so ``sgd`` with b_f = 1 equals ``gd`` bit for bit.
 """
+from dataclasses import dataclass
+
 from .._jit import inline
 from ._params import RATE
+from .base import LearningRate, Scheme
+from .momentum import Momentum
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(Momentum, LearningRate):
+    """alpha and the momentum option."""
+
+
+SCHEME = Scheme(name="gd", kind="pair", parameters=Parameters, step_size_key="learning_rate",
+                equation="sgd/rcd at b_f = 1")
 
 
 @inline

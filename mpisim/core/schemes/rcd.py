@@ -3,9 +3,22 @@
 x^i_{k+1} = x^i_k - alpha theta^i_k grad_i V, with theta^i_k = 1 with probability b_f (one draw per
 particle and step). Inactive particles have grad_i V = 0 and do not move.
 """
+from dataclasses import dataclass
+
 from .._jit import inline
 from ..rng import STREAM_PARTICLE_UNIFORM, uniform
 from ._params import BATCH, RATE
+from .base import BatchFraction, LearningRate, Scheme
+from .momentum import Momentum
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(Momentum, BatchFraction, LearningRate):
+    """alpha, b_f and the momentum option."""
+
+
+SCHEME = Scheme(name="rcd", kind="particle", parameters=Parameters, step_size_key="learning_rate",
+                equation="Eq. A5, Algorithm 4")
 
 
 @inline

@@ -6,9 +6,21 @@ Lambda^{ji} = grad_i U grad_i U^T has rank one, so sqrt(Lambda^{ji}) xi^{ji} = |
 scalar z^{ij} ~ N(0, 1) per pair along the unit vector e^{ji} from j to i; reciprocity xi^{ij} = -xi^{ji}
 means j moves by the opposite vector.
 """
+from dataclasses import dataclass
+
 from .._jit import inline
 from ..rng import STREAM_PAIR_NORMAL, normal
 from ._params import BATCH, NOISE, RATE
+from .base import BatchFraction, LearningRate, Scheme
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(BatchFraction, LearningRate):
+    """alpha and b_f of the scheme it approximates."""
+
+
+SCHEME = Scheme(name="sa-pairwise", kind="pair", parameters=Parameters, step_size_key="learning_rate",
+                equation="Eq. 6 / A13 (Eq. 4)")
 
 
 @inline

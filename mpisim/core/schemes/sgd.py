@@ -3,9 +3,22 @@
 Each overlapping pair is selected with probability b_f; a selected pair moves by -alpha grad U of that
 pair alone: x^i -= alpha grad_i U^{ij}, x^j -= alpha grad_j U^{ij}. With b_f = 1 this is gradient descent.
 """
+from dataclasses import dataclass
+
 from .._jit import inline
 from ..rng import STREAM_PAIR_UNIFORM, uniform
 from ._params import BATCH, RATE
+from .base import BatchFraction, LearningRate, Scheme
+from .momentum import Momentum
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(Momentum, BatchFraction, LearningRate):
+    """alpha, b_f and the momentum option."""
+
+
+SCHEME = Scheme(name="sgd", kind="pair", parameters=Parameters, step_size_key="learning_rate",
+                equation="Eq. A10, Algorithm 3")
 
 
 @inline

@@ -4,8 +4,21 @@ x^i_{k+1} = x^i_k - alpha sum_j theta^{ij}_k grad_i U^{ij} + (the noise of ``pgd
 probability b_f (paper Algorithm 3). The noise acts on every active (overlapping) particle or pair,
 selected or not: the two noise sources are independent.
 """
+from dataclasses import dataclass
+
 from .._jit import inline
 from . import sgd
+from .base import BatchFraction, LearningRate, Scheme
+from .pgd import CorrelatedNoise, innovation, memory_kick  # noqa: F401 (hooks: the noise of pgd)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(CorrelatedNoise, BatchFraction, LearningRate):
+    """alpha, b_f and pgd's noise."""
+
+
+SCHEME = Scheme(name="spgd", kind="pair", parameters=Parameters, step_size_key="learning_rate",
+                equation="Algorithm 3 + pgd noise", noise="memory")
 
 
 @inline

@@ -1,0 +1,75 @@
+"""numba's integer dispatch over the registry: the one place where scheme ids meet hooks.
+
+numba cannot loop over a tuple of functions inside a kernel, so each dispatcher is generated as source
+from ``SCHEMES`` (``if scheme == k: return <hook of scheme k>(...)``) and compiled as an inline function;
+the kernels (``mpisim/core/kernels.py``) call these and never name a scheme. The generated chains are
+what a hand-written chain would be, so the arithmetic is the hooks' own (tests/test_dispatch.py calls
+every scheme's hook directly and through its dispatcher).
+
+The generated functions have no source file for numba's disk cache; they are only ever inlined into the
+cached kernels (``_jit.inline_generated``).
+"""
+from .._jit import inline_generated
+from . import BY_ID
+
+#: the source of every generated function (for reading and for the tests)
+SOURCES = {}
+
+
+def _compile(name, source, hooks):
+    namespace = dict(hooks)
+    SOURCES[name] = source
+    exec(compile(source, f"<mpisim.core.schemes.dispatch.{name}>", "exec"), namespace)   # noqa: S102
+    return inline_generated(namespace[name])
+
+
+def _chain(name, args, cases, default):
+    """``def name(scheme, *args)``: for each (scheme, hook, wrap) ``if scheme == id: return wrap(call)``,
+    else ``return default``."""
+    lines, hooks = [f"def {name}(scheme, {', '.join(args)}):"], {}
+    for s, hook, two_sided in cases:
+        h = f"_{s.module.__name__.rsplit('.', 1)[-1]}_{hook}"
+        hooks[h] = getattr(s.module, hook)
+        call = f"{h}({', '.join(args)})"
+        lines.append(f"    if scheme == {s.id}:")
+        if two_sided:
+            lines.append(f"        return {call}")
+        else:
+            lines += [f"        c = {call}", "        return c, c"]
+    lines.append(f"    return {default}")
+    return _compile(name, "\n".join(lines) + "\n", hooks)
+
+
+def _predicate(name, ids):
+    expr = " or ".join(f"scheme == {i}" for i in ids) or "False"
+    return _compile(name, f"def {name}(scheme):\n    return {expr}\n", {})
+
+
+def _hook_chain(name, hook, args, schemes, default):
+    return _chain(name, args, [(s, hook, True) for s in schemes], default)
+
+
+_PAIR_ARGS = ("params", "seed", "step", "id_lo", "id_hi", "force")
+
+#: (c_lo, c_hi) = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force): the coefficients of
+#: the pair's smaller-id and larger-id particle (equal for a scheme with one ``pair_coefficient``)
+pair_coefficients = _chain(
+    "pair_coefficients", _PAIR_ARGS,
+    [(s, "pair_coefficients", True) if not s.reciprocal else (s, "pair_coefficient", False) for s in BY_ID],
+    "0.0, 0.0")
+
+_PARTICLE = [s for s in BY_ID if s.kind == "particle"]
+_MEMORY = [s for s in BY_ID if s.noise == "memory"]
+_ISOTROPIC = [s for s in BY_ID if s.noise == "isotropic"]
+
+#: the per-particle factor of a particle scheme (1 for the others)
+particle_multiplier = _hook_chain("particle_multiplier", "particle_multiplier",
+                                  ("params", "seed", "step", "pid"), _PARTICLE, "1.0")
+is_particle_scheme = _predicate("is_particle_scheme", [s.id for s in _PARTICLE])
+#: memory noise (pgd, spgd): the fresh draw xi and one component of the kick sigma (a xi + b m)
+has_memory_noise = _predicate("has_memory_noise", [s.id for s in _MEMORY])
+innovation = _hook_chain("innovation", "innovation", ("seed", "step", "pid", "a"), _MEMORY, "0.0")
+memory_kick = _hook_chain("memory_kick", "memory_kick", ("params", "xi", "memory"), _MEMORY, "0.0")
+#: isotropic noise on every particle (langevin)
+has_isotropic_noise = _predicate("has_isotropic_noise", [s.id for s in _ISOTROPIC])
+noise_kick = _hook_chain("noise_kick", "noise_kick", ("params", "seed", "step", "pid", "a"), _ISOTROPIC, "0.0")
