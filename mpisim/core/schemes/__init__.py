@@ -25,6 +25,7 @@ _MODULES = (
     "pgd",
     "spgd",
     "langevin",
+    "bro_nonreciprocal",
 )
 
 
