@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import SECTIONS, ConfigError, RunConfig, config_fields, read_toml, tomllib
+from .core.schemes import parameter_labels
 
 EXIT_USAGE = 2
 MANIFEST = "manifest.tsv"
@@ -42,7 +43,7 @@ STATUSES = ("done", "running", "failed", "pending")
 PARAM_COLUMNS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction",
                  "potential", "seed", "steps")
 #: short labels for run directory names
-LABELS = {"batch_fraction": "bf", "learning_rate": "lr", "kick_size": "eps", "polydispersity": "poly"}
+LABELS = {**parameter_labels(), "polydispersity": "poly"}     # scheme keys: their declared labels
 #: config keys an axis may not vary: the seed comes from sweep.seeds, the output path from the plan
 FIXED = {"system.seed": "use sweep.seeds = [...] for seeds", "output.path": "the plan sets it"}
 SWEEP_KEYS = {"name": str, "out_dir": str, "max_runs": int, "seeds": list}

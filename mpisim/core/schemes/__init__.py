@@ -67,6 +67,11 @@ def all_parameter_fields():
     return out
 
 
+def parameter_labels():
+    """{key: short label} of the scheme parameters that have one (sweep run names: lr=0.1_bf=0.5)."""
+    return {k: f.metadata["label"] for k, f in all_parameter_fields().items() if f.metadata.get("label")}
+
+
 # Files written before the schemes declared their own parameters (up to commit 557e8d6) store the flat
 # [dynamics] table of that time: every key below, at these values when the scheme did not take it.
 FLAT_DYNAMICS_DEFAULTS = {"kick_size": 0.0, "learning_rate": 0.0, "batch_fraction": 1.0, "momentum": 0.0,

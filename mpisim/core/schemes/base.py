@@ -34,7 +34,7 @@ def parameter(default=MISSING, *, slot=None, low=None, high=None, low_open=False
               choices=None, label="", doc=""):
     """A scheme parameter: its default (none = required), allowed range [low, high] (open ends with
     low_open / high_open) or set of choices, its slot in the kernels' parameter vector (None: only its
-    derived values go there) and a short label (run directory names of sweeps)."""
+    derived values go there) and a short label (run directory names of sweeps; none: the key itself)."""
     return field(default=default, metadata={"slot": slot, "low": low, "high": high, "low_open": low_open,
                                             "high_open": high_open, "choices": choices, "label": label,
                                             "doc": doc})

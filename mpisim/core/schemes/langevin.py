@@ -16,7 +16,7 @@ from .base import LearningRate, Scheme, parameter
 @dataclass(frozen=True, kw_only=True)
 class Parameters(LearningRate):
     """alpha and T."""
-    temperature: float = parameter(low=0.0, low_open=True, label="T", doc="T: noise sqrt(2 alpha T) xi per step")
+    temperature: float = parameter(low=0.0, low_open=True, doc="T: noise sqrt(2 alpha T) xi per step")
 
     def derived(self):
         return {**super().derived(), SIGMA: math.sqrt(2.0 * self.learning_rate * self.temperature)}

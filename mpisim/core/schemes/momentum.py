@@ -18,7 +18,7 @@ V_FLOOR = 2.0 ** -40
 @dataclass(frozen=True, kw_only=True)
 class Momentum(SchemeParameters):
     """beta in [0, 1); 0 = off (the plain scheme: no velocity column, the stateless path)."""
-    momentum: float = parameter(0.0, slot=MOMENTUM, low=0.0, high=1.0, high_open=True, label="beta",
+    momentum: float = parameter(0.0, slot=MOMENTUM, low=0.0, high=1.0, high_open=True,
                                 doc="beta, heavy-ball momentum; 0 = off")
 
     @property

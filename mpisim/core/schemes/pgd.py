@@ -19,12 +19,12 @@ from .base import LearningRate, Scheme, SchemeParameters, parameter
 @dataclass(frozen=True, kw_only=True)
 class CorrelatedNoise(SchemeParameters):
     """sigma, c_t and the spatial model of the memory noise (an option of pgd and spgd)."""
-    noise_amplitude: float = parameter(slot=SIGMA, low=0.0, low_open=True, label="sigma",
+    noise_amplitude: float = parameter(slot=SIGMA, low=0.0, low_open=True,
                                        doc="sigma, units of the diameter")
-    temporal_correlation: float = parameter(0.0, low=-0.5, high=0.5, label="ct",
+    temporal_correlation: float = parameter(0.0, low=-0.5, high=0.5,
                                             doc="one-step-memory noise; -0.5 is perfectly anti-correlated")
     spatial_correlation: str = parameter("independent", choices=("independent", "reciprocal"),
-                                         label="spatial", doc="independent particles or reciprocal pairs")
+                                         doc="independent particles or reciprocal pairs")
 
     def derived(self):
         c = self.temporal_correlation
