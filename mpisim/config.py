@@ -94,9 +94,10 @@ class Dynamics:
     @classmethod
     def from_table(cls, table):
         """Build from the [dynamics] table (a dict); ConfigError names the first bad key."""
+        own = {f.name: f for f in dataclasses.fields(cls)}
         if "scheme" not in table:
             _fail("dynamics.scheme", "required key is missing")
-        scheme = _coerce("dynamics", "scheme", table["scheme"], dataclasses.fields(cls)[0])
+        scheme = _coerce("dynamics", "scheme", table["scheme"], own["scheme"])
         if scheme not in SCHEMES:
             _fail("dynamics.scheme", f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
         spec = SCHEMES[scheme]
@@ -104,7 +105,7 @@ class Dynamics:
         allowed = ("scheme", "potential", *fields)
         for key in table:
             if key not in allowed:
-                owners = [name for name in schemes_taking(key)]
+                owners = schemes_taking(key)
                 belongs = f" (a key of {', '.join(owners)})" if owners else ""
                 _fail(f"dynamics.{key}", f"scheme {scheme} does not take {key}{belongs}; allowed: "
                       f"{', '.join(allowed)}")
@@ -112,8 +113,8 @@ class Dynamics:
         if missing:
             _fail(f"dynamics.{missing[0]}", f"required key of scheme {scheme} is missing")
         kwargs = {k: _coerce("dynamics", k, v, fields[k]) for k, v in table.items() if k in fields}
-        potential = _coerce("dynamics", "potential", table.get("potential", "linear"),
-                            dataclasses.fields(cls)[2])
+        potential = _coerce("dynamics", "potential", table.get("potential", own["potential"].default),
+                            own["potential"])
         return cls(scheme=scheme, parameters=spec.parameters(**kwargs), potential=potential)
 
     def validate(self):
