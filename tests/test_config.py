@@ -127,7 +127,16 @@ def test_stored_flat_dynamics_of_older_files_read():
     assert RunConfig.from_stored(old) == RunConfig.from_dict(BASE)
 
 
+def test_stored_keys_the_old_table_ignored_are_dropped_whatever_their_value():
+    """The flat table accepted e.g. a learning rate for a BRO run (a sweep over schemes), unused."""
+    old = {**BASE, "dynamics": {**OLD_FLAT, "scheme": "bro-pairwise", "kick_size": 0.05, "learning_rate": 0.1,
+                                "batch_fraction": 0.5}}
+    config = RunConfig.from_stored(old)
+    assert config.to_dict()["dynamics"] == {"scheme": "bro-pairwise", "kick_size": 0.05, "potential": "linear"}
+
+
 def test_stored_foreign_key_with_a_value_is_still_refused():
+    """A value the old table refused for this scheme (it could not be in an old file) is not dropped."""
     old = {**BASE, "dynamics": {**OLD_FLAT, "temperature": 0.5}}
     with pytest.raises(ConfigError, match="dynamics.temperature"):
         RunConfig.from_stored(old)

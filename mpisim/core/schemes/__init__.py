@@ -73,18 +73,22 @@ def parameter_labels():
 
 
 # Files written before the schemes declared their own parameters (up to commit 557e8d6) store the flat
-# [dynamics] table of that time: every key below, at these values when the scheme did not take it.
+# [dynamics] table of that time: every key below, at these values when the scheme did not take it ...
 FLAT_DYNAMICS_DEFAULTS = {"kick_size": 0.0, "learning_rate": 0.0, "batch_fraction": 1.0, "momentum": 0.0,
                           "noise_amplitude": 0.0, "temporal_correlation": 0.0,
                           "spatial_correlation": "independent", "temperature": 0.0}
+# ... except these, which that table accepted with any value for a scheme that did not use them (its
+# kernels never read them: e.g. learning_rate of a BRO run of a sweep that also ran sgd).
+FLAT_KEYS_IGNORED = ("kick_size", "learning_rate", "batch_fraction")
 
 
 def stored_dynamics(table):
     """A stored [dynamics] table as the scheme now takes it: keys of the old flat table that the scheme
-    does not take are dropped when they hold the old default (any other value is kept, and refused by
-    the config with its name). Unknown schemes are returned unchanged."""
+    does not take are dropped when they hold the old default or were ignored then (``FLAT_KEYS_IGNORED``);
+    any other value is kept, and refused by the config with its name. Unknown schemes: unchanged."""
     scheme = SCHEMES.get(table.get("scheme"))
     if scheme is None:
         return dict(table)
     return {k: v for k, v in table.items()
-            if k in scheme.keys or k not in FLAT_DYNAMICS_DEFAULTS or v != FLAT_DYNAMICS_DEFAULTS[k]}
+            if k in scheme.keys or k not in FLAT_DYNAMICS_DEFAULTS
+            or (v != FLAT_DYNAMICS_DEFAULTS[k] and k not in FLAT_KEYS_IGNORED)}
