@@ -20,7 +20,8 @@ from .potentials import pair_energy, pair_force
 from .schemes import momentum
 from .schemes._params import MOMENTUM, SPATIAL
 from .schemes.dispatch import (has_isotropic_noise, has_memory_noise, innovation, is_particle_scheme,
-                               memory_kick, noise_kick, pair_coefficients, particle_multiplier)
+                               is_two_sided, memory_kick, noise_kick, pair_coefficient, pair_coefficients,
+                               particle_multiplier)
 
 # Slots of disp_sums (int64[4], rank-local): exact sums of |dx| and of |dx|^2 SQ_SCALE over the last step.
 D_ABS, D_SQ, N_DISP = 0, 2, 4
@@ -34,11 +35,12 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
               acc, active, counters, energy):
     """Visit the candidate pairs of the Verlet list; act on those that overlap now.
 
-    For each overlapping pair adds c_i e^{ji} to acc[i] and -c_j e^{ji} to acc[j] (fixed point; the
-    scheme's coefficients, equal for a reciprocal scheme), marks both active, and (if energy) counts the
+    For each overlapping pair adds c_i e^{ji} to acc[i] and -c_j e^{ji} to acc[j] (fixed point; c_i = c_j
+    = the scheme's ``pair_coefficient``, or its two-sided ``pair_coefficients``), marks both active, and (if energy) counts the
     pair and its energy on the rank owning the smaller id. acc and active must be zero on entry; ghost
     rows are scratch.
     """
+    two_sided = is_two_sided(scheme)     # loop-invariant: the reciprocal schemes keep their one-kick body
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
     for k in range(n_pairs):
@@ -55,24 +57,32 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
         overlap = sigma - r
         id_i, id_j = ids[i], ids[j]
         id_lo, id_hi = (id_i, id_j) if id_i < id_j else (id_j, id_i)
-        c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, pair_force(overlap, potential))
-        c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
-        if (c_i != 0.0 or c_j != 0.0) and r > 0.0:
-            f = c_i / r
-            kx = np.int64(np.rint(f * dx * FIXED_SCALE))
-            ky = np.int64(np.rint(f * dy * FIXED_SCALE))
-            kz = np.int64(np.rint(f * dz * FIXED_SCALE))
-            acc[i, 0] += kx
-            acc[i, 1] += ky
-            acc[i, 2] += kz
-            if c_j != c_i:      # a nonreciprocal scheme: j's own kick (reciprocal ones reuse i's, bitwise)
-                f = c_j / r
+        force = pair_force(overlap, potential)
+        if not two_sided:
+            coef = pair_coefficient(scheme, params, seed, step, id_lo, id_hi, force)
+            if coef != 0.0 and r > 0.0:
+                f = coef / r
                 kx = np.int64(np.rint(f * dx * FIXED_SCALE))
                 ky = np.int64(np.rint(f * dy * FIXED_SCALE))
                 kz = np.int64(np.rint(f * dz * FIXED_SCALE))
-            acc[j, 0] -= kx
-            acc[j, 1] -= ky
-            acc[j, 2] -= kz
+                acc[i, 0] += kx
+                acc[i, 1] += ky
+                acc[i, 2] += kz
+                acc[j, 0] -= kx
+                acc[j, 1] -= ky
+                acc[j, 2] -= kz
+        elif r > 0.0:
+            # One coefficient per particle, by id (not storage) order: both ranks of a pair agree.
+            c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
+            c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
+            f = c_i / r
+            acc[i, 0] += np.int64(np.rint(f * dx * FIXED_SCALE))
+            acc[i, 1] += np.int64(np.rint(f * dy * FIXED_SCALE))
+            acc[i, 2] += np.int64(np.rint(f * dz * FIXED_SCALE))
+            f = c_j / r
+            acc[j, 0] -= np.int64(np.rint(f * dx * FIXED_SCALE))
+            acc[j, 1] -= np.int64(np.rint(f * dy * FIXED_SCALE))
+            acc[j, 2] -= np.int64(np.rint(f * dz * FIXED_SCALE))
         active[i] = 1
         active[j] = 1
         if energy and (i if id_i < id_j else j) < n_own:

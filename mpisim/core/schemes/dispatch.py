@@ -24,18 +24,13 @@ def _compile(name, source, hooks):
 
 
 def _chain(name, args, cases, default):
-    """``def name(scheme, *args)``: for each (scheme, hook, wrap) ``if scheme == id: return wrap(call)``,
-    else ``return default``."""
+    """``def name(scheme, *args)``: for each (scheme, hook) ``if scheme == id: return hook(*args)``, else
+    ``return default``."""
     lines, hooks = [f"def {name}(scheme, {', '.join(args)}):"], {}
-    for s, hook, two_sided in cases:
+    for s, hook in cases:
         h = f"_{s.module.__name__.rsplit('.', 1)[-1]}_{hook}"
         hooks[h] = getattr(s.module, hook)
-        call = f"{h}({', '.join(args)})"
-        lines.append(f"    if scheme == {s.id}:")
-        if two_sided:
-            lines.append(f"        return {call}")
-        else:
-            lines += [f"        c = {call}", "        return c, c"]
+        lines += [f"    if scheme == {s.id}:", f"        return {h}({', '.join(args)})"]
     lines.append(f"    return {default}")
     return _compile(name, "\n".join(lines) + "\n", hooks)
 
@@ -46,17 +41,20 @@ def _predicate(name, ids):
 
 
 def _hook_chain(name, hook, args, schemes, default):
-    return _chain(name, args, [(s, hook, True) for s in schemes], default)
+    return _chain(name, args, [(s, hook) for s in schemes], default)
 
 
 _PAIR_ARGS = ("params", "seed", "step", "id_lo", "id_hi", "force")
 
-#: (c_lo, c_hi) = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force): the coefficients of
-#: the pair's smaller-id and larger-id particle (equal for a scheme with one ``pair_coefficient``)
-pair_coefficients = _chain(
-    "pair_coefficients", _PAIR_ARGS,
-    [(s, "pair_coefficients", True) if not s.reciprocal else (s, "pair_coefficient", False) for s in BY_ID],
-    "0.0, 0.0")
+_RECIPROCAL = [s for s in BY_ID if s.reciprocal]
+_TWO_SIDED = [s for s in BY_ID if not s.reciprocal]
+
+#: c = pair_coefficient(scheme, params, seed, step, id_lo, id_hi, force): +c e^{ji} to i, -c e^{ji} to j
+pair_coefficient = _hook_chain("pair_coefficient", "pair_coefficient", _PAIR_ARGS, _RECIPROCAL, "0.0")
+#: (c_lo, c_hi) = pair_coefficients(scheme, ...): the coefficients of the pair's smaller-id and larger-id
+#: particle, for the schemes whose two particles get different kicks (``is_two_sided``)
+pair_coefficients = _hook_chain("pair_coefficients", "pair_coefficients", _PAIR_ARGS, _TWO_SIDED, "0.0, 0.0")
+is_two_sided = _predicate("is_two_sided", [s.id for s in _TWO_SIDED])
 
 _PARTICLE = [s for s in BY_ID if s.kind == "particle"]
 _MEMORY = [s for s in BY_ID if s.noise == "memory"]
