@@ -343,6 +343,19 @@ def read_provenance(f):
     return {key: (text(v) if isinstance(v, (bytes, np.bytes_)) else v) for key, v in f[PROVENANCE].attrs.items()}
 
 
+def output_finished(path):
+    """True if ``path`` is an output file whose run has ended: its provenance ``end_time`` is set (a run
+    being written, killed, or stopped for a resume has it empty). False for a missing or unreadable
+    file (e.g. locked while being written). Serial."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(str(read_provenance(f).get("end_time", "")).strip())
+    except OSError:
+        return False
+
+
 def is_output(f):
     """Whether an open HDF5 file looks like an mpisim output (configuration and particles group)."""
     return PARAMETERS in f and CONFIG_TOML in f[PARAMETERS].attrs and PARTICLES in f

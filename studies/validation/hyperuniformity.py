@@ -2,27 +2,24 @@
 anti-correlated temporal noise (c_t = -1/2) and reciprocal pair noise reaches S(k) ~ k^alpha with alpha
 close to 2; the uncorrelated control (c_t = 0, independent) stays near alpha = 0.
 
-    python launch/validate_hyperuniformity.py --dim 2 --n 20000 --steps 3000 [--figure out.png] [--json]
-    mpirun -n 2 python launch/validate_hyperuniformity.py --dim 3 --n 160000 --steps 30000 --k-fit-max 0.4
+    python -m studies.validation.hyperuniformity --dim 2 --n 20000 --steps 3000 [--figure out.png] [--json]
+    mpirun -n 2 python -m studies.validation.hyperuniformity --dim 3 --n 160000 --steps 30000 --k-fit-max 0.4
 
 Runs in-process on every rank of MPI_COMM_WORLD (one rank without mpirun; the trajectory is the same on
 any rank count). Rank 0 prints one line per case, then alpha for other ends of the fit range.
 """
 import argparse
 import json
-import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.hyperuniformity import (Hyperuniformity, default_k_fit_max, number_variance,  # noqa: E402
+from analysis.hyperuniformity import (Hyperuniformity, default_k_fit_max, number_variance,
                                       number_variance_exponent, plot_hyperuniformity)
-from analysis.structure_factor import fit_power_law  # noqa: E402
-from mpisim.parallel.comm import world  # noqa: E402
-from mpisim.simulation import Simulation  # noqa: E402
+from analysis.structure_factor import fit_power_law
+from mpisim.parallel.comm import world
+from mpisim.simulation import Simulation
 
 # name -> (label, noise); the first two run by default, the other two say which anti-correlation matters
 CASES = {
@@ -57,8 +54,9 @@ def run_case(dim, n, phi, steps, frames, every, extra, seed, alpha_lr, sigma, k_
     return sim, hu, (lam, lam_err), energy, float(sim.observables["activity"][-1])
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m studies.validation.hyperuniformity",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--dim", type=int, default=2)
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--phi", type=float, default=None, help="default 0.5 (2d), 0.35 (3d)")
@@ -75,15 +73,23 @@ def main(argv=None):
     p.add_argument("--only", default="correlated,uncorrelated",
                    help=f"comma-separated subset of {','.join(CASES)} (default: correlated,uncorrelated)")
     args = p.parse_args(argv)
-    comm = world()
-    say = print if comm.rank == 0 else (lambda *a, **k: None)
-    phi = args.phi if args.phi is not None else (0.5 if args.dim == 2 else 0.35)
-    results, curves = {}, {}
     names = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in names if c not in CASES]
     if unknown or not names:
         p.error(f"--only: unknown case(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CASES)}")
-    for label, extra in (CASES[c] for c in names):
+    args.cases = names
+    if args.phi is None:
+        args.phi = 0.5 if args.dim == 2 else 0.35
+    return args
+
+
+def study(args, comm=None, say=lambda *a, **k: None):
+    """{case label: results} (alpha, its fit range, lambda, energy, activity, ...) and {label:
+    Hyperuniformity}; ``say`` prints a line per case (rank 0)."""
+    comm = comm if comm is not None else world()
+    phi = args.phi
+    results, curves = {}, {}
+    for label, extra in (CASES[c] for c in args.cases):
         t = time.time()
         sim, hu, (lam, lam_err), energy, act = run_case(args.dim, args.n, phi, args.steps, args.frames,
                                                         args.every, extra, args.seed, args.learning_rate,
@@ -96,17 +102,24 @@ def main(argv=None):
                           "activity": act, "seconds": time.time() - t,
                           "alpha_by_k_max": {x: f[:2] for x, f in other.items()}}
         curves[label] = hu
-        if not args.json:
-            say(f"d={args.dim} N={args.n} phi={phi} steps={args.steps} {label}: alpha = {hu.alpha:.2f} +- "
-                f"{hu.alpha_err:.2f} over k in [{kmin:.3f}, {kmax:.3f}] ({npts} shells); number variance "
-                f"lambda = {lam:.2f} +- {lam_err:.2f}; activity {act:.3f}; energy {energy:.4g}; "
-                f"{time.time() - t:.0f} s", flush=True)
-            say("    alpha with other ends of the fit: " + "; ".join(
-                f"k <= {x:g}: {f[0]:.2f} +- {f[1]:.2f} ({f[3]} shells)" for x, f in other.items()), flush=True)
+        say(f"d={args.dim} N={args.n} phi={phi} steps={args.steps} {label}: alpha = {hu.alpha:.2f} +- "
+            f"{hu.alpha_err:.2f} over k in [{kmin:.3f}, {kmax:.3f}] ({npts} shells); number variance "
+            f"lambda = {lam:.2f} +- {lam_err:.2f}; activity {act:.3f}; energy {energy:.4g}; "
+            f"{time.time() - t:.0f} s", flush=True)
+        say("    alpha with other ends of the fit: " + "; ".join(
+            f"k <= {x:g}: {f[0]:.2f} +- {f[1]:.2f} ({f[3]} shells)" for x, f in other.items()), flush=True)
+    return results, curves
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    comm = world()
+    say = print if comm.rank == 0 and not args.json else (lambda *a, **k: None)
+    results, curves = study(args, comm, say)
     if args.figure and comm.rank == 0:
-        plot_hyperuniformity(curves, args.figure, title=f"PGD, d = {args.dim}, N = {args.n}, phi = {phi}")
-    if args.json:
-        say(json.dumps(results))
+        plot_hyperuniformity(curves, args.figure, title=f"PGD, d = {args.dim}, N = {args.n}, phi = {args.phi}")
+    if args.json and comm.rank == 0:
+        print(json.dumps(results))
     return 0
 
 

@@ -7,7 +7,7 @@ Every scheme runs the same number of steps with the same learning rate from the 
 particle V/N at the last step, and after a noise-free gd quench of --quench steps from that configuration
 (the energy of the basin reached), mean +- standard error over seeds.
 
-    python launch/validate_noise_energy.py --n 3000 --steps 5000 --seeds 4 [--json]
+    python -m studies.validation.noise_energy --n 3000 --steps 5000 --seeds 4 [--json]
 
 One rank, in-process (the engine is bit-identical on any rank count).
 """
@@ -15,11 +15,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.hyperuniformity import energy_per_scheme  # noqa: E402
-from mpisim.simulation import Simulation  # noqa: E402
+from analysis.hyperuniformity import energy_per_scheme
+from mpisim.simulation import Simulation
 
 
 def cases(rate, sigma, batch):
@@ -57,8 +55,9 @@ def run_one(dynamics, n, phi, steps, quench, rate, seed):
     return final, float(q.observables["energy"][-1]) / n
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m studies.validation.noise_energy",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=3000)
     p.add_argument("--phi", type=float, default=0.9, help="packing fraction (2d bidisperse jams near 0.84)")
     p.add_argument("--steps", type=int, default=5000)
@@ -77,19 +76,29 @@ def main(argv=None):
         if bad:
             p.error(f"--only: unknown case(s) {bad}; allowed: {', '.join(table)}")
         table = {k: table[k] for k in wanted}
+    args.table = table
+    return args
+
+
+def study(args, say=lambda *a, **k: None):
+    """{case label: {"final": (mean, error), "quenched": (mean, error), "seeds", "seconds"}}."""
     finals, quenched, seconds = [], [], {}
-    for label, dyn in table.items():
+    for label, dyn in args.table.items():
         t = time.time()
         for s in range(args.seeds):
             e, eq = run_one(dyn, args.n, args.phi, args.steps, args.quench, args.learning_rate, s)
             finals.append((label, e))
             quenched.append((label, eq))
         seconds[label] = time.time() - t
-        if not args.json:
-            print(f"{label}: done in {seconds[label]:.0f} s", file=sys.stderr, flush=True)
+        say(f"{label}: done in {seconds[label]:.0f} s", file=sys.stderr, flush=True)
     fin, que = energy_per_scheme(finals), energy_per_scheme(quenched)
-    results = {label: {"final": fin[label][:2], "quenched": que[label][:2], "seeds": fin[label][2],
-                       "seconds": seconds[label]} for label in table}
+    return {label: {"final": fin[label][:2], "quenched": que[label][:2], "seeds": fin[label][2],
+                    "seconds": seconds[label]} for label in args.table}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = study(args, say=(lambda *a, **k: None) if args.json else print)
     if args.json:
         print(json.dumps(results))
         return 0

@@ -1,4 +1,4 @@
-"""launch/sweep (mpisim/sweep.py): planning, bad input, local execution with a failing run and a resume
+"""launch/sweep (the studies package): planning, bad input, local execution with a failing run and a resume
 after an interrupted sweep, and the sbatch scripts of a multi-node run. Runs are tiny (N ~ 300)."""
 import csv
 import os
@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mpisim import sweep as sw
+import studies.cli
+import studies.local
+import studies.plan
+import studies.slurm
+import studies.status
 from mpisim.config import RunConfig
 
 pytestmark = pytest.mark.serial
@@ -60,7 +64,7 @@ phi = [0.45, 0.55]
 system.n = {start = 200, stop = 400, num = 3}
 dynamics.learning_rate = {start = 0.01, stop = 1.0, num = 3, log = true}
 """, head="seeds = [3, 4]\n")
-    assert sw.main(["plan", str(path)]) == 0
+    assert studies.cli.main(["plan", str(path)]) == 0
     out = tmp_path / "runs"
     rows = read_manifest(out / "manifest.tsv")
     assert len(rows) == 2 * 3 * 3 * 2
@@ -78,13 +82,13 @@ dynamics.learning_rate = {start = 0.01, stop = 1.0, num = 3, log = true}
     assert (out / "phi=0.45_n=200_lr=0.01_seed=3" / "config.toml").is_file()
     # planning again changes nothing
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/config.toml")}
-    assert sw.main(["plan", str(path)]) == 0
+    assert studies.cli.main(["plan", str(path)]) == 0
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("*/config.toml")}
 
 
 def test_rank_rule_assigns_ranks_by_n(tmp_path):
     path = write_sweep(tmp_path, "[axes]\nn = [300, 2000]\n[ranks]\nrule = [[0, 1], [1000, 2]]\n")
-    runs = sw.Sweep.load(path).plan()
+    runs = studies.plan.Sweep.load(path).plan()
     assert {r.config.system.n: r.ranks for r in runs} == {300: 1, 2000: 2}
 
 
@@ -112,9 +116,9 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, body, message
 
 def test_yes_accepts_a_large_grid(tmp_path):
     path = write_sweep(tmp_path, "[axes]\nphi = {start = 0.4, stop = 0.6, num = 3}\n", head="max_runs = 2\n")
-    with pytest.raises(sw.SweepError, match="max_runs"):
-        sw.Sweep.load(path).plan()
-    assert len(sw.Sweep.load(path).plan(allow_many=True)) == 3
+    with pytest.raises(studies.plan.SweepError, match="max_runs"):
+        studies.plan.Sweep.load(path).plan()
+    assert len(studies.plan.Sweep.load(path).plan(allow_many=True)) == 3
 
 
 # ----------------------------------------------------------------------------------- local execution
@@ -164,7 +168,7 @@ def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
     rows = read_manifest(manifest)
     assert any(r["status"] != "done" for r in rows)
     finished = {r["name"]: (tmp_path / "runs" / r["path"]).stat().st_mtime_ns
-                for r in rows if sw.output_finished(tmp_path / "runs" / r["path"])}
+                for r in rows if studies.status.output_finished(tmp_path / "runs" / r["path"])}
     assert finished
     proc = cli("run", path, "--cores", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -203,7 +207,7 @@ launcher = "srun --mpi=pmix"
                  "#SBATCH --partition=compute", "#SBATCH --time=03:30:00", "#SBATCH --account=proj42",
                  "module load openmpi/4.1 hdf5/1.12-mpi"):
         assert line in multi.splitlines(), line
-    assert "-m mpisim.sweep exec" in multi and "--ranks 8" in multi and "'srun --mpi=pmix'" in multi
+    assert "-m studies exec" in multi and "--ranks 8" in multi and "'srun --mpi=pmix'" in multi
     assert str(tmp_path / "runs" / "n=4000_seed=0") in multi and "--array" not in multi
     array = (d / "array_r1.sbatch").read_text()
     assert "#SBATCH --array=0-0" in array and "#SBATCH --nodes=1" in array
@@ -212,17 +216,72 @@ launcher = "srun --mpi=pmix"
     assert "sbatch --parsable array_r1.sbatch" in submit and "run_n=4000_seed=0.sbatch" in submit
     assert "afterany" in submit and os.access(d / "submit.sh", os.X_OK)
     # the command the job runs for the 8-rank run
-    cmd = sw.run_command(tmp_path / "runs" / "n=4000_seed=0", 8, "fresh", "srun --mpi=pmix")
+    cmd = studies.local.run_command(tmp_path / "runs" / "n=4000_seed=0", "fresh",
+                                    studies.slurm.job_prefix(8, "srun --mpi=pmix"))
     assert cmd[:4] == ["srun", "--mpi=pmix", "-n", "8"]
     assert cmd[-2:] == [str(tmp_path / "runs" / "n=4000_seed=0" / "run.h5"), "--quiet"]
     # a job's exec of the single-rank run (mpirun launcher here) finishes it and status sees it
     run_dir = tmp_path / "runs" / "n=300_seed=0"
-    proc = subprocess.run([sys.executable, "-m", "mpisim.sweep", "exec", str(run_dir), "--ranks", "1",
-                           "--launcher", "mpirun"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "studies", "exec", str(run_dir), "--ranks", "1"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sw.output_finished(run_dir / "run.h5") and not (run_dir / "RUNNING").exists()
+    assert studies.status.output_finished(run_dir / "run.h5") and not (run_dir / "RUNNING").exists()
     rows = {r["name"]: r["status"] for r in read_manifest(tmp_path / "runs" / "manifest.tsv")}
     assert rows == {"n=300_seed=0": "pending", "n=4000_seed=0": "pending"}   # until status refreshes it
     assert cli("status", path).returncode == 0
     rows = {r["name"]: r["status"] for r in read_manifest(tmp_path / "runs" / "manifest.tsv")}
     assert rows == {"n=300_seed=0": "done", "n=4000_seed=0": "pending"}
+
+
+# ------------------------------------------------------------------------------------- the package
+def test_studies_imports_no_mpi():
+    """The study tool runs on login nodes and drives mpirun: it never initialises (or imports) MPI."""
+    code = "import sys, studies.cli, studies.slurm; print(sorted(m for m in sys.modules if 'mpi4py' in m))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_manifest_steps_column_is_run_steps(tmp_path):
+    """structure_factor.steps (a list) must not fill the manifest's steps column (it used to be empty)."""
+    path = write_sweep(tmp_path, "[base.structure_factor]\nevery = 10\n[axes]\nphi = [0.45, 0.5]\n", steps=70)
+    assert studies.cli.main(["plan", str(path)]) == 0
+    assert [r["steps"] for r in read_manifest(tmp_path / "runs" / "manifest.tsv")] == ["70", "70"]
+
+
+OPEN_MPI_WITHOUT_PMI = """\
+[vm:15733] OPAL ERROR: Unreachable in file ext3x_client.c at line 112
+--------------------------------------------------------------------------
+The application appears to have been direct launched using "srun",
+but OMPI was not built with SLURM's PMI support and therefore cannot
+execute. There are several options for building PMI support under
+
+Please configure as appropriate and try again.
+--------------------------------------------------------------------------
+*** An error occurred in MPI_Init_thread
+*** on a NULL communicator
+[vm:15733] Local abort before MPI_INIT completed completed successfully, but am not able to aggregate
+srun: error: vm: tasks 0-1: Exited with exit code 1
+"""
+MPISIM_FAILED = """\
+mpisim: rank 1 failed: OSError: Unable to open file (file signature not found)
+Traceback (most recent call last):
+  File "/x/mpisim/cli.py", line 90, in guarded
+OSError: Unable to open file (file signature not found)
+--------------------------------------------------------------------------
+MPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD
+with errorcode 1.
+--------------------------------------------------------------------------
+"""
+
+
+@pytest.mark.parametrize("log, cause", [
+    (OPEN_MPI_WITHOUT_PMI, 'The application appears to have been direct launched using "srun", but OMPI was '
+                           "not built with SLURM's PMI support and therefore cannot execute. There are several "
+                           "options for building PMI support under"),
+    (MPISIM_FAILED, "mpisim: rank 1 failed: OSError: Unable to open file (file signature not found)"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\nModuleNotFoundError: No module named 'h5py'\n"
+     "srun: error: vm: task 0: Exited with exit code 1\n", "ModuleNotFoundError: No module named 'h5py'"),
+    ("", "no output"),
+])
+def test_failure_cause_is_the_program_s_own_line(log, cause):
+    assert studies.local.failure_cause(log.splitlines()) == cause

@@ -8,7 +8,7 @@ from the warmed-up configuration, MSD(k) = (1/N) sum_i |x_i(W + k) - x_i(W)|^2 ~
 ||Delta_k||^2), fitted by analysis.msd.DiffusionExponent over the last 2/3 of k (002 App. H) and over
 [10, K].
 
-    python launch/validate_momentum_speed.py --betas 0,0.9 [--json]
+    python -m studies.validation.momentum_speed --betas 0,0.9 [--json]
 
 One rank, in-process.
 """
@@ -16,13 +16,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.msd import DiffusionExponent  # noqa: E402
-from mpisim.simulation import Simulation  # noqa: E402
+from analysis.msd import DiffusionExponent
+from mpisim.simulation import Simulation
 
 
 def run_beta(beta, args):
@@ -58,8 +56,9 @@ def run_beta(beta, args):
             "msd_at_K": msd[-1], "activity": float(act[steps > args.warmup].mean())}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m studies.validation.momentum_speed",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--betas", default="0,0.9", help="comma-separated momentum values")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--phi", type=float, default=0.85, help="active steady state for beta = 0 and 0.9")
@@ -70,7 +69,11 @@ def main(argv=None):
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     out = {}
     for b in (float(x) for x in args.betas.split(",")):
         t = time.time()
