@@ -7,6 +7,7 @@ aborts the whole MPI job, so that no rank waits forever for a partner that died.
 """
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -138,9 +139,9 @@ def _run(args, comm):
     else:
         sim = Simulation(config, output=str(output), comm=comm, overwrite=args.overwrite)
     with sim:
+        sim.stop_on_signals()
         sim.run()
-        _report(sim, output, comm)
-    return 0
+        return _report(sim, output, comm)
 
 
 def _resume(args, comm):
@@ -152,9 +153,9 @@ def _resume(args, comm):
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
     with Simulation.resume(config, output=str(path), comm=comm) as sim:
+        sim.stop_on_signals()
         sim.run()
-        _report(sim, path, comm)
-    return 0
+        return _report(sim, path, comm)
 
 
 def _sofk(args, comm):
@@ -294,6 +295,13 @@ def _export(args, comm):
 
 
 def _report(sim, output, comm):
+    """The last line of a run; exit status 0, or 128 + the signal's number if a signal stopped it early
+    (after a checkpoint: the shell's status of a run ended by that signal, but resumable)."""
+    if sim.interrupted:
+        if comm.rank == 0:
+            print(f"mpisim: stopped by {sim.interrupt_reason} at step {sim.step}; checkpoint written, continue "
+                  f"with: mpisim resume {output}", file=sys.stderr)
+        return 128 + int(getattr(signal.Signals, sim.interrupt_reason))
     if comm.rank == 0:
         if sim.stop_reason is not None:
             state = f"stopped at step {sim.step}: {sim.stop_reason}"

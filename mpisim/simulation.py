@@ -5,6 +5,7 @@
     sim.observables["activity"]                                  # numpy arrays, global
 """
 import dataclasses
+import signal
 import time
 from pathlib import Path
 
@@ -75,6 +76,9 @@ class Simulation:
         self._overwrite = overwrite
         self._done_step = -1                     # step at which the last run() call ended
         self.operations = operations.from_config(config)   # what run() does when (mpisim/operations.py)
+        self.interrupt_reason = None             # e.g. "SIGTERM": checkpoint and stop (stop_on_signals)
+        self._interrupt_watched = False
+        self.interrupted = False                 # the last run() stopped early on interrupt_reason
         self.structure_factor = []               # SofkResult of each S(k) measurement (global)
         self.sofk = None                         # StructureFactorMeasurement (mpisim/parallel/sofk.py)
         if start.clock is not None:
@@ -210,7 +214,11 @@ class Simulation:
         # A dynamics with noise on every particle is never absorbed: no check (and no reduction) at all.
         check = not self.dynamics.always_moving
         watch = any(op.needs_absorption for op in ops)
+        self.interrupted = False
         while True:
+            if self._interrupt_due(end):
+                self.interrupted = True
+                break
             due = [t(self.step) for t in triggers]      # once per step, in order, on every rank
             for i, op in before:
                 if op.wanted(self, due[i]):
@@ -228,6 +236,12 @@ class Simulation:
             if self.stop_reason is not None or self.step >= end:
                 break
             self.advance()
+        if self.interrupted:    # the state x_k to a checkpoint, no end_time: `mpisim resume` continues here
+            if self.writer is not None:
+                self.checkpoint()
+                self.writer.close()
+                self.writer = None
+            return self
         for op in ops:
             op.finish(self)
         self._done_step = self.step
@@ -280,6 +294,30 @@ class Simulation:
             self.close()
 
     # ------------------------------------------------------------------------------- checkpoint/restart
+    def stop_on_signals(self, signals=(signal.SIGTERM, signal.SIGUSR1)):
+        """Make these signals end run() early and cleanly: a checkpoint (when writing), no end_time, so
+        that ``mpisim resume`` continues the run as if uninterrupted (unlike ``stop()``, which completes
+        the run). For batch systems, which send SIGTERM before a time limit (``sbatch --signal``); to a
+        launcher send SIGUSR1, which mpirun and srun forward to the ranks (on SIGTERM they kill them).
+        Every rank installs the handler; rank 0's flag decides, at logged steps (every step on one
+        rank). Main thread only."""
+        def handler(signum, frame):
+            self.interrupt_reason = signal.Signals(signum).name
+        for s in signals:
+            signal.signal(s, handler)
+        self._interrupt_watched = True
+
+    def _interrupt_due(self, end):
+        """Whether a signal asked to stop (stop_on_signals), at the top of step k (same answer on every
+        rank)."""
+        if not self._interrupt_watched or self.step >= end:
+            return False
+        if self.comm.size > 1:
+            if self.step % self.config.run.log_every:
+                return False
+            self.interrupt_reason = on_root(self.comm, lambda: self.interrupt_reason)
+        return self.interrupt_reason is not None
+
     def checkpoint(self):
         """Flush the observables and write OUT.h5.ckpt atomically (mpisim/io/checkpoint.py). Collective."""
         from .io import checkpoint_path, write_checkpoint

@@ -280,3 +280,44 @@ def test_resume_in_parallel(tmp_path):
     comm.Barrier()
     if comm.rank == 0:
         assert_same_run(base / "ref.h5", base / "cut.h5")
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks, sig", [(1, signal.SIGTERM), (2, signal.SIGUSR1)])
+def test_signal_checkpoints_stops_and_resume_is_lossless(tmp_path, ranks, sig):
+    """`mpisim run` on SIGTERM (a batch system's warning before the time limit) or SIGUSR1 (which mpirun
+    forwards to its ranks) writes a checkpoint where it is, exits with 128 + the signal number, and
+    `mpisim resume` finishes it exactly as an uninterrupted run. No periodic checkpoints: the only one
+    is the signal's."""
+    cfg = RunConfig.from_dict({
+        "system": {"n": 2000, "phi": 0.55, "dim": 3, "seed": 5},
+        "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
+        "run": {"steps": 1000, "log_every": 4, "stop_when_absorbed": False, "progress_seconds": 0.0},
+        "output": {"path": str(tmp_path / "cut.h5"), "snapshot_every": 50, "flush_every": 20},
+    })
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    launch = [] if ranks == 1 else _mpirun(ranks)
+    subprocess.run(launch + [MPISIM, "run", str(toml), "-o", str(tmp_path / "ref.h5"), "--quiet"], check=True,
+                   env=clean_env())
+    out = tmp_path / "cut.h5"
+    proc = subprocess.Popen(launch + [MPISIM, "run", str(toml), "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and \
+            not (out.exists() and out.stat().st_size > (tmp_path / "ref.h5").stat().st_size // 7):
+        time.sleep(0.005)      # until a few of the 21 frames are written (the handler is installed before)
+    assert proc.poll() is None, "the run ended before the signal: make it longer"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err[-3000:]
+    assert f"stopped by {signal.Signals(sig).name}" in err and "mpisim resume" in err
+    step = read_checkpoint(checkpoint_path(out))[0]["step"]
+    assert 0 < step < 1000
+    with h5py.File(out, "r") as f:
+        assert not f["parameters/provenance"].attrs["end_time"]
+    done = subprocess.run([MPISIM, "resume", str(out), "--quiet"], capture_output=True, text=True, env=clean_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    with h5py.File(out, "r") as f:
+        assert list(f["parameters/provenance"].attrs["resumed_at_step"]) == [step]
+    assert_same_run(tmp_path / "ref.h5", out)
