@@ -108,6 +108,7 @@ def write_slurm(sweep, runs, states, opts):
     for old in list(d.glob("*.sbatch")) + list(d.glob("array_*.txt")):
         old.unlink()
     py = shlex.quote(sys.executable)
+    code = shlex.quote(str(Path(__file__).resolve().parents[1]))
     rpn, per_task = opts["ranks_per_node"], opts["runs_per_task"]
     todo = [r for r in runs if states[r.name][0] != DONE]
     single, multi = {}, []
@@ -126,7 +127,8 @@ def write_slurm(sweep, runs, states, opts):
         if nodes > 1:
             lines.append(f"#SBATCH --ntasks-per-node={math.ceil(ranks / nodes)}")
         lines += extra + [f"#SBATCH {x}" for x in opts["sbatch"]]
-        lines += [f"# sweep {sweep.name}, written by launch/sweep slurm {sweep.path}", "set -euo pipefail"]
+        lines += [f"# sweep {sweep.name}, written by launch/sweep slurm {sweep.path}", "set -euo pipefail",
+                  f"export PYTHONPATH={code}${{PYTHONPATH:+:$PYTHONPATH}}   # the code that planned the sweep"]
         if opts["modules"]:
             lines.append("module load " + " ".join(shlex.quote(m) for m in opts["modules"]))
         lines += list(opts["setup"])

@@ -1,5 +1,6 @@
 """launch/sweep (the studies package): planning, bad input, local execution with a failing run and a resume
-after an interrupted sweep, and the sbatch scripts of a multi-node run. Runs are tiny (N ~ 300)."""
+after an interrupted sweep, the sbatch scripts (multi-node runs, bundles, the launcher chosen in the job),
+the failure cause and the manifest. Runs are tiny (N ~ 300); the real-SLURM tests are test_studies_slurm.py."""
 import csv
 import os
 import signal
@@ -208,6 +209,7 @@ launcher = "srun --mpi=pmix"
                  "module load openmpi/4.1 hdf5/1.12-mpi"):
         assert line in multi.splitlines(), line
     assert "-m studies exec" in multi and "--ranks 8" in multi and "'srun --mpi=pmix'" in multi
+    assert "#SBATCH --signal=B:TERM@120" in multi.splitlines()
     assert str(tmp_path / "runs" / "n=4000_seed=0") in multi and "--array" not in multi
     array = (d / "array_r1.sbatch").read_text()
     assert "#SBATCH --array=0-0" in array and "#SBATCH --nodes=1" in array
@@ -285,3 +287,31 @@ with errorcode 1.
 ])
 def test_failure_cause_is_the_program_s_own_line(log, cause):
     assert studies.local.failure_cause(log.splitlines()) == cause
+
+
+def test_job_launcher_is_decided_in_the_job(monkeypatch):
+    """1 rank: no launcher; several: srun --mpi=pmix if srun offers PMIx, else mpirun in the allocation;
+    an explicit launcher as given."""
+    monkeypatch.setattr(studies.slurm, "srun_mpi_plugins", lambda: {"none", "pmi2", "pmix", "pmix_v4"})
+    assert studies.slurm.job_prefix(1) == [] and studies.slurm.job_prefix(1, "srun --mpi=pmi2") == []
+    assert studies.slurm.job_prefix(4) == ["srun", "--mpi=pmix", "-n", "4"]
+    monkeypatch.setattr(studies.slurm, "srun_mpi_plugins", lambda: {"none", "pmi2"})
+    assert studies.slurm.job_prefix(4)[:3] == ["mpirun", "-n", "4"] and "--oversubscribe" not in \
+        studies.slurm.job_prefix(4)
+    assert studies.slurm.job_prefix(4, "srun --mpi=pmi2") == ["srun", "--mpi=pmi2", "-n", "4"]
+
+
+def test_short_runs_are_bundled_into_array_tasks(tmp_path):
+    path = write_sweep(tmp_path, "[axes]\nphi = [0.4, 0.42, 0.44, 0.46, 0.48]\n")
+    proc = cli("slurm", path, "--runs-per-task", "2", "--signal-seconds", "300")
+    assert proc.returncode == 0, proc.stderr
+    d = tmp_path / "runs" / "slurm"
+    array = (d / "array_r1.sbatch").read_text().splitlines()
+    assert "#SBATCH --array=0-2" in array and "#SBATCH --signal=B:TERM@300" in array
+    assert any("--per-task 2" in ln and '--task "$SLURM_ARRAY_TASK_ID"' in ln for ln in array)
+    listed = (d / "array_r1.txt").read_text().split()
+    tasks = [studies.slurm.task_runs(d / "array_r1.txt", t, 2) for t in range(3)]
+    assert tasks == [listed[0:2], listed[2:4], listed[4:5]]
+    with pytest.raises(studies.plan.SweepError, match="array task 3 has no runs"):
+        studies.slurm.task_runs(d / "array_r1.txt", 3, 2)
+    assert cli("slurm", path, "--runs-per-task", "0").returncode == 2
