@@ -74,6 +74,7 @@ class Simulation:
         self._write = write
         self._opened_output = False
         self._overwrite = overwrite
+        self._started = None                     # the output's provenance start_time (_output_started)
         self._done_step = -1                     # step at which the last run() call ended
         self.operations = operations.from_config(config)   # what run() does when (mpisim/operations.py)
         self.interrupt_reason = None             # e.g. "SIGTERM": checkpoint and stop (stop_on_signals)
@@ -327,9 +328,21 @@ class Simulation:
         meta = {"step": np.int64(self.step), "absorbed_step": np.int64(self.absorbed_step),
                 "disp_sums": self.domain.sum_int(self.disp_sums),
                 "max_disp": np.float64(self.max_disp),
-                "box": self.box, "output": str(self.output_path)}
+                "box": self.box, "output": str(self.output_path),
+                # What the output holds at this checkpoint: a resume checks that it is this run's file.
+                "observable_rows": np.int64(len(self.history["step"])),
+                "last_row_step": np.int64(self.history["step"][-1] if self.history["step"] else -1),
+                "output_started": self._output_started()}
         write_checkpoint(checkpoint_path(self.output_path), self.comm, self.state, self.dim, self.n_total,
                          self.config.to_toml(), meta, collective=self.writer.collective)
+
+    def _output_started(self):
+        """The output's provenance start_time (global): which run a checkpoint belongs to. Read when the
+        output is opened (a read of rank 0 alone in a shared mpio file could desynchronise the ranks'
+        metadata caches)."""
+        if self._started is None:
+            self._started = getattr(self.writer, "start_time", "")
+        return self._started
 
     def _remove_checkpoint(self):
         from .io import checkpoint_path
@@ -364,6 +377,7 @@ class Simulation:
         if problem:
             raise ConfigError(f"resume: {problem}")
         sim = cls(config, output=output, comm=comm, source=sources.Checkpoint(checkpoint_path(output)))
+        sim._started = on_root(comm, _start_time, output)
         sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
                                 mode="r+", collective=collective)
         sim._opened_output = True
@@ -490,6 +504,13 @@ def config_of_output(path, comm=None):
     return config.replace(output=dataclasses.replace(config.output, path=str(path)))
 
 
+def _start_time(output):
+    """The provenance start_time of an output file (serial)."""
+    import h5py
+    with h5py.File(output, "r") as f:
+        return str(f["parameters/provenance"].attrs.get("start_time", ""))
+
+
 def _resume_problem(config, output):
     """Why ``output`` cannot be resumed with ``config`` (a message), or None. Serial (rank 0)."""
     import h5py
@@ -527,7 +548,66 @@ def _resume_problem(config, output):
         if end:
             return f"{output} is a finished run (last step {last}); nothing to resume"
         return f"{output} has no checkpoint {str(ckpt)!r} (killed before its first one); start again with --overwrite"
+    try:
+        problems = _checkpoint_problems(config, output, str(ckpt), stored, ignore)
+    except (OSError, KeyError, ValueError, TypeError) as exc:   # a damaged file's HDF5 or layout errors
+        problems = [f"unreadable ({type(exc).__name__}: {exc})"]
+    if problems:
+        return (f"checkpoint {ckpt} cannot be resumed: {'; '.join(problems)} (start again with "
+                f"--overwrite, or restore a good copy of the checkpoint)")
     return None
+
+
+def _checkpoint_problems(config, output, ckpt, stored, ignore):
+    """What makes the checkpoint ``ckpt`` unfit to continue ``output`` (phrases; empty if nothing): it
+    must open, hold the parameters stored in the output, belong to this output (its start time and the
+    observable rows it had), and pass io.verify_checkpoint (checksums, finite positions in the box,
+    the config's radii). Checkpoints written before these records existed are checked for what they
+    hold. Serial (rank 0)."""
+    import h5py
+    from .config import tomllib
+    from .io.checkpoint import FORMAT, verify_checkpoint
+    try:
+        with h5py.File(ckpt, "r") as c:
+            meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in c.attrs.items()}
+            has_state = "state/position" in c
+    except OSError as exc:
+        return [f"not a readable HDF5 file ({exc})"]
+    if int(meta.get("format", -1)) != FORMAT or not has_state:
+        return [f"not an mpisim checkpoint of format {FORMAT}"]
+    problems = []
+    try:
+        theirs = tomllib.loads(str(meta.get("config_toml", "")))
+    except tomllib.TOMLDecodeError:
+        theirs = {}
+    try:  # keys added since the checkpoint was written take their defaults (as for the output)
+        theirs = tomllib.loads(RunConfig.from_dict(theirs).to_toml())
+    except ConfigError:
+        pass
+    theirs = _flat(theirs)
+    mine = _flat(stored)
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
+    if differ:
+        problems.append("its parameters differ from the output's: " + ", ".join(
+            f"{k} (checkpoint: {theirs.get(k, 'absent')!r}, output: {mine.get(k, 'absent')!r})" for k in differ[:5]))
+    with h5py.File(output, "r") as f:
+        started = str(f["parameters/provenance"].attrs.get("start_time", ""))
+        rows = f["observables/activity/step"][:]
+    if meta.get("output_started") not in (None, "", started):
+        problems.append(f"it belongs to a run started at {meta['output_started']}, the output's started at {started}")
+    step = int(meta.get("step", -1))
+    if not 0 <= step <= config.run.steps:
+        problems.append(f"its step {step} is outside the run's 0..{config.run.steps}")
+    if "observable_rows" in meta:
+        n_rows, last = int(meta["observable_rows"]), int(meta["last_row_step"])
+        if len(rows) < n_rows or (n_rows and int(rows[n_rows - 1]) != last):
+            held = f"{len(rows)} rows, the last at step {int(rows[-1]) if len(rows) else '-'}"
+            problems.append(f"taken at step {step} when the output held {n_rows} observable rows (the last "
+                            f"at step {last}); the output holds {held}")
+    box = meta["box"] if "box" in meta else config.box_edges()
+    problems += verify_checkpoint(ckpt, config.system.dim, box,
+                                  radii_of=lambda ids: sources.particle_radii(config, ids))
+    return problems
 
 
 def _flat(tables):

@@ -120,6 +120,7 @@ class H5MDWriter:
         self.last_step = None  # step of the last stored frame (global, on every rank)
         if mode == "w":
             prov = comm.bcast(self._provenance(grid) if comm.rank == 0 else None, root=0)
+            self.start_time = prov["start_time"]   # names the run (its checkpoints record it)
             if self.writes:
                 author = prov.pop("author")
                 fmt.create_layout(self.file, n_total, dim, series=SERIES, config_toml=config.to_toml(),
