@@ -119,13 +119,19 @@ def guarded(comm, work):
 
 def _run(args, comm):
     from .config import RunConfig
+    from .parallel.comm import on_root
     from .simulation import Simulation
     import dataclasses
 
+    from .simulation import OUTPUT_SUFFIXES
     config = RunConfig.from_toml(args.config, args.overrides)
+    if args.output and not args.output.endswith(OUTPUT_SUFFIXES):
+        # The same rule as output.path: never write HDF5 over a config or any other file by a slip.
+        raise UsageError(f"-o/--output: must name an {', '.join(OUTPUT_SUFFIXES)} file, got {args.output!r}")
     output = Path(args.output) if args.output else Path(config.output.path)
-    if not output.parent.exists():
-        raise UsageError(f"output directory {str(output.parent)!r} does not exist")
+    problem = on_root(comm, _unwritable_directory, output.parent)
+    if problem:
+        raise UsageError(problem)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     if output.exists() and not args.overwrite and not args.resume:
@@ -142,6 +148,20 @@ def _run(args, comm):
         sim.stop_on_signals()
         sim.run()
         return _report(sim, output, comm)
+
+
+def _unwritable_directory(directory):
+    """Why no output can be created in ``directory`` (a message), or None: tried, not guessed from the
+    permission bits (root, ACLs and read-only mounts all differ)."""
+    import tempfile
+    if not directory.is_dir():
+        return f"output directory {str(directory)!r} does not exist"
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return f"output directory {str(directory)!r} is not writable ({exc.strerror or exc})"
+    return None
 
 
 def _resume(args, comm):
@@ -318,10 +338,11 @@ def _info(args):
     path = Path(args.path)
     if not path.is_file():
         raise UsageError(f"no such file {str(path)!r}")
+    from .io.lock import describe_open_error
     try:
         f = h5py.File(path, "r")
-    except OSError:
-        raise UsageError(f"{path} is not an HDF5 file") from None
+    except OSError as exc:
+        raise UsageError(describe_open_error(path, exc)) from None
     with f:
         if "parameters" not in f or "particles/all" not in f:
             raise UsageError(f"{path} is not an mpisim output (no /parameters or /particles/all)")
@@ -329,6 +350,9 @@ def _info(args):
             _print_info(path, f)
         except BrokenPipeError:  # `mpisim info OUT.h5 | head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
+            raise UsageError(f"{path} is damaged or not a complete mpisim output "
+                             f"({type(exc).__name__}: {exc})") from None
     return 0
 
 

@@ -30,6 +30,10 @@ def _fail(key, message):
     raise ConfigError(f"{key}: {message}")
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class System:
     """[system]: the particles and the box. Lengths in units of the (mean) diameter."""
@@ -54,6 +58,10 @@ class System:
             _fail("system.phi", f"packing fraction must be in (0, 2), got {self.phi!r}")
         if not self.radius > 0:
             _fail("system.radius", f"must be > 0, got {self.radius!r}")
+        for key in ("radii", "fractions"):
+            values = getattr(self, key)
+            if any(not _is_number(v) for v in values):
+                _fail(f"system.{key}", f"must be a list of numbers, got {list(values)!r}")
         if any(not r > 0 for r in self.radii):
             _fail("system.radii", f"every radius must be > 0, got {list(self.radii)}")
         if self.fractions:
@@ -379,10 +387,19 @@ def _drop_retired(name, klass, table):
 def read_toml(path, what, error):
     """The parsed TOML file at ``path``; a missing file or bad TOML raises ``error`` naming ``what``."""
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{what}: {str(path)!r} is a directory, not a TOML file")
     if not path.is_file():
         raise error(f"{what}: no such file {str(path)!r}")
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise error(f"{what}: cannot read {path} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what}: {path} is not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                    f"TOML configs are UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{what}: {path} is not valid TOML ({exc})") from None
 
@@ -432,7 +449,12 @@ def _coerce(section, key, value, fld):
         kind = str
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, float) and not math.isfinite(value):
+        # TOML has inf and nan; no parameter means anything there (docs/configuration.md, "Numerical guard").
+        raise ConfigError(f"{section}.{key}: must be a finite number, got {value!r}")
     if kind is tuple and isinstance(value, list):
+        if any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            raise ConfigError(f"{section}.{key}: every entry must be a finite number, got {value!r}")
         return tuple(value)
     if kind is not None and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")

@@ -62,7 +62,14 @@ class OutputFrame:
         from .io import read_box
         n_total, dim = config.system.n, config.system.dim
         lo, hi = block
-        with h5py.File(self.path, "r") as f:
+        from .io.lock import describe_open_error
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise ConfigError(f"system.init: {describe_open_error(self.path, exc)}") from None
+        with f:
+            if "particles/all/position/value" not in f:
+                raise ConfigError(f"system.init: {self.path} is not an mpisim output (no /particles/all/position)")
             part = f["particles/all"]
             value = part["position/value"]
             frames = value.shape[0]

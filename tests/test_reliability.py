@@ -68,16 +68,15 @@ def test_checksum_detects_any_one_element_change():
 @pytest.mark.serial
 @pytest.mark.parametrize("dataset, element", [("state/position", 301), ("state/image", 77),
                                               ("state/radius", 123)])
-def test_a_flipped_byte_in_a_checkpoint_is_refused(tmp_path, dataset, element):
+def test_a_flipped_byte_in_a_checkpoint_is_refused(tmp_path, capsys, dataset, element):
     out = tmp_path / "o.h5"
     cfg = interrupted(out)
     ckpt = checkpoint_path(out)
     flip_byte(ckpt, dataset, element)
     with pytest.raises(ConfigError, match=rf"checkpoint {ckpt} cannot be resumed: .*/{dataset} does not match its checksum"):
         Simulation.resume(cfg)
-    done = subprocess.run([MPISIM, "resume", str(out), "--quiet"], capture_output=True, text=True)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and ckpt in done.stderr and "checksum" in done.stderr
+    code, err = run_cli(capsys, "resume", out, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and ckpt in err and "checksum" in err, err
 
 
 @pytest.mark.serial
@@ -125,3 +124,131 @@ def test_a_checkpoint_that_is_no_hdf5_file_is_refused(tmp_path):
     Path(checkpoint_path(out)).write_bytes(b"\x00" * 4096)
     with pytest.raises(ConfigError, match=r"cannot be resumed: not a readable HDF5 file"):
         Simulation.resume(cfg)
+
+
+# ------------------------------------------------------------------------------------ user mistakes
+def run_cli(capsys, *argv):
+    """(exit status, stderr) of ``mpisim ARGV`` in this process."""
+    from mpisim.cli import main
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def write_config(tmp_path, **sections):
+    cfg = small_config(tmp_path / "o.h5", steps=10, checkpoint_every=0)
+    data = cfg.to_dict()
+    for name, table in sections.items():
+        data[name].update(table)
+    path = tmp_path / "c.toml"
+    path.write_text(RunConfig.from_dict(data).to_toml() if not sections else _toml(data))
+    return path
+
+
+def _toml(data):
+    from mpisim.config import _toml_value
+    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in t.items()) for s, t in data.items())
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("content, message", [
+    (b"\x89HDF\r\n\x1a\n\x00\x00\xff\xfe", "is not a UTF-8 text file"),
+    ("[system]\nn = 10 # caf\xe9\n".encode("latin-1"), "is not a UTF-8 text file"),
+    (None, "is a directory"),
+])
+def test_unreadable_configs(tmp_path, capsys, content, message):
+    path = tmp_path / "c.toml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    code, err = run_cli(capsys, "run", path)
+    assert code == 2 and message in err and str(path) in err and err.count("\n") == 1, err
+
+
+@pytest.mark.serial
+def test_a_config_nobody_may_read(tmp_path, capsys):
+    import os
+    path = write_config(tmp_path)
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("this user reads files without read permission (root)")
+    code, err = run_cli(capsys, "run", path)
+    assert code == 2 and "cannot read" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("key, value, message", [
+    ("system.radii", '["a", "b"]', "system.radii: must be a list of numbers"),
+    ("system.fractions", '[0.5, "x"]', "system.fractions: must be a list of numbers"),
+    ("system.n", "1e12", "system.n: expected int"),
+    ("system.n", "1000000000000", "system.n: 1000000000000 particles need about 4e+05 GB"),
+    ("dynamics.kick_size", "inf", "dynamics.kick_size: must be a finite number"),
+    ("dynamics.kick_size", "nan", "dynamics.kick_size: must be a finite number"),
+    ("system.phi", "-inf", "system.phi: must be a finite number"),
+    ("run.skin", "nan", "run.skin: must be a finite number"),
+    ("system.radii", "[0.5, inf]", "system.radii: every entry must be a finite number"),
+])
+def test_bad_values(tmp_path, capsys, key, value, message):
+    code, err = run_cli(capsys, "run", write_config(tmp_path), "--set", f"{key}={value}")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.serial
+def test_output_rules(tmp_path, capsys):
+    config = write_config(tmp_path)
+    before = config.read_bytes()
+    code, err = run_cli(capsys, "run", config, "-o", config, "--overwrite")
+    assert code == 2 and "-o/--output: must name an .h5" in err and config.read_bytes() == before
+    missing = tmp_path / "nowhere" / "o.h5"
+    code, err = run_cli(capsys, "run", config, "-o", missing)
+    assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.serial
+def test_a_read_only_output_directory(tmp_path, capsys):
+    import os
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.access(ro, os.W_OK):
+        pytest.skip("this user writes into read-only directories (root)")
+    code, err = run_cli(capsys, "run", write_config(tmp_path), "-o", ro / "o.h5")
+    assert code == 2 and "is not writable" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.serial
+def test_init_that_is_no_mpisim_output(tmp_path, capsys):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = [1]
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5" * 100)
+    for path, message in ((other, "is not an mpisim output"), (junk, "is not an HDF5 file or is damaged")):
+        code, err = run_cli(capsys, "run", write_config(tmp_path), "--set", f"system.init=\"{path}\"",
+                            "--overwrite")
+        assert code == 2 and f"system.init: {path} {message}" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.serial
+def test_damaged_outputs_given_to_info_and_resume(tmp_path, capsys):
+    out = tmp_path / "o.h5"
+    interrupted(out)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x00" * 10000)
+    for path in (junk,):
+        for command in ("info", "resume"):
+            code, err = run_cli(capsys, command, path)
+            assert code == 2 and f"{path} is not an HDF5 file or is damaged" in err and err.count("\n") == 1, err
+    # A file whose observables are gone: damaged, named, exit 2.
+    with h5py.File(out, "r+") as f:
+        del f["observables/activity"]
+    for command in ("info", "resume"):
+        code, err = run_cli(capsys, command, out)
+        assert code == 2 and str(out) in err and err.count("\n") == 1, err
+
+
+def test_the_rank_count_message_names_the_real_largest():
+    from mpisim.parallel.comm import rank_grid
+    with pytest.raises(ValueError, match=r"the largest rank count that fits is 8 \(the nearest below 5: 4\)"):
+        rank_grid(5, 2, np.array([4.5, 2.5, 1.0]), 1.0)

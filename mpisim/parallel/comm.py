@@ -128,10 +128,15 @@ def rank_grid(size, dim, box, cutoff):
     limits = max_ranks_per_axis(box[:dim], cutoff)
     fits = lambda p: all(d <= m for d, m in zip(_compute_dims(p, dim), sorted(limits, reverse=True)))  # noqa: E731
     if not fits(size):
-        fit = max(p for p in range(1, size + 1) if fits(p))
+        # Counts that fit are not a range (4 and 8 may fit where 7 does not): name the largest of all
+        # (searched down from the product of the per-axis limits) and the nearest below the request.
+        most = int(np.prod(limits))
+        largest = next((p for p in range(most, max(0, most - 100000), -1) if fits(p)), None)
+        below = max(p for p in range(1, size) if fits(p))
+        nearest = f" (the nearest below {size}: {below})" if largest is not None and below != largest else ""
         raise ValueError(f"{size} ranks cannot split this box: each subdomain must be at least one "
                          f"interaction range ({cutoff:g}) wide, at most {limits} ranks per axis; "
-                         f"the largest rank count that fits is {fit}")
+                         f"the largest rank count that fits is {largest if largest is not None else below}{nearest}")
     placed = [1] * dim
     for axis, d in zip(np.argsort(-np.asarray(limits), kind="stable"), _compute_dims(size, dim)):
         placed[axis] = d

@@ -1,0 +1,87 @@
+"""One writer per output: ``OUT.h5.lock``, held by rank 0 for the life of a job (docs/file-format.md,
+"One writer per output"), and the translation of HDF5's own lock errors into "in use by another process".
+
+The lock is an advisory ``fcntl.flock`` on ``OUT.h5.lock``, which holds the pid and host of its holder.
+The kernel releases it when the process ends however it ends (SIGKILL included), so a stale lock file left
+by a killed job never blocks a resume: only a live holder does. No MPI here: the caller takes it on rank 0
+and broadcasts the verdict.
+"""
+import fcntl
+import os
+import socket
+
+
+def lock_path(output):
+    return f"{output}.lock"
+
+
+class OutputInUse(OSError):
+    """Another live process writes this output."""
+
+
+def holder(output):
+    """'pid N on HOST' of the job that holds (or last held) OUT.h5.lock, or None."""
+    try:
+        text = open(lock_path(output)).read().split()
+    except OSError:
+        return None
+    return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else None
+
+
+class OutputLock:
+    """An exclusive lock on ``OUT.h5.lock`` (rank 0). ``acquire()`` raises OutputInUse naming the holder's
+    pid if another process holds it; ``release()`` (or process exit) frees it."""
+
+    def __init__(self, output):
+        self.output = str(output)
+        self.path = lock_path(output)
+        self.fd = None
+
+    def acquire(self):
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputInUse(f"{self.output} is in use by another process "
+                                  f"({holder(self.output) or 'pid unknown'}); wait for it to end or choose "
+                                  f"another output") from None
+            # The holder unlinks the file when it releases: if we locked an unlinked inode, start again.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def describe_open_error(path, exc):
+    """A one-line reason why h5py could not open ``path``: "in use by another process (pid ...)" for
+    HDF5's file-lock error (a writer has it open), else "not an HDF5 file or damaged"."""
+    text = str(exc)
+    if isinstance(exc, BlockingIOError) or "unable to lock file" in text:
+        return f"{path} is in use by another process ({holder(path) or 'pid unknown'}); try again when it ends"
+    if isinstance(exc, PermissionError):
+        return f"{path}: permission denied"
+    return f"{path} is not an HDF5 file or is damaged ({text})"
