@@ -26,6 +26,19 @@ from .core.state import ParticleState
 from . import operations
 
 
+class NumericalError(ConfigError):
+    """The run left the range where its numbers mean anything (non-finite or runaway positions, a
+    fixed-point sum near overflow): parameters the dynamics cannot take. Exit status 2."""
+
+
+# A fixed-point accumulator (int64, FIXED_SCALE = 2^40 per unit length) beyond this has used half its
+# range: 2^62 / 2^40 = 4.2e6 diameters in one step.
+ACC_LIMIT = 2 ** 62
+GUARD_ADVICE = ("the dynamics is unstable at these parameters (too large a learning_rate, kick_size, "
+                "noise or temperature?); the output is left unfinished, see docs/configuration.md, "
+                "\"Numerical guard\"")
+
+
 class Simulation:
     """One run on all ranks of ``comm``. Values are global unless named rank-local."""
 
@@ -60,6 +73,7 @@ class Simulation:
         except ValueError as exc:
             raise ConfigError(f"mpirun -n {self.comm.size}: {exc}") from None
         self.box = self.domain.box
+        self.step_bound = 0.5 * float(np.min(self.box[:self.dim]))   # the numerical guard's bound
         # The skin adapts to how far particles move per step (speed only, never results).
         self.nlist = NeighbourList(self.box, self.dim, self.domain.lo, self.domain.width, cutoff,
                                    skin=config.run.skin, sort_every=config.run.sort_every)
@@ -151,9 +165,20 @@ class Simulation:
         st = self.state
         msd = np.zeros(2, dtype=np.int64)
         kernels.msd_sum(st.pos, st.image, st.x0, self.box, st.n_own, self.dim, msd)
+        # The numerical guard rides on this reduction (no extra collective): non-finite coordinates,
+        # and fixed-point accumulators within a factor 2 of the int64 range (docs/configuration.md).
+        own = st.pos[:st.n_own, :self.dim]
+        acc = st.acc[:st.n_own]
+        guard = [np.count_nonzero(~np.isfinite(own)), np.count_nonzero((acc > ACC_LIMIT) | (acc < -ACC_LIMIT))]
         local = np.concatenate([[kernels.count_active(st.active, st.n_own)], self.counters, msd,
-                                self.disp_sums])
+                                self.disp_sums, guard])
         tot = self.domain.sum_int(local)
+        if tot[-2] or tot[-1]:
+            raise NumericalError(f"step {self.step}: " + (
+                f"{tot[-2]} position coordinate(s) are not finite" if tot[-2] else
+                f"{tot[-1]} fixed-point displacement sum(s) reached 2^62 (the int64 range is 2^63): the "
+                f"kicks are too large") + "; " + GUARD_ADVICE)
+        tot = tot[:-2]
         n = self.n_total
         return {
             "activity": tot[0] / n,
@@ -177,6 +202,11 @@ class Simulation:
         # choice reads at the next rebuild.
         rebuild, self.max_disp = self.domain.max_floats([self.nlist.travelled_too_far(travel), local_disp])
         self.nlist.stale = bool(rebuild)
+        # The numerical guard of every step, free: the largest step is reduced anyway. "not <=" also
+        # catches a NaN (docs/configuration.md, "Numerical guard").
+        if not self.max_disp <= self.step_bound:
+            raise NumericalError(f"step {self.step}: a particle moved {self.max_disp:.4g} in one step, more "
+                                 f"than half the smallest box edge ({self.step_bound:.4g}); " + GUARD_ADVICE)
         self.step += 1
 
     def _moving(self):

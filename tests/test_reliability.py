@@ -252,3 +252,36 @@ def test_the_rank_count_message_names_the_real_largest():
     from mpisim.parallel.comm import rank_grid
     with pytest.raises(ValueError, match=r"the largest rank count that fits is 8 \(the nearest below 5: 4\)"):
         rank_grid(5, 2, np.array([4.5, 2.5, 1.0]), 1.0)
+
+
+# ------------------------------------------------------------------------------------ numerical guard
+@pytest.mark.serial
+@pytest.mark.parametrize("dynamics, message", [
+    ({"scheme": "sgd", "learning_rate": 100.0, "batch_fraction": 0.5}, r"step 0: a particle moved .* in one "
+     r"step, more than half the smallest box edge \(8.09\)"),
+    ({"scheme": "sgd", "learning_rate": 1e7, "batch_fraction": 0.5}, r"fixed-point displacement sum\(s\) reached 2\^62"),
+    ({"scheme": "bro-pairwise", "kick_size": 1e12}, r"fixed-point displacement sum\(s\) reached 2\^62"),
+    ({"scheme": "langevin", "learning_rate": 0.1, "temperature": 1e9}, r"more than half the smallest box edge"),
+])
+def test_a_runaway_dynamics_stops_with_a_message(tmp_path, dynamics, message):
+    from mpisim.simulation import NumericalError
+    cfg = RunConfig.from_dict({"system": {"n": 200, "phi": 0.6, "dim": 2}, "dynamics": dynamics,
+                               "run": {"steps": 20, "progress_seconds": 0.0, "stop_when_absorbed": False}})
+    sim = Simulation(cfg, output=str(tmp_path / "o.h5"))
+    with pytest.raises(NumericalError, match=message):
+        sim.run()
+    sim.close()
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        assert f["parameters/provenance"].attrs["end_time"] == "", "never marked finished"
+
+
+@pytest.mark.serial
+def test_non_finite_positions_are_caught_at_a_logged_step(tmp_path):
+    from mpisim.simulation import NumericalError
+    cfg = small_config(tmp_path / "o.h5", steps=20, checkpoint_every=0)
+    sim = Simulation(cfg, write=False)
+    sim.run(steps=5)
+    sim.state.pos[3, 0] = np.nan
+    sim.compute()
+    with pytest.raises(NumericalError, match=r"step 5: 1 position coordinate\(s\) are not finite"):
+        sim.measure()
