@@ -285,3 +285,11 @@ def test_non_finite_positions_are_caught_at_a_logged_step(tmp_path):
     sim.compute()
     with pytest.raises(NumericalError, match=r"step 5: 1 position coordinate\(s\) are not finite"):
         sim.measure()
+
+
+@pytest.mark.serial
+def test_a_k_range_that_cannot_fit_is_refused(tmp_path, capsys):
+    code, err = run_cli(capsys, "run", write_config(tmp_path), "--set", "structure_factor.k_max=1e6",
+                        "--set", "structure_factor.every=10")
+    assert code == 2 and "structure_factor.k_max: 1e+06 spans" in err and "bytes per mode" in err, err
+    assert err.count("\n") == 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.memory import BYTES_PER_MODE, machine_memory, too_large
 from ..core.sofk import (METHODS, NUFFT_TOLERANCE, TWO_PI, bin_structure_factor, default_k_max, fixed_to_float,
                          nufft_amplitudes, resolve_method, sofk_sums_fixed, wave_vectors)
 from .comm import sum_floats, sum_int
@@ -68,6 +69,11 @@ class StructureFactorMeasurement:
             raise ValueError(f"k_min, k_max: need 0 <= k_min < k_max, got {self.k_min}, {self.k_max}")
         self.octant, self.tolerance = bool(octant), float(tolerance)
         self.edges = np.linspace(self.k_min, self.k_max, self.bins + 1)
+        modes = float(np.prod(2 * np.floor(self.k_max * self.box / TWO_PI) + 1))
+        if too_large(modes * BYTES_PER_MODE):
+            raise ValueError(f"k_max: {self.k_max:g} spans {modes:.3g} Fourier modes of this box, about "
+                             f"{modes * BYTES_PER_MODE / 1e9:.3g} GB ({BYTES_PER_MODE} bytes per mode), more "
+                             f"than this machine's {machine_memory() / 1e9:.3g} GB; lower k_max")
         self.kvecs, self.nvecs = wave_vectors(self.box, self.k_max, self.octant)
         self.method = resolve_method(method, len(self.kvecs), self.dim)
         kmag = np.linalg.norm(self.kvecs, axis=1)
