@@ -108,13 +108,32 @@ def guarded(comm, work):
         return EXIT_USAGE
     except (SystemExit, KeyboardInterrupt):
         raise
-    except BaseException as exc:  # noqa: BLE001 - every failure must end the whole job
-        print(f"mpisim: rank {comm.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
+    except OSError as exc:
+        from .io.errors import WriteError
+        if not isinstance(exc, WriteError):
+            return _failed(comm, exc)
+        # A failed write: one line naming the file and the OS error, on the rank that saw it. The file
+        # is left unfinished (never marked finished); HDF5 cannot close it cleanly (it would crash at
+        # exit), so the process ends here, without interpreter clean-up (os._exit), or the whole job.
+        print(f"mpisim: error: {exc}; the output is left unfinished (its last checkpoint, if any, is kept)",
+              file=sys.stderr)
         sys.stderr.flush()
+        sys.stdout.flush()
         from .parallel.comm import abort_job
         abort_job(comm, 1)
-        return 1
+        os._exit(1)
+    except BaseException as exc:  # noqa: BLE001 - every failure must end the whole job
+        return _failed(comm, exc)
+
+
+def _failed(comm, exc):
+    """Print the rank and the error, and abort the whole MPI job (exit status 1)."""
+    print(f"mpisim: rank {comm.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+    sys.stderr.flush()
+    from .parallel.comm import abort_job
+    abort_job(comm, 1)
+    return 1
 
 
 def _run(args, comm):
@@ -344,9 +363,9 @@ def _info(args):
     except OSError as exc:
         raise UsageError(describe_open_error(path, exc)) from None
     with f:
-        if "parameters" not in f or "particles/all" not in f:
-            raise UsageError(f"{path} is not an mpisim output (no /parameters or /particles/all)")
         try:
+            if "parameters" not in f or "particles/all" not in f:
+                raise UsageError(f"{path} is not an mpisim output (no /parameters or /particles/all)")
             _print_info(path, f)
         except BrokenPipeError:  # `mpisim info OUT.h5 | head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -335,8 +335,7 @@ class Flush(Operation):
         return due and sim.writer is not None and len(sim.log.rows) > 0
 
     def act(self, sim):
-        sim.writer.append_observables(sim.log.take())
-        sim.writer.flush()
+        sim.flush()
 
     def finish(self, sim):
         if self.wanted(sim, True):

@@ -5,6 +5,7 @@
     sim.observables["activity"]                                  # numpy arrays, global
 """
 import dataclasses
+import os
 import signal
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from .core.observables import NAMES, ObservableLog
 from .core.state import ParticleState
 from .core.memory import BYTES_PER_PARTICLE, machine_memory
 from . import operations
+from .io.errors import WriteError, writing
 
 
 class NumericalError(ConfigError):
@@ -272,23 +274,31 @@ class Simulation:
         if self.interrupted:    # the state x_k to a checkpoint, no end_time: `mpisim resume` continues here
             if self.writer is not None:
                 self.checkpoint()
-                self.writer.close()
+                with writing(self.output_path):
+                    self.writer.close()
                 self.writer = None
+                self._release_lock()
             return self
         for op in ops:
             op.finish(self)
         self._done_step = self.step
         if self.writer is not None:
-            self.writer.set_provenance(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                       absorbed=self.absorbed_step >= 0,
-                                       absorbed_step=np.int64(self.absorbed_step),
-                                       last_step=np.int64(self.step),
-                                       stopped=self.stop_reason or "")
-            self.writer.close()
+            # Everything reaches the disk before the file is marked finished: a failed write is never
+            # followed by end_time (docs/file-format.md, "Write errors").
+            with writing(self.output_path):
+                self.writer.flush()
+            with writing(self.output_path):
+                self.writer.set_provenance(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                           absorbed=self.absorbed_step >= 0,
+                                           absorbed_step=np.int64(self.absorbed_step),
+                                           last_step=np.int64(self.step),
+                                           stopped=self.stop_reason or "")
+                self.writer.close()
             self.writer = None
             if self.run_complete:
                 # The run is complete: its checkpoint has no further use.
                 self._remove_checkpoint()
+            self._release_lock()
         return self
 
     def stop(self, reason):
@@ -313,9 +323,11 @@ class Simulation:
         """Close the output and free the rank grid's communicator (collective). The simulation cannot
         run after this; ``with Simulation(...) as sim:`` calls it on leaving the block."""
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            with writing(self.output_path):
+                writer.close()
         self.domain.close()
+        self._release_lock()
 
     def __enter__(self):
         return self
@@ -323,8 +335,12 @@ class Simulation:
     def __exit__(self, exc_type, exc, tb):
         # close() is collective: after a failure on one rank the others may never reach it, and the
         # caller (cli.guarded) aborts the job instead.
-        if exc_type is None or self.comm.size == 1:
+        if exc_type is None:
             self.close()
+        elif self.comm.size == 1 and not isinstance(exc, WriteError):
+            self.close()
+        # After a failed write HDF5 cannot close the file (a second attempt crashes in H5F__close_cb):
+        # cli.guarded ends the process without it; the lock goes with the process.
 
     # ------------------------------------------------------------------------------- checkpoint/restart
     def stop_on_signals(self, signals=(signal.SIGTERM, signal.SIGUSR1)):
@@ -354,9 +370,11 @@ class Simulation:
     def checkpoint(self):
         """Flush the observables and write OUT.h5.ckpt atomically (mpisim/io/checkpoint.py). Collective."""
         from .io import checkpoint_path, write_checkpoint
-        if self.log.rows:
-            self.writer.append_observables(self.log.take())
-        self.writer.flush()
+        self.flush()
+        ckpt = checkpoint_path(self.output_path)
+        problem = on_root(self.comm, _no_room, ckpt, self.n_total * self.state.schema.width * 8)
+        if problem:
+            raise WriteError(problem)
         meta = {"step": np.int64(self.step), "absorbed_step": np.int64(self.absorbed_step),
                 "disp_sums": self.domain.sum_int(self.disp_sums),
                 "max_disp": np.float64(self.max_disp),
@@ -365,8 +383,37 @@ class Simulation:
                 "observable_rows": np.int64(len(self.history["step"])),
                 "last_row_step": np.int64(self.history["step"][-1] if self.history["step"] else -1),
                 "output_started": self._output_started()}
-        write_checkpoint(checkpoint_path(self.output_path), self.comm, self.state, self.dim, self.n_total,
-                         self.config.to_toml(), meta, collective=self.writer.collective)
+        with writing(ckpt + ".tmp"):
+            write_checkpoint(ckpt, self.comm, self.state, self.dim, self.n_total,
+                             self.config.to_toml(), meta, collective=self.writer.collective)
+
+    def flush(self):
+        """The recorded observable rows to the file, and the file flushed (collective). A failed write
+        raises WriteError naming the file and the OS error."""
+        with writing(self.output_path):
+            if self.log.rows:
+                self.writer.append_observables(self.log.take())
+            self.writer.flush()
+
+    def _acquire_lock(self):
+        """OUT.h5.lock on rank 0 (mpisim/io/lock.py): one writer per output, whatever the rank count;
+        ConfigError on every rank if another live process holds it. Collective."""
+        from .io.lock import OutputInUse, hold
+
+        def take():
+            try:
+                hold(self.output_path)
+            except OutputInUse as exc:
+                return str(exc)
+            return None
+        problem = on_root(self.comm, take)
+        if problem:
+            raise ConfigError(problem)
+
+    def _release_lock(self):
+        if self.comm.rank == 0 and self.output_path is not None:
+            from .io.lock import release
+            release(self.output_path)
 
     def _output_started(self):
         """The output's provenance start_time (global): which run a checkpoint belongs to. Read when the
@@ -405,10 +452,17 @@ class Simulation:
         elif isinstance(config, dict):
             config = RunConfig.from_dict(config)
         output = str(output if output is not None else config.output.path)
-        problem = on_root(comm, _resume_problem, config, output)
+        # The lock first (one writer per output), then the checks, on rank 0.
+        problem = on_root(comm, _lock_and_check, config, output)
         if problem:
-            raise ConfigError(f"resume: {problem}")
-        sim = cls(config, output=output, comm=comm, source=sources.Checkpoint(checkpoint_path(output)))
+            raise ConfigError(problem)
+        try:
+            sim = cls(config, output=output, comm=comm, source=sources.Checkpoint(checkpoint_path(output)))
+        except BaseException:
+            if comm.rank == 0:
+                from .io.lock import release
+                release(output)
+            raise
         sim._started = on_root(comm, _start_time, output)
         sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
                                 mode="r+", collective=collective)
@@ -444,16 +498,32 @@ class Simulation:
         exists = on_root(self.comm, path.exists)
         if exists and not self._overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
-        self._remove_checkpoint()  # a stale checkpoint of an overwritten run must never be resumed
+        self._acquire_lock()
         st = self.state
         species = self._species(st.ids[:st.n_own])
-        self.writer = H5MDWriter(path, self.config, self.comm, self.dim, self.n_total, self.box,
-                                 self.domain.grid, species=species)
+        # An existing output is replaced only by a complete new file (layout, parameters, ids, radii):
+        # it is built next to it and renamed over it, so a failure leaves the old file and its checkpoint
+        # as they were, and a reader that has the old file open keeps reading it.
+        target = f"{path}.new" if exists else str(path)
+        with writing(target):
+            writer = H5MDWriter(target, self.config, self.comm, self.dim, self.n_total, self.box,
+                                self.domain.grid, species=species)
+            writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(), species)
+            if exists:
+                writer.close()
+        if exists:
+            started = writer.start_time
+            on_root(self.comm, os.replace, target, str(path))
+            writer = H5MDWriter(path, self.config, self.comm, self.dim, self.n_total, self.box,
+                                self.domain.grid, mode="r+")
+            writer.start_time = started
+        self._remove_checkpoint()  # a stale checkpoint of an overwritten run must never be resumed
+        self.writer = writer
         self._opened_output = True
-        self.writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(), species)
 
     def _reopen_writer(self):
         from .io import H5MDWriter
+        self._acquire_lock()
         self.writer = H5MDWriter(self.output_path, self.config, self.comm, self.dim, self.n_total, self.box,
                                  self.domain.grid, mode="r+")
 
@@ -479,14 +549,17 @@ class Simulation:
         result = self.sofk.compute(st.pos[:st.n_own, :self.dim], step=self.step)
         self.structure_factor.append(result)
         if self.writer is not None:
-            self.writer.append_structure_factor(result, self.sofk.attrs())
+            with writing(self.output_path):
+                self.writer.append_structure_factor(result, self.sofk.attrs())
         return result
 
     def write_snapshot(self):
         st = self.state
         if self.writer.last_snapshot_step() == self.step:
             return
-        self.writer.write_snapshot(self.step, st.ids[:st.n_own].copy(), st.pos[:st.n_own], st.image[:st.n_own])
+        with writing(self.output_path):
+            self.writer.write_snapshot(self.step, st.ids[:st.n_own].copy(), st.pos[:st.n_own],
+                                       st.image[:st.n_own])
 
     # ------------------------------------------------------------------------------------------ results
     @property
@@ -554,6 +627,33 @@ def config_of_output(path, comm=None):
     except ConfigError as exc:
         raise ConfigError(f"{path}: its stored parameters no longer validate ({exc})") from None
     return config.replace(output=dataclasses.replace(config.output, path=str(path)))
+
+
+def _lock_and_check(config, output):
+    """Take OUT.h5.lock, then ``_resume_problem``; the message of either failure ("resume: ..."), the lock
+    released again, or None with the lock held. Serial (rank 0)."""
+    from .io.lock import OutputInUse, hold, release
+    try:
+        hold(output)
+    except OutputInUse as exc:
+        return f"resume: {exc}"
+    problem = _resume_problem(config, output)
+    if problem:
+        release(output)
+        return f"resume: {problem}"
+    return None
+
+
+def _no_room(path, n_bytes):
+    """Why a file of about ``n_bytes`` cannot be written next to ``path`` (a message), or None. Serial."""
+    import shutil
+    directory = Path(path).resolve().parent
+    free = shutil.disk_usage(directory).free
+    need = int(n_bytes * 1.05) + (1 << 20)    # the data, plus HDF5's metadata and a margin
+    if free < need:
+        return (f"{path}: no room for the checkpoint (about {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB "
+                f"free in {directory}); the previous checkpoint is kept, the run stops")
+    return None
 
 
 def _start_time(output):

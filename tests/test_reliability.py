@@ -293,3 +293,161 @@ def test_a_k_range_that_cannot_fit_is_refused(tmp_path, capsys):
                         "--set", "structure_factor.every=10")
     assert code == 2 and "structure_factor.k_max: 1e+06 spans" in err and "bytes per mode" in err, err
     assert err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------- one writer, write errors
+def _clean_env():
+    import os
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "OPAL_"))}
+
+
+def _start_long_run(tmp_path, out, ranks=1):
+    """A run that stays alive (10^7 steps), started in the background once its checkpoint exists."""
+    import os
+    import time
+    cfg = small_config(out, steps=10 ** 7, checkpoint_every=5)
+    toml = tmp_path / f"{Path(out).stem}.toml"
+    toml.write_text(cfg.to_toml())
+    prefix = []
+    if ranks > 1:
+        exe = shutil.which("mpirun")
+        if exe is None:
+            pytest.skip("no mpirun")
+        prefix = [exe, "--oversubscribe", "-n", str(ranks)] + (["--allow-run-as-root"] if os.getuid() == 0 else [])
+    proc = subprocess.Popen(prefix + [MPISIM, "run", str(toml), "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=_clean_env(), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not Path(checkpoint_path(out)).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    return proc, toml
+
+
+def _stop(proc):
+    """SIGKILL to the job's process group: mpirun and its ranks."""
+    import os
+    import signal
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_one_writer_per_output(tmp_path, ranks):
+    """While a run (on 1 or 2 ranks) is alive, --overwrite, --resume, a second run and a reader are told
+    the output is in use by its pid; nothing of the running job is touched (its checkpoint stays)."""
+    out = tmp_path / "o.h5"
+    proc, toml = _start_long_run(tmp_path, out, ranks)
+    try:
+        ckpt = Path(checkpoint_path(out))
+        for argv in (["run", toml, "--overwrite"], ["run", toml, "--resume"], ["resume", out]):
+            done = subprocess.run([MPISIM, *map(str, argv), "--quiet"], capture_output=True, text=True,
+                                  env=_clean_env())
+            assert done.returncode == 2, done.stderr
+            assert "in use by another process (pid" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+            assert ckpt.exists() and proc.poll() is None
+        if ranks == 1:   # serial HDF5 locks the file for its writer: a reader is told who has it
+            info = subprocess.run([MPISIM, "info", str(out)], capture_output=True, text=True, env=_clean_env())
+            assert info.returncode == 2 and f"{out} is in use by another process (pid" in info.stderr, info.stderr
+    finally:
+        _stop(proc)
+    # Killed: its lock goes with it (the kernel releases a flock with its process).
+    import time
+    from mpisim.io.lock import OutputInUse, OutputLock
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            OutputLock(out).acquire().release()
+            break
+        except OutputInUse:
+            assert time.monotonic() < deadline, "the lock outlived its job"
+            time.sleep(0.1)
+
+
+@pytest.mark.serial
+def test_overwrite_replaces_a_file_a_reader_has_open(tmp_path, capsys):
+    out = tmp_path / "o.h5"
+    interrupted(out, steps=30)
+    toml = tmp_path / "c.toml"
+    toml.write_text(small_config(out, steps=10, checkpoint_every=0).to_toml())
+    with h5py.File(out, "r", locking=False) as reader:
+        before = reader["observables/activity/step"][:]
+        code, err = run_cli(capsys, "run", toml, "--overwrite", "--quiet")
+        assert code == 0, err
+        assert np.array_equal(reader["observables/activity/step"][:], before), "the reader's file is intact"
+    with h5py.File(out, "r") as f:
+        assert f["parameters/provenance"].attrs["end_time"] and f["observables/activity/step"][-1] == 10
+    assert not Path(checkpoint_path(out)).exists() and not Path(f"{out}.new").exists()
+
+
+# `mpisim ARGV` whose files may not grow past LIMIT bytes (EFBIG instead of SIGXFSZ): a full disk for one
+# process, without root. The limit is set after MPI's start-up, which needs to write its own files.
+LIMITED = """
+import resource, signal, sys
+from mpisim.parallel.comm import world
+world()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from mpisim.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("checkpoint_every", [0, 40])
+def test_a_failed_write_stops_the_run_loudly(tmp_path, checkpoint_every):
+    """Files capped at 200 kB (RLIMIT_FSIZE) while the frames need more: exit 1 with one line naming the
+    file and the OS error, no crash, and the output never marked finished."""
+    out = tmp_path / "o.h5"
+    cfg = small_config(out, steps=400, checkpoint_every=checkpoint_every)
+    cfg = cfg.replace(output=dataclasses.replace(cfg.output, snapshot_every=5))
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    done = subprocess.run([sys.executable, "-c", LIMITED, "200000", "run", str(toml), "--quiet"],
+                          capture_output=True, text=True, env=_clean_env())
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
+    assert len(lines) == 1 and "write failed: [Errno 27] File too large" in lines[0], done.stderr[-3000:]
+    assert str(out) in lines[0] or checkpoint_path(out) in lines[0]
+    try:
+        with h5py.File(out, "r") as f:
+            assert f["parameters/provenance"].attrs["end_time"] == ""
+    except (OSError, KeyError):
+        pass    # HDF5 could not write its metadata either: unreadable, and certainly not finished
+
+
+def _small_filesystem(path, size):
+    """Mount a tmpfs of ``size`` at ``path`` (root only), or skip."""
+    import os
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+
+@pytest.mark.serial
+def test_no_checkpoint_without_room(tmp_path):
+    """On a 2 MB file system (1.2 MB of it free) whose output leaves no room for a checkpoint: the run stops before
+    writing one, naming the sizes, and the previous checkpoint is kept."""
+    disk = tmp_path / "disk"
+    _small_filesystem(disk, "2m")
+    try:
+        out = disk / "o.h5"
+        cfg = small_config(out, steps=400, checkpoint_every=20)
+        cfg = cfg.replace(output=dataclasses.replace(cfg.output, snapshot_every=0))
+        toml = tmp_path / "c.toml"
+        toml.write_text(cfg.to_toml())
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * 800_000)
+        done = subprocess.run([MPISIM, "run", str(toml), "--quiet"], capture_output=True, text=True,
+                              env=_clean_env())
+        assert done.returncode == 1, done.stderr[-3000:]
+        lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
+        assert len(lines) == 1 and "no room for the checkpoint" in lines[0], done.stderr[-3000:]
+        assert not Path(checkpoint_path(out) + ".tmp").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -102,7 +102,7 @@ def test_rank_rule_assigns_ranks_by_n(tmp_path):
     ("[axes]\nphi = {start = 0.1, stop = 0.6, num = 40}\nn = {start = 200, stop = 400, num = 30}\n",
      "more than sweep.max_runs"),
     ("[axes]\nphi = [0.5, 3.0]\n", "system.phi"),
-    ("[ranks]\nrule = [[0, 7]]\n", "the largest rank count that fits is 6"),
+    ("[ranks]\nrule = [[0, 7]]\n", "the largest rank count that fits is 216 (the nearest below 7: 6)"),
     ("[ranks]\nrule = [[0, 0]]\n", "ranks.rule"),
     ("[slurm]\ntime = \"soon\"\n", "slurm.time"),
     ("[colours]\nx = 1\n", "unknown section"),

@@ -85,3 +85,22 @@ def describe_open_error(path, exc):
     if isinstance(exc, PermissionError):
         return f"{path}: permission denied"
     return f"{path} is not an HDF5 file or is damaged ({text})"
+
+
+_held = {}   # realpath of an output -> the OutputLock this process holds on it
+
+
+def hold(output):
+    """Take OUT.h5.lock for this process (rank 0), or keep it if this process holds it already (a
+    notebook's second Simulation of the same file). Raises OutputInUse if another process holds it."""
+    key = os.path.realpath(str(output))
+    if key not in _held:
+        _held[key] = OutputLock(output).acquire()
+    return _held[key]
+
+
+def release(output):
+    """Give up this process's lock on ``output`` (no-op if it holds none)."""
+    lock = _held.pop(os.path.realpath(str(output)), None)
+    if lock is not None:
+        lock.release()
