@@ -136,7 +136,7 @@ def test_run_records_a_failure_and_finishes_the_others(tmp_path):
     assert all(r["status"] == "done" for n, r in rows.items() if n not in failed)
     for name in failed:
         error = rows[name]["error"]
-        assert error.startswith("exit status 1: mpisim:") and "Unable to open file" in error, error
+        assert error.startswith("exit status 2: mpisim: error: system.init:") and "not an HDF5 file" in error, error
         assert error in (tmp_path / "runs" / name / "FAILED").read_text()
     assert "FAILED" in proc.stdout
     status = cli("status", path)
