@@ -742,8 +742,8 @@ def _checkpoint_problems(config, output, ckpt, stored, ignore):
         theirs = tomllib.loads(str(meta.get("config_toml", "")))
     except tomllib.TOMLDecodeError:
         theirs = {}
-    try:  # keys added since the checkpoint was written take their defaults (as for the output)
-        theirs = tomllib.loads(RunConfig.from_dict(theirs).to_toml())
+    try:  # keys added or dropped since the checkpoint was written: as for the output (RunConfig.from_stored)
+        theirs = tomllib.loads(RunConfig.from_stored(theirs).to_toml())
     except ConfigError:
         pass
     theirs = _flat(theirs)
