@@ -36,9 +36,12 @@ class SweepError(ValueError):
 
 def _fields():
     """{"section.key": field} of every run-config key (every scheme's [dynamics] keys), and
-    {key: "section.key"} for bare names."""
+    {key: ["section.key", ...]} for bare names (more than one: ambiguous, refused)."""
     full = config_fields()
-    return full, {name.split(".", 1)[1]: name for name in full}
+    bare = {}
+    for name in full:
+        bare.setdefault(name.split(".", 1)[1], []).append(name)
+    return full, bare
 
 
 # --------------------------------------------------------------------------------------------- sweep
@@ -176,9 +179,12 @@ def _parse_axes(table, where):
         else:
             flat.append((key, value))
     axes, seen = [], set()
-    allowed = ", ".join(sorted(k for k in bare if bare[k] not in FIXED))
+    allowed = ", ".join(sorted(k for k, names in bare.items() if len(names) == 1 and names[0] not in FIXED))
     for key, value in flat:
-        name = key if "." in key else bare.get(key, key)
+        names = bare.get(key, [key]) if "." not in key else [key]
+        if len(names) > 1:   # e.g. steps: run.steps or structure_factor.steps; never guess
+            raise SweepError(f"{where}: axes.{key}: ambiguous; give the section: {' or '.join(names)}")
+        name = names[0]
         if name not in full:
             raise SweepError(f"{where}: axes.{key}: unknown axis; allowed: {allowed} (or section.key)")
         if name in FIXED:

@@ -95,6 +95,7 @@ def test_rank_rule_assigns_ranks_by_n(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ("[axes]\nwavelength = [1, 2]\n", "axes.wavelength: unknown axis"),
+    ("[axes]\nsteps = [100, 200]\n", "axes.steps: ambiguous; give the section: run.steps or structure_factor.steps"),
     ("[axes]\nsystem.colour = [1, 2]\n", "axes.system.colour: unknown axis"),
     ("[axes]\nphi = []\n", "empty axis"),
     ("[axes]\nphi = {start = 0.5, stop = 0.6, num = 0}\n", "empty axis"),
