@@ -153,6 +153,11 @@ class Dynamics:
             raise AttributeError(f"scheme {self.scheme} has no parameter {name!r}") from None
 
 
+# run.step_kind: the sparse step visits only the particles that can have changed (docs/performance.md);
+# auto switches by activity. Speed only: the trajectory is bitwise the same.
+STEP_KINDS = ("auto", "dense", "sparse")
+
+
 @dataclass(frozen=True)
 class Run:
     """[run]: how long, how often to log, checkpoint and report."""
@@ -161,6 +166,7 @@ class Run:
     stop_when_absorbed: bool = True
     sort_every: int = 100              # spatial re-sort of particles (memory locality only)
     skin: float = 0.2                  # Verlet-list skin (diameters; speed only, never results)
+    step_kind: str = "auto"            # dense, sparse or auto (by activity); speed only, never results
     checkpoint_every: int = 0          # steps; 0 = off
     checkpoint_minutes: float = 0.0    # wall time; 0 = off
     progress_seconds: float = 10.0     # rank 0 prints progress this often; 0 = never
@@ -189,6 +195,8 @@ class Run:
             _fail("run.steady_tail_fraction", f"must be in (0, 1], got {self.steady_tail_fraction!r}")
         if not self.steady_n_sigma > 0:
             _fail("run.steady_n_sigma", f"must be > 0, got {self.steady_n_sigma!r}")
+        if self.step_kind not in STEP_KINDS:
+            _fail("run.step_kind", f"unknown step kind {self.step_kind!r}; allowed: {', '.join(STEP_KINDS)}")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from .core.box import wrapped_positions
 from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
 from .core.observables import NAMES, ObservableLog
+from .core.sparse import supports as sparse_supported
 from .core.state import ParticleState
 from .core.memory import BYTES_PER_PARTICLE, machine_memory
 from . import operations
@@ -40,6 +41,11 @@ ACC_LIMIT = 2 ** 62
 GUARD_ADVICE = ("the dynamics is unstable at these parameters (too large a learning_rate, kick_size, "
                 "noise or temperature?); the output is left unfinished, see docs/configuration.md, "
                 "\"Numerical guard\"")
+
+
+# run.step_kind = auto takes the sparse step while fewer than this fraction of a rank's rows were active
+# at the last pass (measured: docs/performance.md).
+SPARSE_BELOW = 0.05
 
 
 class Simulation:
@@ -78,14 +84,20 @@ class Simulation:
         self.box = self.domain.box
         self.step_bound = 0.5 * float(np.min(self.box[:self.dim]))   # the numerical guard's bound
         # The skin adapts to how far particles move per step (speed only, never results).
+        # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
+        sparse = sparse_supported(self.dynamics) and config.run.step_kind != "dense"
         self.nlist = NeighbourList(self.box, self.dim, self.domain.lo, self.domain.width, cutoff,
-                                   skin=config.run.skin, sort_every=config.run.sort_every)
+                                   skin=config.run.skin, sort_every=config.run.sort_every, sparse=sparse)
         self.state.set_owned_rows(self.domain.distribute(start.rows))
         self.step = 0
         self.absorbed_step = -1
         self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
         self.disp_sums = np.zeros(N_DISP, dtype=np.int64)  # rank-local exact sums of |dx|, |dx|^2 (last step)
         self.max_disp = 0.0                            # max |dx| of the last step over all ranks
+        self.activity_fraction = 1.0   # global: the largest rank-local active fraction of the last step
+        self.sparse_steps = 0          # pair passes taken sparse (rank-local)
+        self.kind_switches = 0         # passes whose kind (dense, sparse) differs from the last (rank-local)
+        self._last_sparse = False
         self.log = ObservableLog()
         self.history = {name: [] for name in ("step",) + NAMES}
         self.writer = None
@@ -141,22 +153,43 @@ class Simulation:
     def compute(self, energy=True):
         """Refresh ghosts (or rebuild the pair list) and run the pair pass at the current positions.
         energy=False skips the energy and pair counts (only needed on logged steps)."""
-        st, dyn = self.state, self.dynamics
-        self.nlist.update(st, self.step, self.domain, self.max_disp)
+        st, dyn, nl = self.state, self.dynamics, self.nlist
+        nl.update(st, self.step, self.domain, self.max_disp)
         n = st.n_own + st.n_ghost
-        st.active[:n] = 0
-        st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
         self.counters[:] = 0
-        pairs = self.nlist.pairs
-        kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
-                          st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
-                          st.acc, st.active, self.counters, energy)
+        pairs = nl.pairs
+        sparse = nl.sparse_valid and self._wants_sparse()
+        self.kind_switches += sparse != self._last_sparse
+        self._last_sparse = sparse
+        if sparse:
+            nl.sparse_index(n).pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos,
+                                         st.ids, st.radius, st.n_own, self.box, pairs.first, pairs.second,
+                                         st.acc, st.active, self.counters, energy)
+            self.sparse_steps += 1
+        else:
+            st.active[:n] = 0
+            st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
+            kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
+                              st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
+                              st.acc, st.active, self.counters, energy)
+            if nl.sparse is not None:
+                nl.sparse.start(st.active, n)   # the next step may go sparse from this pass's active rows
+                nl.sparse_valid = True
         if dyn.reciprocal_noise:
             # The pair noise reads both particles' memories: refresh the ghosts' copies first.
             self.domain.forward_aux(st)
             kernels.noise_pair_pass(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos, st.ids,
                                     st.radius, st.active, n, self.box, pairs.first, pairs.second, pairs.n,
                                     st.aux, st.noise, st.acc)
+
+    def _wants_sparse(self):
+        """Whether this rank takes the sparse pass now (rank-local: either pass gives the same result):
+        always when run.step_kind is sparse, under auto while few of its rows were active at the last pass."""
+        kind = self.config.run.step_kind
+        if kind == "sparse":
+            return True
+        st = self.state
+        return kind == "auto" and self.nlist.sparse.n_active < SPARSE_BELOW * (st.n_own + st.n_ghost)
 
     @property
     def rebuilds(self):
@@ -196,21 +229,42 @@ class Simulation:
 
     def advance(self):
         """Apply the displacements accumulated by compute(): x_k -> x_{k+1}; step += 1."""
-        st, dyn = self.state, self.dynamics
+        st, dyn, nl = self.state, self.dynamics, self.nlist
         self.disp_sums[:] = 0
-        local_disp, travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim,
-                                                st.pos, st.image, st.ids, st.n_own, self.box, st.acc,
-                                                st.active, st.aux, st.noise, st.travel, self.disp_sums)
-        # One reduction per step: the neighbour list's rebuild vote and the largest step, which its skin
-        # choice reads at the next rebuild.
-        rebuild, self.max_disp = self.domain.max_floats([self.nlist.travelled_too_far(travel), local_disp])
-        self.nlist.stale = bool(rebuild)
+        if nl.sparse_valid and self._last_sparse:
+            # Only the active rows can move (core/sparse.py); the running maximum bounds every row's travel.
+            local_disp, travel = nl.sparse.apply(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos,
+                                                 st.image, st.ids, st.n_own, self.box, st.acc, st.travel,
+                                                 st.build_pos, nl.from_build, self.disp_sums)
+            nl.max_travel = max(nl.max_travel, travel)
+        else:
+            # (after a dense pass the sequential update is faster; either leaves the same state)
+            local_disp, nl.max_travel = kernels.apply_step(dyn.scheme, dyn.params, self.seed, self.step,
+                                                           self.dim, st.pos, st.image, st.ids, st.n_own,
+                                                           self.box, st.acc, st.active, st.aux, st.noise,
+                                                           st.travel, self.disp_sums)
+        active = nl.sparse.n_active_owned(st.n_own) / max(st.n_own, 1) if nl.sparse_valid else 1.0
+        # One reduction per step: the neighbour list's rebuild vote, the largest step (its skin choice
+        # reads it at the next rebuild) and the largest rank-local active fraction (the skin choice).
+        rebuild, self.max_disp, self.activity_fraction = self.domain.max_floats(
+            [nl.travelled_too_far(nl.max_travel), local_disp, active])
+        nl.stale = bool(rebuild)
+        nl.few_active = nl.sparse is not None and (self.config.run.step_kind == "sparse"
+                                                   or self.activity_fraction < SPARSE_BELOW)
         # The numerical guard of every step, free: the largest step is reduced anyway. "not <=" also
         # catches a NaN (docs/configuration.md, "Numerical guard").
         if not self.max_disp <= self.step_bound:
             raise NumericalError(f"step {self.step}: a particle moved {self.max_disp:.4g} in one step, more "
                                  f"than half the smallest box edge ({self.step_bound:.4g}); " + GUARD_ADVICE)
         self.step += 1
+
+    def _active_count(self):
+        """Rank-local number of owned particles active at the last pass (from the sparse bookkeeping's
+        list when it is current: no pass over all N)."""
+        st, nl = self.state, self.nlist
+        if nl.sparse_valid:
+            return nl.sparse.n_active_owned(st.n_own)
+        return kernels.count_active(st.active, st.n_own)
 
     def _moving(self):
         """Rank-local count of particles that move without overlapping (momentum, langevin): a run is
@@ -261,7 +315,7 @@ class Simulation:
             self.compute(energy=any(op.needs_energy(self, due[i]) for i, op in energy))
             self.absorbed_now = False
             if check and (watch or self.absorbed_step < 0):
-                local = kernels.count_active(self.state.active, self.state.n_own) + self._moving()
+                local = self._active_count() + self._moving()
                 self.absorbed_now = bool(self.domain.sum_int(np.array([local]))[0] == 0)
                 if self.absorbed_now and self.absorbed_step < 0:
                     self.absorbed_step = self.step
@@ -690,7 +744,7 @@ def _resume_problem_of(config, output):
         stored = tomllib.loads(RunConfig.from_stored(stored).to_toml())
     except ConfigError:
         pass
-    ignore = {"output.path", "run.progress_seconds"}
+    ignore = {"output.path", "run.progress_seconds", "run.step_kind"}   # speed only
     mine, theirs = _flat(tomllib.loads(config.to_toml())), _flat(stored)
     differ = sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
     if differ:

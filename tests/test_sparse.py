@@ -91,9 +91,11 @@ class Dense:
 
 
 class Sparse(Dense):
-    def __init__(self, *args):
+    def __init__(self, *args, from_build=True):
         super().__init__(*args)
+        self.from_build = from_build
         self.sp = sparse.SparseStep()
+        self.build_pos = self.pos.copy()           # the list was built at the start
 
     def start(self, step, first, second, energy):
         """A dense pass, then the sparse bookkeeping takes over."""
@@ -111,21 +113,32 @@ class Sparse(Dense):
         d = self.dyn
         self.disp_sums[:] = 0
         disp, travel = self.sp.apply(d.scheme, d.params, 7, step, self.dim, self.pos, self.image, self.ids,
-                                     self.n_own, self.box, self.acc, self.travel, self.disp_sums)
+                                     self.n_own, self.box, self.acc, self.travel, self.build_pos, self.from_build,
+                                     self.disp_sums)
         self.max_travel = max(self.max_travel, travel)
         return disp
 
     def move_ghosts(self, rows, new):
         """A halo refresh of the ghost rows ``rows`` (consecutive) to positions ``new``."""
         sp = self.sp
-        sp.n_changed = sparse.store_noting_changes(self.pos, rows[0], new, 3, sp.dirty, sp.changed, sp.n_changed)
+        message = np.concatenate([[len(rows)], np.hstack([np.arange(len(rows))[:, None], new]).ravel()])
+        sp.n_changed = sparse.store_changed(self.pos, rows[0], message, sp.dirty, sp.changed, sp.n_changed)
 
 
 def assert_same(a, b, what):
     n = len(a.pos)
-    for name in ("pos", "image", "travel", "counters", "disp_sums"):
+    for name in ("pos", "image", "counters", "disp_sums"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=f"{name} {what}")
-    assert a.max_travel == b.max_travel, what
+    # travel (speed only): the sparse step's is the distance from the list build, at most the path length
+    # that the dense step adds up, and its running maximum bounds every particle's distance
+    own = slice(0, a.n_own)
+    if not b.from_build:      # the path length, as the dense update
+        np.testing.assert_array_equal(a.travel, b.travel, err_msg=what)
+        assert a.max_travel == b.max_travel, what
+        return
+    distance = np.sqrt(((b.pos + b.image * b.box - b.build_pos)[own] ** 2).sum(1))
+    np.testing.assert_allclose(b.travel[own], distance, rtol=0, atol=1e-12, err_msg=what)
+    assert np.all(b.travel[own] <= a.travel[own] + 1e-12) and b.max_travel >= distance.max(), what
     # acc and active of every row (ghost rows included) after the pass; checked before the update
     np.testing.assert_array_equal(a.active[:n], b.active[:n], err_msg=f"active {what}")
 
@@ -133,13 +146,23 @@ def assert_same(a, b, what):
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("scheme", STATELESS)
 def test_sparse_steps_equal_dense_steps_bitwise(scheme, dim):
+    check_sparse_against_dense(scheme, dim, from_build=True)
+
+
+@pytest.mark.parametrize("scheme", ["bro-pairwise", "rcd"])
+def test_sparse_travel_may_be_the_path_length(scheme):
+    check_sparse_against_dense(scheme, 3, from_build=False)
+
+
+def check_sparse_against_dense(scheme, dim, from_build):
     rng = np.random.default_rng(SCHEMES[scheme].id * 10 + dim)
     n = 400 if dim == 3 else 300
     pos, radius, box = configuration(rng, n, dim, phi=0.62 if dim == 3 else 0.8, polydispersity=0.2)
     first, second = pair_list(rng, pos, radius, box, dim, 0.3)
     n_own = n - 40                                     # the last rows play ghosts: never updated here
     dyn = dynamics(scheme)
-    dense, sp = Dense(dyn, pos, radius, box, n_own, dim), Sparse(dyn, pos, radius, box, n_own, dim)
+    dense = Dense(dyn, pos, radius, box, n_own, dim)
+    sp = Sparse(dyn, pos, radius, box, n_own, dim, from_build=from_build)
     dense.pair_pass(0, first, second, True)
     sp.start(0, first, second, True)
     actives = []

@@ -10,14 +10,17 @@ asked of a *halo*, any object with ``migrate(state)``, ``borders(state, ghost_wi
 ``forward(state)`` (mpisim.parallel.domain.Domain, also on one rank).
 
 One step reads the list through ``update()`` (before the pair pass) and feeds the travel check back
-through ``travelled_too_far()`` (after the move). This is where a sparse step (issue 14) will live:
-``update()`` would take the rows that moved, re-bin only those in the cell list, refresh only their
-ghosts and hand the pair pass the pairs touching them, keeping the full rebuild below for when the
-accumulated travel demands it.
+through ``travelled_too_far()`` (after the move).
+
+With ``sparse=True`` the list also keeps the sparse step's bookkeeping (core/sparse.py: each row's pairs,
+the rows active at the last pass). Between builds rows keep their numbers, so ``update()`` then refreshes
+only the ghosts whose owner moved (``halo.forward_changed``) and the step may visit only the pairs
+touching the rows that can have changed; a build renumbers everything, and the pass after it is dense.
 """
 import numpy as np
 
 from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList
+from .sparse import SparseStep, unwrapped_positions
 
 
 class NeighbourList:
@@ -27,10 +30,10 @@ class NeighbourList:
     (its subdomain: the owned cells tile it), (3,) each; cutoff: the largest contact distance
     (max R_i + R_j); skin: the requested Verlet skin, reduced where the region or the box is too small
     for it (``max_skin`` is the one allowed); sort_every: steps between spatial sorts of the owned rows
-    (memory locality only).
+    (memory locality only); sparse: keep the sparse step's bookkeeping (stateless schemes).
     """
 
-    def __init__(self, box, dim, lo, width, cutoff, skin=0.0, sort_every=100):
+    def __init__(self, box, dim, lo, width, cutoff, skin=0.0, sort_every=100, sparse=False):
         self.box = np.asarray(box, dtype=np.float64)
         self.dim = dim
         self.lo = np.asarray(lo, dtype=np.float64)
@@ -47,6 +50,11 @@ class NeighbourList:
         self.stale = True              # the next update() rebuilds
         self.last_sort = None          # step of the last spatial sort (None: sort at the next rebuild)
         self.rebuilds = 0
+        self.sparse = SparseStep() if sparse else None
+        self.sparse_valid = False      # the sparse bookkeeping matches the rows and the last pass
+        self.max_travel = 0.0          # rank-local: an upper bound of any owned row's distance from the build
+        self.few_active = False        # global, set by the step: few particles active, keep the skin
+        self.from_build = False        # state.build_pos holds the positions at the last build
         self._size_cells(self.rcut + self.skin)
 
     @property
@@ -71,8 +79,10 @@ class NeighbourList:
     def choose_skin(self, largest_step):
         """The full skin while the list can last at least three steps at ``largest_step`` (the largest
         displacement of the last step, global), else none: rebuilding every step is then cheaper than a
-        thicker list. Global input, so every rank takes the same decision; results never depend on it."""
-        return self.max_skin if 6.0 * largest_step < self.max_skin else 0.0
+        thicker list; but always the skin while ``few_active`` (a sparse step costs far less than a
+        rebuild, so any list that lasts two steps pays). Global inputs, so every rank takes the same
+        decision; results never depend on it."""
+        return self.max_skin if self.few_active or 6.0 * largest_step < self.max_skin else 0.0
 
     def travelled_too_far(self, travel):
         """This rank's vote for a rebuild (1.0 or 0.0): ``travel``, the largest distance an owned particle
@@ -92,6 +102,10 @@ class NeighbourList:
         else refresh the ghosts' positions."""
         if self.stale:
             self.rebuild(state, step, halo, largest_step)
+        elif self.sparse_valid:
+            # Only rows that were active can have moved: refresh those ghosts alone (every rank together,
+            # whichever pass each then takes), listing the ones that changed.
+            halo.forward_changed(state, self.sparse)
         else:
             halo.forward(state)
 
@@ -111,8 +125,23 @@ class NeighbourList:
         self.pairs.build(self.cells, state.n_own, self.reach)
         state.acc[:n] = 0
         state.travel[:state.n_own] = 0.0
+        self.max_travel = 0.0
+        if self.sparse is not None:
+            self.sparse_valid = False      # rows renumbered: the next pass is dense
+            self.sparse.indexed = False
+            # The sparse update's travel reference, when sparse steps are likely before the next build
+            # (else its travel is the path length, as the dense update's).
+            self.from_build = self.few_active
+            if self.from_build:
+                unwrapped_positions(state.pos, state.image, self.box, state.n_own, state.build_pos)
         self.stale = False
         self.rebuilds += 1
+
+    def sparse_index(self, n_rows):
+        """The sparse step's per-row adjacency of the current pair list (built once per list)."""
+        if not self.sparse.indexed:
+            self.sparse.index(self.pairs.first, self.pairs.second, self.pairs.n, n_rows)
+        return self.sparse
 
     def sort(self, state):
         """Reorder the owned rows by cell (z slowest) for memory locality; results do not depend on it."""
@@ -128,4 +157,5 @@ class NeighbourList:
     def nbytes(self):
         """Bytes held by the pair list and the cell list (rank-local)."""
         c = self.cells
-        return self.pairs.nbytes + c.order.nbytes + c.cell_of.nbytes + c.cell_start.nbytes
+        extra = self.sparse.nbytes if self.sparse is not None else 0
+        return self.pairs.nbytes + c.order.nbytes + c.cell_of.nbytes + c.cell_start.nbytes + extra

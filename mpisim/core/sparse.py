@@ -78,6 +78,7 @@ class SparseStep:
         """Take the active rows of a dense pass (flags active[:n_rows]) as the sparse step's starting set."""
         self._reserve_rows(n_rows)
         self.n_active = collect_flags(active, n_rows, self.active_rows)
+        clear_flags(self.dirty, self.changed, self.n_changed)    # a halo refresh may have noted some
         self.n_changed = 0
 
     def n_active_owned(self, n_own):
@@ -99,11 +100,12 @@ class SparseStep:
         self.n_changed = 0
         return self.n_active
 
-    def apply(self, scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, travel, disp_sums):
+    def apply(self, scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, travel, build_pos,
+              from_build, disp_sums):
         """The dense ``kernels.apply_step`` over the owned active rows only. Returns (max |dx|, the largest
         travel among the rows it moved); the caller keeps the running maximum since the list was built."""
         return sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc,
-                                 self.active_rows, self.n_active, travel, disp_sums)
+                                 self.active_rows, self.n_active, travel, build_pos, from_build, disp_sums)
 
     @property
     def nbytes(self):
@@ -164,7 +166,7 @@ def count_below(rows, n, limit):
 @njit
 def mark_dirty(active_rows, n_active, changed, n_changed, dirty, dirty_rows, active, acc):
     """Dirty rows = the ghosts changed by the halo refresh (already flagged, listed once by
-    ``store_noting_changes``) and the last pass's active rows (flagged here); each listed once. The last
+    ``store_changed``) and the last pass's active rows (flagged here); each listed once. The last
     pass's active flags and acc rows are reset (acc of owned rows is already 0 after the update; ghost
     rows hold the last pass's share of their pairs)."""
     m = 0
@@ -231,9 +233,11 @@ def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_
 
 @njit
 def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows, travel,
-                      disp_sums):
+                      build_pos, from_build, disp_sums):
     """kernels.apply_step for a stateless scheme, over the owned rows among rows[:n_rows] (every other
-    owned row has acc = 0 and does not move). Same arithmetic, row by row; resets acc of those rows."""
+    owned row has acc = 0 and does not move). Same arithmetic, row by row; resets acc of those rows.
+    travel of a moved row becomes its distance from build_pos (its unwrapped position at the list build)
+    if from_build, else grows by |dx| as in the dense kernel."""
     max_travel = 0.0
     max_disp = 0.0
     particle_kind = is_particle_scheme(scheme)
@@ -257,26 +261,78 @@ def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, b
             exact_add(disp_sums, D_SQ, d2 * SQ_SCALE)
             if dn > max_disp:
                 max_disp = dn
-            travel[i] += dn
+            if from_build:
+                # The distance from the position at the list build, |x_i - x_i^build| (not the path
+                # length the dense kernel adds up): a particle rattling in its cage never asks for a
+                # rebuild. Either bounds how far the particle is from where the list saw it.
+                s = 0.0
+                for a in range(dim):
+                    e = pos[i, a] + image[i, a] * box[a] - build_pos[i, a]
+                    s += e * e
+                travel[i] = np.sqrt(s)
+            else:
+                travel[i] += dn
         if travel[i] > max_travel:
             max_travel = travel[i]
     return max_disp, max_travel
 
 
+# ------------------------------------------------------------------ halo refresh of the changed rows only
+# Between list builds a ghost changes only if its owner row moved, and a row moves only if it was active.
+# The refresh sends, per stage of the halo exchange, the entries of the stage's row list whose row is
+# flagged (owned rows that were active, ghosts that changed in an earlier stage): one float64 message
+# [m, (k, x, y, z) * m], k the entry's index in the stage.
+
 @njit
-def store_noting_changes(values, start, recv, width, dirty, changed, n_changed):
-    """values[start + k, :width] = recv[k] (a halo refresh), listing in changed the rows whose value
-    differs from before (each once, flagged in dirty, which the caller clears). Returns the new count."""
+def set_flags(flags, rows, n, below, value):
+    """flags[rows[t]] = value for the rows[:n] below ``below`` (the owned ones)."""
+    for t in range(n):
+        p = rows[t]
+        if p < below:
+            flags[p] = value
+
+
+@njit
+def pack_changed(values, rows, flags, out):
+    """out = [m, (k, values[rows[k]]) for the flagged rows[k]]; returns the number of floats used."""
+    w = values.shape[1]
+    m = 0
+    for k in range(rows.shape[0]):
+        p = rows[k]
+        if flags[p]:
+            base = 1 + m * (w + 1)
+            out[base] = k
+            for a in range(w):
+                out[base + 1 + a] = values[p, a]
+            m += 1
+    out[0] = m
+    return 1 + m * (w + 1)
+
+
+@njit
+def store_changed(values, start, buf, flags, changed, n_changed):
+    """Apply a ``pack_changed`` message to the ghost rows from ``start``: each listed row that differs is
+    written, flagged and listed in changed (once). Returns the new count of changed rows."""
+    w = values.shape[1]
     m = n_changed
-    for k in range(recv.shape[0]):
-        p = start + k
+    for t in range(int(buf[0])):
+        base = 1 + t * (w + 1)
+        p = start + int(buf[base])
         diff = False
-        for a in range(width):
-            if values[p, a] != recv[k, a]:
+        for a in range(w):
+            if values[p, a] != buf[base + 1 + a]:
                 diff = True
-                values[p, a] = recv[k, a]
-        if diff and not dirty[p]:
-            dirty[p] = 1
+                values[p, a] = buf[base + 1 + a]
+        if diff and not flags[p]:
+            flags[p] = 1
             changed[m] = p
             m += 1
     return m
+
+
+@njit
+def unwrapped_positions(pos, image, box, n, out):
+    """out[:n] = pos + image * box (the reference of the sparse step's travel, at a list build)."""
+    for i in range(n):
+        for a in range(3):
+            out[i, a] = pos[i, a] + image[i, a] * box[a]

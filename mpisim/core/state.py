@@ -98,12 +98,14 @@ class ParticleState:
         self.aux = np.zeros((cap, self.n_aux))
         self.acc = np.zeros((cap, 3), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
-        self.travel = np.zeros(cap)   # distance travelled since the pair list was built
+        self.travel = np.zeros(cap)   # distance travelled since the pair list was built (an upper bound)
+        self.build_pos = np.zeros((cap, 3))   # unwrapped position at the last list build (the sparse step's travel)
         # scratch: a step's reciprocal PGD noise draws (own and ghost rows); as wide as aux, so the
         # schemes without particle state pay nothing for it
         self.noise = np.zeros((cap, self.n_aux))
 
-    FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise")
+    FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise",
+              "build_pos")
 
     @property
     def capacity(self):

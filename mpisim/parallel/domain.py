@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..core._jit import njit
+from ..core.sparse import pack_changed, set_flags, store_changed
 from .comm import exchange_rows, max_floats, rank_grid, sum_int, world
 
 
@@ -140,6 +141,28 @@ class Domain:
         self._forward(state.pos, 3, 50)
 
     @timed
+    def forward_changed(self, state, changes):
+        """Refresh only the ghosts whose owner moved since the last refresh (or ``borders``), given a
+        core.sparse.SparseStep whose active rows are the rows that may have moved; list in ``changes``
+        the ghost rows that changed (its ``changed``, flagged in its ``dirty``). Every rank of the halo
+        must call this (not ``forward``) at the same step: the messages differ."""
+        n_own = state.n_own
+        flags = changes.dirty
+        set_flags(flags, changes.active_rows, changes.n_active, n_own, 1)
+        for k, stage in enumerate(self.stages):
+            send, recv = stage.buffers(4, packed=True)
+            used = pack_changed(state.pos, stage.rows, flags, send)
+            if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
+                recv = send
+            else:
+                # the received message may be shorter than recv: its first float says how long
+                self.cart.Sendrecv(send[:used], dest=stage.dest, sendtag=60 + k, recvbuf=recv,
+                                   source=stage.source, recvtag=60 + k)
+            changes.n_changed = store_changed(state.pos, stage.start, recv, flags, changes.changed,
+                                              changes.n_changed)
+        set_flags(flags, changes.active_rows, changes.n_active, n_own, 0)
+
+    @timed
     def forward_aux(self, state):
         """Refresh the ghosts' per-particle dynamics state (aux) from their owners, as ``forward`` does
         for positions; for dynamics whose pair work reads the partner's state (reciprocal PGD noise)."""
@@ -206,11 +229,14 @@ class _Stage:
         self.rows, self.dest, self.source, self.start, self.n_recv = rows, dest, source, start, n_recv
         self._buffers = {}
 
-    def buffers(self, width):
-        """(send, recv) float64 buffers of ``width`` columns, allocated once per list build."""
-        if width not in self._buffers:
-            self._buffers[width] = (np.empty((len(self.rows), width)), np.empty((self.n_recv, width)))
-        return self._buffers[width]
+    def buffers(self, width, packed=False):
+        """(send, recv) float64 buffers of ``width`` columns, allocated once per list build; packed: flat,
+        room for a count and (index, width values) per row (``forward_changed``)."""
+        key = (width, packed)
+        if key not in self._buffers:
+            self._buffers[key] = ((np.empty(1 + len(self.rows) * (width + 1)), np.empty(1 + self.n_recv * (width + 1)))
+                                  if packed else (np.empty((len(self.rows), width)), np.empty((self.n_recv, width))))
+        return self._buffers[key]
 
 
 @njit
