@@ -69,8 +69,10 @@ class Simulation:
         self.seed = s.seed
         self.dynamics = DynamicsParams(config.dynamics)
         self.output_path = output if output is not None else config.output.path
+        # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
+        sparse = sparse_supported(self.dynamics) and config.run.step_kind != "dense"
         _check_memory(self.n_total, self.comm)
-        self.state = ParticleState(n_aux=self.dynamics.n_aux)
+        self.state = ParticleState(n_aux=self.dynamics.n_aux, sparse=sparse)
         # Each rank makes (or reads) only its block of ids, then sends every particle to its owner: no
         # rank ever holds all N particles.
         blocks = id_blocks(self.n_total, self.comm.size)
@@ -84,8 +86,6 @@ class Simulation:
         self.box = self.domain.box
         self.step_bound = 0.5 * float(np.min(self.box[:self.dim]))   # the numerical guard's bound
         # The skin adapts to how far particles move per step (speed only, never results).
-        # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
-        sparse = sparse_supported(self.dynamics) and config.run.step_kind != "dense"
         self.nlist = NeighbourList(self.box, self.dim, self.domain.lo, self.domain.width, cutoff,
                                    skin=config.run.skin, sort_every=config.run.sort_every, sparse=sparse)
         self.state.set_owned_rows(self.domain.distribute(start.rows))
