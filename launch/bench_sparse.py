@@ -85,8 +85,10 @@ def overhead(a):
     from mpisim.parallel.comm import world
     comm = world()
     n = int(a.n)
-    sim = Simulation.from_config(config(a.scheme, n, a.phi, a.dim, a.kick, a.steps, "auto", a.seed),
-                                 write=False, comm=comm)
+    cfg = config(a.scheme, n, a.phi, a.dim, a.kick, a.steps, "auto", a.seed)
+    cfg["run"]["stop_when_absorbed"] = False      # a full segment even if it absorbs (then: the floor)
+    cfg["run"]["log_every"] = 100
+    sim = Simulation.from_config(cfg, write=False, comm=comm)
     sim.run(steps=1)
     while activity(sim) > a.below and sim.absorbed_step < 0:
         sim.run(steps=10)
@@ -144,25 +146,27 @@ def summary(rows, kind, out):
         print(f"{lo:>7.3f} - {hi:<6.3f} {len(sel):>8d} {d:>9.2f} {s:>10.2f} {d / s:>8.1f}", file=out)
 
 
-def plot(paths, output):
+def plot(paths, output, timing="cpu"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for k, path in enumerate(paths):
         rows = [json.loads(line) for line in open(path) if line.startswith("{")]
-        kind = [key[:-12] for key in rows[0] if key.endswith("_ms_per_step") and not key.startswith("dense")][0]
+        kind = [key[:-12] for key in rows[0] if key.endswith("_ms_per_step") and not key.startswith("dense")
+                and not key.endswith("_cpu_ms_per_step")][0]
+        col = "_cpu_ms_per_step" if timing == "cpu" else "_ms_per_step"
         r0 = rows[0]
         label = f"{r0['scheme']}, {r0['ranks']} rank{'s' if r0['ranks'] > 1 else ''}"
         f = np.array([max(0.5 * (r["f_a"] + r["f_a_end"]), 1e-5) for r in rows])
         color = f"C{k}"
-        ax.loglog(f, [r["dense_ms_per_step"] for r in rows], "o", ms=3, color=color, alpha=0.35,
+        ax.loglog(f, [r["dense" + col] for r in rows], "o--", ms=3, lw=0.6, color=color, alpha=0.45,
                   label=f"{label}, dense")
-        ax.loglog(f, [r[f"{kind}_ms_per_step"] for r in rows], "s", ms=3, color=color,
+        ax.loglog(f, [r[kind + col] for r in rows], "s-", ms=3, lw=0.8, color=color,
                   label=f"{label}, {kind}")
     r0 = json.loads(next(line for line in open(paths[0]) if line.startswith("{")))
     ax.set_xlabel("active fraction $f_a$")
-    ax.set_ylabel("wall time per step (ms)")
+    ax.set_ylabel(("CPU" if timing == "cpu" else "wall") + " time per step (ms)")
     ax.set_title(f"N = {r0['n']:.0e}, d = {r0['dim']}, phi = {r0['phi']}, eps = {r0['kick']} (shared 2-core VM)",
                  fontsize=9)
     ax.legend(fontsize=7)
@@ -186,9 +190,10 @@ def main():
     p.add_argument("--overhead", action="store_true", help="split the CPU time of a low-activity segment")
     p.add_argument("--below", type=float, default=0.001, help="--overhead: run until f_a is below this")
     p.add_argument("-o", "--output", default="sparse-step.png")
+    p.add_argument("--timing", default="cpu", choices=["cpu", "wall"], help="--plot: which time per step")
     a = p.parse_args()
     if a.plot:
-        plot(a.plot, a.output)
+        plot(a.plot, a.output, a.timing)
     elif a.overhead:
         overhead(a)
     else:
