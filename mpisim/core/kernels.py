@@ -31,25 +31,18 @@ N_COUNTERS = 3
 
 
 @inline
-def act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radius, n_own, box, i, j, acc,
-                counters, energy):
-    """The work of one listed pair (i, j): if it overlaps now, add c_i e^{ji} to acc[i] and -c_j e^{ji} to
-    acc[j] (fixed point; c_i = c_j = the scheme's ``pair_coefficient``, or its two-sided
-    ``pair_coefficients``: two_sided = dispatch.is_two_sided(scheme), chosen once by the caller) and, if
-    energy, count the pair and its energy on the rank owning the smaller id. Returns whether it overlaps.
+def pair_kicks(scheme, two_sided, params, potential, seed, step, id_i, id_j, dx, dy, dz, r, overlap):
+    """The kicks of one overlapping pair (i, j): (k_i, k_j), three fixed-point int64 each, to apply as
+    acc[i] += k_i, acc[j] -= k_j. (dx, dy, dz) = x_i - x_j (minimum image), r its length, overlap = sigma - r;
+    k_i = rint(c_i e^{ji} FIXED_SCALE) with c_i = c_j = the scheme's ``pair_coefficient``, or its two-sided
+    ``pair_coefficients`` by id order (two_sided = dispatch.is_two_sided(scheme), chosen once by the
+    caller); zero kicks for r = 0 or c = 0 (adding zero leaves acc bitwise as skipping it).
+
     The one home of the pair arithmetic: the dense pass below and the sparse pass (core/sparse.py) both
-    call it, so they give bitwise the same sums."""
-    bx, by, bz = box[0], box[1], box[2]
-    dx = minimum_image(pos[i, 0] - pos[j, 0], bx, 0.5 * bx)
-    dy = minimum_image(pos[i, 1] - pos[j, 1], by, 0.5 * by)
-    dz = minimum_image(pos[i, 2] - pos[j, 2], bz, 0.5 * bz)
-    r2 = dx * dx + dy * dy + dz * dz
-    sigma = radius[i] + radius[j]
-    if r2 >= sigma * sigma:
-        return False
-    r = np.sqrt(r2)
-    overlap = sigma - r
-    id_i, id_j = ids[i], ids[j]
+    call it, so they give bitwise the same sums. Scalars in and out on purpose: numba increments and
+    decrements the reference count of every array handed to an inlined function on each call, which made
+    a hook taking (pos, ids, radius, box, acc, counters) cost 60% of the dense pair pass (docs/performance.md)."""
+    zero = np.int64(0)
     id_lo, id_hi = (id_i, id_j) if id_i < id_j else (id_j, id_i)
     force = pair_force(overlap, potential)
     if not two_sided:
@@ -59,44 +52,56 @@ def act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radi
             kx = np.int64(np.rint(f * dx * FIXED_SCALE))
             ky = np.int64(np.rint(f * dy * FIXED_SCALE))
             kz = np.int64(np.rint(f * dz * FIXED_SCALE))
-            acc[i, 0] += kx
-            acc[i, 1] += ky
-            acc[i, 2] += kz
-            acc[j, 0] -= kx
-            acc[j, 1] -= ky
-            acc[j, 2] -= kz
+            return kx, ky, kz, kx, ky, kz
+        return zero, zero, zero, zero, zero, zero
     elif r > 0.0:
         # One coefficient per particle, by id (not storage) order: both ranks of a pair agree.
         c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
         c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
         f = c_i / r
-        acc[i, 0] += np.int64(np.rint(f * dx * FIXED_SCALE))
-        acc[i, 1] += np.int64(np.rint(f * dy * FIXED_SCALE))
-        acc[i, 2] += np.int64(np.rint(f * dz * FIXED_SCALE))
-        f = c_j / r
-        acc[j, 0] -= np.int64(np.rint(f * dx * FIXED_SCALE))
-        acc[j, 1] -= np.int64(np.rint(f * dy * FIXED_SCALE))
-        acc[j, 2] -= np.int64(np.rint(f * dz * FIXED_SCALE))
-    if energy and (i if id_i < id_j else j) < n_own:
-        counters[C_PAIRS] += 1
-        exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
-    return True
+        g = c_j / r
+        return (np.int64(np.rint(f * dx * FIXED_SCALE)), np.int64(np.rint(f * dy * FIXED_SCALE)),
+                np.int64(np.rint(f * dz * FIXED_SCALE)), np.int64(np.rint(g * dx * FIXED_SCALE)),
+                np.int64(np.rint(g * dy * FIXED_SCALE)), np.int64(np.rint(g * dz * FIXED_SCALE)))
+    return zero, zero, zero, zero, zero, zero
 
 
 @njit
 def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
               acc, active, counters, energy):
-    """Visit the candidate pairs of the Verlet list; act on those that overlap now (``act_on_pair``) and
-    mark both particles active. acc and active must be zero on entry; ghost rows are scratch.
+    """Visit the candidate pairs of the Verlet list; for each that overlaps now add its ``pair_kicks``
+    to acc, mark both particles active, and (if energy) count the pair and its energy on the rank owning
+    the smaller id. acc and active must be zero on entry; ghost rows are scratch.
     """
     two_sided = is_two_sided(scheme)     # loop-invariant: the reciprocal schemes keep their one-kick body
+    bx, by, bz = box[0], box[1], box[2]
+    hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
-        if act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radius, n_own, box, i, j,
-                       acc, counters, energy):
-            active[i] = 1
-            active[j] = 1
+        dx = minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
+        dy = minimum_image(pos[i, 1] - pos[j, 1], by, hy)
+        dz = minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
+        r2 = dx * dx + dy * dy + dz * dz
+        sigma = radius[i] + radius[j]
+        if r2 >= sigma * sigma:
+            continue
+        r = np.sqrt(r2)
+        overlap = sigma - r
+        id_i, id_j = ids[i], ids[j]
+        kix, kiy, kiz, kjx, kjy, kjz = pair_kicks(scheme, two_sided, params, potential, seed, step, id_i, id_j,
+                                                  dx, dy, dz, r, overlap)
+        acc[i, 0] += kix
+        acc[i, 1] += kiy
+        acc[i, 2] += kiz
+        acc[j, 0] -= kjx
+        acc[j, 1] -= kjy
+        acc[j, 2] -= kjz
+        active[i] = 1
+        active[j] = 1
+        if energy and (i if id_i < id_j else j) < n_own:
+            counters[C_PAIRS] += 1
+            exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
 
 
 @njit

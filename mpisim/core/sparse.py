@@ -5,9 +5,10 @@ sa-pairwise, sa-individual, bro-nonreciprocal) a particle moves only if it overl
 it overlapped at step k-1 or one of its particles moved at step k-1. Both cases have an end that was
 active at k-1 (an owned particle that moved was active) or a ghost whose position changed in the halo
 refresh. These rows are the *dirty* set; the sparse pair pass visits every listed pair with at least one
-dirty end, exactly once, in its listed orientation, through ``kernels.act_on_pair`` (the dense pass's own
-arithmetic: same overlap test, same random keys, same fixed-point sums, hence bitwise the same acc and
-counters; fixed-point sums do not depend on the order of the pairs). The update then visits only the
+dirty end, exactly once, in its listed orientation, with the dense pass's arithmetic (the overlap test
+written as in ``kernels.pair_pass``, the kicks of ``kernels.pair_kicks``: same random keys, same
+fixed-point sums, hence bitwise the same acc and counters; fixed-point sums do not depend on the order
+of the pairs). The update then visits only the
 owned rows that became active (the others have acc = 0 and do not move), and the work arrays are reset
 only where they were written.
 
@@ -18,9 +19,10 @@ the step after a rebuild is dense, and ``SparseStep.start`` picks up its active 
 import numpy as np
 
 from ._jit import njit
-from .box import wrap
+from .box import minimum_image, wrap
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
-from .kernels import D_ABS, D_SQ, act_on_pair
+from .potentials import pair_energy
+from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, pair_kicks
 from .schemes import BY_ID
 from .schemes.dispatch import is_particle_scheme, is_two_sided, particle_multiplier
 
@@ -197,37 +199,55 @@ def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_
                      fwd_lo, fwd_hi, rev_start, rev_first, dirty_rows, n_dirty, dirty, acc, active,
                      active_rows, counters, energy):
     """Every listed pair with a dirty end, once: from its first row if that is dirty, else from its
-    second. Rows that become active are listed in active_rows (returns their number)."""
+    second; each in its listed orientation (i, j) with the dense pass's arithmetic (``kernels.pair_kicks``).
+    Rows that become active are listed in active_rows (returns their number)."""
     two_sided = is_two_sided(scheme)
+    bx, by, bz = box[0], box[1], box[2]
+    hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
     m = 0
     for t in range(n_dirty):
         p = dirty_rows[t]
-        for k in range(fwd_lo[p], fwd_hi[p]):
-            j = second[k]
-            if act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radius, n_own, box, p, j, acc,
-                           counters, energy):
-                if not active[p]:
-                    active[p] = 1
-                    active_rows[m] = p
-                    m += 1
-                if not active[j]:
-                    active[j] = 1
-                    active_rows[m] = j
-                    m += 1
-        for r in range(rev_start[p], rev_start[p + 1]):
-            i = rev_first[r]
-            if dirty[i]:
-                continue          # visited from i
-            if act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radius, n_own, box, i, p, acc,
-                           counters, energy):
-                if not active[i]:
-                    active[i] = 1
-                    active_rows[m] = i
-                    m += 1
-                if not active[p]:
-                    active[p] = 1
-                    active_rows[m] = p
-                    m += 1
+        n_fwd = fwd_hi[p] - fwd_lo[p]
+        r0 = rev_start[p]
+        # one loop over p's pairs: first its listed pairs (p, j), then the pairs (i, p) listed from i
+        for u in range(n_fwd + rev_start[p + 1] - r0):
+            if u < n_fwd:
+                i = p
+                j = second[fwd_lo[p] + u]
+            else:
+                i = rev_first[r0 + u - n_fwd]
+                j = p
+                if dirty[i]:
+                    continue          # visited from i
+            dx = minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
+            dy = minimum_image(pos[i, 1] - pos[j, 1], by, hy)
+            dz = minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
+            r2 = dx * dx + dy * dy + dz * dz
+            sigma = radius[i] + radius[j]
+            if r2 >= sigma * sigma:
+                continue
+            r = np.sqrt(r2)
+            overlap = sigma - r
+            id_i, id_j = ids[i], ids[j]
+            kix, kiy, kiz, kjx, kjy, kjz = pair_kicks(scheme, two_sided, params, potential, seed, step, id_i,
+                                                      id_j, dx, dy, dz, r, overlap)
+            acc[i, 0] += kix
+            acc[i, 1] += kiy
+            acc[i, 2] += kiz
+            acc[j, 0] -= kjx
+            acc[j, 1] -= kjy
+            acc[j, 2] -= kjz
+            if energy and (i if id_i < id_j else j) < n_own:
+                counters[C_PAIRS] += 1
+                exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
+            if not active[i]:
+                active[i] = 1
+                active_rows[m] = i
+                m += 1
+            if not active[j]:
+                active[j] = 1
+                active_rows[m] = j
+                m += 1
     return m
 
 
