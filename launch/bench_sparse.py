@@ -92,7 +92,7 @@ def overhead(a):
     sim.run(steps=1)
     while activity(sim) > a.below and sim.absorbed_step < 0:
         sim.run(steps=10)
-    spent = {}
+    spent, calls = {}, {}
 
     def timed(obj, name, label):
         f = getattr(obj, name)
@@ -103,13 +103,16 @@ def overhead(a):
                 return f(*args, **kw)
             finally:
                 spent[label] = spent.get(label, 0.0) + time.process_time() - c0
+                calls[label] = calls.get(label, 0) + 1
         setattr(obj, name, wrapper)
 
+    from mpisim import simulation as simulation_module
     timed(sim.domain, "forward_changed", "halo refresh of moved rows")
     timed(sim.nlist.sparse, "pair_pass", "sparse pair pass")
     timed(sim.nlist.sparse, "apply", "sparse update")
-    timed(sim.domain, "max_floats", "the step's one reduction")
-    timed(sim.domain, "sum_int", "integer reductions (logged steps)")
+    timed(simulation_module, "preview_step", "preview of the update (early reduction)")
+    timed(sim.domain, "max_floats", "max all-reduce (vote, step, activity, absorbed)")
+    timed(sim.domain, "sum_int", "integer all-reduces (absorbing check, logs)")
     timed(sim.nlist, "rebuild", "list rebuilds")
     f_a, step0 = activity(sim), sim.step
     c0 = time.process_time()
@@ -120,8 +123,8 @@ def overhead(a):
         print(f"N = {n}, {a.scheme}, f_a = {f_a:.5f} -> {activity(sim):.5f}, {steps} steps, "
               f"{comm.size} rank(s): {1e6 * total / steps:.1f} us CPU per step")
         for label, t in sorted(spent.items(), key=lambda kv: -kv[1]):
-            print(f"  {label:<36} {1e6 * t / steps:8.1f} us")
-        print(f"  {'rest (Python step loop, bookkeeping)':<36} {1e6 * (total - sum(spent.values())) / steps:8.1f} us")
+            print(f"  {label:<48} {1e6 * t / steps:8.1f} us  ({calls[label] / steps:.2f} calls per step)")
+        print(f"  {'rest (Python step loop, bookkeeping)':<48} {1e6 * (total - sum(spent.values())) / steps:8.1f} us")
 
 
 def activity(sim):

@@ -23,7 +23,7 @@ from .core.box import wrapped_positions
 from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
 from .core.observables import NAMES, ObservableLog
-from .core.sparse import supports as sparse_supported
+from .core.sparse import preview_step, supports as sparse_supported
 from .core.state import ParticleState
 from .core.memory import BYTES_PER_PARTICLE, machine_memory
 from . import operations
@@ -72,7 +72,7 @@ class Simulation:
         # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
         sparse = sparse_supported(self.dynamics) and config.run.step_kind != "dense"
         _check_memory(self.n_total, self.comm)
-        self.state = ParticleState(n_aux=self.dynamics.n_aux, sparse=sparse)
+        self.state = ParticleState(n_aux=self.dynamics.n_aux)
         # Each rank makes (or reads) only its block of ids, then sends every particle to its owner: no
         # rank ever holds all N particles.
         blocks = id_blocks(self.n_total, self.comm.size)
@@ -98,6 +98,7 @@ class Simulation:
         self.sparse_steps = 0          # pair passes taken sparse (rank-local)
         self.kind_switches = 0         # passes whose kind (dense, sparse) differs from the last (rank-local)
         self._last_sparse = False
+        self._reduced = None           # (step, vote, largest step, active fraction) reduced early by run()
         self.log = ObservableLog()
         self.history = {name: [] for name in ("step",) + NAMES}
         self.writer = None
@@ -154,11 +155,12 @@ class Simulation:
         """Refresh ghosts (or rebuild the pair list) and run the pair pass at the current positions.
         energy=False skips the energy and pair counts (only needed on logged steps)."""
         st, dyn, nl = self.state, self.dynamics, self.nlist
+        self._reduced = None     # the step's reduction, if run() takes it before the move (_reduce_early)
         nl.update(st, self.step, self.domain, self.max_disp)
         n = st.n_own + st.n_ghost
         self.counters[:] = 0
         pairs = nl.pairs
-        sparse = nl.sparse_valid and self._wants_sparse()
+        sparse = nl.sparse_valid and nl.sparse.listed and self._wants_sparse()
         self.kind_switches += sparse != self._last_sparse
         self._last_sparse = sparse
         if sparse:
@@ -167,13 +169,16 @@ class Simulation:
                                          st.acc, st.active, self.counters, energy)
             self.sparse_steps += 1
         else:
+            pairs = nl.dense_pairs()        # the sparse index may hold its first array
             st.active[:n] = 0
             st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
             kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
                               st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
                               st.acc, st.active, self.counters, energy)
             if nl.sparse is not None:
-                nl.sparse.start(st.active, n)   # the next step may go sparse from this pass's active rows
+                # the next step may go sparse from this pass's active rows (listed only if it may)
+                everything = self.config.run.step_kind == "sparse"
+                nl.sparse.start(st.active, n, st.n_own, n if everything else SPARSE_BELOW * n)
                 nl.sparse_valid = True
         if dyn.reciprocal_noise:
             # The pair noise reads both particles' memories: refresh the ghosts' copies first.
@@ -189,7 +194,7 @@ class Simulation:
         if kind == "sparse":
             return True
         st = self.state
-        return kind == "auto" and self.nlist.sparse.n_active < SPARSE_BELOW * (st.n_own + st.n_ghost)
+        return kind == "auto" and self.nlist.sparse.n_active <= SPARSE_BELOW * (st.n_own + st.n_ghost)
 
     @property
     def rebuilds(self):
@@ -235,7 +240,7 @@ class Simulation:
             # Only the active rows can move (core/sparse.py); the running maximum bounds every row's travel.
             local_disp, travel = nl.sparse.apply(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos,
                                                  st.image, st.ids, st.n_own, self.box, st.acc, st.travel,
-                                                 st.build_pos, nl.from_build, self.disp_sums)
+                                                 nl.from_build, self.disp_sums)
             nl.max_travel = max(nl.max_travel, travel)
         else:
             # (after a dense pass the sequential update is faster; either leaves the same state)
@@ -243,11 +248,16 @@ class Simulation:
                                                            self.dim, st.pos, st.image, st.ids, st.n_own,
                                                            self.box, st.acc, st.active, st.aux, st.noise,
                                                            st.travel, self.disp_sums)
-        active = nl.sparse.n_active_owned(st.n_own) / max(st.n_own, 1) if nl.sparse_valid else 1.0
-        # One reduction per step: the neighbour list's rebuild vote, the largest step (its skin choice
-        # reads it at the next rebuild) and the largest rank-local active fraction (the skin choice).
-        rebuild, self.max_disp, self.activity_fraction = self.domain.max_floats(
-            [nl.travelled_too_far(nl.max_travel), local_disp, active])
+        reduced, self._reduced = self._reduced, None
+        if reduced is not None and reduced[0] == self.step:
+            # run() reduced this step's values before the operations, from preview_step (same values)
+            rebuild, self.max_disp, self.activity_fraction = reduced[1:]
+        else:
+            active = nl.sparse.n_active_own / max(st.n_own, 1) if nl.sparse_valid else 1.0
+            # One reduction per step: the neighbour list's rebuild vote, the largest step (its skin choice
+            # reads it at the next rebuild) and the largest rank-local active fraction (the skin choice).
+            rebuild, self.max_disp, self.activity_fraction = self.domain.max_floats(
+                [nl.travelled_too_far(nl.max_travel), local_disp, active])
         nl.stale = bool(rebuild)
         nl.few_active = nl.sparse is not None and (self.config.run.step_kind == "sparse"
                                                    or self.activity_fraction < SPARSE_BELOW)
@@ -258,12 +268,32 @@ class Simulation:
                                  f"than half the smallest box edge ({self.step_bound:.4g}); " + GUARD_ADVICE)
         self.step += 1
 
+    def _reduce_early(self, local_count):
+        """The step's one reduction taken after the pass, before the operations and the move: the values
+        advance() would reduce (rebuild vote, largest step, active fraction; from core.sparse.preview_step,
+        which reads what the update will do) together with the absorbing check's count. Used while few
+        particles are active (global ``few_active``), where the second collective would be a large part
+        of a step; a dense step has a preview pass over all rows then (after a list build), so the dense
+        regime keeps two. Returns whether no rank has an active (or moving) particle."""
+        st, dyn, nl = self.state, self.dynamics, self.nlist
+        sp = nl.sparse
+        sparse = self._last_sparse
+        disp, travel = preview_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos, st.image,
+                                    st.ids, st.n_own, self.box, st.acc, sp.active_rows, sp.n_active, not sparse,
+                                    st.travel, sp.build_pos, nl.from_build and sparse)
+        if sparse:
+            travel = max(nl.max_travel, travel)      # the sparse update keeps a running maximum
+        rebuild, max_disp, fraction, count = self.domain.max_floats(
+            [nl.travelled_too_far(travel), disp, sp.n_active_own / max(st.n_own, 1), float(local_count)])
+        self._reduced = (self.step, rebuild, max_disp, fraction)
+        return count == 0
+
     def _active_count(self):
         """Rank-local number of owned particles active at the last pass (from the sparse bookkeeping's
         list when it is current: no pass over all N)."""
         st, nl = self.state, self.nlist
         if nl.sparse_valid:
-            return nl.sparse.n_active_owned(st.n_own)
+            return nl.sparse.n_active_own
         return kernels.count_active(st.active, st.n_own)
 
     def _moving(self):
@@ -314,10 +344,17 @@ class Simulation:
                     op.act(self)
             self.compute(energy=any(op.needs_energy(self, due[i]) for i, op in energy))
             self.absorbed_now = False
-            if check and (watch or self.absorbed_step < 0):
+            # While few particles are active (global) the step has one collective: the absorbing check
+            # rides on the reduction of the step's rebuild vote, taken now instead of in advance().
+            if self.nlist.few_active and self.nlist.sparse_valid:
+                absorbed = self._reduce_early(self._active_count() + self._moving())
+                if check and (watch or self.absorbed_step < 0):
+                    self.absorbed_now = absorbed
+            elif check and (watch or self.absorbed_step < 0):
                 local = self._active_count() + self._moving()
                 self.absorbed_now = bool(self.domain.sum_int(np.array([local]))[0] == 0)
-                if self.absorbed_now and self.absorbed_step < 0:
+            if self.absorbed_now:
+                if self.absorbed_step < 0:
                     self.absorbed_step = self.step
             for i, op in after:
                 if op.wanted(self, due[i]):

@@ -2,7 +2,8 @@
 the dense step, the sparse step forced from the first step, the automatic switch, and a switch that picks
 dense or sparse at random at every step (independently on each rank) give bitwise the same states,
 observables and files, serially and on 2-4 ranks, for every stateless scheme, in 2d and 3d,
-polydisperse, to absorption, and across a resume from a checkpoint taken in sparse mode."""
+polydisperse, to absorption, and across a resume from a checkpoint taken in sparse mode; the schemes it
+does not reproduce stay dense."""
 from pathlib import Path
 
 import h5py
@@ -70,6 +71,26 @@ def test_dense_sparse_and_switching_runs_are_bitwise_equal(scheme, dim, serial_c
     dense, forced, switching = compare_kinds(scheme, dim, serial_comm, monkeypatch)
     assert dense.observables["activity"].max() > 0.05     # not trivially inactive
     assert switching.kind_switches >= 20, switching.kind_switches
+
+
+# The schemes the sparse step does not reproduce (a particle moves without overlapping) stay dense whatever
+# run.step_kind says: the same run, no sparse bookkeeping (docs/performance.md).
+STAY_DENSE = [("pgd", {"noise_amplitude": 0.1}), ("spgd", {"noise_amplitude": 0.1, "batch_fraction": 0.5}),
+              ("langevin", {"temperature": 1e-3}), ("sgd", {"batch_fraction": 0.5, "momentum": 0.5}),
+              ("gd", {"momentum": 0.3})]
+
+
+@pytest.mark.parametrize("scheme, extra", STAY_DENSE, ids=[s for s, _ in STAY_DENSE])
+@pytest.mark.parametrize("kind", ["sparse", "auto"])
+def test_schemes_that_stay_dense_ignore_the_step_kind(scheme, extra, kind, serial_comm):
+    def cfg(step_kind):
+        c = config(scheme, 3, step_kind, steps=40)
+        c["dynamics"] = {"scheme": scheme, "learning_rate": 0.15, **extra}
+        return c
+    dense = run(cfg("dense"), serial_comm)
+    other = run(cfg(kind), serial_comm)
+    assert other.nlist.sparse is None and other.sparse_steps == 0
+    assert_same(dense, other)
 
 
 @pytest.mark.parametrize("scheme", ["bro-pairwise", "rcd"])
@@ -168,6 +189,23 @@ def test_parallel_polydisperse_to_absorption_and_resume(tmp_path, monkeypatch):
             np.testing.assert_array_equal(x, y)
         for name in obs:
             np.testing.assert_array_equal(ref.observables[name], obs[name], err_msg=name)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_parallel_dense_and_forced_sparse_runs_write_the_same_file(tmp_path):
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    base = Path(comm.bcast(str(tmp_path), root=0))
+    a, b = base / "dense.h5", base / "sparse.h5"
+    run(file_config("sgd", "dense", a), comm, write=True, output=str(a)).close()
+    sparse_run = run(file_config("sgd", "sparse", b), comm, write=True, output=str(b))
+    sparse_run.close()
+    assert sparse_run.sparse_steps > sparse_run.rebuilds
+    if comm.rank == 0:
+        da, db = datasets(a), datasets(b)
+        assert sorted(da) == sorted(db) and "particles/all/position/value" in da
+        for name in da:
+            np.testing.assert_array_equal(da[name], db[name], err_msg=name)
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse"])

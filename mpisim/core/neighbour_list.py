@@ -20,7 +20,7 @@ touching the rows that can have changed; a build renumbers everything, and the p
 import numpy as np
 
 from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList
-from .sparse import SparseStep, unwrapped_positions
+from .sparse import SparseStep
 
 
 class NeighbourList:
@@ -54,7 +54,7 @@ class NeighbourList:
         self.sparse_valid = False      # the sparse bookkeeping matches the rows and the last pass
         self.max_travel = 0.0          # rank-local: an upper bound of any owned row's distance from the build
         self.few_active = False        # global, set by the step: few particles active, keep the skin
-        self.from_build = False        # state.build_pos holds the positions at the last build
+        self.from_build = False        # sparse.build_pos holds the positions at the last build
         self._size_cells(self.rcut + self.skin)
 
     @property
@@ -133,15 +133,25 @@ class NeighbourList:
             # (else its travel is the path length, as the dense update's).
             self.from_build = self.few_active
             if self.from_build:
-                unwrapped_positions(state.pos, state.image, self.box, state.n_own, state.build_pos)
+                self.sparse.save_build_positions(state.pos, state.image, self.box, state.n_own)
         self.stale = False
         self.rebuilds += 1
 
     def sparse_index(self, n_rows):
-        """The sparse step's per-row adjacency of the current pair list (built once per list)."""
+        """The sparse step's per-row adjacency of the current pair list (built at the first sparse pass
+        after a build or a dense pass). It borrows arrays idle until the next build: the cell list's
+        cell_of and order hold the forward runs, the pair list's ``first`` the reverse adjacency, so a
+        dense pass must call ``dense_pairs()`` first."""
         if not self.sparse.indexed:
-            self.sparse.index(self.pairs.first, self.pairs.second, self.pairs.n, n_rows)
+            self.sparse.index(self.pairs.first, self.pairs.second, self.pairs.n, n_rows, self.cells.cell_of,
+                              self.cells.order)
         return self.sparse
+
+    def dense_pairs(self):
+        """The pair list with its ``first`` array (given back by the sparse index, if it holds it)."""
+        if self.sparse is not None:
+            self.sparse.release(self.pairs.first)
+        return self.pairs
 
     def sort(self, state):
         """Reorder the owned rows by cell (z slowest) for memory locality; results do not depend on it."""

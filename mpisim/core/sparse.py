@@ -29,6 +29,8 @@ from .schemes.dispatch import is_particle_scheme, is_two_sided, particle_multipl
 # Scheme ids whose step the sparse kernels reproduce: no noise model (a particle moves only if it
 # overlaps); with momentum (DynamicsParams.momentum) a scheme stays dense.
 SPARSE_SCHEMES = tuple(s.id for s in BY_ID if not s.noise)
+# float32 build positions (sparse_apply_step): the travel bound's slack per unit of coordinate
+BUILD_POS_SLACK = 2.0 ** -22
 
 
 def supports(dynamics):
@@ -38,87 +40,126 @@ def supports(dynamics):
 
 
 class SparseStep:
-    """Rank-local bookkeeping of the sparse step: the pair list's per-row adjacency and the active rows.
+    """Rank-local bookkeeping of the sparse step: the rows active at the last pass and, while passes are
+    sparse, the pair list's per-row adjacency.
 
-    Grows (never shrinks) with the rank's rows and pairs. Memory: 4 bytes per listed pair and 17 per row.
+    Memory by use (docs/performance.md, "Memory"): while many rows are active (more than the ``limit``
+    given to ``start``) the active rows are only counted and nothing is held. While few are: the row lists
+    sized by use (4 bytes per listed row), a flag per row (1 byte), the reverse offsets (4 bytes per row)
+    and, when the update measures travel from the list build, the build positions as float32 (12 bytes per
+    owned row). The rest is borrowed from arrays idle between list builds: the forward runs live in the
+    cell list's ``cell_of`` and ``order``, the reverse adjacency in the pair list's ``first`` (given back
+    by ``release`` before a dense pass; a build overwrites all three anyway).
     """
 
     def __init__(self):
-        self.fwd_lo = np.zeros(0, dtype=np.int32)      # pairs k with first[k] == p: fwd_lo[p] <= k < fwd_hi[p]
-        self.fwd_hi = np.zeros(0, dtype=np.int32)
-        self.rev_start = np.zeros(1, dtype=np.int32)   # rows q with (q, p) listed: rev_first[rev_start[p]:...]
-        self.rev_first = np.zeros(0, dtype=np.int32)
-        self.dirty = np.zeros(0, dtype=np.uint8)       # flag per row, zero between steps
+        self.fwd_lo = None        # pairs k with first[k] == p: fwd_lo[p] <= k < fwd_hi[p] (borrowed, int32)
+        self.fwd_hi = None
+        self.rev_first = None     # rows q with (q, p) listed: rev_first[rev_start[p]:rev_start[p + 1]]
+        self.rev_start = np.zeros(0, dtype=np.int32)
+        self.n_rows = 0                                  # rows of the indexed list
+        self.indexed = False                             # rev_first (the pair list's first) holds the index
+        self.dirty = np.zeros(0, dtype=np.uint8)         # flag per row, zero between steps
         self.dirty_rows = np.zeros(0, dtype=np.int32)
-        self.active_rows = np.zeros(0, dtype=np.int32)  # rows (owned and ghost) active at the last pass
+        self.active_rows = np.zeros(0, dtype=np.int32)   # rows (owned and ghost) active at the last pass
         self.n_active = 0
-        self.changed = np.zeros(0, dtype=np.int32)      # ghost rows whose position the halo refresh changed
+        self.n_active_own = 0                            # owned rows among them: the rank's activity count
+        self.listed = False                              # active_rows lists them (else only counted)
+        self.changed = np.zeros(0, dtype=np.int32)       # ghost rows whose position the halo refresh changed
         self.n_changed = 0
-        self.indexed = False                            # adjacency matches the current pair list
+        self.build_pos = np.zeros((0, 3), dtype=np.float32)   # unwrapped positions at the list build
 
-    def _reserve_rows(self, n):
-        if self.dirty.shape[0] >= n:
-            return
-        cap = int(n * 1.25) + 16
-        self.fwd_lo = np.zeros(cap, dtype=np.int32)
-        self.fwd_hi = np.zeros(cap, dtype=np.int32)
-        self.rev_start = np.zeros(cap + 1, dtype=np.int32)
-        self.dirty = np.zeros(cap, dtype=np.uint8)
-        self.dirty_rows = np.zeros(cap, dtype=np.int32)
-        self.active_rows = np.zeros(cap, dtype=np.int32)
-        self.changed = np.zeros(cap, dtype=np.int32)
+    @staticmethod
+    def _grown(arr, n, keep=0, headroom=1.25):
+        """arr, or a copy with room for n entries (and headroom) whose first ``keep`` entries are arr's.
+        The arrays sized by the rank's rows take 2%: their size changes only at list builds."""
+        if arr.shape[0] >= n:
+            return arr
+        out = np.zeros((int(n * headroom) + 16,) + arr.shape[1:], dtype=arr.dtype)
+        out[:keep] = arr[:keep]
+        return out
 
-    def index(self, first, second, n_pairs, n_rows):
-        """Per-row adjacency of the pair list (first, second)[:n_pairs] over rows [0, n_rows). O(pairs)."""
-        self._reserve_rows(n_rows)
-        if self.rev_first.shape[0] < n_pairs:
-            self.rev_first = np.zeros(int(n_pairs * 1.25) + 16, dtype=np.int32)
-        index_pairs(first, second, n_pairs, n_rows, self.fwd_lo, self.fwd_hi, self.rev_start, self.rev_first)
+    def index(self, first, second, n_pairs, n_rows, fwd_lo, fwd_hi):
+        """Per-row adjacency of the pair list (first, second)[:n_pairs] over rows [0, n_rows). O(pairs).
+        fwd_lo, fwd_hi: int32 arrays of at least n_rows entries, free until the next list build (the cell
+        list's). Afterwards ``first`` holds the reverse adjacency: ``release(first)`` before a dense pass."""
+        if fwd_lo.shape[0] < n_rows or fwd_hi.shape[0] < n_rows:
+            raise ValueError("SparseStep.index: fwd_lo and fwd_hi need a slot per row")
+        self.rev_start = self._grown(self.rev_start, n_rows + 1, headroom=1.02)
+        index_pairs(first, second, n_pairs, n_rows, fwd_lo, fwd_hi, self.rev_start)
+        self.fwd_lo, self.fwd_hi, self.rev_first, self.n_rows = fwd_lo, fwd_hi, first, n_rows
         self.indexed = True
 
-    def start(self, active, n_rows):
-        """Take the active rows of a dense pass (flags active[:n_rows]) as the sparse step's starting set."""
-        self._reserve_rows(n_rows)
-        self.n_active = collect_flags(active, n_rows, self.active_rows)
-        clear_flags(self.dirty, self.changed, self.n_changed)    # a halo refresh may have noted some
-        self.n_changed = 0
+    def release(self, first):
+        """Give the pair list its ``first`` back (rebuilt from the forward runs; O(pairs))."""
+        if self.indexed:
+            restore_first(self.fwd_lo, self.fwd_hi, self.n_rows, first)
+            self.indexed = False
 
-    def n_active_owned(self, n_own):
-        """Owned rows among the active rows: the rank's activity count (as kernels.count_active)."""
-        return count_below(self.active_rows, self.n_active, n_own)
+    def start(self, active, n_rows, n_own, limit):
+        """Take the active rows of a dense pass (flags active[:n_rows]) as the sparse step's starting set:
+        counted always, listed if at most ``limit`` (a sparse pass needs the list)."""
+        self.n_active, self.n_active_own = count_flags(active, n_rows, n_own)
+        if self.n_changed:
+            clear_flags(self.dirty, self.changed, self.n_changed)    # a halo refresh may have noted some
+        self.n_changed = 0
+        self.listed = self.n_active <= limit
+        if self.listed:
+            self.dirty = self._grown(self.dirty, n_rows, headroom=1.02)
+            self.active_rows = self._grown(self.active_rows, self.n_active)
+            collect_flags(active, n_rows, self.active_rows)
+
+    def reserve_changed(self, n):
+        """Room for n changed ghost rows (the halo refresh, before it stores a message)."""
+        self.changed = self._grown(self.changed, n, keep=self.n_changed)
 
     def pair_pass(self, scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second,
                   acc, active, counters, energy):
         """The sparse pair pass at ``step``: the dense ``kernels.pair_pass``'s acc, active and counters,
-        from the rows active at the last pass and the ghosts ``changed`` since (``note_changed``). Expects
-        acc and active as the last pass and update left them (reset here where they were written)."""
+        from the rows active at the last pass (listed) and the ghosts ``changed`` since. Needs ``index``.
+        Expects acc and active as the last pass and update left them (reset here where they were written).
+        ``first`` is unused (it holds the reverse adjacency), kept for the signature's symmetry."""
+        self.dirty_rows = self._grown(self.dirty_rows, self.n_changed + self.n_active)
         n_dirty = mark_dirty(self.active_rows, self.n_active, self.changed, self.n_changed, self.dirty,
                              self.dirty_rows, active, acc)
-        self.n_active = sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box,
-                                         first, second, self.fwd_lo, self.fwd_hi, self.rev_start,
-                                         self.rev_first, self.dirty_rows, n_dirty, self.dirty, acc, active,
-                                         self.active_rows, counters, energy)
+        m, m_own = sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box,
+                                    second, self.fwd_lo, self.fwd_hi, self.rev_start, self.rev_first,
+                                    self.dirty_rows, n_dirty, self.dirty, acc, active, self.active_rows,
+                                    counters, energy)
         clear_flags(self.dirty, self.dirty_rows, n_dirty)
+        if m > self.active_rows.shape[0]:
+            # more rows became active than the list had room for: list them from the (complete) flags
+            self.active_rows = self._grown(self.active_rows, m)
+            collect_flags(active, self.n_rows, self.active_rows)
+        self.n_active, self.n_active_own = m, m_own
         self.n_changed = 0
-        return self.n_active
+        return m
 
-    def apply(self, scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, travel, build_pos,
-              from_build, disp_sums):
+    def save_build_positions(self, pos, image, box, n_own):
+        """Keep the owned rows' unwrapped positions at a list build (float32; the update's travel)."""
+        self.build_pos = self._grown(self.build_pos, n_own, headroom=1.02)
+        unwrapped_positions(pos, image, box, n_own, self.build_pos)
+
+    def apply(self, scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, travel, from_build,
+              disp_sums):
         """The dense ``kernels.apply_step`` over the owned active rows only. Returns (max |dx|, the largest
-        travel among the rows it moved); the caller keeps the running maximum since the list was built."""
+        travel among the rows it moved); the caller keeps the running maximum since the list was built.
+        from_build: travel is the distance from ``save_build_positions``' (else the path length)."""
         return sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc,
-                                 self.active_rows, self.n_active, travel, build_pos, from_build, disp_sums)
+                                 self.active_rows, self.n_active, travel, self.build_pos, from_build, disp_sums)
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for a in (self.fwd_lo, self.fwd_hi, self.rev_start, self.rev_first, self.dirty,
-                                      self.dirty_rows, self.active_rows, self.changed))
+        """Bytes held (not those borrowed from the cell and pair lists)."""
+        return sum(a.nbytes for a in (self.rev_start, self.dirty, self.dirty_rows, self.active_rows,
+                                      self.changed, self.build_pos))
 
 
 @njit
-def index_pairs(first, second, n_pairs, n_rows, fwd_lo, fwd_hi, rev_start, rev_first):
+def index_pairs(first, second, n_pairs, n_rows, fwd_lo, fwd_hi, rev_start):
     """fwd_lo/fwd_hi: the range of pairs whose first row is p (the list builder emits a row's pairs as
-    one run; checked); rev_start/rev_first: counting sort of the first rows by second row."""
+    one run; checked); rev_start and first: counting sort of the first rows by second row, written over
+    ``first`` (each pair's first row is known from the runs once they are found)."""
     for p in range(n_rows):
         fwd_lo[p] = 0
         fwd_hi[p] = 0
@@ -137,13 +178,35 @@ def index_pairs(first, second, n_pairs, n_rows, fwd_lo, fwd_hi, rev_start, rev_f
         rev_start[second[k] + 1] += 1
     for p in range(n_rows):
         rev_start[p + 1] += rev_start[p]
-    for k in range(n_pairs):
-        q = second[k]
-        rev_first[rev_start[q]] = first[k]
-        rev_start[q] += 1
+    for p in range(n_rows):
+        for k in range(fwd_lo[p], fwd_hi[p]):
+            q = second[k]
+            first[rev_start[q]] = p
+            rev_start[q] += 1
     for p in range(n_rows, 0, -1):
         rev_start[p] = rev_start[p - 1]
     rev_start[0] = 0
+
+
+@njit
+def restore_first(fwd_lo, fwd_hi, n_rows, first):
+    """Undo index_pairs' use of ``first``: each pair's first row again."""
+    for p in range(n_rows):
+        for k in range(fwd_lo[p], fwd_hi[p]):
+            first[k] = p
+
+
+@njit
+def count_flags(flags, n, n_own):
+    """(set flags among [0, n), among [0, n_own))."""
+    m = 0
+    m_own = 0
+    for p in range(n):
+        if flags[p]:
+            m += 1
+            if p < n_own:
+                m_own += 1
+    return m, m_own
 
 
 @njit
@@ -154,15 +217,6 @@ def collect_flags(flags, n, out):
             out[m] = p
             m += 1
     return m
-
-
-@njit
-def count_below(rows, n, limit):
-    c = 0
-    for k in range(n):
-        if rows[k] < limit:
-            c += 1
-    return c
 
 
 @njit
@@ -195,13 +249,16 @@ def clear_flags(flags, rows, n):
 
 
 @njit
-def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second,
+def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, second,
                      fwd_lo, fwd_hi, rev_start, rev_first, dirty_rows, n_dirty, dirty, acc, active,
                      active_rows, counters, energy):
     """Every listed pair with a dirty end, once: from its first row if that is dirty, else from its
     second; each in its listed orientation (i, j) with the dense pass's arithmetic (``kernels.pair_kicks``).
-    Rows that become active are listed in active_rows (returns their number)."""
+    Rows that become active are flagged in active and listed in active_rows while it has room. Returns
+    (their number, the owned ones among them); a number above active_rows' length: the list is short."""
     two_sided = is_two_sided(scheme)
+    cap = active_rows.shape[0]
+    m_own = 0
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
     m = 0
@@ -242,13 +299,17 @@ def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_
                 exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
             if not active[i]:
                 active[i] = 1
-                active_rows[m] = i
+                if m < cap:
+                    active_rows[m] = i
                 m += 1
+                m_own += i < n_own
             if not active[j]:
                 active[j] = 1
-                active_rows[m] = j
+                if m < cap:
+                    active_rows[m] = j
                 m += 1
-    return m
+                m_own += j < n_own
+    return m, m_own
 
 
 @njit
@@ -284,12 +345,17 @@ def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, b
             if from_build:
                 # The distance from the position at the list build, |x_i - x_i^build| (not the path
                 # length the dense kernel adds up): a particle rattling in its cage never asks for a
-                # rebuild. Either bounds how far the particle is from where the list saw it.
+                # rebuild. Either bounds how far the particle is from where the list saw it. build_pos is
+                # float32: each coordinate within 2^-24 of its own size of the exact one, so adding
+                # 2^-22 sum_a |build_pos_a| keeps the value an upper bound (~1e-5 at 50 diameters).
                 s = 0.0
+                slack = 0.0
                 for a in range(dim):
-                    e = pos[i, a] + image[i, a] * box[a] - build_pos[i, a]
+                    b = np.float64(build_pos[i, a])
+                    e = pos[i, a] + image[i, a] * box[a] - b
                     s += e * e
-                travel[i] = np.sqrt(s)
+                    slack += abs(b)
+                travel[i] = np.sqrt(s) + slack * BUILD_POS_SLACK
             else:
                 travel[i] += dn
         if travel[i] > max_travel:
@@ -297,11 +363,57 @@ def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, b
     return max_disp, max_travel
 
 
+@njit
+def preview_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows, every_row,
+                 travel, build_pos, from_build):
+    """What this step's update will report, before it moves anything: (max |dx|, the largest travel of
+    the rows it will move, or of every owned row if every_row). The same arithmetic as
+    ``sparse_apply_step`` over rows[:n_rows] (every_row False) or ``kernels.apply_step`` for a stateless
+    scheme over all owned rows (every_row True; travel + |dx|), plus 1e-9 (the travel bound of a moved
+    row then also covers the rounding of the wrap that the update does first). Reads only: lets the step
+    reduce its rebuild vote together with the absorbing check, before the operations (one collective)."""
+    max_travel = 0.0
+    max_disp = 0.0
+    particle_kind = is_particle_scheme(scheme)
+    n = n_own if every_row else n_rows
+    for t in range(n):
+        i = t if every_row else rows[t]
+        if i >= n_own:
+            continue
+        d2 = 0.0
+        if acc[i, 0] != 0 or acc[i, 1] != 0 or acc[i, 2] != 0:
+            m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
+            for a in range(dim):
+                d = m * (acc[i, a] / FIXED_SCALE)
+                d2 += d * d
+        if d2 > 0.0:
+            dn = np.sqrt(d2)
+            if dn > max_disp:
+                max_disp = dn
+            if from_build and not every_row:
+                s = 0.0
+                slack = 0.0
+                for a in range(dim):
+                    b = np.float64(build_pos[i, a])
+                    e = pos[i, a] + m * (acc[i, a] / FIXED_SCALE) + image[i, a] * box[a] - b
+                    s += e * e
+                    slack += abs(b)
+                tr = np.sqrt(s) + slack * BUILD_POS_SLACK + 1e-9
+            else:
+                tr = travel[i] + dn + 1e-9
+        else:
+            tr = travel[i] if every_row else 0.0
+        if tr > max_travel:
+            max_travel = tr
+    return max_disp, max_travel
+
+
 # ------------------------------------------------------------------ halo refresh of the changed rows only
 # Between list builds a ghost changes only if its owner row moved, and a row moves only if it was active.
 # The refresh sends, per stage of the halo exchange, the entries of the stage's row list whose row is
 # flagged (owned rows that were active, ghosts that changed in an earlier stage): one float64 message
-# [m, (k, x, y, z) * m], k the entry's index in the stage.
+# [m, (k, x, y, z) * m], k the entry's index in the stage. A rank whose active rows are not listed (many
+# active: its next pass is dense) sends every entry and records nothing; the receivers cannot tell.
 
 @njit
 def set_flags(flags, rows, n, below, value):
@@ -313,13 +425,14 @@ def set_flags(flags, rows, n, below, value):
 
 
 @njit
-def pack_changed(values, rows, flags, out):
-    """out = [m, (k, values[rows[k]]) for the flagged rows[k]]; returns the number of floats used."""
+def pack_changed(values, rows, flags, out, everything):
+    """out = [m, (k, values[rows[k]]) for the flagged rows[k] (every row if everything)]; returns the
+    number of floats used."""
     w = values.shape[1]
     m = 0
     for k in range(rows.shape[0]):
         p = rows[k]
-        if flags[p]:
+        if everything or flags[p]:
             base = 1 + m * (w + 1)
             out[base] = k
             for a in range(w):
@@ -330,9 +443,10 @@ def pack_changed(values, rows, flags, out):
 
 
 @njit
-def store_changed(values, start, buf, flags, changed, n_changed):
-    """Apply a ``pack_changed`` message to the ghost rows from ``start``: each listed row that differs is
-    written, flagged and listed in changed (once). Returns the new count of changed rows."""
+def store_changed(values, start, buf, flags, changed, n_changed, record):
+    """Apply a ``pack_changed`` message to the ghost rows from ``start``; if record, each listed row that
+    differs is also flagged and listed in changed (once; room for buf[0] more). Returns the new count of
+    changed rows."""
     w = values.shape[1]
     m = n_changed
     for t in range(int(buf[0])):
@@ -343,7 +457,7 @@ def store_changed(values, start, buf, flags, changed, n_changed):
             if values[p, a] != buf[base + 1 + a]:
                 diff = True
                 values[p, a] = buf[base + 1 + a]
-        if diff and not flags[p]:
+        if record and diff and not flags[p]:
             flags[p] = 1
             changed[m] = p
             m += 1

@@ -81,10 +81,8 @@ class ParticleSchema:
 class ParticleState:
     """Arrays are over-allocated and grow by 25% when needed; rows past n_own + n_ghost are garbage."""
 
-    def __init__(self, n_aux=0, capacity=16, sparse=False):
-        """sparse: keep build_pos for the sparse step (else it has no columns: 24 bytes per row saved)."""
+    def __init__(self, n_aux=0, capacity=16):
         self.n_aux = n_aux
-        self.sparse = sparse
         self.schema = ParticleSchema(n_aux)
         self.n_own = 0
         self.n_ghost = 0
@@ -100,15 +98,12 @@ class ParticleState:
         self.aux = np.zeros((cap, self.n_aux))
         self.acc = np.zeros((cap, 3), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
-        self.travel = np.zeros(cap)   # distance travelled since the pair list was built (an upper bound)
-        # unwrapped position at the last list build (the sparse step's travel)
-        self.build_pos = np.zeros((cap, 3 if self.sparse else 0))
+        self.travel = np.zeros(cap)   # distance travelled since the pair list was built
         # scratch: a step's reciprocal PGD noise draws (own and ghost rows); as wide as aux, so the
         # schemes without particle state pay nothing for it
         self.noise = np.zeros((cap, self.n_aux))
 
-    FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise",
-              "build_pos")
+    FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise")
 
     @property
     def capacity(self):

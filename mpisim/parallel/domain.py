@@ -144,23 +144,33 @@ class Domain:
     def forward_changed(self, state, changes):
         """Refresh only the ghosts whose owner moved since the last refresh (or ``borders``), given a
         core.sparse.SparseStep whose active rows are the rows that may have moved; list in ``changes``
-        the ghost rows that changed (its ``changed``, flagged in its ``dirty``). Every rank of the halo
-        must call this (not ``forward``) at the same step: the messages differ."""
+        the ghost rows that changed (its ``changed``, flagged in its ``dirty``). If its active rows are
+        not listed (many active: its next pass is dense), send every ghost and note nothing. Every rank
+        of the halo must call this (not ``forward``) at the same step: the messages differ."""
         n_own = state.n_own
         flags = changes.dirty
-        set_flags(flags, changes.active_rows, changes.n_active, n_own, 1)
+        listed = changes.listed
+        if listed:
+            set_flags(flags, changes.active_rows, changes.n_active, n_own, 1)
         for k, stage in enumerate(self.stages):
             send, recv = stage.buffers(4, packed=True)
-            used = pack_changed(state.pos, stage.rows, flags, send)
+            if listed and changes.n_active_own == 0 and changes.n_changed == 0:
+                send[0] = 0             # nothing flagged (no owned row moved, no ghost changed): no scan
+                used = 1
+            else:
+                used = pack_changed(state.pos, stage.rows, flags, send, not listed)
             if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
                 recv = send
             else:
                 # the received message may be shorter than recv: its first float says how long
                 self.cart.Sendrecv(send[:used], dest=stage.dest, sendtag=60 + k, recvbuf=recv,
                                    source=stage.source, recvtag=60 + k)
+            if listed:
+                changes.reserve_changed(changes.n_changed + int(recv[0]))
             changes.n_changed = store_changed(state.pos, stage.start, recv, flags, changes.changed,
-                                              changes.n_changed)
-        set_flags(flags, changes.active_rows, changes.n_active, n_own, 0)
+                                              changes.n_changed, listed)
+        if listed:
+            set_flags(flags, changes.active_rows, changes.n_active, n_own, 0)
 
     @timed
     def forward_aux(self, state):
