@@ -6,7 +6,7 @@ For each family (scheme, b_f, step size) of the runs given (files, directories o
 
 * **against run length**: every run cut at T steps (T from --lengths): absorbed by T if its
   absorbed_step <= T, else active at T (a run that stopped earlier as steady counts as active: it
-  was). Per N, phi_half(T) is where the absorbed fraction crosses 1/2 (linear between grid points,
+  was; how many runs that is, is printed: beyond the steady stops the table is censored). Per N, phi_half(T) is where the absorbed fraction crosses 1/2 (linear between grid points,
   analysis.critical.absorption_bracket), and phi_all(T) the largest phi at which every seed of that N
   absorbed by T. A phi_c estimate from runs of length T can be no better than these: they rise with T
   while runs near phi_c are still relaxing.
@@ -54,11 +54,14 @@ def main(argv=None):
         print(f"# {name}: {len(fruns)} runs")
         last = {id(r): int(r.activity()[0][-1]) for r in fruns}
         longest = max(last.values())
-        print("T\t" + "\t".join(f"N={n}: phi_all, phi_half" for n in sorted({r.params.n for r in fruns})))
+        print("T\t" + "\t".join(f"N={n}: phi_all, phi_half" for n in sorted({r.params.n for r in fruns}))
+              + "\tstopped steady before T (counted active)")
         for T in lengths:
             if T > longest:
                 break
             rows = {}
+            censored = sum(1 for r in fruns if last[id(r)] < T and not (r.absorbed_step is not None
+                                                                       and r.absorbed_step <= T))
             for r in fruns:
                 key = (r.params.n, r.params.phi)
                 row = rows.setdefault(key, {"n": key[0], "phi": key[1], "n_seeds": 0, "n_absorbed": 0})
@@ -71,8 +74,8 @@ def main(argv=None):
                 b = absorption_bracket(sub)
                 cells.append((n, b["phi_all_absorbed"], b["phi_half"].get(n, math.nan)))
                 out.append({"family": name, "T": T, "n": n, "phi_all_absorbed": b["phi_all_absorbed"],
-                            "phi_half": b["phi_half"].get(n, math.nan)})
-            print(f"{T}\t" + "\t".join(f"{pa:.4f}, {ph:.4f}" for _, pa, ph in cells))
+                            "phi_half": b["phi_half"].get(n, math.nan), "stopped_steady_before_T": censored})
+            print(f"{T}\t" + "\t".join(f"{pa:.4f}, {ph:.4f}" for _, pa, ph in cells) + f"\t{censored}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = ActivityTable().compute(fruns)
