@@ -40,10 +40,11 @@ def bench(a):
     from mpisim.parallel.comm import world
     comm = world()
     n = int(a.n)
+    warm_up(a, comm)
     sims = {kind: Simulation.from_config(config(a.scheme, n, a.phi, a.dim, a.kick, a.steps, kind, a.seed),
                                          write=False, comm=comm) for kind in ("dense", a.kind)}
     for sim in sims.values():
-        sim.run(steps=1)                 # compile, first rebuild
+        sim.run(steps=1)                 # first rebuild
     rows = []
     while True:
         f_a = activity(sims["dense"])
@@ -79,12 +80,22 @@ def bench(a):
         summary(rows, a.kind, sys.stderr)
 
 
+def warm_up(a, comm):
+    """Compile (or load from numba's cache) every kernel of the dense and sparse paths on a small system
+    run to absorption, so that no timed segment includes a compilation."""
+    from mpisim import Simulation
+    for kind in ("dense", "auto", "sparse"):
+        cfg = config(a.scheme, 2000 * comm.size, a.phi, a.dim, a.kick, 3000, kind, a.seed)
+        Simulation.from_config(cfg, write=False, comm=comm).run()
+
+
 def overhead(a):
     """CPU time per step of a run() segment at low activity, split by component (wrapped with timers)."""
     from mpisim import Simulation
     from mpisim.parallel.comm import world
     comm = world()
     n = int(a.n)
+    warm_up(a, comm)
     cfg = config(a.scheme, n, a.phi, a.dim, a.kick, a.steps, "auto", a.seed)
     cfg["run"]["stop_when_absorbed"] = False      # a full segment even if it absorbs (then: the floor)
     cfg["run"]["log_every"] = 100
@@ -154,6 +165,7 @@ def plot(paths, output, timing="cpu"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    n_first = json.loads(next(line for line in open(paths[0]) if line.startswith("{")))["n"]
     for k, path in enumerate(paths):
         rows = [json.loads(line) for line in open(path) if line.startswith("{")]
         kind = [key[:-12] for key in rows[0] if key.endswith("_ms_per_step") and not key.startswith("dense")
@@ -161,6 +173,8 @@ def plot(paths, output, timing="cpu"):
         col = "_cpu_ms_per_step" if timing == "cpu" else "_ms_per_step"
         r0 = rows[0]
         label = f"{r0['scheme']}, {r0['ranks']} rank{'s' if r0['ranks'] > 1 else ''}"
+        if r0["n"] != n_first:
+            label += f", N = {r0['n']:.0e}"
         f = np.array([max(0.5 * (r["f_a"] + r["f_a_end"]), 1e-5) for r in rows])
         color = f"C{k}"
         ax.loglog(f, [r["dense" + col] for r in rows], "o--", ms=3, lw=0.6, color=color, alpha=0.45,
