@@ -1,7 +1,17 @@
 """A private single-node SLURM cluster for tests: munged (as user munge), slurmctld and slurmd, each in
 the foreground with its files in one temporary directory and its own ports, so it neither needs nor
 touches a system SLURM. Debian's packages: ``apt-get install slurm-wlm munge`` (launch/setup does it as
-root on Debian). ``why_not()`` says why one cannot be started here."""
+root on Debian). ``why_not()`` says why one cannot be started here.
+
+Two things of a stock single-node SLURM are shared with every other cluster on the host, and a private
+test cluster must not share them (tests/test_studies_slurm.py, docs/sweeps.md "How it was verified"):
+- the PMIx plugin's per-step directory, ``/tmp/spmix_appdir_<uid>_<job>.<step>`` by default: a second
+  cluster's (or a killed earlier cluster's) directory of the same name makes ``srun --mpi=pmix`` fail
+  with "task 0 launch failed: Unspecified error" (slurmd: "Cannot create client cli tmpdir ... File
+  exists"). Here ``mpi.conf`` puts it in the cluster's own directory (``PMIxCliTmpDirBase``);
+- job ids, which start at 1 in every fresh cluster and name Open MPI's PMIx namespace: the first id is
+  chosen at random (``FirstJobId``).
+"""
 import os
 import platform
 import pwd
@@ -46,6 +56,7 @@ def _free_ports(n):
 
 CONF = """\
 ClusterName={name}
+FirstJobId={first_job_id}
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
@@ -78,9 +89,10 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 
 
 @contextmanager
-def slurm_cluster(cpus=2, memory_mb=20000):
+def slurm_cluster(cpus=2, memory_mb=20000, first_job_id=None):
     """Start munged, slurmctld and slurmd; yield the environment for the SLURM clients (SLURM_CONF);
-    stop all three (and cancel every job) on leaving. ``cpus`` may exceed the machine's (config_overrides)."""
+    stop all three (and cancel every job) on leaving. ``cpus`` may exceed the machine's (config_overrides);
+    job ids start at ``first_job_id`` (default: random in [10^4, 10^6))."""
     d = Path(tempfile.mkdtemp(prefix="mpisim-slurm-"))
     d.chmod(0o755)                      # munged must reach its socket directory
     procs = []
@@ -92,13 +104,17 @@ def slurm_cluster(cpus=2, memory_mb=20000):
         user = pwd.getpwnam("munge")
         for p in (munge, munge / "munge.key"):
             os.chown(p, user.pw_uid, user.pw_gid)
-        for sub in ("state", "spool"):
+        for sub in ("state", "spool", "pmix"):
             (d / sub).mkdir()
         ctld_port, d_port = _free_ports(2)
         host = socket.gethostname()
         conf = d / "slurm.conf"
+        if first_job_id is None:
+            first_job_id = 10_000 + int.from_bytes(os.urandom(4), "little") % 990_000
         conf.write_text(CONF.format(name=f"t{ctld_port}", host=host, ctld_port=ctld_port, d_port=d_port, dir=d,
-                                    cpus=cpus, memory_mb=memory_mb))
+                                    cpus=cpus, memory_mb=memory_mb, first_job_id=first_job_id))
+        # read by slurmd's mpi/pmix plugin from slurm.conf's directory (SLURM 21.08 and later)
+        (d / "mpi.conf").write_text(f"PMIxCliTmpDirBase={d}/pmix\n")
         env = {**os.environ, "SLURM_CONF": str(conf)}
         log = open(d / "daemons.log", "w")
         procs.append(subprocess.Popen(
