@@ -261,7 +261,7 @@ class Run:
     def observable(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(step int64 [n], value [n])`` of ``/observables/<name>``."""
         if name not in self._observables:
-            raise RunFileError(f"{self.path} has no /observables/{name}")
+            raise RunFileError(f"{self.path} has no /{fmt.observable_path(name)}")
         with h5py.File(self.path, "r") as fh:
             steps, values = fmt.read_series(fh, name)
             return steps, np.asarray(values)
@@ -299,7 +299,7 @@ class Run:
 
     def _require_positions(self):
         if not self._has_positions:
-            raise RunFileError(f"{self.path} has no /particles/all/position snapshots")
+            raise RunFileError(f"{self.path} has no /{fmt.POSITION} snapshots")
 
     @property
     def frame_steps(self) -> np.ndarray:

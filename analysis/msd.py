@@ -26,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mpisim.io.format import observable_path
+
 from .errors import AnalysisError, Computed, WindowError
 from .io import Run
 from .structure_factor import fit_power_law
@@ -60,7 +62,7 @@ def run_msd(run: Run, source: str = "auto") -> tuple[np.ndarray, np.ndarray]:
             if steps.size >= 2 or source == "positions":
                 return steps, msd_from_positions(x)
     if "msd" not in run.observables:
-        raise AnalysisError(f"{run.path}: no snapshots or /observables/msd to compute the MSD from")
+        raise AnalysisError(f"{run.path}: no snapshots or /{observable_path('msd')} to compute the MSD from")
     return run.observable("msd")
 
 

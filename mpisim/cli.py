@@ -354,6 +354,7 @@ def _report(sim, output, comm):
 
 def _info(args):
     import h5py
+    from .io import format as fmt
     path = Path(args.path)
     if not path.is_file():
         raise UsageError(f"no such file {str(path)!r}")
@@ -364,8 +365,8 @@ def _info(args):
         raise UsageError(describe_open_error(path, exc)) from None
     with f:
         try:
-            if "parameters" not in f or "particles/all" not in f:
-                raise UsageError(f"{path} is not an mpisim output (no /parameters or /particles/all)")
+            if not fmt.is_output(f):
+                raise UsageError(f"{path} is not an mpisim output (no /{fmt.PARAMETERS} or /{fmt.PARTICLES})")
             _print_info(path, f)
         except BrokenPipeError:  # `mpisim info OUT.h5 | head`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -376,23 +377,22 @@ def _info(args):
 
 
 def _print_info(path, f):
-    import h5py
     import numpy as np
-    from .io import checkpoint_path, read_box
-    part = f["particles/all"]
-    prov = dict(f["parameters/provenance"].attrs)
-    steps = part["position/step"][:]
-    obs_steps = f["observables/activity/step"][:]
-    act = f["observables/activity/value"][:]
-    n, d = part["id"].shape[0], int(part["box"].attrs["dimension"])
-    box = read_box(part) if len(steps) or isinstance(part["box/edges"], h5py.Dataset) else None
+    from .io import checkpoint_path
+    from .io import format as fmt
+    prov = fmt.read_provenance(f)
+    steps = fmt.frame_steps(f)
+    obs_steps, act = fmt.read_series(f, "activity")
+    n, d = fmt.particle_count(f), fmt.dimension(f)
+    box = fmt.stored_box(f)
+    species = fmt.species_count(f)
     ckpt = Path(checkpoint_path(path))
     end = str(prov.get("end_time", ""))
     last = max(int(steps[-1]) if len(steps) else -1, int(obs_steps[-1]) if len(obs_steps) else -1)
     shown = ", ".join(map(str, steps[:6])) + (f", ... {steps[-1]}" if len(steps) > 6 else "")
     print(f"file        {path} ({path.stat().st_size / 1e6:.2f} MB)")
     print(f"particles   N = {n}, d = {d}, box = {np.array2string(box, precision=6) if box is not None else '?'}"
-          f"{', species ' + str(int(part['species'][:].max()) + 1) if 'species' in part else ''}")
+          f"{', species ' + str(species) if species is not None else ''}")
     print(f"frames      {len(steps)} (steps {shown or '-'})")
     print(f"observables {len(obs_steps)} rows, last step {obs_steps[-1] if len(obs_steps) else '-'}, "
           f"last activity {act[-1] if len(act) else float('nan'):.6g}")
@@ -416,7 +416,7 @@ def _print_info(path, f):
         print("resumed     " + ", ".join(f"at step {k} on {m} ranks" for k, m in zip(resumed, sizes)))
     print(f"software    mpisim {prov.get('package_version', '?')}, commit {prov.get('git_commit', '') or 'unknown'}")
     print("parameters")
-    for line in f["parameters"].attrs["config_toml"].splitlines():
+    for line in fmt.read_parameters(f).splitlines():
         print(f"  {line}")
 
 

@@ -750,8 +750,9 @@ def _no_room(path, n_bytes):
 def _start_time(output):
     """The provenance start_time of an output file (serial)."""
     import h5py
+    from .io.format import start_time
     with h5py.File(output, "r") as f:
-        return str(f["parameters/provenance"].attrs.get("start_time", ""))
+        return start_time(f)
 
 
 def _resume_problem(config, output):
@@ -769,6 +770,7 @@ def _resume_problem_of(config, output):
     import h5py
     from .config import tomllib
     from .io import checkpoint_path, read_parameters
+    from .io import format as fmt
     path, ckpt = Path(output), Path(checkpoint_path(output))
     if not path.is_file():
         return f"no such output file {output!r}"
@@ -789,13 +791,13 @@ def _resume_problem_of(config, output):
                           for k in differ)
         return f"{output} was written with different parameters: {shown}"
     with h5py.File(output, "r") as f:
-        missing = [name for name in NAMES if f"observables/{name}" not in f]
+        missing = fmt.missing_series(f, NAMES)
     if missing:
-        return (f"{output} was written by an older mpisim without /observables/{', '.join(missing)}; "
-                f"start again with --overwrite")
+        return (f"{output} was written by an older mpisim without "
+                f"{', '.join('/' + fmt.observable_path(name) for name in missing)}; start again with --overwrite")
     if not ckpt.is_file():
         with h5py.File(output, "r") as f:
-            prov = f["parameters/provenance"].attrs
+            prov = fmt.read_provenance(f)
             end = str(prov.get("end_time", ""))
             last = int(prov.get("last_step", -1))
         if end:
@@ -819,14 +821,15 @@ def _checkpoint_problems(config, output, ckpt, stored, ignore):
     hold. Serial (rank 0)."""
     import h5py
     from .config import tomllib
-    from .io.checkpoint import FORMAT, verify_checkpoint
+    from .io import format as fmt
+    from .io.checkpoint import FORMAT, has_state, verify_checkpoint
     try:
         with h5py.File(ckpt, "r") as c:
             meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in c.attrs.items()}
-            has_state = "state/position" in c
+            state = has_state(c)
     except OSError as exc:
         return [f"not a readable HDF5 file ({exc})"]
-    if int(meta.get("format", -1)) != FORMAT or not has_state:
+    if int(meta.get("format", -1)) != FORMAT or not state:
         return [f"not an mpisim checkpoint of format {FORMAT}"]
     problems = []
     try:
@@ -844,8 +847,8 @@ def _checkpoint_problems(config, output, ckpt, stored, ignore):
         problems.append("its parameters differ from the output's: " + ", ".join(
             f"{k} (checkpoint: {theirs.get(k, 'absent')!r}, output: {mine.get(k, 'absent')!r})" for k in differ[:5]))
     with h5py.File(output, "r") as f:
-        started = str(f["parameters/provenance"].attrs.get("start_time", ""))
-        rows = f["observables/activity/step"][:]
+        started = fmt.start_time(f)
+        rows = fmt.read_series(f, "activity")[0]
     if meta.get("output_started") not in (None, "", started):
         problems.append(f"it belongs to a run started at {meta['output_started']}, the output's started at {started}")
     step = int(meta.get("step", -1))

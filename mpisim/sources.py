@@ -59,7 +59,7 @@ class OutputFrame:
 
     def __call__(self, config, schema, block):
         import h5py
-        from .io import read_box
+        from .io import format as fmt
         n_total, dim = config.system.n, config.system.dim
         lo, hi = block
         from .io.lock import describe_open_error
@@ -68,20 +68,19 @@ class OutputFrame:
         except OSError as exc:
             raise ConfigError(f"system.init: {describe_open_error(self.path, exc)}") from None
         with f:
-            if "particles/all/position/value" not in f:
-                raise ConfigError(f"system.init: {self.path} is not an mpisim output (no /particles/all/position)")
-            part = f["particles/all"]
-            value = part["position/value"]
-            frames = value.shape[0]
-            if frames == 0 or value.shape[1] != n_total or value.shape[2] != dim:
-                raise ConfigError(f"system.init: {self.path} holds {value.shape[1]} particles in "
-                                  f"{value.shape[2]}d ({frames} frames), the config asks for {n_total} in {dim}d")
+            shape = fmt.position_shape(f)
+            if shape is None:
+                raise ConfigError(f"system.init: {self.path} is not an mpisim output (no /{fmt.POSITION})")
+            frames, n_file, dim_file = shape
+            if frames == 0 or n_file != n_total or dim_file != dim:
+                raise ConfigError(f"system.init: {self.path} holds {n_file} particles in "
+                                  f"{dim_file}d ({frames} frames), the config asks for {n_total} in {dim}d")
             if not -frames <= self.frame < frames:
                 raise ConfigError(f"system.init_frame: {self.path} holds {frames} frames; allowed 0 to "
                                   f"{frames - 1}, or -1 to -{frames} counted from the last; got {self.frame}")
             # Rows are ordered by id (docs/file-format.md): this rank reads its contiguous block.
-            block_pos = value[self.frame, lo:hi] if hi > lo else np.zeros((0, dim))
-            edges = read_box(part, self.frame)
+            block_pos = fmt.read_positions(f, self.frame, lo, hi) if hi > lo else np.zeros((0, dim))
+            edges = fmt.read_box(f, self.frame)
         box = np.ones(3)
         box[:dim] = edges
         pos = np.zeros((hi - lo, 3))

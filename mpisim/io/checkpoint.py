@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from ..core.state import ParticleSchema
+from . import format as fmt
 from .h5md import BlockRows, now, open_shared, use_collective
 
 FORMAT = 1
@@ -34,6 +35,11 @@ DATASETS = {"pos": "position"}
 
 def checkpoint_path(output):
     return f"{output}.ckpt"
+
+
+def has_state(f):
+    """Whether the open file ``f`` holds a checkpoint's particle state (its positions)."""
+    return fmt.checkpoint_dataset(DATASETS["pos"]) in f
 
 
 def array_checksum(values, first=0):
@@ -77,7 +83,7 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
         f.attrs["mpi_size"] = np.int64(comm.size)
         for k, v in meta.items():
             f.attrs[k] = v
-        g = f.create_group("state")
+        g = f.create_group(fmt.CHECKPOINT_STATE)
     for field in schema.fields:
         width = schema.width_of(field)
         if field.name == "ids" or width == 0:   # ids: the row order
@@ -114,7 +120,7 @@ def read_checkpoint(path, block=None):
         meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
         if int(meta.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
-        g = f["state"]
+        g = f[fmt.CHECKPOINT_STATE]
         lo, hi = block if block is not None else (0, g[DATASETS["pos"]].shape[0])
         schema = ParticleSchema(int(meta["n_aux"]))
         fields = {"ids": np.arange(lo, hi, dtype=np.int64)}
@@ -137,7 +143,7 @@ def verify_checkpoint(path, dim, box, radii_of=None):
     """
     problems = []
     with h5py.File(path, "r") as f:
-        g = f["state"]
+        g = f[fmt.CHECKPOINT_STATE]
         n = g[DATASETS["pos"]].shape[0]
         sums = {name: 0 for name in g}
         edges = np.asarray(box, dtype=np.float64)[:dim]
@@ -149,7 +155,7 @@ def verify_checkpoint(path, dim, box, radii_of=None):
                 width = int(np.prod(block.shape[1:], dtype=np.int64))
                 sums[name] = (sums[name] + array_checksum(block, lo * width)) % 2 ** 64
                 if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
-                    problems.append(f"non-finite values in /state/{name}")
+                    problems.append(f"non-finite values in /{fmt.CHECKPOINT_STATE}/{name}")
                 if name == DATASETS["pos"]:
                     pos = block[:, :dim]
                     outside += int(np.sum(~((pos >= 0) & (pos < edges))))
@@ -158,7 +164,7 @@ def verify_checkpoint(path, dim, box, radii_of=None):
         for name in g:
             stored = g[name].attrs.get("sum64")
             if stored is not None and int(stored) != sums[name]:
-                problems.append(f"/state/{name} does not match its checksum (damaged)")
+                problems.append(f"/{fmt.CHECKPOINT_STATE}/{name} does not match its checksum (damaged)")
         if outside:
             problems.append(f"{outside} position coordinate(s) outside the box [0, {np.array2string(edges)})")
         if radius_mismatch:

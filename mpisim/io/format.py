@@ -24,6 +24,7 @@ import numpy as np
 #: the H5MD specification version the files follow (https://www.nongnu.org/h5md/h5md.html, 1.1.0)
 H5MD_VERSION = (1, 1)
 
+H5MD = "h5md"
 PARTICLES = "particles/all"
 POSITION = f"{PARTICLES}/position"
 IMAGE = f"{PARTICLES}/image"
@@ -43,6 +44,11 @@ STRUCTURE_FACTOR = "structure_factor"
 #: where files written before 2026-12 keep S(k)
 LEGACY_STRUCTURE_FACTOR = f"{OBSERVABLES}/structure_factor"
 
+#: the group of a checkpoint file (OUT.h5.ckpt, mpisim/io/checkpoint.py) that holds one dataset per particle field
+CHECKPOINT_STATE = "state"
+#: the particles group of the view file that MDAnalysis reads (mpisim/io/viewers.py)
+VIEW_PARTICLES = "particles/trajectory"
+
 #: the datasets that grow by one row per stored frame; position, image and box edges share position's
 #: step and time (hard links, as H5MD asks of elements sampled together)
 FRAME_DATASETS = (f"{POSITION}/step", f"{POSITION}/time", f"{POSITION}/value", f"{IMAGE}/value",
@@ -56,6 +62,11 @@ CHUNK_ROWS = 1 << 16
 def observable_path(name):
     """Path of the time series ``name`` (an H5MD time-dependent element under /observables)."""
     return f"{OBSERVABLES}/{name}"
+
+
+def checkpoint_dataset(name):
+    """Path of the particle-field dataset ``name`` in a checkpoint file."""
+    return f"{CHECKPOINT_STATE}/{name}"
 
 
 # ------------------------------------------------------------------------------------------- strings
@@ -92,6 +103,16 @@ def _series(group, name, dtype, rows_per_chunk):
     return g
 
 
+def write_h5md_metadata(f, author, creator_version):
+    """The /h5md group: H5MD version, author name, creator mpisim and its version (fixed-length strings)."""
+    h5md = f.create_group(H5MD)
+    h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
+    h5md.create_group("author").attrs["name"] = fixed_string(author)
+    creator = h5md.create_group("creator")
+    creator.attrs["name"] = fixed_string("mpisim")
+    creator.attrs["version"] = fixed_string(creator_version)
+
+
 def create_layout(f, n, dim, *, series, config_toml, sections, provenance, author, creator_version,
                   with_species=False):
     """Create the groups and (empty, extendable) datasets of a new output file in ``f``.
@@ -101,12 +122,7 @@ def create_layout(f, n, dim, *, series, config_toml, sections, provenance, autho
     /parameters/<section> (None values skipped, empty lists as empty float arrays); provenance: attributes of
     /parameters/provenance; author, creator_version: the /h5md metadata. Metadata only (collective on mpio).
     """
-    h5md = f.create_group("h5md")
-    h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
-    h5md.create_group("author").attrs["name"] = fixed_string(author or "mpisim user")
-    creator = h5md.create_group("creator")
-    creator.attrs["name"] = fixed_string("mpisim")
-    creator.attrs["version"] = fixed_string(creator_version)
+    write_h5md_metadata(f, author or "mpisim user", creator_version)
 
     part = f.create_group(PARTICLES)
     chunk_rows = max(1, min(n, CHUNK_ROWS))
@@ -252,9 +268,34 @@ def read_structure_factor(f):
 
 # ------------------------------------------------------------------------------------------- readers
 def read_parameters(path):
-    """The run configuration TOML text stored in an output file."""
+    """The run configuration TOML text stored in an output file (a path or an open file); KeyError if
+    it holds none."""
+    if isinstance(path, h5py.Group):
+        return text(path[PARAMETERS].attrs[CONFIG_TOML])
     with h5py.File(path, "r") as f:
-        return text(f[PARAMETERS].attrs[CONFIG_TOML])
+        return read_parameters(f)
+
+
+def particle_count(f):
+    """N of an open output file (its id dataset)."""
+    return int(f[ID].shape[0])
+
+
+def species_count(f):
+    """Number of species of an open output file, or None when it stores no species."""
+    return int(f[SPECIES][()].max()) + 1 if SPECIES in f else None
+
+
+def position_shape(f):
+    """(frames, N, d) of the stored positions of an open file, or None if it has no position element."""
+    path = f"{POSITION}/value"
+    return f[path].shape if path in f else None
+
+
+def read_positions(f, frame, lo=0, hi=None):
+    """Positions (hi - lo, d) of the rows lo..hi - 1 (ids, rows are in id order) of frame ``frame`` of an
+    open file."""
+    return f[f"{POSITION}/value"][frame, lo:hi]
 
 
 def dimension(f):
@@ -271,6 +312,15 @@ def read_box(part, frame=-1):
     if isinstance(edges, h5py.Group):
         return edges["value"][frame]
     return edges[()]
+
+
+def stored_box(f):
+    """Box edges (d,) of an open output file: of its last frame, or its fixed box; None if the box is
+    time-dependent and no frame is stored yet."""
+    edges = f[PARTICLES]["box/edges"]
+    if isinstance(edges, h5py.Group) and edges["value"].shape[0] == 0:
+        return None
+    return read_box(f)
 
 
 def frame_steps(f):
@@ -341,6 +391,16 @@ def read_provenance(f):
     if PROVENANCE not in f:
         return {}
     return {key: (text(v) if isinstance(v, (bytes, np.bytes_)) else v) for key, v in f[PROVENANCE].attrs.items()}
+
+
+def start_time(f):
+    """The provenance start_time of an open output file (names the run; checkpoints record it)."""
+    return str(read_provenance(f).get("start_time", ""))
+
+
+def missing_series(f, names):
+    """The names among ``names`` that have no /observables time series in the open file ``f``."""
+    return [name for name in names if observable_path(name) not in f]
 
 
 def output_finished(path):

@@ -110,13 +110,8 @@ def write_mdanalysis_view(path, view):
         else:
             edges[:, :dim] = part["box/edges"][()]
     with h5py.File(view, "w") as v:
-        h5md = v.create_group("h5md")
-        h5md.attrs["version"] = np.array(fmt.H5MD_VERSION, dtype=np.int32)
-        h5md.create_group("author").attrs["name"] = fmt.fixed_string("mpisim.io.viewers")
-        creator = h5md.create_group("creator")
-        creator.attrs["name"] = fmt.fixed_string("mpisim")
-        creator.attrs["version"] = fmt.fixed_string("view of " + source)
-        traj = v.create_group("particles/trajectory")
+        fmt.write_h5md_metadata(v, "mpisim.io.viewers", "view of " + source)
+        traj = v.create_group(fmt.VIEW_PARTICLES)
         position = traj.create_group("position")
         position["step"] = steps
         position["time"] = steps.astype(np.float64)
