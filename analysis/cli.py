@@ -72,6 +72,19 @@ def _activity_table(a):
     return t
 
 
+def _progress_opt(p):
+    p.add_argument("--progress-seconds", type=float, default=10.0,
+                   help="progress of the per-run work on stderr every S seconds (a tqdm bar on a terminal or "
+                        "in a notebook when tqdm is installed; the first run, with kernel compilation, timed "
+                        "apart); 0: none (default 10)")
+
+
+def _progress(runs, what, a):
+    """The runs, with progress on stderr (mpisim/core/progress.py)."""
+    from mpisim.core.progress import progress
+    return progress(runs, what, seconds=a.progress_seconds, enabled=a.progress_seconds > 0)
+
+
 def _output(p):
     p.add_argument("-o", "--output", help="write the table as CSV to this file instead of stdout")
 
@@ -191,7 +204,7 @@ def cmd_flatness(a):
     from .flatness import measure_run
     from .io import load_runs
     rows = []
-    for r in load_runs(a.inputs):
+    for r in _progress(load_runs(a.inputs), "flatness: runs", a):
         fl = measure_run(r, frame=a.frame, sigma_t=a.sigma_t, m=a.m, seed=a.seed)
         rows.append({"path": str(r.path), "scheme": r.params.scheme, "n": r.params.n, "phi": r.params.phi,
                      "batch_fraction": r.params.batch_fraction, "seed": r.params.seed,
@@ -207,7 +220,7 @@ def cmd_sofk(a):
     from .io import load_runs
     from .structure_factor import StructureFactor, default_bins
     rows = []
-    for r in load_runs(a.inputs):
+    for r in _progress(load_runs(a.inputs), "sofk: runs", a):
         box = r.box
         bins = a.bins or default_bins(box, a.k_max, a.k_min)
         sk = StructureFactor(bins, a.k_max, a.k_min, octant=a.octant, method=a.method,
@@ -221,6 +234,12 @@ def cmd_sofk(a):
                          "k": float(k), "S": float(s), "n_kvectors": int(c),
                          "alpha": alpha, "alpha_err": alpha_err})
     _emit(rows, ["path", "scheme", "phi", "k", "S", "n_kvectors", "alpha", "alpha_err"], a.output)
+
+
+def cmd_activity_plot(a):
+    from .figures import activity_figure
+    from .io import load_runs
+    print(activity_figure(load_runs(a.inputs), a.output))
 
 
 def cmd_figures(a):
@@ -239,7 +258,7 @@ def cmd_figures(a):
     paths = make_figures(load_runs(inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
                          k_at=a.msd_step, flatness_m=a.flatness_m, sigma_t=a.sigma_t,
                          sofk_k_max=a.sofk_k_max, hu_k_fit_max=a.hu_k_fit_max, hu_frames=a.hu_frames,
-                         bootstrap=a.bootstrap,
+                         bootstrap=a.bootstrap, progress_seconds=a.progress_seconds,
                          log=lambda m: print(m, file=sys.stderr))
     for p in paths:
         print(p)
@@ -265,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(s); _activity_opts(s); _output(s)
     s.add_argument("--per-run", action="store_true", help="one row per run instead of per group")
     s.set_defaults(func=cmd_activity)
+
+    s = sub.add_parser("activity-plot", help="one PNG of the activity f_a against the step of each run "
+                                             "(what launch/demo ends with); prints its path")
+    _inputs(s)
+    s.add_argument("-o", "--output", required=True, help="the PNG file to write")
+    s.set_defaults(func=cmd_activity_plot)
 
     s = sub.add_parser("curves", help="seed-averaged activity curves f_a(k)")
     _inputs(s); _output(s); s.set_defaults(func=cmd_curves)
@@ -300,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", type=int, default=4000, help="number of perturbations (default 4000)")
     s.add_argument("--frame", type=int, default=-1, help="snapshot (default: last)")
     s.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    _progress_opt(s)
     s.set_defaults(func=cmd_flatness)
 
     s = sub.add_parser("sofk", help="structure factor S(k) of a snapshot and its small-k exponent")
@@ -316,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"nufft: finufft's tolerance (default {NUFFT_TOLERANCE:g})")
     s.add_argument("--fit-k-max", type=float, default=1.0, help="exponent fit range end (default 1)")
     s.add_argument("--fit-k-min", type=float, help="exponent fit range start (default 2 pi / L)")
+    _progress_opt(s)
     s.set_defaults(func=cmd_sofk)
 
     s = sub.add_parser("figures", help="write the paper's figures (PNG, PDF, CSV)",
@@ -334,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Fig. 5b: resamplings of the seeds for the bootstrap error of phi_c (default 100)")
     s.add_argument("--hu-frames", type=int, default=5,
                    help="hyperuniformity: last snapshots per run averaged (from its second half; default 5)")
+    _progress_opt(s)
     s.set_defaults(func=cmd_figures)
     return p
 

@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from mpisim.core.progress import ItemProgress
 
 from .activity import ActivityTable, seed_mean
 from .critical import CriticalPoints, row_step_size
@@ -119,6 +120,46 @@ def _phi_c_title(panel: str, c: Collapse) -> str:
     value, _, note = label.partition(" (")
     title = fr"{panel} $\phi_c$ = {value}, S = {c.quality:.3g}"
     return title + (f"\n({note}" if note else "")
+
+
+# ---- activity against step (launch/demo) ---------------------------------------------------------
+
+def activity_figure(runs: Sequence[Run], path) -> Path:
+    """One PNG at ``path``: the activity f_a against the step of each run (log axes; f_a = 0, an absorbed
+    run's last rows, cannot sit on a log axis: a marker at its absorbing step says so instead)."""
+    if not runs:
+        raise AnalysisError("activity-plot: no runs given")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise AnalysisError(f"-o/--output: {path} must end in .png")
+    if not path.resolve().parent.is_dir():
+        raise AnalysisError(f"-o/--output: directory of {str(path)!r} does not exist")
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.add_subplot()
+    values = []
+    for r in runs:
+        steps, f = r.activity()
+        keep = (steps > 0) & (f > 0)
+        p = r.params
+        label = f"{p.scheme}, N={p.n}, phi={p.phi:g}" + (f", seed {p.seed}" if len(runs) > 1 else "")
+        (line,) = ax.plot(steps[keep], f[keep], lw=1.2, label=label)
+        values += list(f[keep])
+        if r.absorbed_step is not None and r.absorbed_step > 0:
+            ax.axvline(r.absorbed_step, color=line.get_color(), ls=":", lw=1)
+            ax.annotate(f"absorbed at {r.absorbed_step}", (r.absorbed_step, 0.98), xycoords=("data", "axes fraction"),
+                        ha="right", va="top", rotation=90, fontsize=7, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    lim = _log_limits(values)
+    if lim is None:
+        _empty_note(ax, "no step with f_a > 0 after step 0")
+    else:
+        ax.set_ylim(lim[0], min(lim[1], 1.2))
+    ax.set_xlabel("step k")
+    ax.set_ylabel(r"activity $f_a$")
+    _legend(ax, fontsize=7)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    return path
 
 
 # ---- Fig. 3 ------------------------------------------------------------------------------------
@@ -240,8 +281,9 @@ def fig3(rows: Sequence[dict], out: Path) -> list[Path]:
 
 # ---- Fig. 4b -----------------------------------------------------------------------------------
 
-def flatness_rows(runs: Sequence[Run], sigma_t=0.03, m=4000, seed=0) -> list[dict]:
-    """Delta V of each run's last snapshot, averaged over seeds per (scheme, phi, b_f, ...)."""
+def flatness_rows(runs: Sequence[Run], sigma_t=0.03, m=4000, seed=0, report=None) -> list[dict]:
+    """Delta V of each run's last snapshot, averaged over seeds per (scheme, phi, b_f, ...). report: an
+    ItemProgress (mpisim/core/progress.py) told of each run done, or None."""
     rows = []
     for key, members in group_runs(runs).items():
         vals, per = [], []
@@ -249,6 +291,8 @@ def flatness_rows(runs: Sequence[Run], sigma_t=0.03, m=4000, seed=0) -> list[dic
             fl = flatness_of_run(r, sigma_t=sigma_t, m=m, seed=seed)
             vals.append(fl.delta_v_tilde_per_particle)
             per.append(fl)
+            if report is not None:
+                report.done()
         mean, err = seed_mean(vals, [per[0].delta_v_err / per[0].u0 / key_dict(key)["n"]])
         rows.append({**key_dict(key), "n_seeds": len(vals), "sigma_t": sigma_t, "m": m,
                      "u0": per[0].u0, "delta_v_tilde_per_particle": mean,
@@ -467,8 +511,9 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
 # ---- Fig. S2 -----------------------------------------------------------------------------------
 
 def sofk_groups(runs: Sequence[Run], k_max: float = 10.0, bins: int | None = None,
-                k_fit_max: float = 1.0) -> list[dict]:
-    """Seed-mean binned S(k) of the last snapshot per group, and alpha of S ~ k^alpha."""
+                k_fit_max: float = 1.0, report=None) -> list[dict]:
+    """Seed-mean binned S(k) of the last snapshot per group, and alpha of S ~ k^alpha. report: an
+    ItemProgress told of each run done, or None."""
     out = []
     for key, members in group_runs(runs).items():
         box = members[0].box
@@ -477,6 +522,8 @@ def sofk_groups(runs: Sequence[Run], k_max: float = 10.0, bins: int | None = Non
         for r in members:
             sk = StructureFactor(nb, k_max, 0.0).compute(r.positions(-1), r.box)
             sks.append(sk)
+            if report is not None:
+                report.done()
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             S = np.nanmean([s.S_k for s in sks], axis=0)
@@ -557,8 +604,11 @@ def fig_hyperuniformity(groups: Sequence[dict], out: Path) -> list[Path]:
 def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *,
                  activity_kwargs: dict | None = None, k_at: int = 10000, flatness_m: int = 4000,
                  sigma_t: float = 0.03, sofk_k_max: float = 10.0, hu_k_fit_max: float | None = None,
-                 hu_frames: int = 5, bootstrap: int = 100, log=print) -> list[Path]:
+                 hu_frames: int = 5, bootstrap: int = 100, log=print, progress_seconds: float = 10.0) -> list[Path]:
     """Compute what the requested figures need and write them to ``out``.
+
+    ``progress_seconds``: progress of the per-run measurements (Fig. 4b's flatness, Fig. S2's S(k)) on
+    stderr every that many seconds (mpisim/core/progress.py; 0: none).
 
     ``bootstrap``: resamplings of the seeds for the bootstrap error of phi_c in Fig. 5b (0: none).
     ``which`` None means every figure the data allow (others are skipped with a note via ``log``);
@@ -592,6 +642,16 @@ def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *
                 log(f"note: {table.exclusion_note}")
         return table
 
+    def report(what):
+        return ItemProgress(len(snap_runs), what, seconds=progress_seconds, enabled=progress_seconds > 0)
+
+    def measured(what, fn):
+        rep = report(what)
+        try:
+            return fn(rep)
+        finally:
+            rep.close()
+
     def get_msd():
         nonlocal msd
         if msd is None:
@@ -608,13 +668,15 @@ def make_figures(runs: Sequence[Run], out, which: Iterable[str] | None = None, *
             return fig5b(cp, out)
         attempt("fig5b", do_fig5b)
     if "fig4b" in which:
-        attempt("fig4b", lambda: fig4b(flatness_rows(snap_runs, sigma_t=sigma_t, m=flatness_m), out))
+        attempt("fig4b", lambda: fig4b(measured("fig4b: flatness of runs", lambda rep: flatness_rows(
+            snap_runs, sigma_t=sigma_t, m=flatness_m, report=rep)), out))
     if "fig5a" in which:
         attempt("fig5a", lambda: fig5a(get_msd(), out, k_at))
     if "figS1" in which:
         attempt("figS1", lambda: figS1(get_msd(), out, k_at))
     if "figS2" in which:
-        attempt("figS2", lambda: figS2(sofk_groups(snap_runs, k_max=sofk_k_max), out))
+        attempt("figS2", lambda: figS2(measured("figS2: S(k) of runs", lambda rep: sofk_groups(
+            snap_runs, k_max=sofk_k_max, report=rep)), out))
     if "hyperuniformity" in which:
         from .hyperuniformity import hyperuniformity_groups
         attempt("hyperuniformity", lambda: fig_hyperuniformity(

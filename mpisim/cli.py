@@ -74,6 +74,9 @@ def build_parser():
     sofk.add_argument("-o", "--output", help="write to this new .h5 file instead of PATH")
     sofk.add_argument("--overwrite", action="store_true",
                       help="replace an existing /structure_factor (or --output file)")
+    sofk.add_argument("--progress-seconds", type=float, default=10.0,
+                      help="progress on stderr every S seconds (a tqdm bar on a terminal or in a notebook when "
+                           "tqdm is installed); the first frame (kernel compilation) is timed apart; 0: none")
 
     export = sub.add_parser("export", help="write snapshots in another format (GSD for OVITO, HOOMD-blue)",
                             description="Write the frames of OUT.h5 to a GSD file (HOOMD-blue's format, read by "
@@ -202,6 +205,7 @@ def _sofk(args, comm):
     the end."""
     import time
     import h5py
+    from .core.progress import ItemProgress
     from .parallel.comm import on_root
     from .io import format as fmt
     from .io.format import STRUCTURE_FACTOR, append_structure_factor, remove_structure_factor, structure_factor_path
@@ -236,7 +240,10 @@ def _sofk(args, comm):
     t0 = time.perf_counter()
     try:
         frames = parse_frames(args.frames, n_frames)
-        meas, results = sofk_frames(str(path), frames, comm=comm, **options)
+        report = ItemProgress(len(frames), "S(k) frames", seconds=args.progress_seconds,
+                              enabled=comm.rank == 0 and args.progress_seconds > 0)
+        meas, results = sofk_frames(str(path), frames, comm=comm, progress=report, **options)
+        report.close()
     except ValueError as exc:
         msg = str(exc)
         raise UsageError(msg if msg.startswith("--") else "--" + msg.replace("_", "-")) from None
@@ -257,11 +264,12 @@ def _sofk(args, comm):
 
 # ------------------------------------------------------------------------- S(k) of saved frames
 # parse_frames (the --frames grammar of sofk and export) is mpisim.io.format.parse_frames, imported above.
-def sofk_frames(path, frames, comm=None, **options):
+def sofk_frames(path, frames, comm=None, progress=None, **options):
     """S(k) of frames of an mpisim output file; each rank reads a contiguous block of particle rows
     (collective mpio reads when h5py has MPI). Returns (measurement, [SofkResult]) on every rank; the
     measurement is that of the last frame (one per distinct box).
 
+    progress: an ItemProgress (mpisim/core/progress.py) told of each frame done, or None;
     options: the keyword arguments of :class:`StructureFactorMeasurement` (not box, dim, n_total)."""
     import h5py
     import numpy as np
@@ -291,6 +299,8 @@ def sofk_frames(path, frames, comm=None, **options):
             else:
                 x = ds[fr, a:b, :]
             results.append(meas[key].compute(x, step=int(steps[fr])))
+            if progress is not None:
+                progress.done()
     return meas[key], results
 
 def _export(args, comm):

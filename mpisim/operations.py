@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from .core.progress import hms as _hms
+from .core.progress import in_notebook as _in_notebook
 from .parallel.comm import on_root
 
 __all__ = ["Trigger", "Periodic", "LogSpaced", "At", "WallClock", "Or", "And", "Not", "Always",
@@ -439,23 +441,6 @@ class Progress(Operation):
         return True
 
 
-def _in_notebook():
-    """Whether this process is a Jupyter kernel (where a tqdm bar replaces the progress lines)."""
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    try:
-        ip = shell.get_ipython()
-    except AttributeError:
-        return False
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
-
-
-def _hms(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 # ------------------------------------------------------------------------------------- from a config
