@@ -190,8 +190,12 @@ def _resume(args, comm):
     from .simulation import Simulation, config_of_output
     import dataclasses
 
+    from .io.checkpoint import resume_target
+    from .parallel.comm import on_root
     path = Path(args.path)
-    config = config_of_output(path, comm)
+    # the parameters of the file the resume continues: OUT.h5, or an interrupted --overwrite's OUT.h5.new
+    config = config_of_output(on_root(comm, resume_target, str(path)), comm)
+    config = config.replace(output=dataclasses.replace(config.output, path=str(path)))
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
     with Simulation.resume(config, output=str(path), comm=comm) as sim:
@@ -390,6 +394,7 @@ def _print_info(path, f):
     import numpy as np
     from .io import checkpoint_path
     from .io import format as fmt
+    from .io.checkpoint import replacement_path
     prov = fmt.read_provenance(f)
     steps = fmt.frame_steps(f)
     obs_steps, act = fmt.read_series(f, "activity")
@@ -414,6 +419,12 @@ def _print_info(path, f):
             f"checkpoint {ckpt.name} at step {_ckpt_step(ckpt)}: mpisim resume {path}" if ckpt.is_file()
             else "no checkpoint")
     print(f"status      {state}")
+    side = Path(replacement_path(path))
+    if side.is_file():
+        side_ckpt = Path(checkpoint_path(side))
+        print(f"replacement {side.name}: an --overwrite of this file, not complete; it replaces this file when its "
+              f"run is complete" + (f"; checkpoint at step {_ckpt_step(side_ckpt)}: mpisim resume {path} continues it"
+                                    if side_ckpt.is_file() else "; no checkpoint (start again with --overwrite)"))
     absorbed = bool(prov.get("absorbed", False)) or int(prov.get("absorbed_step", -1)) >= 0
     print(f"absorbed    {'yes, at step ' + str(int(prov['absorbed_step'])) if absorbed else 'no'}")
     grid = [int(g) for g in prov.get("rank_grid", [])]

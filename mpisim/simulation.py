@@ -69,6 +69,9 @@ class Simulation:
         self.seed = s.seed
         self.dynamics = DynamicsParams(config.dynamics)
         self.output_path = output if output is not None else config.output.path
+        # Where the output ends up: output_path itself, except while an --overwrite builds its new file
+        # at OUT.h5.new (output_path), renamed over OUT.h5 when the run is complete (_replace_output).
+        self.final_path = self.output_path
         # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
         sparse = sparse_supported(self.dynamics) and config.run.step_kind != "dense"
         _check_memory(self.n_total, self.comm)
@@ -389,6 +392,8 @@ class Simulation:
             if self.run_complete:
                 # The run is complete: its checkpoint has no further use.
                 self._remove_checkpoint()
+                if self.output_path != self.final_path:
+                    self._replace_output()
             self._release_lock()
         return self
 
@@ -493,7 +498,7 @@ class Simulation:
 
         def take():
             try:
-                hold(self.output_path)
+                hold(self.final_path)
             except OutputInUse as exc:
                 return str(exc)
             return None
@@ -502,9 +507,9 @@ class Simulation:
             raise ConfigError(problem)
 
     def _release_lock(self):
-        if self.comm.rank == 0 and self.output_path is not None:
+        if self.comm.rank == 0 and self.final_path is not None:
             from .io.lock import release
-            release(self.output_path)
+            release(self.final_path)
 
     def _output_started(self):
         """The output's provenance start_time (global): which run a checkpoint belongs to. Read when the
@@ -514,13 +519,27 @@ class Simulation:
             self._started = getattr(self.writer, "start_time", "")
         return self._started
 
-    def _remove_checkpoint(self):
+    def _remove_checkpoint(self, output=None):
+        """Delete the checkpoint of ``output`` (default: this run's file). Collective."""
         from .io import checkpoint_path
+        ckpt = checkpoint_path(self.output_path if output is None else output)
 
         def unlink():   # rank 0 deletes before it broadcasts, so no rank returns before the files are gone
-            for p in (checkpoint_path(self.output_path), checkpoint_path(self.output_path) + ".tmp"):
+            for p in (ckpt, ckpt + ".tmp"):
                 Path(p).unlink(missing_ok=True)
         on_root(self.comm, unlink)
+
+    def _replace_output(self):
+        """The --overwrite run is complete: its file (OUT.h5.new, closed) replaces OUT.h5, and the replaced
+        run's checkpoint goes with it (this job holds OUT.h5's lock, so it is no other job's). Collective."""
+        from .io import checkpoint_path
+
+        def replace():
+            os.replace(self.output_path, self.final_path)
+            for p in (checkpoint_path(self.final_path), checkpoint_path(self.final_path) + ".tmp"):
+                Path(p).unlink(missing_ok=True)
+        on_root(self.comm, replace)
+        self.output_path = self.final_path
 
     @classmethod
     def resume(cls, config, output=None, comm=None, collective=None):
@@ -534,17 +553,21 @@ class Simulation:
         Collective.
         """
         from .io import H5MDWriter, checkpoint_path
+        from .io.checkpoint import resume_target
         comm = comm if comm is not None else world()
         if isinstance(config, (str, Path)) and str(config).endswith(OUTPUT_SUFFIXES):
             output = config if output is None else output
-            config = config_of_output(config, comm)
+            # the parameters of the file this resume continues (an interrupted --overwrite's new file)
+            config = config_of_output(on_root(comm, resume_target, str(config)), comm)
+            config = config.replace(output=dataclasses.replace(config.output, path=str(output)))
         elif isinstance(config, (str, Path)):
             config = RunConfig.from_toml(config)
         elif isinstance(config, dict):
             config = RunConfig.from_dict(config)
-        output = str(output if output is not None else config.output.path)
-        # The lock first (one writer per output), then the checks, on rank 0.
-        problem = on_root(comm, _lock_and_check, config, output)
+        final = str(output if output is not None else config.output.path)
+        # The lock first (one writer per output), then the checks, on rank 0. An interrupted --overwrite
+        # continues in its own file (OUT.h5.new), which replaces OUT.h5 when the run is complete.
+        problem, output = on_root(comm, _lock_and_check, config, final)
         if problem:
             raise ConfigError(problem)
         try:
@@ -552,8 +575,9 @@ class Simulation:
         except BaseException:
             if comm.rank == 0:
                 from .io.lock import release
-                release(output)
+                release(final)
             raise
+        sim.final_path = final
         sim._started = on_root(comm, _start_time, output)
         sim.writer = H5MDWriter(output, config, comm, sim.dim, sim.n_total, sim.box, sim.domain.grid,
                                 mode="r+", collective=collective)
@@ -584,31 +608,30 @@ class Simulation:
             self.history[k].append(values[k])
 
     def _open_writer(self):
-        from .io import H5MDWriter
-        path = Path(self.output_path)
+        from .io import H5MDWriter, checkpoint_path
+        from .io.checkpoint import replacement_path
+        path = Path(self.final_path)
         exists = on_root(self.comm, path.exists)
         if exists and not self._overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
         self._acquire_lock()
         st = self.state
         species = self._species(st.ids[:st.n_own])
-        # An existing output is replaced only by a complete new file (layout, parameters, ids, radii):
-        # it is built next to it and renamed over it, so a failure leaves the old file and its checkpoint
-        # as they were, and a reader that has the old file open keeps reading it.
-        target = f"{path}.new" if exists else str(path)
-        with writing(target):
-            writer = H5MDWriter(target, self.config, self.comm, self.dim, self.n_total, self.box,
+        # An existing output is replaced only by a complete run: the new run writes OUT.h5.new (and its
+        # checkpoints OUT.h5.new.ckpt) and renames it over OUT.h5 when it is complete (_replace_output).
+        # Until then OUT.h5 and its checkpoint stay as they were (a reader keeps reading the old run); an
+        # interrupted overwrite is resumed in OUT.h5.new (resume_target). A replacement file left by an
+        # earlier overwrite of this output is stale: this job holds the output's lock.
+        side = replacement_path(path)
+        on_root(self.comm, lambda: [Path(p).unlink(missing_ok=True)
+                                    for p in (side, checkpoint_path(side), checkpoint_path(side) + ".tmp")])
+        self.output_path = side if exists else str(path)
+        with writing(self.output_path):
+            writer = H5MDWriter(self.output_path, self.config, self.comm, self.dim, self.n_total, self.box,
                                 self.domain.grid, species=species)
             writer.write_static(st.ids[:st.n_own].copy(), st.radius[:st.n_own].copy(), species)
-            if exists:
-                writer.close()
-        if exists:
-            started = writer.start_time
-            on_root(self.comm, os.replace, target, str(path))
-            writer = H5MDWriter(path, self.config, self.comm, self.dim, self.n_total, self.box,
-                                self.domain.grid, mode="r+")
-            writer.start_time = started
-        self._remove_checkpoint()  # a stale checkpoint of an overwritten run must never be resumed
+        if not exists:
+            self._remove_checkpoint()  # a checkpoint without its output is stale: never resumed
         self.writer = writer
         self._opened_output = True
 
@@ -721,18 +744,27 @@ def config_of_output(path, comm=None):
 
 
 def _lock_and_check(config, output):
-    """Take OUT.h5.lock, then ``_resume_problem``; the message of either failure ("resume: ..."), the lock
-    released again, or None with the lock held. Serial (rank 0)."""
+    """Take OUT.h5.lock, then ``_resume_problem`` of the file the resume continues (OUT.h5, or the
+    OUT.h5.new of an interrupted --overwrite): (None, that file) with the lock held, or (the message of
+    the failure, "resume: ...", None) with the lock released again. Serial (rank 0)."""
+    from .io.checkpoint import checkpoint_path, replacement_path, resume_target
     from .io.lock import OutputInUse, hold, release
     try:
         hold(output)
     except OutputInUse as exc:
-        return f"resume: {exc}"
-    problem = _resume_problem(config, output)
+        return f"resume: {exc}", None
+    target = resume_target(output)
+    side = replacement_path(output)
+    if target == output and Path(side).is_file():
+        problem = (f"{side}, the new file of an --overwrite of {output}, has no checkpoint {checkpoint_path(side)!r} "
+                   f"(stopped before its first one); start again with --overwrite, or delete {side} to resume "
+                   f"{output} itself")
+    else:
+        problem = _resume_problem(config, target)
     if problem:
         release(output)
-        return f"resume: {problem}"
-    return None
+        return f"resume: {problem}", None
+    return None, target
 
 
 def _no_room(path, n_bytes):

@@ -429,6 +429,17 @@ def _small_filesystem(path, size):
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
 
 
+def _unmount(path):
+    """Unmount a tmpfs of _small_filesystem; a job's processes may still hold files there for a moment
+    after it ended (then retried, and at last detached lazily)."""
+    import time
+    for _ in range(50):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
 @pytest.mark.serial
 def test_no_checkpoint_without_room(tmp_path):
     """On a 2 MB file system (1.2 MB of it free) whose output leaves no room for a checkpoint: the run stops before
@@ -450,4 +461,127 @@ def test_no_checkpoint_without_room(tmp_path):
         assert len(lines) == 1 and "no room for the checkpoint" in lines[0], done.stderr[-3000:]
         assert not Path(checkpoint_path(out) + ".tmp").exists()
     finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        _unmount(disk)
+
+
+# ------------------------------------------------------------------------------- --overwrite (item 2)
+def _datasets(path, prefixes=("particles", "observables")):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and
+                     n.startswith(prefixes) else None)
+    return out
+
+
+@pytest.mark.serial
+def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path):
+    """The new run writes OUT.h5.new; OUT.h5 and the old run's checkpoint stay as they were (and readable)
+    until the new run is complete, then the new file replaces OUT.h5 and the old checkpoint goes."""
+    from mpisim.operations import At, Callback
+    out = tmp_path / "o.h5"
+    interrupted(out)                                   # the old run: seed 7, stopped at 50, checkpoint at 40
+    old, old_ckpt = out.read_bytes(), Path(checkpoint_path(out)).read_bytes()
+    seen = []
+
+    def look(sim):
+        assert sim.output_path == f"{out}.new" and Path(f"{out}.new").is_file()
+        seen.append((out.read_bytes() == old, Path(checkpoint_path(out)).read_bytes() == old_ckpt))
+    sim = Simulation(small_config(out, seed=8), output=str(out), overwrite=True)
+    sim.add(look, At([30, 90]))
+    sim.run()
+    assert seen == [(True, True), (True, True)]
+    assert not Path(f"{out}.new").exists() and not Path(checkpoint_path(out)).exists()
+    assert not Path(checkpoint_path(f"{out}.new")).exists()
+    with h5py.File(out, "r") as f:
+        assert f["parameters/provenance"].attrs["end_time"] and "seed = 8" in f["parameters"].attrs["config_toml"]
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("how", ["resume", "run --resume"])
+def test_an_interrupted_overwrite_resumes_in_its_new_file(tmp_path, capsys, how):
+    """An --overwrite stopped at step 50 (checkpoint at 40) leaves OUT.h5 as it was and OUT.h5.new with its
+    checkpoint; `mpisim info` says so; `mpisim resume OUT.h5` (or `run --resume`) continues the new file,
+    which then replaces OUT.h5, equal to an uninterrupted run of the new parameters."""
+    out = tmp_path / "o.h5"
+    interrupted(out)
+    old = out.read_bytes()
+    new = small_config(out, seed=8)
+    Simulation(new, output=str(out), overwrite=True).run(steps=50)
+    assert out.read_bytes() == old and Path(checkpoint_path(out)).is_file()
+    assert Path(checkpoint_path(f"{out}.new")).is_file()
+    from mpisim.cli import main
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "replacement o.h5.new: an --overwrite of this file" in info and "checkpoint at step 40" in info, info
+    toml = tmp_path / "new.toml"
+    toml.write_text(new.to_toml())
+    argv = ["resume", out] if how == "resume" else ["run", toml, "-o", out, "--resume"]
+    code, err = run_cli(capsys, *argv, "--quiet")
+    assert code == 0, err
+    assert not Path(f"{out}.new").exists() and not Path(checkpoint_path(out)).exists()
+    ref = tmp_path / "ref.h5"
+    Simulation(small_config(ref, seed=8), output=str(ref)).run()
+    a, b = _datasets(ref), _datasets(out)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+@pytest.mark.serial
+def test_an_overwrite_stopped_before_its_first_checkpoint_is_refused_by_name(tmp_path, capsys):
+    out = tmp_path / "o.h5"
+    interrupted(out)
+    Simulation(small_config(out, seed=8), output=str(out), overwrite=True).run(steps=10)
+    code, err = run_cli(capsys, "resume", out, "--quiet")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{out}.new, the new file of an --overwrite of {out}, has no checkpoint" in err
+    assert "start again with --overwrite" in err and Path(checkpoint_path(out)).is_file()
+    # starting it again replaces the stale new file and completes
+    code, err = run_cli(capsys, "run", _toml(tmp_path, small_config(out, seed=8)), "--overwrite", "--quiet")
+    assert code == 0, err
+    assert not Path(f"{out}.new").exists() and not Path(checkpoint_path(out)).exists()
+
+
+def _toml(tmp_path, cfg):
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.to_toml())
+    return path
+
+
+# ------------------------------------------------------------------------------ a full disk, 2 ranks
+@pytest.mark.serial
+@pytest.mark.parametrize("limit", ["tmpfs", "file size"])
+def test_a_full_disk_stops_a_2_rank_run_loudly(tmp_path, limit):
+    """2 ranks writing (collectively) frames that need about 4 MB: on a 2 MB tmpfs (root only) or with
+    files capped at 1 MB (RLIMIT_FSIZE), the job ends with exit 1, the error names the file and the OS
+    error, and the output is never marked finished."""
+    import os
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("no mpirun")
+    where = tmp_path
+    if limit == "tmpfs":
+        where = tmp_path / "disk"
+        _small_filesystem(where, "2m")
+    try:
+        out = where / "o.h5"
+        cfg = small_config(out, steps=400, checkpoint_every=0)
+        cfg = cfg.replace(system=dataclasses.replace(cfg.system, n=2000),
+                          output=dataclasses.replace(cfg.output, snapshot_every=5))
+        toml = _toml(tmp_path, cfg)
+        flags = ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+        program = [MPISIM] if limit == "tmpfs" else [sys.executable, "-c", LIMITED, "1000000"]
+        done = subprocess.run([mpirun, *flags, "-n", "2", *program, "run", str(toml), "--quiet"],
+                              capture_output=True, text=True, env=_clean_env())
+        assert done.returncode == 1, done.stderr[-3000:]
+        errno = "[Errno 28] No space left on device" if limit == "tmpfs" else "[Errno 27] File too large"
+        lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
+        assert lines and all(f"{out}: write failed: {errno}" in line for line in lines), done.stderr[-3000:]
+        try:
+            with h5py.File(out, "r") as f:
+                assert f["parameters/provenance"].attrs["end_time"] == ""
+        except (OSError, KeyError):
+            pass    # HDF5 could not write its metadata either: unreadable, and certainly not finished
+    finally:
+        if limit == "tmpfs":
+            _unmount(where)

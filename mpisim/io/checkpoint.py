@@ -37,6 +37,20 @@ def checkpoint_path(output):
     return f"{output}.ckpt"
 
 
+def replacement_path(output):
+    """Where ``--overwrite`` builds the new output until its run is complete: ``OUT.h5.new`` (its
+    checkpoint ``OUT.h5.new.ckpt``), renamed over ``OUT.h5`` then (docs/file-format.md, "One writer per
+    output")."""
+    return f"{output}.new"
+
+
+def resume_target(output):
+    """The file a resume of ``output`` continues: ``OUT.h5.new`` if an interrupted ``--overwrite`` left it
+    with its checkpoint, else ``output``. Serial."""
+    side = replacement_path(output)
+    return side if os.path.isfile(side) and os.path.isfile(checkpoint_path(side)) else str(output)
+
+
 def has_state(f):
     """Whether the open file ``f`` holds a checkpoint's particle state (its positions)."""
     return fmt.checkpoint_dataset(DATASETS["pos"]) in f

@@ -31,13 +31,38 @@ def describe(exc, path):
     if isinstance(exc, OSError) and exc.errno:
         return f"{where}: write failed: [Errno {exc.errno}] {os.strerror(exc.errno)}"
     first = text.splitlines()[0] if text else type(exc).__name__
-    try:   # parallel HDF5 does not pass the errno on: say how much room is left
+    cause = _likely_cause(where)
+    if cause:   # parallel HDF5 does not pass the errno on: the error that the file's state shows
+        code, why = cause
+        return (f"{where}: write failed: [Errno {code}] {os.strerror(code)} (parallel HDF5 passes no errno; "
+                f"{why}; HDF5: {first})")
+    return f"{where}: write failed: {first}"
+
+
+#: below this much free space, a failed write without an errno is taken for a full file system
+FULL_BYTES = 1 << 20
+
+
+def _likely_cause(where):
+    """(errno, what shows it) of a failed write to ``where`` when HDF5 gave no errno: ENOSPC if its file
+    system has less than FULL_BYTES free, EFBIG if a file-size limit (``ulimit -f``) is set and the file
+    is within FULL_BYTES of it; else None."""
+    try:
         import shutil
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(where))).free
-        first += f"; {free} bytes free on its file system"
     except OSError:
-        pass
-    return f"{where}: write failed: {first}"
+        free = None
+    if free is not None and free < FULL_BYTES:
+        return errno_codes.ENOSPC, f"{free} bytes free on its file system"
+    try:
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = os.path.getsize(where)
+    except (ImportError, OSError, ValueError):
+        return None
+    if limit != resource.RLIM_INFINITY and size + FULL_BYTES >= limit:
+        return errno_codes.EFBIG, f"the file has {size} bytes, the file-size limit (ulimit -f) is {limit}"
+    return None
 
 
 def _hook(unraisable):
