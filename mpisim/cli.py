@@ -91,12 +91,46 @@ def build_parser():
     return parser
 
 
+#: SIGTERM / SIGUSR1 that reached `mpisim run` or `resume` during its start-up (_keep_early_signals)
+_early_signals = []
+
+
+def _keep_early_signals():
+    """Until the run takes SIGTERM and SIGUSR1 over (Simulation.stop_on_signals), keep them instead of
+    dying: a batch system's time-limit warning (or a launcher's SIGUSR1) that comes during the start-up
+    (imports, MPI, set-up; tens of seconds on a loaded node) still ends in a checkpoint, at the first
+    step the run can stop at (_take_early_signals). Returns the previous handlers."""
+    def keep(signum, frame):
+        _early_signals.append(signum)
+    previous = {}
+    for s in (signal.SIGTERM, signal.SIGUSR1):
+        try:
+            previous[s] = signal.signal(s, keep)
+        except ValueError:          # not the main thread (an embedding program): leave its handlers
+            pass
+    return previous
+
+
+def _take_early_signals(sim):
+    """Hand a signal kept during start-up to the run (after sim.stop_on_signals())."""
+    if _early_signals:
+        sim.interrupt_reason = signal.Signals(_early_signals[0]).name
+        _early_signals.clear()
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .parallel.comm import world
-    comm = world()
-    commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk, "export": _export}
-    return guarded(comm, lambda: commands[args.command](args, comm))
+    previous = _keep_early_signals() if args.command in ("run", "resume") else {}
+    try:
+        from .parallel.comm import world
+        comm = world()
+        commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk,
+                    "export": _export}
+        return guarded(comm, lambda: commands[args.command](args, comm))
+    finally:
+        _early_signals.clear()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def guarded(comm, work):
@@ -168,6 +202,7 @@ def _run(args, comm):
         sim = Simulation(config, output=str(output), comm=comm, overwrite=args.overwrite)
     with sim:
         sim.stop_on_signals()
+        _take_early_signals(sim)
         sim.run()
         return _report(sim, output, comm)
 
@@ -200,6 +235,7 @@ def _resume(args, comm):
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
     with Simulation.resume(config, output=str(path), comm=comm) as sim:
         sim.stop_on_signals()
+        _take_early_signals(sim)
         sim.run()
         return _report(sim, path, comm)
 

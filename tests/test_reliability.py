@@ -585,3 +585,35 @@ def test_a_full_disk_stops_a_2_rank_run_loudly(tmp_path, limit):
     finally:
         if limit == "tmpfs":
             _unmount(where)
+
+
+# A SIGTERM that reaches `mpisim run` during its set-up (before the run installs its handlers): what a
+# batch system's time-limit warning does on a loaded node, where start-up takes tens of seconds.
+EARLY_SIGTERM = """
+import os, signal, sys
+import mpisim.simulation as simulation
+setup = simulation.Simulation.__init__
+def init(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    setup(self, *args, **kwargs)
+simulation.Simulation.__init__ = init
+from mpisim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.serial
+def test_a_signal_during_start_up_still_ends_in_a_checkpoint(tmp_path):
+    out = tmp_path / "o.h5"
+    toml = _toml(tmp_path, small_config(out))
+    done = subprocess.run([sys.executable, "-c", EARLY_SIGTERM, "run", str(toml), "--quiet"],
+                          capture_output=True, text=True, env=_clean_env())
+    assert done.returncode == 128 + 15, done.stderr[-2000:]
+    assert f"mpisim: stopped by SIGTERM at step 0; checkpoint written, continue with: mpisim resume {out}" \
+        in done.stderr
+    resumed = subprocess.run([MPISIM, "resume", str(out), "--quiet"], capture_output=True, text=True,
+                             env=_clean_env())
+    assert resumed.returncode == 0, resumed.stderr
+    with h5py.File(out, "r") as f:
+        assert list(f["parameters/provenance"].attrs["resumed_at_step"]) == [0]
+        assert f["observables/activity/step"][-1] == 100
