@@ -5,12 +5,13 @@ Run through launch/bench (which calls mpirun for each rank count). One invocatio
 """
 import argparse
 import json
+import os
 import time
 
 import numpy as np
 
 
-def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=()):
+def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=(), step_kind="auto"):
     from mpisim import Simulation
     from mpisim.core.schemes import SCHEMES
     from mpisim.parallel.comm import world
@@ -27,7 +28,7 @@ def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=()):
         dyn.update({k: v for k, v in dict(noise).items() if k in spec.keys})
     cfg = {"system": {"n": n, "phi": phi, "dim": dim, "seed": seed}, "dynamics": dyn,
            "run": {"steps": warmup + steps, "log_every": 100, "progress_seconds": 0.0,
-                   "stop_when_absorbed": False}}
+                   "stop_when_absorbed": False, "step_kind": step_kind}}
     t0 = time.perf_counter()
     sim = Simulation.from_config(cfg, write=False, comm=comm)
     sim.run(steps=warmup)
@@ -35,9 +36,9 @@ def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=()):
     comm.Barrier() if hasattr(comm, "Barrier") else None
     sim.domain.comm_seconds = 0.0
     rebuilds = sim.rebuilds
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     sim.run(steps=steps)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     walls = comm.allgather(wall) if comm.size > 1 else [wall]
     comms = comm.allgather(sim.domain.comm_seconds) if comm.size > 1 else [sim.domain.comm_seconds]
     nbytes = sim.state.nbytes + sim.nlist.nbytes
@@ -45,10 +46,11 @@ def measure(scheme, n, phi, dim, kick, steps, warmup, seed=1, noise=()):
     wall = max(walls)
     return {"scheme": scheme, "n": n, "phi": phi, "dim": dim, "kick": kick, "ranks": comm.size,
             "grid": [int(g) for g in sim.domain.grid[:dim]], "steps": steps,
-            "seconds": wall, "particle_steps_per_s": n * steps / wall,
+            "seconds": wall, "cpu_seconds": cpu, "particle_steps_per_s": n * steps / wall,
             "comm_share": float(np.mean(comms)) / wall, "rebuilds_per_step": (sim.rebuilds - rebuilds) / steps,
             "bytes_per_particle": total_bytes / n, "setup_s": setup,
-            "activity": float(sim.observables["activity"][-1])}, comm.rank
+            "activity": float(sim.observables["activity"][-1]), "step_kind": step_kind,
+            "loadavg": os.getloadavg()}, comm.rank
 
 
 def main():
@@ -60,6 +62,7 @@ def main():
     p.add_argument("--kick", type=float, default=0.002, help="eps (alpha = 4 eps / 3 for sgd-like schemes)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--step-kind", default="auto", help="run.step_kind: auto, dense or sparse")
     p.add_argument("--noise-amplitude", type=float, default=0.3, help="pgd/spgd: sigma")
     p.add_argument("--temporal-correlation", type=float, default=-0.5, help="pgd/spgd: c_t")
     p.add_argument("--spatial-correlation", default="reciprocal", help="pgd/spgd: independent or reciprocal")
@@ -67,7 +70,8 @@ def main():
     a = p.parse_args()
     noise = {"noise_amplitude": a.noise_amplitude, "temporal_correlation": a.temporal_correlation,
              "spatial_correlation": a.spatial_correlation, "temperature": a.temperature}
-    result, rank = measure(a.scheme, int(a.n), a.phi, a.dim, a.kick, a.steps, a.warmup, noise=noise)
+    result, rank = measure(a.scheme, int(a.n), a.phi, a.dim, a.kick, a.steps, a.warmup, noise=noise,
+                           step_kind=a.step_kind)
     if rank == 0:
         print(json.dumps(result), flush=True)
 
