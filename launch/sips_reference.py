@@ -247,34 +247,49 @@ def cmd_activity(a):
                           f"{r['cpu_seconds']:.1f} CPU s", flush=True)
 
 
+def _sem(x):
+    return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def activity_at(r, k):
+    """f_a(k) of one run: its logged value, 0 once absorbed (at or before k), None if k was not logged."""
+    if r["absorbed_step"] is not None and r["absorbed_step"] <= k:
+        return 0.0
+    st = np.asarray(r["step"])
+    sel = st == k
+    return float(np.asarray(r["activity"])[sel][0]) if sel.any() else None
+
+
 def cmd_summary(a):
-    rows = []
     with open(a.runs) as f:
         rows = [json.loads(line) for line in f]
     groups = {}
     for r in rows:
-        groups.setdefault((r["scheme"], r["n"], r["kick"], r["steps"], r["phi"], r["code"]), []).append(r)
-    print(f"{'scheme':16s} {'N':>5s} {'eps':>5s} {'steps':>7s} {'phi':>6s} {'code':6s} {'runs':>4s} "
-          f"{'absorbed':>12s} {'f_a(T)':>16s} {'f_a(T/2)':>16s} {'CPU s':>7s}")
+        groups.setdefault((r["scheme"], r["n"], r["kick"], r["steps"], r["phi"]), {}).setdefault(r["code"], []).append(r)
+    at = [int(k) for k in a.at.split(",")] if a.at else []
+    print(f"{'scheme':16s} {'N':>5s} {'eps':>5s} {'steps':>6s} {'phi':>6s} {'code':6s} {'runs':>4s} "
+          f"{'absorbed by T':>15s} {'absorbed at (log grid)':>22s} " + " ".join(f"{'f_a(' + str(k) + ')':>17s}" for k in at)
+          + f" {'CPU s':>6s}")
     for key in sorted(groups):
-        g = groups[key]
-        scheme, n, kick, steps, phi, code = key
-        k = len(g)
-        n_abs = sum(r["absorbed_step"] is not None and r["absorbed_step"] <= steps for r in g)
-        p = n_abs / k
-        perr = np.sqrt(max(p * (1 - p), 1.0 / k) / k)    # binomial; floor 1/k so 0 and 1 get a size
-        fin, half = [], []
-        for r in g:
-            st, ac = np.asarray(r["step"]), np.asarray(r["activity"])
-            fin.append(0.0 if r["absorbed_step"] is not None else float(ac[st == steps][0]) if (st == steps).any()
-                       else float(ac[-1]))
-            sel = st == steps // 2
-            half.append(float(ac[sel][0]) if sel.any() else 0.0)
-        fin, half = np.asarray(fin), np.asarray(half)
-        err = lambda x: x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
-        print(f"{scheme:16s} {n:5d} {kick:5g} {steps:7d} {phi:6.3f} {code:6s} {k:4d} {n_abs:3d} "
-              f"({p:.2f}+-{perr:.2f}) {fin.mean():.4f} +- {err(fin):.4f} {half.mean():.4f} +- {err(half):.4f} "
-              f"{sum(r['cpu_seconds'] for r in g):7.0f}")
+        scheme, n, kick, steps, phi = key
+        for code in sorted(groups[key]):
+            g = groups[key][code]
+            k = len(g)
+            # sips sees absorption at the first logged step after it: round mpisim's exact step up to the
+            # same grid, so both columns measure the same event
+            absorbed = [-(-r["absorbed_step"] // r["log_every"]) * r["log_every"] for r in g
+                        if r["absorbed_step"] is not None and r["absorbed_step"] <= steps]
+            p = len(absorbed) / k
+            perr = np.sqrt(max(p * (1 - p), 1.0 / k) / k)    # binomial; floored at 1/k so 0 and 1 get a size
+            t_abs = (f"{np.mean(absorbed):8.0f} +- {_sem(absorbed):6.0f}" if len(absorbed) == k
+                     else f"{'(' + str(k - len(absorbed)) + ' active)':>22s}")
+            cols = []
+            for step in at:
+                v = [x for x in (activity_at(r, step) for r in g) if x is not None]
+                cols.append(f"{np.mean(v):.4f} +- {_sem(v):.4f}" if len(v) == k else f"{'-':>17s}")
+            print(f"{scheme:16s} {n:5d} {kick:5g} {steps:6d} {phi:6.3f} {code:6s} {k:4d} "
+                  f"{len(absorbed):3d} ({p:.2f}+-{perr:.2f}) {t_abs:>22s} " + " ".join(f"{c:>17s}" for c in cols)
+                  + f" {sum(r['cpu_seconds'] for r in g):6.0f}")
 
 
 def main():
@@ -302,6 +317,7 @@ def main():
     s.add_argument("--codes", default="mpisim,sips")
     m = sub.add_parser("summary", help="absorbed fraction and f_a per (code, N, phi)")
     m.add_argument("runs")
+    m.add_argument("--at", default="", help="also f_a at these steps (comma-separated; logged steps)")
     a = p.parse_args()
     if a.cmd == "summary":
         return cmd_summary(a)
