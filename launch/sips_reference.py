@@ -268,7 +268,7 @@ def cmd_summary(a):
         groups.setdefault((r["scheme"], r["n"], r["kick"], r["steps"], r["phi"]), {}).setdefault(r["code"], []).append(r)
     at = [int(k) for k in a.at.split(",")] if a.at else []
     print(f"{'scheme':16s} {'N':>5s} {'eps':>5s} {'steps':>6s} {'phi':>6s} {'code':6s} {'runs':>4s} "
-          f"{'absorbed by T':>15s} {'absorbed at (log grid)':>22s} " + " ".join(f"{'f_a(' + str(k) + ')':>17s}" for k in at)
+          f"{'absorbed by T':>15s} {'absorbed at (log grid)':>22s} {'<f_a> over [T/2,T]':>17s} " + " ".join(f"{'f_a(' + str(k) + ')':>17s}" for k in at)
           + f" {'CPU s':>6s}")
     for key in sorted(groups):
         scheme, n, kick, steps, phi = key
@@ -284,6 +284,12 @@ def cmd_summary(a):
             t_abs = (f"{np.mean(absorbed):8.0f} +- {_sem(absorbed):6.0f}" if len(absorbed) == k
                      else f"{'(' + str(k - len(absorbed)) + ' active)':>22s}")
             cols = []
+            # steady activity: each run's f_a averaged over its logged steps in [T/2, T] (0 once absorbed)
+            late = []
+            for r in g:
+                grid = range(steps // 2, steps + 1, r["log_every"])
+                late.append(np.mean([activity_at(r, k) or 0.0 for k in grid]))
+            cols.append(f"{np.mean(late):.4f} +- {_sem(late):.4f}")
             for step in at:
                 v = [x for x in (activity_at(r, step) for r in g) if x is not None]
                 cols.append(f"{np.mean(v):.4f} +- {_sem(v):.4f}" if len(v) == k else f"{'-':>17s}")
