@@ -67,7 +67,7 @@ class Simulation:
         self.dim = s.dim
         self.n_total = s.n
         self.seed = s.seed
-        self.dynamics = DynamicsParams(config.dynamics)
+        self.dynamics = DynamicsParams(config.dynamics, dim=config.system.dim)
         self.output_path = output if output is not None else config.output.path
         # Where the output ends up: output_path itself, except while an --overwrite builds its new file
         # at OUT.h5.new (output_path), renamed over OUT.h5 when the run is complete (_replace_output).

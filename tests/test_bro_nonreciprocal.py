@@ -5,10 +5,11 @@ independence, exact restart, and the same trajectory on any rank count (serial h
 import numpy as np
 import pytest
 
-from mpisim import RunConfig, Simulation
+from mpisim import Simulation
 from mpisim.core import rng
 from mpisim.core.fixedpoint import FIXED_SCALE
 
+from .run_checks import assert_parallel_equals_serial, assert_restart_is_exact
 from .test_schemes import EPS, make, one_step, pair_geometry
 
 SCHEME = "bro-nonreciprocal"
@@ -73,14 +74,7 @@ def config(tmp_path=None, n=500, dim=2, steps=40, **run):
 
 
 def test_restart_from_checkpoint_is_exact(tmp_path):
-    cfg = RunConfig.from_dict(config(tmp_path, checkpoint_every=20))
-    full = Simulation(cfg, output=tmp_path / "full.h5").run()
-    Simulation(cfg, output=tmp_path / "cut.h5").run(steps=30)        # dies after its checkpoint at 20
-    resumed = Simulation.resume(cfg, output=tmp_path / "cut.h5").run()
-    for a, b in zip(full.snapshot(), resumed.snapshot()):
-        assert np.array_equal(a, b)
-    for k, v in full.observables.items():
-        assert np.array_equal(v, resumed.observables[k]), k
+    assert_restart_is_exact(config(tmp_path, checkpoint_every=20), tmp_path, cut_at=30)
 
 
 @pytest.mark.mpi(min_size=2)
@@ -90,13 +84,7 @@ def test_parallel_run_equals_serial_run(dim):
     differ, so this checks that both ranks assign c_lo and c_hi by id, not by storage order."""
     from mpi4py import MPI
     cfg = config(n=600 if dim == 2 else 900, dim=dim, steps=60)
-    par = Simulation.from_config(cfg, comm=MPI.COMM_WORLD, write=False).run()
-    ser = Simulation.from_config(cfg, comm=MPI.COMM_SELF, write=False).run()
-    assert par.rebuilds > 1
-    for a, b in zip(par.snapshot(), ser.snapshot()):
-        assert np.array_equal(a, b)
-    for k, v in ser.observables.items():
-        assert np.array_equal(par.observables[k], v), k
+    par, ser = assert_parallel_equals_serial(cfg)
     _, pos, img = ser.snapshot()
     _, pos0, img0 = Simulation.from_config(cfg, comm=MPI.COMM_SELF, write=False).snapshot()
     drift = (pos + img * ser.box[:dim] - pos0 - img0 * ser.box[:dim]).sum(axis=0)

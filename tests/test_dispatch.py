@@ -8,8 +8,11 @@ from mpisim.core.fixedpoint import FIXED_SCALE
 from mpisim.core.schemes import BY_ID, SCHEMES, dispatch
 from mpisim.core.schemes._params import N_PARAMS
 
-# Distinct values in every slot, so that hooks reading different slots give different results.
-PARAMS = np.array([0.11, 0.23, 0.37, 0.41, 0.0, 0.53, 0.61, 0.29, 0.0, 0.0, 0.0, 0.0])[:N_PARAMS]
+# Distinct values in every slot, so that hooks reading different slots give different results (slot 9 is
+# the dimension, read by the random-organization kernels; 11..13 rise, as sgd-correlated's thresholds).
+PARAMS = np.array([0.11, 0.23, 0.37, 0.41, 0.0, 0.53, 0.61, 0.29, 0.0, 3.0, 0.43, 0.31, 0.47, 0.67, 0.71,
+                   0.0])
+assert len(PARAMS) == N_PARAMS
 SEED, STEP, LO, HI, FORCE = 12, 345, 6, 78, 0.25
 
 
@@ -29,6 +32,9 @@ def test_each_branch_names_its_own_module(name):
     if s.kind == "particle":
         assert f"if scheme == {s.id}:\n        return _{module}_particle_multiplier(" in \
             dispatch.SOURCES["particle_multiplier"]
+    for hook in ("pair_kick_direction", "particle_kick_size", "particle_kick_direction"):
+        assert (f"if scheme == {s.id}:\n        return _{module}_{hook}(" in dispatch.SOURCES[hook]) == \
+            hasattr(s.module, hook)
 
 
 @pytest.mark.parametrize("name", list(SCHEMES))
@@ -52,6 +58,14 @@ def test_dispatchers_return_the_hooks_values(name):
         assert dispatch.memory_kick(s.id, PARAMS, 0.7, -0.2) == m.memory_kick(PARAMS, 0.7, -0.2)
     if s.noise == "isotropic":
         assert dispatch.noise_kick(s.id, PARAMS, SEED, STEP, LO, 2) == m.noise_kick(PARAMS, SEED, STEP, LO, 2)
+    assert dispatch.has_random_direction(s.id) == hasattr(m, "pair_kick_direction")
+    if hasattr(m, "pair_kick_direction"):
+        assert dispatch.pair_kick_direction(s.id, PARAMS, SEED, STEP, LO, HI, 1) == \
+            m.pair_kick_direction(PARAMS, SEED, STEP, LO, HI, 1)
+    assert dispatch.has_particle_kick(s.id) == hasattr(m, "particle_kick_direction")
+    if hasattr(m, "particle_kick_direction"):
+        assert dispatch.particle_kick_size(s.id, PARAMS, SEED, STEP, LO) == m.particle_kick_size(PARAMS, SEED, STEP, LO)
+        assert dispatch.particle_kick_direction(s.id, SEED, STEP, LO, 2) == m.particle_kick_direction(SEED, STEP, LO, 2)
 
 
 @pytest.mark.parametrize("swap", [False, True])
@@ -81,14 +95,26 @@ def test_kernels_apply_each_schemes_own_hooks(name, swap):
     else:
         c_lo, c_hi = m.pair_coefficients(params, SEED, STEP, LO, HI, force)
     c0, c1 = (c_lo, c_hi) if ids[0] < ids[1] else (c_hi, c_lo)
-    np.testing.assert_array_equal(acc[0], np.rint(c0 / r * d * FIXED_SCALE).astype(np.int64))
-    np.testing.assert_array_equal(acc[1], -np.rint(c1 / r * d * FIXED_SCALE).astype(np.int64))
+    if hasattr(m, "pair_kick_direction"):
+        # random organization: +c_lo g_lo / |g_lo| to the smaller id, -c_hi g_hi / |g_hi| to the larger
+        g = np.array([m.pair_kick_direction(params, SEED, STEP, LO, HI, a) for a in range(3)])
+        g_lo, g_hi = g[:, 0] * (c_lo / np.sqrt(g[:, 0] @ g[:, 0])), g[:, 1] * (c_hi / np.sqrt(g[:, 1] @ g[:, 1]))
+        k_lo, k_hi = np.rint(g_lo * FIXED_SCALE).astype(np.int64), -np.rint(g_hi * FIXED_SCALE).astype(np.int64)
+        k0, k1 = (k_lo, k_hi) if ids[0] < ids[1] else (k_hi, k_lo)
+        np.testing.assert_array_equal(acc[0], k0)
+        np.testing.assert_array_equal(acc[1], k1)
+    else:
+        np.testing.assert_array_equal(acc[0], np.rint(c0 / r * d * FIXED_SCALE).astype(np.int64))
+        np.testing.assert_array_equal(acc[1], -np.rint(c1 / r * d * FIXED_SCALE).astype(np.int64))
     if s.noise:
         return           # the noise models add their own draws (tests/test_noise_models.py)
     expected = pos.copy()
     for k in range(2):
         mult = m.particle_multiplier(params, SEED, STEP, ids[k]) if s.kind == "particle" else 1.0
         expected[k] += mult * (acc[k] / FIXED_SCALE)
+        if hasattr(m, "particle_kick_direction"):       # one random-organization kick per active particle
+            g = np.array([m.particle_kick_direction(SEED, STEP, ids[k], a) for a in range(3)])
+            expected[k] += (m.particle_kick_size(params, SEED, STEP, ids[k]) / np.sqrt(g @ g)) * g
     kernels.apply_step(s.id, params, SEED, STEP, 3, pos, np.zeros((2, 3), np.int32), ids, 2, box, acc, active,
                        np.zeros((2, 0)), np.zeros((2, 0)), np.zeros(2), np.zeros(kernels.N_DISP, np.int64))
     np.testing.assert_array_equal(pos, expected)

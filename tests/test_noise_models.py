@@ -13,6 +13,8 @@ from mpisim.config import ConfigError, RunConfig
 from mpisim.core.dynamics import DynamicsParams
 from mpisim.simulation import Simulation
 
+from .run_checks import assert_parallel_equals_serial, assert_restart_is_exact
+
 SCHEMES = {
     "pgd-independent": {"scheme": "pgd", "learning_rate": 0.5, "noise_amplitude": 0.05,
                         "temporal_correlation": -0.5},
@@ -250,14 +252,8 @@ def test_langevin_is_never_absorbed():
 def test_restart_from_checkpoint_is_exact(name, tmp_path):
     """Interrupted after a checkpoint, resumed, equals the uninterrupted run: the velocity / noise
     memory is in the checkpoint (aux)."""
-    cfg = RunConfig.from_dict(config(SCHEMES[name], steps=40, checkpoint_every=20))
-    full = Simulation(cfg, output=tmp_path / "full.h5").run()
-    cut = Simulation(cfg, output=tmp_path / "cut.h5")
-    cut.run(steps=30)                                   # dies after its checkpoint at step 20
-    resumed = Simulation.resume(cfg, output=tmp_path / "cut.h5").run()
-    for a, b in zip(full.snapshot(), resumed.snapshot()):
-        assert np.array_equal(a, b)
-    assert np.array_equal(full.state.owned(2)[5], resumed.state.owned(2)[5])   # aux, sorted by id
+    assert_restart_is_exact(config(SCHEMES[name], steps=40, checkpoint_every=20), tmp_path, cut_at=30,
+                            aux=True)
 
 
 # ------------------------------------------------------------------------ MPI: any rank count, bitwise
@@ -265,19 +261,5 @@ def test_restart_from_checkpoint_is_exact(name, tmp_path):
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("name", sorted(SCHEMES))
 def test_parallel_run_equals_serial_run(name, dim):
-    from mpi4py import MPI
     n = 400 if dim == 2 else 700
-    cfg = config(SCHEMES[name], dim=dim, n=n, steps=80, sort_every=7)
-    par = Simulation.from_config(cfg, comm=MPI.COMM_WORLD, write=False).run()
-    ser = Simulation.from_config(cfg, comm=MPI.COMM_SELF, write=False).run()
-    assert par.rebuilds > 1
-    for a, b in zip(par.snapshot(), ser.snapshot()):
-        assert np.array_equal(a, b)
-    for k, v in ser.observables.items():
-        assert np.array_equal(par.observables[k], v), k
-    # the per-particle state too (velocity / memory), gathered by id
-    ids, aux = par.state.owned(dim)[0], par.state.owned(dim)[5]
-    parts = MPI.COMM_WORLD.allgather((ids, aux))
-    ids = np.concatenate([p[0] for p in parts])
-    aux = np.concatenate([p[1] for p in parts])[np.argsort(ids)]
-    assert np.array_equal(aux, ser.state.owned(dim)[5])
+    assert_parallel_equals_serial(config(SCHEMES[name], dim=dim, n=n, steps=80, sort_every=7), aux=True)

@@ -11,17 +11,19 @@ from mpisim.core.kernels import N_COUNTERS, N_DISP
 from mpisim.core.schemes import SCHEMES
 
 STATELESS = [name for name, spec in SCHEMES.items() if spec.id in sparse.SPARSE_SCHEMES]
-VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5}
+VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "pair_correlation": 0.5}
 
 
-def dynamics(scheme):
+def dynamics(scheme, dim=3):
     return DynamicsParams(Dynamics.from_table({"scheme": scheme, **{k: VALUES[k] for k in SCHEMES[scheme].keys
-                                                                    if k in VALUES}}))
+                                                                    if k in VALUES}}), dim=dim)
 
 
 def test_every_stateless_scheme_is_covered():
     assert sorted(STATELESS) == sorted(["bro-pairwise", "bro-individual", "sgd", "rcd", "gd", "sa-pairwise",
-                                        "sa-individual", "bro-nonreciprocal"])
+                                        "sa-individual", "bro-nonreciprocal", "bro-correlated",
+                                        "sgd-correlated", "sa-pairwise-correlated", "ro-pairwise",
+                                        "ro-individual"])
     assert not sparse.supports(DynamicsParams(Dynamics.from_table(
         {"scheme": "sgd", "learning_rate": 0.1, "batch_fraction": 0.5, "momentum": 0.5})))
     assert not sparse.supports(DynamicsParams(Dynamics.from_table(
@@ -168,7 +170,7 @@ def check_sparse_against_dense(scheme, dim, from_build):
     pos, radius, box = configuration(rng, n, dim, phi=0.62 if dim == 3 else 0.8, polydispersity=0.2)
     first, second = pair_list(rng, pos, radius, box, dim, 0.3)
     n_own = n - 40                                     # the last rows play ghosts: never updated here
-    dyn = dynamics(scheme)
+    dyn = dynamics(scheme, dim)
     dense = Dense(dyn, pos, radius, box, n_own, dim)
     sp = Sparse(dyn, pos, radius, box, n_own, dim, from_build=from_build)
     dense.pair_pass(0, first, second, True)

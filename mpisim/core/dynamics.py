@@ -1,20 +1,22 @@
 """The dynamics as the kernels see it: scheme id, potential id and the parameter vector."""
 from .potentials import POTENTIALS
 from .schemes import SCHEMES
-from .schemes._params import N_PARAMS
+from .schemes._params import DIM, N_PARAMS
 
 
 class DynamicsParams:
     """Compiled-kernel view of a validated ``config.Dynamics`` (scheme name, its ``parameters`` and the
-    potential); every value comes from the scheme's declaration (``mpisim/core/schemes/``)."""
+    potential); every value comes from the scheme's declaration (``mpisim/core/schemes/``), and ``dim``, the
+    dimension of the system (read by the random-organization kernels)."""
 
-    def __init__(self, dynamics):
+    def __init__(self, dynamics, dim=3):
         spec = SCHEMES[dynamics.scheme]
         p = dynamics.parameters
         self.scheme = spec.id
         self.kind = spec.kind
         self.potential = POTENTIALS[dynamics.potential]
         self.params = p.kernel_vector(N_PARAMS)
+        self.params[DIM] = dim                # the hooks that draw random directions (RO) need d
         self.n_aux = p.n_aux                  # velocity or noise memory columns
         # Momentum, memory noise and isotropic noise (docs/algorithms.md): the kernel apply_step and, for
         # reciprocal pair noise, noise_pair_pass, which reads the ghosts' aux.

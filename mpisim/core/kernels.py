@@ -18,16 +18,48 @@ from .box import minimum_image, wrap
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
 from .potentials import pair_energy, pair_force
 from .schemes import momentum
-from .schemes._params import MOMENTUM, SPATIAL
-from .schemes.dispatch import (has_isotropic_noise, has_memory_noise, innovation, is_particle_scheme,
-                               is_two_sided, memory_kick, noise_kick, pair_coefficient, pair_coefficients,
-                               particle_multiplier)
+from .schemes._params import DIM, MOMENTUM, SPATIAL
+from .schemes.dispatch import (has_isotropic_noise, has_memory_noise, has_particle_kick, has_random_direction,
+                               innovation, is_particle_scheme, is_two_sided, memory_kick, noise_kick,
+                               pair_coefficient, pair_coefficients, pair_kick_direction, particle_kick_direction,
+                               particle_kick_size, particle_multiplier)
 
 # Slots of disp_sums (int64[4], rank-local): exact sums of |dx| and of |dx|^2 SQ_SCALE over the last step.
 D_ABS, D_SQ, N_DISP = 0, 2, 4
 # Counters filled by pair_pass (rank-local; summed over ranks by the domain).
 C_PAIRS, C_ENERGY_HI, C_ENERGY_LO = 0, 1, 2
 N_COUNTERS = 3
+
+
+@inline
+def pair_random_kicks(scheme, params, seed, step, id_i, id_j, id_lo, id_hi, force):
+    """``pair_kicks`` of random organization (schemes/ro_pairwise.py): the smaller id moves by
+    c_lo g_lo / |g_lo|, the larger by -c_hi g_hi / |g_hi| (sizes from ``pair_coefficients``, Gaussian
+    directions g from ``pair_kick_direction``; no z component in 2d); keyed by ids, so both ranks agree."""
+    c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
+    lx, hx = pair_kick_direction(scheme, params, seed, step, id_lo, id_hi, 0)
+    ly, hy = pair_kick_direction(scheme, params, seed, step, id_lo, id_hi, 1)
+    lz, hz = pair_kick_direction(scheme, params, seed, step, id_lo, id_hi, 2) if params[DIM] > 2.0 else (0.0, 0.0)
+    f = c_lo / np.sqrt(lx * lx + ly * ly + lz * lz)
+    g = c_hi / np.sqrt(hx * hx + hy * hy + hz * hz)
+    klx, kly, klz = np.int64(np.rint(f * lx * FIXED_SCALE)), np.int64(np.rint(f * ly * FIXED_SCALE)), \
+        np.int64(np.rint(f * lz * FIXED_SCALE))
+    khx, khy, khz = np.int64(np.rint(g * hx * FIXED_SCALE)), np.int64(np.rint(g * hy * FIXED_SCALE)), \
+        np.int64(np.rint(g * hz * FIXED_SCALE))
+    if id_i < id_j:                  # acc[i] += k_lo, acc[j] -= k_hi
+        return klx, kly, klz, khx, khy, khz
+    return -khx, -khy, -khz, -klx, -kly, -klz
+
+
+@inline
+def particle_random_kick_scale(scheme, params, seed, step, pid, dim):
+    """u^i / |g^i| of a particle's random-organization kick (schemes/ro_individual.py): its displacement
+    along axis a is this times ``particle_kick_direction(..., a)``."""
+    n = 0.0
+    for a in range(dim):
+        g = particle_kick_direction(scheme, seed, step, pid, a)
+        n += g * g
+    return particle_kick_size(scheme, params, seed, step, pid) / np.sqrt(n)
 
 
 @inline
@@ -54,6 +86,8 @@ def pair_kicks(scheme, two_sided, params, potential, seed, step, id_i, id_j, dx,
             kz = np.int64(np.rint(f * dz * FIXED_SCALE))
             return kx, ky, kz, kx, ky, kz
         return zero, zero, zero, zero, zero, zero
+    elif has_random_direction(scheme):
+        return pair_random_kicks(scheme, params, seed, step, id_i, id_j, id_lo, id_hi, force)
     elif r > 0.0:
         # One coefficient per particle, by id (not storage) order: both ranks of a pair agree.
         c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
@@ -177,7 +211,8 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
       (aux[:, 0:3]); inactive particles neither move by noise nor touch their memory;
     * memory noise reciprocal: the noise is already in acc and this step's draws in xi (noise_pair_pass);
       active particles set m = xi;
-    * isotropic noise (langevin): every particle gets sqrt(2 alpha T) xi.
+    * isotropic noise (langevin): every particle gets sqrt(2 alpha T) xi;
+    * a particle random-organization kick (ro-individual): active particles get u^i g^i / |g^i|.
 
     Resets acc; adds |dx| to travel (distance since the pair list was built); adds the exact sums of |dx|
     and |dx|^2 SQ_SCALE to disp_sums (int64[4]). Returns (max |dx|, max travel).
@@ -189,12 +224,18 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
     correlated = has_memory_noise(scheme)
     isotropic = has_isotropic_noise(scheme)
     independent = correlated and params[SPATIAL] == 0.0
+    random_kick = has_particle_kick(scheme)
     for i in range(n_own):
         m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
+        s = 0.0
+        if random_kick and active[i]:
+            s = particle_random_kick_scale(scheme, params, seed, step, ids[i], dim)
         d2 = 0.0
         for a in range(dim):
             d = m * (acc[i, a] / FIXED_SCALE)
             acc[i, a] = 0
+            if s != 0.0:
+                d += s * particle_kick_direction(scheme, seed, step, ids[i], a)
             if beta > 0.0:
                 d = momentum.velocity(beta, aux[i, a], d)
                 aux[i, a] = d

@@ -17,6 +17,10 @@ STREAM_PARTICLE_NORMAL = 4   # xi^i of the individual stochastic approximation
 STREAM_INIT = 5              # initial positions
 STREAM_NOISE = 6             # per-particle vector noise (PGD, Langevin)
 STREAM_RADII = 7             # polydisperse radii
+STREAM_PARTICLE_DIRECTION = 8   # the random direction of a particle's RO kick, keyed (id, axis)
+# The random directions of a pair's two RO kicks, keyed (own id, other id) on one stream per axis:
+# STREAM_PAIR_DIRECTION + axis, axes 0..5.
+STREAM_PAIR_DIRECTION = 16
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -22,9 +22,10 @@ from ._jit import njit
 from .box import minimum_image, wrap
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
 from .potentials import pair_energy
-from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, pair_kicks
+from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, pair_kicks, particle_random_kick_scale
 from .schemes import BY_ID
-from .schemes.dispatch import is_particle_scheme, is_two_sided, particle_multiplier
+from .schemes.dispatch import (has_particle_kick, is_particle_scheme, is_two_sided, particle_kick_direction,
+                               particle_multiplier)
 
 # Scheme ids whose step the sparse kernels reproduce: no noise model (a particle moves only if it
 # overlaps); with momentum (DynamicsParams.momentum) a scheme stays dense.
@@ -322,15 +323,21 @@ def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, b
     max_travel = 0.0
     max_disp = 0.0
     particle_kind = is_particle_scheme(scheme)
+    random_kick = has_particle_kick(scheme)
     for t in range(n_rows):
         i = rows[t]
         if i >= n_own:
             continue
         m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
+        s = 0.0
+        if random_kick:           # every listed row is active (ro-individual's kick)
+            s = particle_random_kick_scale(scheme, params, seed, step, ids[i], dim)
         d2 = 0.0
         for a in range(dim):
             d = m * (acc[i, a] / FIXED_SCALE)
             acc[i, a] = 0
+            if s != 0.0:
+                d += s * particle_kick_direction(scheme, seed, step, ids[i], a)
             if d == 0.0:
                 continue
             d2 += d * d

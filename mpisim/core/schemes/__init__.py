@@ -26,6 +26,11 @@ _MODULES = (
     "spgd",
     "langevin",
     "bro_nonreciprocal",
+    "bro_correlated",
+    "sgd_correlated",
+    "sa_pairwise_correlated",
+    "ro_pairwise",
+    "ro_individual",
 )
 
 

@@ -11,7 +11,8 @@ A scheme module holds, in one file:
 * its inline hooks: ``pair_coefficient`` (one coefficient c: +c e^{ji} to i, -c e^{ji} to j) or
   ``pair_coefficients`` (c_lo, c_hi: one per particle of the pair, by id order); a particle scheme also
   ``particle_multiplier``; the noise models ``innovation`` + ``memory_kick`` ("memory") or ``noise_kick``
-  ("isotropic").
+  ("isotropic"); random organization ``pair_kick_direction`` (with ``pair_coefficients`` as the two kick
+  sizes) or ``particle_kick_size`` + ``particle_kick_direction`` (one kick per active particle).
 
 Core code: no ``ConfigError`` here (it lives above, in ``mpisim.config``); bad values raise
 ``ParameterError``, whose message starts with the key, and ``config`` re-raises it as a ``ConfigError``.
@@ -190,6 +191,10 @@ class Scheme:
             raise TypeError(f"{where}: step_size_key {self.step_size_key!r} is not one of its keys {self.keys}")
         if hasattr(m, "pair_coefficient") == hasattr(m, "pair_coefficients"):
             raise TypeError(f"{where}: define exactly one of pair_coefficient, pair_coefficients")
+        if hasattr(m, "pair_kick_direction") and not hasattr(m, "pair_coefficients"):
+            raise TypeError(f"{where}: pair_kick_direction needs the kick sizes of pair_coefficients")
+        if hasattr(m, "particle_kick_direction") and not hasattr(m, "particle_kick_size"):
+            raise TypeError(f"{where}: particle_kick_direction needs particle_kick_size")
         needs = {"particle": ("particle_multiplier",)}.get(self.kind, ()) + \
             {"memory": ("innovation", "memory_kick"), "isotropic": ("noise_kick",)}.get(self.noise, ())
         for hook in needs:

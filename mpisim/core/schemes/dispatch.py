@@ -56,6 +56,24 @@ pair_coefficient = _hook_chain("pair_coefficient", "pair_coefficient", _PAIR_ARG
 pair_coefficients = _hook_chain("pair_coefficients", "pair_coefficients", _PAIR_ARGS, _TWO_SIDED, "0.0, 0.0")
 is_two_sided = _predicate("is_two_sided", [s.id for s in _TWO_SIDED])
 
+# Random organization (schemes/ro_pairwise.py, ro_individual.py): kicks in random directions, not along
+# e^{ji}; the hooks give Gaussian components, the kernels divide by their norm.
+_PAIR_DIRECTION = [s for s in BY_ID if hasattr(s.module, "pair_kick_direction")]
+_PARTICLE_KICK = [s for s in BY_ID if hasattr(s.module, "particle_kick_direction")]
+#: two-sided schemes whose kicks (sizes c_lo, c_hi) point along random directions g_lo, g_hi
+has_random_direction = _predicate("has_random_direction", [s.id for s in _PAIR_DIRECTION])
+#: (g_lo, g_hi) = pair_kick_direction(scheme, params, seed, step, id_lo, id_hi, a): axis a of the two
+#: Gaussian directions; the smaller id gets +c_lo g_lo / |g_lo|, the larger id -c_hi g_hi / |g_hi|
+pair_kick_direction = _hook_chain("pair_kick_direction", "pair_kick_direction",
+                                  ("params", "seed", "step", "id_lo", "id_hi", "a"), _PAIR_DIRECTION,
+                                  "0.0, 0.0")
+#: one kick per active particle, u^i g^i / |g^i| (apply_step)
+has_particle_kick = _predicate("has_particle_kick", [s.id for s in _PARTICLE_KICK])
+particle_kick_size = _hook_chain("particle_kick_size", "particle_kick_size", ("params", "seed", "step", "pid"),
+                                 _PARTICLE_KICK, "0.0")
+particle_kick_direction = _hook_chain("particle_kick_direction", "particle_kick_direction",
+                                      ("seed", "step", "pid", "a"), _PARTICLE_KICK, "0.0")
+
 _PARTICLE = [s for s in BY_ID if s.kind == "particle"]
 _MEMORY = [s for s in BY_ID if s.noise == "memory"]
 _ISOTROPIC = [s for s in BY_ID if s.noise == "isotropic"]
