@@ -80,6 +80,7 @@ def run_case(dim, c, n, phi, steps, eps, frames, every, k_fit, seed):
 
 def figure(rows, curves, path):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
     dims = sorted({r["dim"] for r in rows})
     fig = Figure(figsize=(4.2 * len(dims), 7.2))
     axes = fig.subplots(2, len(dims), squeeze=False)
@@ -94,6 +95,7 @@ def figure(rows, curves, path):
         ax.plot(k, s_ref[at] * (k / k_ref[at]) ** 2, "k:", lw=0.8, label=r"$\propto k^2$")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"$k$ (1/diameter)")
         ax.set_ylabel(r"$S(k)$")
         ax.set_title(f"bro-correlated, {dim}d")
