@@ -9,7 +9,7 @@ from mpisim.core.schemes import SCHEMES
 
 # A value for the parameters a scheme may take (Scheme.keys; the others keep their defaults).
 VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "noise_amplitude": 0.02,
-          "temperature": 0.002}
+          "temperature": 0.002, "pair_correlation": 0.5}
 
 
 def main(outdir):

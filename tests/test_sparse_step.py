@@ -16,7 +16,7 @@ from mpisim.core.schemes import SCHEMES
 from mpisim.core.sparse import SPARSE_SCHEMES
 
 STATELESS = sorted(name for name, spec in SCHEMES.items() if spec.id in SPARSE_SCHEMES)
-VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5}
+VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "pair_correlation": 0.5}
 
 
 def config(scheme, dim, kind, steps=120, polydispersity=0.0, phi=None, stop=False, **run):
