@@ -16,6 +16,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+from .core.neighbour_list import PAIR_SEARCHES
 from .core.potentials import POTENTIALS
 from .core.schemes import (SCHEMES, ParameterError, SchemeParameters, all_parameter_fields,
                            schemes_taking, stored_dynamics)
@@ -167,6 +168,7 @@ class Run:
     sort_every: int = 100              # spatial re-sort of particles (memory locality only)
     skin: float = 0.2                  # Verlet-list skin (diameters; speed only, never results)
     step_kind: str = "auto"            # dense, sparse or auto (by activity); speed only, never results
+    pair_search: str = "auto"          # verlet, cells or auto (cells at skin 0); speed only, never results
     checkpoint_every: int = 0          # steps; 0 = off
     checkpoint_minutes: float = 0.0    # wall time; 0 = off
     progress_seconds: float = 10.0     # rank 0 prints progress this often; 0 = never
@@ -197,6 +199,12 @@ class Run:
             _fail("run.steady_n_sigma", f"must be > 0, got {self.steady_n_sigma!r}")
         if self.step_kind not in STEP_KINDS:
             _fail("run.step_kind", f"unknown step kind {self.step_kind!r}; allowed: {', '.join(STEP_KINDS)}")
+        if self.pair_search not in PAIR_SEARCHES:
+            _fail("run.pair_search", f"unknown pair search {self.pair_search!r}; allowed: "
+                                     f"{', '.join(PAIR_SEARCHES)}")
+        if self.pair_search == "cells" and self.step_kind == "sparse":
+            _fail("run.pair_search", 'the sparse step needs the Verlet list: "cells" cannot go with '
+                                     'run.step_kind = "sparse"')
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,14 @@ class Simulation:
         self.box = self.domain.box
         self.step_bound = 0.5 * float(np.min(self.box[:self.dim]))   # the numerical guard's bound
         # The skin adapts to how far particles move per step (speed only, never results).
+        # Without a skin the pair pass searches the cells (no list), except for the reciprocal pair noise,
+        # whose pass reads the list (docs/performance.md, "Large kicks"; speed only, never results).
+        if config.run.pair_search == "cells" and self.dynamics.reciprocal_noise:
+            raise ConfigError(f'run.pair_search = "cells": {config.dynamics.scheme} with reciprocal noise needs '
+                              f'the Verlet list (its noise pass reads it); use "auto" or "verlet"')
         self.nlist = NeighbourList(self.box, self.dim, self.domain.lo, self.domain.width, cutoff,
-                                   skin=config.run.skin, sort_every=config.run.sort_every, sparse=sparse)
+                                   skin=config.run.skin, sort_every=config.run.sort_every, sparse=sparse,
+                                   search=config.run.pair_search, cells_ok=not self.dynamics.reciprocal_noise)
         self.state.set_owned_rows(self.domain.distribute(start.rows))
         self.step = 0
         self.absorbed_step = -1
@@ -175,9 +181,13 @@ class Simulation:
             pairs = nl.dense_pairs()        # the sparse index may hold its first array
             st.active[:n] = 0
             st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
-            kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
-                              st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
-                              st.acc, st.active, self.counters, energy)
+            if nl.cell_pass:
+                nl.cell_pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st, self.box,
+                                  self.counters, energy)
+            else:
+                kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
+                                  st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
+                                  st.acc, st.active, self.counters, energy)
             if nl.sparse is not None:
                 # the next step may go sparse from this pass's active rows (listed only if it may)
                 everything = self.config.run.step_kind == "sparse"
@@ -815,7 +825,7 @@ def _resume_problem_of(config, output):
         stored = tomllib.loads(RunConfig.from_stored(stored).to_toml())
     except ConfigError:
         pass
-    ignore = {"output.path", "run.progress_seconds", "run.step_kind"}   # speed only
+    ignore = {"output.path", "run.progress_seconds", "run.step_kind", "run.pair_search"}   # speed only
     mine, theirs = _flat(tomllib.loads(config.to_toml())), _flat(stored)
     differ = sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
     if differ:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ._jit import inline, njit
 from .box import minimum_image, wrap
+from .cells import scan_rows
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
 from .potentials import pair_energy, pair_force
 from .schemes import momentum
@@ -136,6 +137,35 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
         if energy and (i if id_i < id_j else j) < n_own:
             counters[C_PAIRS] += 1
             exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
+
+
+@njit
+def cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order,
+                   cell_start, dims, row, rows_per_block, first, second, acc, active, counters, energy):
+    """``pair_pass`` without a Verlet list, for skin 0 (the list would be rebuilt every step): the pairs
+    within ``reach`` of the cell list (``cells.scan_rows``, the list builder's own search) of
+    ``rows_per_block`` x-rows of cells at a time go into the small buffer (first, second), and
+    ``pair_pass`` acts on them while they are in cache. The same pairs as the skin-0 list in another order,
+    hence bitwise the same acc, active and counters (fixed-point sums, draws keyed by ids).
+
+    Starts at x-row ``row`` (cz * ny + cy). Returns (row, m, block): row = dims[1] * dims[2] when done,
+    else the row whose m pairs alone do not fit the buffer (the caller grows it and calls again from that
+    row); block: the rows per block in use at the end (halved whenever a block did not fit)."""
+    n_rows = dims[1] * dims[2]
+    cap = first.shape[0]
+    block = max(1, rows_per_block)
+    while row < n_rows:
+        end = min(row + block, n_rows)
+        m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row, end, first, second)
+        if m >= cap:
+            if end - row == 1:
+                return row, m, block
+            block = max(1, (end - row) // 2)      # nothing of this block has acted yet: retry it smaller
+            continue
+        pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, m, acc,
+                  active, counters, energy)
+        row = end
+    return row, 0, block
 
 
 @njit

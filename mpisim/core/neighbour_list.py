@@ -12,6 +12,10 @@ asked of a *halo*, any object with ``migrate(state)``, ``borders(state, ghost_wi
 One step reads the list through ``update()`` (before the pair pass) and feeds the travel check back
 through ``travelled_too_far()`` (after the move).
 
+Without a skin (the particles move so far per step that a list would be rebuilt at every step) the list
+is not built at all: the pair pass searches the cells directly (``cell_pair_pass``, ``run.pair_search``;
+docs/performance.md, "Large kicks").
+
 With ``sparse=True`` the list also keeps the sparse step's bookkeeping (core/sparse.py: each row's pairs,
 the rows active at the last pass). Between builds rows keep their numbers, so ``update()`` then refreshes
 only the ghosts whose owner moved (``halo.forward_changed``) and the step may visit only the pairs
@@ -19,8 +23,16 @@ touching the rows that can have changed; a build renumbers everything, and the p
 """
 import numpy as np
 
+from . import kernels
 from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList
 from .sparse import SparseStep
+
+# run.pair_search: "verlet" (a Verlet list with the adaptive skin), "cells" (no list: the pair pass searches
+# the cells at every step) or "auto" (cells whenever the skin in use is 0). Speed only, never results.
+PAIR_SEARCHES = ("auto", "verlet", "cells")
+# Pairs the cell pass's buffer holds; blocks of x-rows are sized to fill about half of it (a few thousand
+# pairs: they are acted on while the block's particles are in cache).
+BLOCK_PAIRS = 8192
 
 
 class NeighbourList:
@@ -30,10 +42,13 @@ class NeighbourList:
     (its subdomain: the owned cells tile it), (3,) each; cutoff: the largest contact distance
     (max R_i + R_j); skin: the requested Verlet skin, reduced where the region or the box is too small
     for it (``max_skin`` is the one allowed); sort_every: steps between spatial sorts of the owned rows
-    (memory locality only); sparse: keep the sparse step's bookkeeping (stateless schemes).
+    (memory locality only); sparse: keep the sparse step's bookkeeping (stateless schemes); search:
+    ``run.pair_search`` (PAIR_SEARCHES; the list unless told); cells_ok: whether the pair pass may go
+    without a list (not for the reciprocal pair noise, whose pass reads the list).
     """
 
-    def __init__(self, box, dim, lo, width, cutoff, skin=0.0, sort_every=100, sparse=False):
+    def __init__(self, box, dim, lo, width, cutoff, skin=0.0, sort_every=100, sparse=False, search="verlet",
+                 cells_ok=True):
         self.box = np.asarray(box, dtype=np.float64)
         self.dim = dim
         self.lo = np.asarray(lo, dtype=np.float64)
@@ -55,6 +70,17 @@ class NeighbourList:
         self.max_travel = 0.0          # rank-local: an upper bound of any owned row's distance from the build
         self.few_active = False        # global, set by the step: few particles active, keep the skin
         self.from_build = False        # sparse.build_pos holds the positions at the last build
+        if search not in PAIR_SEARCHES:
+            raise ValueError(f"unknown pair search {search!r}; allowed: {', '.join(PAIR_SEARCHES)}")
+        self.search = search
+        self.cells_ok = cells_ok
+        self.cell_pass = False         # global: no list since the last build, the pair pass searches the cells
+        self.block = None              # the cell pass's pair buffer (a PairList of BLOCK_PAIRS)
+        self.rows_per_block = 0        # x-rows of cells per block of the cell pass (0: size at the next pass)
+        self.cell_passes = 0           # pair passes made without a list
+        self._sorted_pos = np.zeros((0, 3))   # the cell pass's binning coordinates (it needs acc meanwhile)
+        if search == "cells":
+            self.max_skin = self.skin = 0.0
         self._size_cells(self.rcut + self.skin)
 
     @property
@@ -74,6 +100,7 @@ class NeighbourList:
         cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
         self.cells = CellList(ncell + 2 * ghost, self.lo - ghost * cell_width, cell_width, ghost,
                               ghost + ncell - 1)
+        self.rows_per_block = 0
 
     # ------------------------------------------------------------------------------------------ policy
     def choose_skin(self, largest_step):
@@ -83,6 +110,15 @@ class NeighbourList:
         rebuild, so any list that lasts two steps pays). Global inputs, so every rank takes the same
         decision; results never depend on it."""
         return self.max_skin if self.few_active or 6.0 * largest_step < self.max_skin else 0.0
+
+    def use_cells(self, skin, state):
+        """Whether the pair pass goes without a list after a build with ``skin`` (global inputs, so every
+        rank decides the same): when forced, and under "auto" whenever the skin is 0 (a list would be
+        rebuilt at every step: searching the cells once costs what building the list costs, and the
+        list's pass is saved; docs/performance.md, "Large kicks"). The cell pass has three columns."""
+        if not self.cells_ok or state.pos.shape[1] != 3:
+            return False
+        return self.search == "cells" or (self.search == "auto" and skin == 0.0)
 
     def travelled_too_far(self, travel):
         """This rank's vote for a rebuild (1.0 or 0.0): ``travel``, the largest distance an owned particle
@@ -100,7 +136,8 @@ class NeighbourList:
         """Make the list valid for ``state``'s current positions before a pair pass at ``step``: rebuild
         it if stale (largest_step, global: the last step's largest displacement, for the skin choice),
         else refresh the ghosts' positions."""
-        if self.stale:
+        if self.stale or self.cell_pass:
+            # (without a list the cells are rebuilt at every pass; cell_pass is the same on every rank)
             self.rebuild(state, step, halo, largest_step)
         elif self.sparse_valid:
             # Only rows that were active can have moved: refresh those ghosts alone (every rank together,
@@ -112,6 +149,7 @@ class NeighbourList:
     def rebuild(self, state, step, halo, largest_step):
         """Migrate, re-sort every ``sort_every`` steps, exchange ghosts and rebuild cells and the list."""
         self.skin = self.choose_skin(largest_step)
+        self.cell_pass = self.use_cells(self.skin, state)
         self._size_cells(self.reach)
         state.n_ghost = 0
         halo.migrate(state)
@@ -120,9 +158,19 @@ class NeighbourList:
             self.last_sort = step
         halo.borders(state, self.cells.width)    # ghosts within one cell of the region's faces
         n = state.n_own + state.n_ghost
-        # The displacement accumulator is free until the pair pass: the cell build's scratch.
-        self.cells.build(state.pos, state.shift, self.box, state.n_own, n, state.acc.view(np.float64))
-        self.pairs.build(self.cells, state.n_own, self.reach)
+        if self.cell_pass:
+            # The cell pass reads the binning coordinates while it writes acc: they need their own rows.
+            if self._sorted_pos.shape[0] < n:
+                self._sorted_pos = np.zeros((int(n * 1.25) + 16, 3))
+            self.cells.build(state.pos, state.shift, self.box, state.n_own, n, self._sorted_pos)
+            if self.pairs.first.shape[0] > BLOCK_PAIRS:
+                self.pairs = PairList()    # no list in use: give its memory back
+            self.pairs.n = 0
+        else:
+            # The displacement accumulator is free until the pair pass: the cell build's scratch.
+            self.cells.build(state.pos, state.shift, self.box, state.n_own, n, state.acc.view(np.float64))
+            self._sorted_pos = np.zeros((0, 3))
+            self.pairs.build(self.cells, state.n_own, self.reach)
         state.acc[:n] = 0
         state.travel[:state.n_own] = 0.0
         self.max_travel = 0.0
@@ -136,6 +184,28 @@ class NeighbourList:
                 self.sparse.save_build_positions(state.pos, state.image, self.box, state.n_own)
         self.stale = False
         self.rebuilds += 1
+
+    def cell_pair_pass(self, scheme, params, potential, seed, step, state, box, counters, energy):
+        """The dense pair pass without a list (``kernels.cell_pair_pass``) over the cells of the last build:
+        acc, active and counters as ``kernels.pair_pass`` over the skin-0 list would leave them."""
+        if self.block is None:
+            self.block = PairList(BLOCK_PAIRS)
+        c = self.cells
+        n_rows = int(c.dims[1] * c.dims[2])
+        if self.rows_per_block == 0:
+            # Blocks of about a quarter of the buffer at 4 pairs per particle (at most ~3 at skin 0);
+            # a block that does not fit is halved, and the size kept.
+            per_row = 4.0 * (state.n_own + state.n_ghost) / n_rows
+            self.rows_per_block = max(1, int(0.25 * self.block.first.shape[0] / max(per_row, 1.0)))
+        row = 0
+        while row < n_rows:
+            row, need, self.rows_per_block = kernels.cell_pair_pass(
+                scheme, params, potential, seed, step, state.pos, state.ids, state.radius, state.n_own, box,
+                self.reach, c.sorted_pos, c.order, c.cell_start, c.dims, row, self.rows_per_block,
+                self.block.first, self.block.second, state.acc, state.active, counters, energy)
+            if row < n_rows:      # one row's pairs did not fit: grow the buffer, go on from that row
+                self.block = PairList(int(need * 1.25) + 1024)
+        self.cell_passes += 1
 
     def sparse_index(self, n_rows):
         """The sparse step's per-row adjacency of the current pair list (built at the first sparse pass
@@ -168,4 +238,7 @@ class NeighbourList:
         """Bytes held by the pair list and the cell list (rank-local)."""
         c = self.cells
         extra = self.sparse.nbytes if self.sparse is not None else 0
-        return self.pairs.nbytes + c.order.nbytes + c.cell_of.nbytes + c.cell_start.nbytes + extra
+        if self.block is not None:
+            extra += self.block.nbytes
+        return (self.pairs.nbytes + c.order.nbytes + c.cell_of.nbytes + c.cell_start.nbytes + extra
+                + self._sorted_pos.nbytes)
