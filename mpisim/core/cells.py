@@ -131,10 +131,10 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi,
     cap = first.shape[0]
     m = 0
     nx, ny, nz = dims[0], dims[1], dims[2]
-    last = cell_start[nx * ny * nz] - 1          # the window's reads past a range stay inside the array
+    last = cell_start[nx * ny * nz] - 1          # the windows' reads past a range stay inside the array
     lo = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
     hi = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
-    hits = np.empty(64, dtype=np.int64)          # slots of the particle's candidates within reach
+    hits = np.empty(64, dtype=np.int64)          # slots of a particle's candidates within reach
     for row in range(row_lo, row_hi):
         cz, cy = row // ny, row % ny
         for cx in range(nx):
@@ -145,6 +145,7 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi,
             # range 0 (the rest of this cell and the cell to its right) starts after the particle.
             hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
             nrows = 1
+            room = _WINDOW_OWN + hi[0] - cell_start[c]
             for r in range(_ROWS.shape[0]):
                 yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
                 if yy < 0 or yy >= ny or zz >= nz:
@@ -152,37 +153,41 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi,
                 base = (zz * ny + yy) * nx
                 lo[nrows] = cell_start[base + max(cx - 1, 0)]
                 hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
+                room += _WINDOW + hi[nrows] - lo[nrows]
                 nrows += 1
+            if room > hits.shape[0]:
+                hits = np.empty(2 * room, dtype=np.int64)     # rare: more candidates than ever before
             for a in range(cell_start[c], cell_start[c + 1]):
                 i = order[a]
                 own_i = i < n_own
                 xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
-                lo[0] = a + 1
+                # Each range: a window of fixed width (reads clamped to the array, hits masked to the
+                # range) with branch-free hit collection, then a loop for what the window left.
                 nh = 0
-                for r in range(nrows):
-                    width = _WINDOW_OWN if r == 0 else _WINDOW
+                start, end = a + 1, hi[0]
+                for k in range(_WINDOW_OWN):
+                    b = min(start + k, last)
+                    dx = xi - sorted_pos[b, 0]
+                    dy = yi - sorted_pos[b, 1]
+                    dz = zi - sorted_pos[b, 2]
+                    hits[nh] = b
+                    nh += (start + k < end) & (dx * dx + dy * dy + dz * dz < reach2)
+                for b in range(start + _WINDOW_OWN, end):
+                    dx = xi - sorted_pos[b, 0]
+                    dy = yi - sorted_pos[b, 1]
+                    dz = zi - sorted_pos[b, 2]
+                    hits[nh] = b
+                    nh += dx * dx + dy * dy + dz * dz < reach2
+                for r in range(1, nrows):
                     start, end = lo[r], hi[r]
-                    if nh + width + end - start > hits.shape[0]:
-                        hits = np.empty(2 * (nh + width + end - start), dtype=np.int64)   # rare: grow
-                        nh = 0
-                        # rescan this particle's earlier ranges into the larger buffer
-                        for q in range(r):
-                            for b in range(lo[q], hi[q]):
-                                dx = xi - sorted_pos[b, 0]
-                                dy = yi - sorted_pos[b, 1]
-                                dz = zi - sorted_pos[b, 2]
-                                hits[nh] = b
-                                nh += dx * dx + dy * dy + dz * dz < reach2
-                    # A window of fixed width (reads clamped to the array, hits masked to the range),
-                    # branch-free hit collection, then a loop for what the window did not cover.
-                    for k in range(width):
+                    for k in range(_WINDOW):
                         b = min(start + k, last)
                         dx = xi - sorted_pos[b, 0]
                         dy = yi - sorted_pos[b, 1]
                         dz = zi - sorted_pos[b, 2]
                         hits[nh] = b
                         nh += (start + k < end) & (dx * dx + dy * dy + dz * dz < reach2)
-                    for b in range(start + width, end):
+                    for b in range(start + _WINDOW, end):
                         dx = xi - sorted_pos[b, 0]
                         dy = yi - sorted_pos[b, 1]
                         dz = zi - sorted_pos[b, 2]
