@@ -159,12 +159,21 @@ class NeighbourList:
         halo.borders(state, self.cells.width)    # ghosts within one cell of the region's faces
         n = state.n_own + state.n_ghost
         if self.cell_pass:
-            # The cell pass reads the binning coordinates while it writes acc: they need their own rows.
-            if self._sorted_pos.shape[0] < n:
-                self._sorted_pos = np.zeros((int(n * 1.25) + 16, 3))
-            self.cells.build(state.pos, state.shift, self.box, state.n_own, n, self._sorted_pos)
+            # The cell pass reads the binning coordinates while it writes acc: they need other rows. A
+            # sparse-capable state lends its build positions (without a list no sparse step follows
+            # this build: from_build stays off below), else the list keeps rows of its own.
+            if state.build_pos.shape[1] == 3:
+                scratch = state.build_pos
+                self._sorted_pos = np.zeros((0, 3))
+            else:
+                if self._sorted_pos.shape[0] < n:
+                    self._sorted_pos = np.zeros((int(n * 1.25) + 16, 3))
+                scratch = self._sorted_pos
+            self.cells.build(state.pos, state.shift, self.box, state.n_own, n, scratch)
             if self.pairs.first.shape[0] > BLOCK_PAIRS:
-                self.pairs = PairList()    # no list in use: give its memory back
+                self.pairs = PairList()    # no list in use: give its memory back (and its sparse index's)
+                if self.sparse is not None:
+                    self.sparse.rev_first = np.zeros(0, dtype=np.int32)
             self.pairs.n = 0
         else:
             # The displacement accumulator is free until the pair pass: the cell build's scratch.
@@ -179,7 +188,7 @@ class NeighbourList:
             self.sparse.indexed = False
             # The sparse update's travel reference, when sparse steps are likely before the next build
             # (else its travel is the path length, as the dense update's).
-            self.from_build = self.few_active
+            self.from_build = self.few_active and not self.cell_pass
             if self.from_build:
                 self.sparse.save_build_positions(state.pos, state.image, self.box, state.n_own)
         self.stale = False
