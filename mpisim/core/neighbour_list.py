@@ -159,21 +159,15 @@ class NeighbourList:
         halo.borders(state, self.cells.width)    # ghosts within one cell of the region's faces
         n = state.n_own + state.n_ghost
         if self.cell_pass:
-            # The cell pass reads the binning coordinates while it writes acc: they need other rows. A
-            # sparse-capable state lends its build positions (without a list no sparse step follows
-            # this build: from_build stays off below), else the list keeps rows of its own.
-            if state.build_pos.shape[1] == 3:
-                scratch = state.build_pos
-                self._sorted_pos = np.zeros((0, 3))
-            else:
-                if self._sorted_pos.shape[0] < n:
-                    self._sorted_pos = np.zeros((int(n * 1.25) + 16, 3))
-                scratch = self._sorted_pos
-            self.cells.build(state.pos, state.shift, self.box, state.n_own, n, scratch)
+            # The cell pass reads the binning coordinates while it writes acc: they need rows of their own
+            # (the memory of the list it does not keep).
+            if self._sorted_pos.shape[0] < n:
+                self._sorted_pos = np.zeros((int(n * 1.25) + 16, 3))
+            self.cells.build(state.pos, state.shift, self.box, state.n_own, n, self._sorted_pos)
             if self.pairs.first.shape[0] > BLOCK_PAIRS:
-                self.pairs = PairList()    # no list in use: give its memory back (and its sparse index's)
+                self.pairs = PairList()    # no list in use: give its memory back
                 if self.sparse is not None:
-                    self.sparse.rev_first = np.zeros(0, dtype=np.int32)
+                    self.sparse.rev_first = None     # (the index borrowed the old list's first array)
             self.pairs.n = 0
         else:
             # The displacement accumulator is free until the pair pass: the cell build's scratch.
