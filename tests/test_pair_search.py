@@ -15,7 +15,7 @@ from mpisim.core.schemes import SCHEMES
 
 # Kicks large enough that the skin adapts to 0 (the cell pass under auto) for most steps.
 VALUES = {"kick_size": 0.15, "learning_rate": 0.2, "batch_fraction": 0.5, "noise_amplitude": 0.05,
-          "temperature": 0.002}
+          "temperature": 0.002, "pair_correlation": 0.5}
 
 
 def config(scheme, dim, search, steps=40, polydispersity=0.0, potential="linear"):
