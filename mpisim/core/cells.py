@@ -10,6 +10,7 @@ particle count does not grow.
 import numpy as np
 
 from ._jit import njit
+from .box import minimum_image
 
 # Margins that keep the cell search complete under rounding (docs/parallel.md).
 CELL_MARGIN = 1e-8
@@ -32,7 +33,7 @@ class CellList:
 
     def build(self, pos, shift, box, n_own, n_total, scratch):
         """Bin particles 0..n_total-1; afterwards slot s of the cell order holds particle order[s] at
-        binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, 3) array
+        binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, width) array
         that is free until the pair list is built (the state's displacement accumulator, to save memory)."""
         if self.order.shape[0] < n_total:
             cap = int(n_total * 1.25) + 16
@@ -70,7 +71,7 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
         cell_start[c + 1] -= 1
         s = cell_start[c + 1]
         order[s] = p
-        for a in range(3):
+        for a in range(pos.shape[1]):
             sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
     for c in range(ncell):
         cell_start[c] = cell_start[c + 1]
@@ -87,10 +88,16 @@ class PairList:
         self.second = np.zeros(capacity, dtype=np.int32)
         self.n = 0
 
-    def build(self, cells, n_own, reach):
+    def build(self, cells, n_own, reach, box=None):
+        """box: the global edges; needed (as a tuple) when positions have more than three columns (d > 3:
+        the axes past the third are unbinned, their separation is a minimum image)."""
         while True:
-            n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
-                            self.first, self.second)
+            if cells.sorted_pos.shape[1] > 3:
+                n = build_pairs_wide(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
+                                     self.first, self.second, tuple(float(b) for b in box))
+            else:
+                n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
+                                self.first, self.second)
             if n < self.first.shape[0]:
                 self.n = n
                 return
@@ -200,4 +207,59 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi,
                         first[w] = i
                         second[w] = j
                         m += 1
+    return m
+
+
+@njit
+def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, first, second, box):
+    """``build_pairs`` for d = 4 to 6: the same cells and half stencil over the three binned axes; the
+    separation along each further axis (unbinned, never decomposed: no ghost shift) is the minimum image
+    of the wrapped coordinates. box: the global edges as a tuple of d floats, so the kernel is compiled
+    once per d and the loop over the unbinned axes has a constant trip count."""
+    reach2 = reach * reach
+    cap = first.shape[0]
+    m = 0
+    nx, ny, nz = dims[0], dims[1], dims[2]
+    lo = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
+    hi = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
+    for cz in range(nz):
+        for cy in range(ny):
+            for cx in range(nx):
+                c = (cz * ny + cy) * nx + cx
+                if cell_start[c] == cell_start[c + 1]:
+                    continue
+                hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                nrows = 1
+                for r in range(_ROWS.shape[0]):
+                    yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
+                    if yy < 0 or yy >= ny or zz >= nz:
+                        continue
+                    base = (zz * ny + yy) * nx
+                    lo[nrows] = cell_start[base + max(cx - 1, 0)]
+                    hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
+                    nrows += 1
+                for a in range(cell_start[c], cell_start[c + 1]):
+                    i = order[a]
+                    own_i = i < n_own
+                    xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
+                    lo[0] = a + 1
+                    for r in range(nrows):
+                        for b in range(lo[r], hi[r]):
+                            dx = xi - sorted_pos[b, 0]
+                            dy = yi - sorted_pos[b, 1]
+                            dz = zi - sorted_pos[b, 2]
+                            r2 = dx * dx + dy * dy + dz * dz
+                            if r2 >= reach2:
+                                continue
+                            for ax in range(3, len(box)):
+                                L = box[ax]
+                                d = minimum_image(sorted_pos[a, ax] - sorted_pos[b, ax], L, 0.5 * L)
+                                r2 += d * d
+                            if r2 < reach2:
+                                j = order[b]
+                                if own_i or j < n_own:
+                                    w = min(m, cap - 1)   # past the capacity: count, keep no more
+                                    first[w] = i
+                                    second[w] = j
+                                    m += 1
     return m
