@@ -85,12 +85,14 @@ def test_wide_kernels_are_the_three_column_kernels_bitwise(scheme, dim):
     np.testing.assert_array_equal(counters3, countersw)
 
 
-@pytest.mark.parametrize("dim,n,skin", [(4, 700, 0.0), (4, 700, 0.3), (5, 900, 0.2), (6, 1200, 0.1)])
-def test_pair_list_is_all_pairs_within_reach(dim, n, skin):
-    """Cells over the first three axes, the further axes unbinned: every pair within reach is listed once
-    per owned end, nothing beyond it (periodic k-d tree in d dimensions as the reference)."""
+@pytest.mark.parametrize("dim,n,edge,skin,extra_cells", [
+    (4, 700, 3.2, 0.0, 3), (4, 700, 3.2, 0.3, 1), (5, 900, 3.2, 0.2, 1), (6, 1200, 2.6, 0.1, 1),
+    (4, 1500, 5.0, 0.2, 4), (5, 1200, 4.2, 0.0, 4), (6, 1500, 3.3, 0.0, 3)])
+def test_pair_list_is_all_pairs_within_reach(dim, n, edge, skin, extra_cells):
+    """Cells over the first three axes with ghosts, periodic cells (or one slab) along the further axes:
+    every pair within reach is listed once per owned end, nothing beyond it (periodic k-d tree in d
+    dimensions as the reference)."""
     rng = np.random.default_rng(dim * n)
-    edge = 3.2 if dim < 6 else 2.6
     box = np.full(dim, edge)
     pos = rng.uniform(0, edge, size=(n, dim))
     radius = rng.uniform(0.4, 0.5, size=n)
@@ -99,6 +101,7 @@ def test_pair_list_is_all_pairs_within_reach(dim, n, skin):
     state = ParticleState(width=dim)
     state.set_owned(np.arange(n), pos, np.zeros((n, dim), np.int32), radius, pos)
     nlist.update(state, step=0, halo=domain, largest_step=0.0)
+    assert list(nlist.cells.dims[3:]) == [extra_cells] * (dim - 3)
     pairs, reach = nlist.pairs, nlist.reach
     listed = []
     for a, b in zip(pairs.first[:pairs.n], pairs.second[:pairs.n]):

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import kernels
 from .box import BINNED_AXES
-from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList
+from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList, periodic_cells
 from .sparse import SparseStep
 
 # run.pair_search: "verlet" (a Verlet list with the adaptive skin), "cells" (no list: the pair pass searches
@@ -40,8 +40,8 @@ class NeighbourList:
     """Cell list and Verlet list over one rank's region, with the skin and rebuild policy. Rank-local.
 
     box: global edges (width,) (core/box.storage_width; the unused third edge of a 2-d system is 1); lo,
-    width: the rank's region (its subdomain: the owned cells tile it), (width,) each; cells cover the
-    first three axes (d > 3: the further axes are one unbinned slab, their separations minimum images); cutoff: the largest contact distance
+    width: the rank's region (its subdomain: the owned cells tile it), (width,) each; d > 3: the axes
+    past the third have periodic cells without ghosts (their separations are minimum images); cutoff: the largest contact distance
     (max R_i + R_j); skin: the requested Verlet skin, reduced where the region or the box is too small
     for it (``max_skin`` is the one allowed); sort_every: steps between spatial sorts of the owned rows
     (memory locality only); sparse: keep the sparse step's bookkeeping (stateless schemes); search:
@@ -98,12 +98,22 @@ class NeighbourList:
         ncell = np.array([max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
                           if a < dim else 1 for a in binned])
         ghost = np.array([1 if a < dim else 0 for a in binned])
-        if self.cells is not None and np.array_equal(self.cells.dims, ncell + 2 * ghost):
-            return
         cell_width = np.where(np.arange(BINNED_AXES) < dim, self.width[:BINNED_AXES] / ncell,
                               self.box[:BINNED_AXES])
-        self.cells = CellList(ncell + 2 * ghost, self.lo[:BINNED_AXES] - ghost * cell_width, cell_width, ghost,
-                              ghost + ncell - 1)
+        dims, origin = ncell + 2 * ghost, self.lo[:BINNED_AXES] - ghost * cell_width
+        owned_lo, owned_hi = ghost, ghost + ncell - 1
+        if dim > BINNED_AXES:
+            # The further axes (never decomposed, no ghosts): periodic cells over the wrapped coordinate,
+            # at least three per axis (so the neighbours -1, 0, +1 are distinct cells) or one.
+            extra = np.array([periodic_cells(self.box[a], reach * (1 + CELL_MARGIN)) for a in range(BINNED_AXES, dim)])
+            dims = np.concatenate([dims, extra])
+            origin = np.concatenate([origin, np.zeros(len(extra))])
+            cell_width = np.concatenate([cell_width, self.box[BINNED_AXES:dim] / extra])
+            owned_lo = np.concatenate([owned_lo, np.zeros(len(extra), dtype=np.int64)])
+            owned_hi = np.concatenate([owned_hi, extra - 1])
+        if self.cells is not None and np.array_equal(self.cells.dims, dims):
+            return
+        self.cells = CellList(dims, origin, cell_width, owned_lo, owned_hi)
         self.rows_per_block = 0
 
     # ------------------------------------------------------------------------------------------ policy
