@@ -200,7 +200,7 @@ def test_same_trajectory_on_any_rank_count(dim, scheme, extra):
     for name in obs1:
         np.testing.assert_array_equal(obs[name], obs1[name], err_msg=name)
     assert np.abs(img).sum() > 0
-    assert len(sofk) == len(sofk1) == 3 and np.all(sofk[0].counts > 0)
+    assert len(sofk) == len(sofk1) == 4 and (sofk[0].counts > 0).sum() >= 2     # steps 0, 10, 20, 30
     for a, b in zip(sofk, sofk1):
         np.testing.assert_array_equal(a.S, b.S)
 
