@@ -6,14 +6,16 @@ constant trip count and nothing branches on d per particle. The arithmetic is th
 operation for operation (r^2 summed axis by axis from 0, the same minimum images, kicks rounded per axis
 to fixed point), so on a three-column state these kernels give bitwise the three-column kernels' sums
 (tests/test_dimensions.py checks it); d <= 3 keeps the hand-unrolled kernels of core/kernels.py (speed).
-The separation is recomputed in the kick loop instead of kept in a local array (no allocation per pair).
+The separation is recomputed in the kick loop instead of kept in a local array (no allocation per pair),
+and the loop bodies are written out in the kernels rather than in inlined helpers taking arrays (numba
+counts the references of every array handed to an inlined function on each call: kernels.pair_kicks).
 
 ``apply_step``, ``msd_sum`` and ``count_moving`` of core/kernels.py already loop over ``dim`` axes and
 serve every d. The sparse step (core/sparse.py) is not offered for d > 3 (sparse.supports).
 """
 import numpy as np
 
-from ._jit import inline, njit
+from ._jit import njit
 from .box import minimum_image
 from .fixedpoint import FIXED_SCALE, exact_add
 from .kernels import C_ENERGY_HI, C_PAIRS
@@ -22,72 +24,48 @@ from .schemes.dispatch import (innovation, is_two_sided, memory_kick, pair_coeff
                                pair_coefficients)
 
 
-@inline
-def separation_squared(pos, box, i, j):
-    """|x_i - x_j|^2 over minimum images, summed axis by axis (box: a tuple of edges)."""
-    r2 = 0.0
-    for a in range(len(box)):
-        length = box[a]
-        d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
-        r2 += d * d
-    return r2
-
-
-@inline
-def add_kick(pos, box, i, j, f, acc, row, sign):
-    """acc[row] += sign * rint(f (x_i - x_j) FIXED_SCALE), axis by axis (minimum image)."""
-    for a in range(len(box)):
-        length = box[a]
-        d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
-        acc[row, a] += sign * np.int64(np.rint(f * d * FIXED_SCALE))
-
-
-@inline
-def act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radius, n_own, box, i, j, acc,
-                counters, energy):
-    """kernels.act_on_pair for a tuple box of any length: same overlap test, coefficients and sums."""
-    r2 = separation_squared(pos, box, i, j)
-    sigma = radius[i] + radius[j]
-    if r2 >= sigma * sigma:
-        return False
-    r = np.sqrt(r2)
-    overlap = sigma - r
-    id_i, id_j = ids[i], ids[j]
-    id_lo, id_hi = (id_i, id_j) if id_i < id_j else (id_j, id_i)
-    force = pair_force(overlap, potential)
-    if not two_sided:
-        coef = pair_coefficient(scheme, params, seed, step, id_lo, id_hi, force)
-        if coef != 0.0 and r > 0.0:
-            f = coef / r
-            for a in range(len(box)):
-                length = box[a]
-                d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
-                k = np.int64(np.rint(f * d * FIXED_SCALE))
-                acc[i, a] += k
-                acc[j, a] -= k
-    elif r > 0.0:
-        c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
-        c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
-        add_kick(pos, box, i, j, c_i / r, acc, i, 1)
-        add_kick(pos, box, i, j, c_j / r, acc, j, -1)
-    if energy and (i if id_i < id_j else j) < n_own:
-        counters[C_PAIRS] += 1
-        exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
-    return True
-
-
 @njit
 def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
               acc, active, counters, energy):
-    """kernels.pair_pass with box a tuple of d floats (compiled once per d)."""
+    """kernels.pair_pass with box a tuple of d floats (compiled once per d): the same overlap test,
+    coefficients (kernels.pair_kicks's) and fixed-point sums, axis by axis."""
     two_sided = is_two_sided(scheme)
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
-        if act_on_pair(scheme, two_sided, params, potential, seed, step, pos, ids, radius, n_own, box, i, j,
-                       acc, counters, energy):
-            active[i] = 1
-            active[j] = 1
+        r2 = 0.0
+        for a in range(len(box)):
+            length = box[a]
+            d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
+            r2 += d * d
+        sigma = radius[i] + radius[j]
+        if r2 >= sigma * sigma:
+            continue
+        r = np.sqrt(r2)
+        overlap = sigma - r
+        id_i, id_j = ids[i], ids[j]
+        id_lo, id_hi = (id_i, id_j) if id_i < id_j else (id_j, id_i)
+        force = pair_force(overlap, potential)
+        if not two_sided:
+            c_i = pair_coefficient(scheme, params, seed, step, id_lo, id_hi, force)
+            c_j = c_i
+        else:
+            # One coefficient per particle, by id (not storage) order: both ranks of a pair agree.
+            c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
+            c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
+        if r > 0.0 and (two_sided or c_i != 0.0):
+            f = c_i / r
+            g = c_j / r
+            for a in range(len(box)):
+                length = box[a]
+                d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
+                acc[i, a] += np.int64(np.rint(f * d * FIXED_SCALE))
+                acc[j, a] -= np.int64(np.rint(g * d * FIXED_SCALE))
+        active[i] = 1
+        active[j] = 1
+        if energy and (i if id_i < id_j else j) < n_own:
+            counters[C_PAIRS] += 1
+            exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
 
 
 @njit
@@ -102,8 +80,13 @@ def noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
+        r2 = 0.0
+        for a in range(len(box)):
+            length = box[a]
+            d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
+            r2 += d * d
         sigma = radius[i] + radius[j]
-        if separation_squared(pos, box, i, j) >= sigma * sigma:
+        if r2 >= sigma * sigma:
             continue
         lo, hi = (i, j) if ids[i] < ids[j] else (j, i)
         for a in range(dim):
