@@ -25,7 +25,7 @@ from .test_restart import assert_same_run
 
 # A value for the parameters a scheme may take (the others keep their defaults).
 VALUES = {"kick_size": 0.1, "learning_rate": 0.15, "batch_fraction": 0.5, "noise_amplitude": 0.02,
-          "temperature": 0.002}
+          "temperature": 0.002, "pair_correlation": 0.5, "direction_correlation": 0.5}
 # Packing fractions that keep a small system active for a few dozen steps at these kicks.
 PHI = {4: 0.45, 5: 0.3, 6: 0.2}
 
@@ -57,7 +57,8 @@ def _pair_setup(rng, dim, n=300, side=5.0):
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
 def test_wide_kernels_are_the_three_column_kernels_bitwise(scheme, dim):
     """On a three-column state the kernels compiled for a tuple box give the hand-unrolled kernels' sums,
-    bit for bit: the same arithmetic, whatever the width."""
+    bit for bit: the same arithmetic, whatever the width. (DynamicsParams' default dim = 3: random
+    organization's pair kicks draw three direction components in both kernels.)"""
     rng = np.random.default_rng(dim)
     pos, radius, box, first, second = _pair_setup(rng, dim)
     n = len(radius)

@@ -11,7 +11,8 @@ and the loop bodies are written out in the kernels rather than in inlined helper
 counts the references of every array handed to an inlined function on each call: kernels.pair_kicks).
 
 ``apply_step``, ``msd_sum`` and ``count_moving`` of core/kernels.py already loop over ``dim`` axes and
-serve every d. The sparse step (core/sparse.py) is not offered for d > 3 (sparse.supports).
+serve every d (random organization's per-particle kick included: d direction components). The sparse
+step (core/sparse.py) is not offered for d > 3 (sparse.supports).
 """
 import numpy as np
 
@@ -20,16 +21,22 @@ from .box import minimum_image
 from .fixedpoint import FIXED_SCALE, exact_add
 from .kernels import C_ENERGY_HI, C_PAIRS
 from .potentials import pair_energy, pair_force
-from .schemes.dispatch import (innovation, is_two_sided, memory_kick, pair_coefficient,
-                               pair_coefficients)
+from .schemes.dispatch import (has_random_direction, innovation, is_two_sided, memory_kick, pair_coefficient,
+                               pair_coefficients, pair_kick_direction)
 
 
 @njit
 def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
               acc, active, counters, energy):
     """kernels.pair_pass with box a tuple of d floats (compiled once per d): the same overlap test,
-    coefficients (kernels.pair_kicks's) and fixed-point sums, axis by axis."""
+    coefficients (kernels.pair_kicks's) and fixed-point sums, axis by axis. Random organization's pair
+    kicks (kernels.pair_random_kicks) draw len(box) = d direction components per particle of the pair:
+    the smaller id moves by c_lo g_lo / |g_lo|, the larger by -c_hi g_hi / |g_hi|."""
     two_sided = is_two_sided(scheme)
+    random_direction = has_random_direction(scheme)
+    # a pair's two Gaussian directions (random organization), one row per kernel call, not per pair
+    g_lo = np.empty(len(box))
+    g_hi = np.empty(len(box))
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
@@ -53,7 +60,20 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
             # One coefficient per particle, by id (not storage) order: both ranks of a pair agree.
             c_lo, c_hi = pair_coefficients(scheme, params, seed, step, id_lo, id_hi, force)
             c_i, c_j = (c_lo, c_hi) if id_i < id_j else (c_hi, c_lo)
-        if r > 0.0 and (two_sided or c_i != 0.0):
+        if two_sided and random_direction:
+            n_lo = 0.0
+            n_hi = 0.0
+            for a in range(len(box)):
+                g_lo[a], g_hi[a] = pair_kick_direction(scheme, params, seed, step, id_lo, id_hi, a)
+                n_lo += g_lo[a] * g_lo[a]
+                n_hi += g_hi[a] * g_hi[a]
+            f = c_lo / np.sqrt(n_lo)
+            g = c_hi / np.sqrt(n_hi)
+            lo, hi = (i, j) if id_i < id_j else (j, i)
+            for a in range(len(box)):
+                acc[lo, a] += np.int64(np.rint(f * g_lo[a] * FIXED_SCALE))
+                acc[hi, a] -= np.int64(np.rint(g * g_hi[a] * FIXED_SCALE))
+        elif r > 0.0 and (two_sided or c_i != 0.0):
             f = c_i / r
             g = c_j / r
             for a in range(len(box)):
