@@ -9,7 +9,7 @@ particle count does not grow.
 """
 import numpy as np
 
-from ._jit import njit
+from ._jit import inline, njit
 from .box import minimum_image
 
 # Margins that keep the cell search complete under rounding (docs/parallel.md).
@@ -136,6 +136,27 @@ def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, first, second
     return scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, 0, dims[1] * dims[2], first, second)
 
 
+@inline
+def _scan_range(xi, yi, zi, sorted_pos, start, end, last, width, reach2, hits, nh):
+    """Slots b of [start, end) within reach of (xi, yi, zi), appended to hits[nh:]; returns the new nh.
+    A window of ``width`` (a constant at each call, so it unrolls; reads clamped to ``last``, hits masked
+    to the range) with branch-free hit collection, then a loop for what the window left."""
+    for k in range(width):
+        b = min(start + k, last)
+        dx = xi - sorted_pos[b, 0]
+        dy = yi - sorted_pos[b, 1]
+        dz = zi - sorted_pos[b, 2]
+        hits[nh] = b
+        nh += (start + k < end) & (dx * dx + dy * dy + dz * dz < reach2)
+    for b in range(start + width, end):
+        dx = xi - sorted_pos[b, 0]
+        dy = yi - sorted_pos[b, 1]
+        dz = zi - sorted_pos[b, 2]
+        hits[nh] = b
+        nh += dx * dx + dy * dy + dz * dz < reach2
+    return nh
+
+
 @njit
 def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi, first, second):
     """``build_pairs`` over the cells of the x-rows row_lo <= cz * ny + cy < row_hi only: each pair is
@@ -176,38 +197,9 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi,
                 i = order[a]
                 own_i = i < n_own
                 xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
-                # Each range: a window of fixed width (reads clamped to the array, hits masked to the
-                # range) with branch-free hit collection, then a loop for what the window left.
-                nh = 0
-                start, end = a + 1, hi[0]
-                for k in range(_WINDOW_OWN):
-                    b = min(start + k, last)
-                    dx = xi - sorted_pos[b, 0]
-                    dy = yi - sorted_pos[b, 1]
-                    dz = zi - sorted_pos[b, 2]
-                    hits[nh] = b
-                    nh += (start + k < end) & (dx * dx + dy * dy + dz * dz < reach2)
-                for b in range(start + _WINDOW_OWN, end):
-                    dx = xi - sorted_pos[b, 0]
-                    dy = yi - sorted_pos[b, 1]
-                    dz = zi - sorted_pos[b, 2]
-                    hits[nh] = b
-                    nh += dx * dx + dy * dy + dz * dz < reach2
+                nh = _scan_range(xi, yi, zi, sorted_pos, a + 1, hi[0], last, _WINDOW_OWN, reach2, hits, 0)
                 for r in range(1, nrows):
-                    start, end = lo[r], hi[r]
-                    for k in range(_WINDOW):
-                        b = min(start + k, last)
-                        dx = xi - sorted_pos[b, 0]
-                        dy = yi - sorted_pos[b, 1]
-                        dz = zi - sorted_pos[b, 2]
-                        hits[nh] = b
-                        nh += (start + k < end) & (dx * dx + dy * dy + dz * dz < reach2)
-                    for b in range(start + _WINDOW, end):
-                        dx = xi - sorted_pos[b, 0]
-                        dy = yi - sorted_pos[b, 1]
-                        dz = zi - sorted_pos[b, 2]
-                        hits[nh] = b
-                        nh += dx * dx + dy * dy + dz * dz < reach2
+                    nh = _scan_range(xi, yi, zi, sorted_pos, lo[r], hi[r], last, _WINDOW, reach2, hits, nh)
                 for h in range(nh):
                     j = order[hits[h]]
                     if own_i or j < n_own:
