@@ -102,7 +102,8 @@ class Simulation:
                               f'the Verlet list (its noise pass reads it); use "auto" or "verlet"')
         self.nlist = NeighbourList(self.box, self.dim, self.domain.lo, self.domain.width, cutoff,
                                    skin=config.run.skin, sort_every=config.run.sort_every, sparse=sparse,
-                                   search=config.run.pair_search, cells_ok=not self.dynamics.reciprocal_noise)
+                                   search=config.run.pair_search, cells_ok=not self.dynamics.reciprocal_noise,
+                                   always_keep_skin=sparse and config.run.step_kind == "sparse")
         self.state.set_owned_rows(self.domain.distribute(start.rows))
         self.step = 0
         self.absorbed_step = -1

@@ -92,6 +92,54 @@ def test_skin_choice_and_its_limit():
     assert nlist.choose_skin(0.02) == 0.0               # ... or is rebuilt every step without a skin
 
 
+def test_skin_kept_for_few_active_particles_while_its_lists_last():
+    box = np.full(3, 10.0)
+    nlist = NeighbourList(box, 3, np.zeros(3), box, cutoff=1.0, skin=0.2)
+    s = nlist.max_skin
+    assert s == 0.2 and nlist.choose_skin(0.15) == 0.0        # many active: no skin at this step size
+    nlist.few_active = True
+    assert nlist.choose_skin(0.15) == s                       # few active, no list with the skin yet: try it
+    nlist.skin_lifetime = 1                                   # the last one served one pass ...
+    assert nlist.choose_skin(0.15) == 0.0                     # ... and the last step was longer than skin/2
+    assert nlist.choose_skin(0.09) == s                       # shorter: the next list may outlive its first pass
+    assert nlist.choose_skin(0.03) == s                       # (and at < skin/6 always)
+    nlist.skin_lifetime = 2
+    assert nlist.choose_skin(0.15) == s
+    forced = NeighbourList(box, 3, np.zeros(3), box, cutoff=1.0, skin=0.2, always_keep_skin=True)
+    forced.few_active, forced.skin_lifetime = True, 1
+    assert forced.choose_skin(0.15) == s                      # run.step_kind = "sparse" keeps it
+    nlist.invalidate()
+    assert nlist.skin_lifetime is None
+
+
+def test_lifetime_of_the_lists_built_with_the_skin():
+    n, edge = 200, 8.0
+    rng = np.random.default_rng(7)
+    box = np.full(3, edge)
+    domain = Domain(box, 3, cutoff=1.0, comm=SerialComm())
+    nlist = NeighbourList(box, 3, domain.lo, domain.width, cutoff=1.0, skin=0.2)
+    pos = rng.uniform(0, edge, size=(n, 3))
+    state = ParticleState()
+    state.set_owned(np.arange(n), pos, np.zeros((n, 3), np.int32), np.full(n, 0.5), pos)
+    nlist.update(state, step=0, halo=domain, largest_step=0.0)        # skin (6 x 0 < skin)
+    assert nlist.skin == 0.2 and nlist.skin_lifetime is None
+    for step in (1, 2):
+        nlist.update(state, step=step, halo=domain, largest_step=0.0)  # not stale: the same list
+    nlist.stale = True
+    nlist.update(state, step=3, halo=domain, largest_step=0.15)        # many active: no skin
+    assert nlist.skin == 0.0 and nlist.skin_lifetime == 3
+    nlist.few_active = True
+    nlist.stale = True
+    nlist.update(state, step=4, halo=domain, largest_step=0.15)
+    assert nlist.skin == 0.2 and nlist.skin_lifetime == 3              # the list without skin: not counted
+    nlist.stale = True
+    nlist.update(state, step=5, halo=domain, largest_step=0.15)
+    assert nlist.skin_lifetime == 1 and nlist.skin == 0.0              # it served one pass: dropped
+    nlist.stale = True
+    nlist.update(state, step=6, halo=domain, largest_step=0.08)
+    assert nlist.skin == 0.2                                           # a short step: tried again
+
+
 def test_rebuilds_sort_every_sort_every_steps():
     n, edge = 400, 8.0
     rng = np.random.default_rng(5)

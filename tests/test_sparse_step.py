@@ -78,6 +78,40 @@ def test_dense_sparse_and_switching_runs_are_bitwise_equal(scheme, dim, serial_c
     assert switching.kind_switches >= 20, switching.kind_switches
 
 
+def test_auto_drops_the_skin_when_its_lists_serve_one_pass(serial_comm):
+    """Large kicks near absorption (pairwise BRO, eps = 0.1, phi = 0.55): some particle moves farther than
+    half the skin in most steps, so a list kept for the few active particles would serve one dense pass;
+    auto then builds without the skin (docs/performance.md, "The skin while few particles are active"),
+    forced sparse keeps it, and both runs are bitwise the dense one's."""
+    def cfg(kind):
+        return {"system": {"n": 1000, "phi": 0.55, "dim": 3, "seed": 3},
+                "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
+                "run": {"steps": 5000, "log_every": 10, "progress_seconds": 0.0, "step_kind": kind}}
+
+    def skins_while_few_active(sim):
+        skins = []
+        rebuild = sim.nlist.rebuild
+
+        def recorded(*args):
+            rebuild(*args)
+            if sim.nlist.few_active:
+                skins.append(sim.nlist.skin)
+        sim.nlist.rebuild = recorded
+        return skins
+
+    runs, skins = {}, {}
+    for kind in ("dense", "auto", "sparse"):
+        runs[kind] = Simulation.from_config(cfg(kind), comm=serial_comm, write=False)
+        skins[kind] = skins_while_few_active(runs[kind])
+        runs[kind].run()
+    assert 0 < runs["dense"].absorbed_step < 5000
+    assert_same(runs["dense"], runs["auto"])
+    assert_same(runs["dense"], runs["sparse"])
+    kept = [s > 0 for s in skins["auto"]]
+    assert len(kept) >= 20 and sum(kept) < 0.5 * len(kept), kept
+    assert all(s > 0 for s in skins["sparse"]) and len(skins["sparse"]) >= 20
+
+
 # The schemes the sparse step does not reproduce (a particle moves without overlapping) stay dense whatever
 # run.step_kind says: the same run, no sparse bookkeeping (docs/performance.md).
 STAY_DENSE = [("pgd", {"noise_amplitude": 0.1}), ("spgd", {"noise_amplitude": 0.1, "batch_fraction": 0.5}),

@@ -31,6 +31,11 @@ from .sparse import SparseStep
 # run.pair_search: "verlet" (a Verlet list with the adaptive skin), "cells" (no list: the pair pass searches
 # the cells at every step) or "auto" (cells whenever the skin in use is 0). Speed only, never results.
 PAIR_SEARCHES = ("auto", "verlet", "cells")
+# While few particles are active, auto keeps the skin only while the last list built with it served at
+# least this many passes: a build with the skin and the dense pass after it cost 1.6-1.8x a step without
+# a skin, so a list that lasts one pass loses and one that lasts two about breaks even (docs/performance.md,
+# "The skin while few particles are active").
+KEEP_SKIN_LIFETIME = 2
 # Pairs the cell pass's buffer holds; blocks of x-rows are sized to fill about half of it (a few thousand
 # pairs: they are acted on while the block's particles are in cache).
 BLOCK_PAIRS = 8192
@@ -46,11 +51,12 @@ class NeighbourList:
     for it (``max_skin`` is the one allowed); sort_every: steps between spatial sorts of the owned rows
     (memory locality only); sparse: keep the sparse step's bookkeeping (stateless schemes); search:
     ``run.pair_search`` (PAIR_SEARCHES; the list unless told); cells_ok: whether the pair pass may go
-    without a list (not for the reciprocal pair noise, whose pass reads the list).
+    without a list (not for the reciprocal pair noise, whose pass reads the list); always_keep_skin: keep
+    the skin whenever few particles are active, however short the lists live (``run.step_kind = "sparse"``).
     """
 
     def __init__(self, box, dim, lo, width, cutoff, skin=0.0, sort_every=100, sparse=False, search="verlet",
-                 cells_ok=True):
+                 cells_ok=True, always_keep_skin=False):
         self.box = np.asarray(box, dtype=np.float64)
         self.dim = dim
         self.lo = np.asarray(lo, dtype=np.float64)
@@ -71,6 +77,10 @@ class NeighbourList:
         self.sparse_valid = False      # the sparse bookkeeping matches the rows and the last pass
         self.max_travel = 0.0          # rank-local: an upper bound of any owned row's distance from the build
         self.few_active = False        # global, set by the step: few particles active, keep the skin
+        self.always_keep_skin = always_keep_skin   # keep the skin whenever few_active (forced sparse)
+        self.built_at = 0              # step of the last build
+        self.built_with_skin = False   # whether the last build had the full skin
+        self.skin_lifetime = None      # passes served by the last list built with the skin (None: none yet)
         self.from_build = False        # sparse.build_pos holds the positions at the last build
         if search not in PAIR_SEARCHES:
             raise ValueError(f"unknown pair search {search!r}; allowed: {', '.join(PAIR_SEARCHES)}")
@@ -120,10 +130,22 @@ class NeighbourList:
     def choose_skin(self, largest_step):
         """The full skin while the list can last at least three steps at ``largest_step`` (the largest
         displacement of the last step, global), else none: rebuilding every step is then cheaper than a
-        thicker list; but always the skin while ``few_active`` (a sparse step costs far less than a
-        rebuild, so any list that lasts two steps pays). Global inputs, so every rank takes the same
+        thicker list. While ``few_active`` a sparse step costs far less than a rebuild, so the skin is
+        kept as long as lists built with it last: the last one served at least ``KEEP_SKIN_LIFETIME``
+        passes, or (after a short one) the last step was short enough for the next list to outlive its
+        first pass (2 largest_step < skin; large kicks near phi_c move some particle farther than half
+        the skin in most steps, and each list would serve one dense pass). ``always_keep_skin``
+        (forced sparse) keeps it whenever few_active. Global inputs, so every rank takes the same
         decision; results never depend on it."""
-        return self.max_skin if self.few_active or 6.0 * largest_step < self.max_skin else 0.0
+        skin = self.max_skin
+        if 6.0 * largest_step < skin:
+            return skin
+        if not self.few_active:
+            return 0.0
+        if (self.always_keep_skin or self.skin_lifetime is None or self.skin_lifetime >= KEEP_SKIN_LIFETIME
+                or 2.0 * largest_step < skin):
+            return skin
+        return 0.0
 
     def use_cells(self, skin, state):
         """Whether the pair pass goes without a list after a build with ``skin`` (global inputs, so every
@@ -144,6 +166,8 @@ class NeighbourList:
         """The configuration was replaced: rebuild and re-sort at the next update()."""
         self.stale = True
         self.last_sort = None
+        self.built_with_skin = False
+        self.skin_lifetime = None
 
     # ---------------------------------------------------------------------------------------- building
     def update(self, state, step, halo, largest_step):
@@ -162,7 +186,11 @@ class NeighbourList:
 
     def rebuild(self, state, step, halo, largest_step):
         """Migrate, re-sort every ``sort_every`` steps, exchange ghosts and rebuild cells and the list."""
+        if self.built_with_skin:
+            self.skin_lifetime = step - self.built_at     # passes the list being replaced served
         self.skin = self.choose_skin(largest_step)
+        self.built_at = step
+        self.built_with_skin = self.skin > 0.0
         self.cell_pass = self.use_cells(self.skin, state)
         self._size_cells(self.reach)
         state.n_ghost = 0
