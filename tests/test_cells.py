@@ -140,6 +140,25 @@ def test_lifetime_of_the_lists_built_with_the_skin():
     assert nlist.skin == 0.2                                           # a short step: tried again
 
 
+def test_ghost_rows_hold_no_owned_only_fields():
+    n, edge = 300, 6.0
+    rng = np.random.default_rng(8)
+    box = np.full(3, edge)
+    domain = Domain(box, 3, cutoff=1.0, comm=SerialComm())
+    nlist = NeighbourList(box, 3, domain.lo, domain.width, cutoff=1.0, skin=0.2)
+    pos = rng.uniform(0, edge, size=(n, 3))
+    state = ParticleState()
+    state.set_owned(np.arange(n), pos, np.zeros((n, 3), np.int32), np.full(n, 0.5), pos)
+    nlist.update(state, step=0, halo=domain, largest_step=0.0)
+    rows = state.n_own + state.n_ghost
+    assert state.n_ghost > n                                  # (a small box: more ghosts than owned rows)
+    for name in ParticleState.OWNED_ONLY:
+        assert n <= getattr(state, name).shape[0] < rows, name
+    for name in ("pos", "shift", "ids", "radius", "acc", "active"):
+        assert getattr(state, name).shape[0] >= rows, name
+    np.testing.assert_array_equal(state.x0[:n], pos[state.ids[:n]])    # kept through the growth
+
+
 def test_rebuilds_sort_every_sort_every_steps():
     n, edge = 400, 8.0
     rng = np.random.default_rng(5)

@@ -229,6 +229,18 @@ def test_index_pairs_finds_every_neighbour_and_gives_first_back():
     sp.release(borrowed)
     np.testing.assert_array_equal(borrowed, first)
     assert not sp.indexed
+    held, own_offsets = sp.nbytes, sp.rev_start.nbytes
+    for room, used in ((np.zeros(150, np.int32), False), (np.zeros(201, np.int32), True)):
+        # the reverse offsets go into an idle array (the cell list's cell_start) only if it is long enough
+        sp.index(borrowed, second, len(first), 200, np.zeros(200, np.int32), np.zeros(200, np.int32), room=room)
+        assert (sp.rev_start is room) == used
+        assert sp.nbytes == (held - own_offsets if used else held)
+        for p in range(200):
+            rev = list(sp.rev_first[sp.rev_start[p]:sp.rev_start[p + 1]])
+            assert sorted(rev) == sorted(first[second == p])
+        sp.release(borrowed)
+    sp.forget_index()
+    assert sp.rev_start.shape[0] == 0 and not sp.indexed      # holds nothing of the replaced cell list
 
 
 def test_index_pairs_rejects_a_list_whose_rows_are_split():

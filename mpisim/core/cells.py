@@ -40,7 +40,7 @@ class CellList:
         binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, width) array
         that is free until the pair list is built (the state's displacement accumulator, to save memory)."""
         if self.order.shape[0] < n_total:
-            cap = int(n_total * 1.25) + 16
+            cap = int(n_total * 1.05) + 16     # rows change little between builds
             self.order = np.zeros(cap, dtype=np.int32)
             self.cell_of = np.zeros(cap, dtype=np.int32)
         self.sorted_pos = scratch

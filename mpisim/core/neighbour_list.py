@@ -204,7 +204,7 @@ class NeighbourList:
             # The cell pass reads the binning coordinates while it writes acc: they need rows of their own
             # (the memory of the list it does not keep).
             if self._sorted_pos.shape[0] < n:
-                self._sorted_pos = np.zeros((int(n * 1.25) + 16, 3))
+                self._sorted_pos = np.zeros((int(n * 1.05) + 16, 3))
             self.cells.build(state.pos, state.shift, self.box, state.n_own, n, self._sorted_pos)
             if self.pairs.first.shape[0] > BLOCK_PAIRS:
                 self.pairs = PairList()    # no list in use: give its memory back
@@ -215,13 +215,14 @@ class NeighbourList:
             # The displacement accumulator is free until the pair pass: the cell build's scratch.
             self.cells.build(state.pos, state.shift, self.box, state.n_own, n, state.acc.view(np.float64))
             self._sorted_pos = np.zeros((0, 3))
+            self.block = None              # (the cell pass's buffer, made again if the skin goes back to 0)
             self.pairs.build(self.cells, state.n_own, self.reach, self.box)
         state.acc[:n] = 0
         state.travel[:state.n_own] = 0.0
         self.max_travel = 0.0
         if self.sparse is not None:
             self.sparse_valid = False      # rows renumbered: the next pass is dense
-            self.sparse.indexed = False
+            self.sparse.forget_index()
             # The sparse update's travel reference, when sparse steps are likely before the next build
             # (else its travel is the path length, as the dense update's).
             self.from_build = self.few_active and not self.cell_pass
@@ -256,10 +257,12 @@ class NeighbourList:
         """The sparse step's per-row adjacency of the current pair list (built at the first sparse pass
         after a build or a dense pass). It borrows arrays idle until the next build: the cell list's
         cell_of and order hold the forward runs, the pair list's ``first`` the reverse adjacency, so a
-        dense pass must call ``dense_pairs()`` first."""
+        dense pass must call ``dense_pairs()`` first; the reverse offsets go into the cell list's cell_start
+        when it is long enough (cell_start is read only by a build and by the cell pass, which has no list)."""
         if not self.sparse.indexed:
-            self.sparse.index(self.pairs.first, self.pairs.second, self.pairs.n, n_rows, self.cells.cell_of,
-                              self.cells.order)
+            c = self.cells
+            self.sparse.index(self.pairs.first, self.pairs.second, self.pairs.n, n_rows, c.cell_of, c.order,
+                              room=c.cell_start.view(np.int32))
         return self.sparse
 
     def dense_pairs(self):

@@ -50,8 +50,9 @@ class SparseStep:
     sized by use (4 bytes per listed row), a flag per row (1 byte), the reverse offsets (4 bytes per row)
     and, when the update measures travel from the list build, the build positions as float32 (12 bytes per
     owned row). The rest is borrowed from arrays idle between list builds: the forward runs live in the
-    cell list's ``cell_of`` and ``order``, the reverse adjacency in the pair list's ``first`` (given back
-    by ``release`` before a dense pass; a build overwrites all three anyway).
+    cell list's ``cell_of`` and ``order``, the reverse offsets in its ``cell_start`` (when it is long
+    enough), the reverse adjacency in the pair list's ``first`` (given back by ``release`` before a dense
+    pass; a build overwrites all four anyway).
     """
 
     def __init__(self):
@@ -59,6 +60,7 @@ class SparseStep:
         self.fwd_hi = None
         self.rev_first = None     # rows q with (q, p) listed: rev_first[rev_start[p]:rev_start[p + 1]]
         self.rev_start = np.zeros(0, dtype=np.int32)
+        self.rev_start_borrowed = False                  # rev_start is the cell list's (index's room)
         self.n_rows = 0                                  # rows of the indexed list
         self.indexed = False                             # rev_first (the pair list's first) holds the index
         self.dirty = np.zeros(0, dtype=np.uint8)         # flag per row, zero between steps
@@ -81,16 +83,32 @@ class SparseStep:
         out[:keep] = arr[:keep]
         return out
 
-    def index(self, first, second, n_pairs, n_rows, fwd_lo, fwd_hi):
+    def index(self, first, second, n_pairs, n_rows, fwd_lo, fwd_hi, room=None):
         """Per-row adjacency of the pair list (first, second)[:n_pairs] over rows [0, n_rows). O(pairs).
         fwd_lo, fwd_hi: int32 arrays of at least n_rows entries, free until the next list build (the cell
-        list's). Afterwards ``first`` holds the reverse adjacency: ``release(first)`` before a dense pass."""
+        list's). Afterwards ``first`` holds the reverse adjacency: ``release(first)`` before a dense pass.
+        room: an int32 array free until the next list build (the cell list's cell_start); the reverse
+        offsets live there if it has n_rows + 1 entries, else in an array of their own."""
         if fwd_lo.shape[0] < n_rows or fwd_hi.shape[0] < n_rows:
             raise ValueError("SparseStep.index: fwd_lo and fwd_hi need a slot per row")
-        self.rev_start = self._grown(self.rev_start, n_rows + 1, headroom=1.02)
+        if room is not None and room.shape[0] > n_rows:
+            self.rev_start = room
+            self.rev_start_borrowed = True
+        else:
+            if self.rev_start_borrowed:
+                self.rev_start = np.zeros(0, dtype=np.int32)
+            self.rev_start = self._grown(self.rev_start, n_rows + 1, headroom=1.02)
+            self.rev_start_borrowed = False
         index_pairs(first, second, n_pairs, n_rows, fwd_lo, fwd_hi, self.rev_start)
         self.fwd_lo, self.fwd_hi, self.rev_first, self.n_rows = fwd_lo, fwd_hi, first, n_rows
         self.indexed = True
+
+    def forget_index(self):
+        """A list build replaced the pair and cell lists: the index is void (and holds none of their arrays)."""
+        self.indexed = False
+        if self.rev_start_borrowed:
+            self.rev_start = np.zeros(0, dtype=np.int32)
+            self.rev_start_borrowed = False
 
     def release(self, first):
         """Give the pair list its ``first`` back (rebuilt from the forward runs; O(pairs))."""
@@ -153,8 +171,8 @@ class SparseStep:
     @property
     def nbytes(self):
         """Bytes held (not those borrowed from the cell and pair lists)."""
-        return sum(a.nbytes for a in (self.rev_start, self.dirty, self.dirty_rows, self.active_rows,
-                                      self.changed, self.build_pos))
+        own = (self.dirty, self.dirty_rows, self.active_rows, self.changed, self.build_pos)
+        return sum(a.nbytes for a in own) + (0 if self.rev_start_borrowed else self.rev_start.nbytes)
 
 
 @njit

@@ -111,24 +111,34 @@ class ParticleState:
         self.noise = np.zeros((cap, self.n_aux))
 
     FIELDS = ("pos", "shift", "ids", "radius", "image", "x0", "aux", "acc", "active", "travel", "noise")
+    # Fields that only owned rows use (the update, the MSD, migration and checkpoints): no rows for ghosts
+    # (44 bytes per ghost row; docs/performance.md, "Memory").
+    OWNED_ONLY = ("image", "x0", "travel")
+    # Room above the rows asked for when an array grows: a rank's rows change only at list builds
+    # (migration, ghosts), and by little.
+    HEADROOM = 1.05
 
     @property
     def capacity(self):
+        """Rows (owned and ghost) the arrays hold."""
         return self.ids.shape[0]
 
-    def reserve(self, n):
-        if n <= self.capacity:
-            return
-        old = {f: getattr(self, f) for f in self.FIELDS}
-        used = self.n_own + self.n_ghost
-        self._alloc(int(n * 1.25) + 16)
-        for f, arr in old.items():
-            getattr(self, f)[:used] = arr[:used]
+    def reserve(self, n, owned=False):
+        """Room for n rows (owned and ghost); with owned, n owned rows (the OWNED_ONLY fields too)."""
+        for f in self.FIELDS:
+            own_only = f in self.OWNED_ONLY
+            arr = getattr(self, f)
+            if (own_only and not owned) or arr.shape[0] >= n:
+                continue
+            keep = self.n_own if own_only else self.n_own + self.n_ghost
+            grown = np.zeros((int(n * self.HEADROOM) + 16,) + arr.shape[1:], dtype=arr.dtype)
+            grown[:keep] = arr[:keep]
+            setattr(self, f, grown)
 
     def set_owned(self, ids, pos, image, radius, x0, aux=None):
         n = len(ids)
         self.n_ghost = 0
-        self.reserve(n)
+        self.reserve(n, owned=True)
         self.n_own = n
         self.ids[:n] = ids
         self.pos[:n] = pos
@@ -173,7 +183,7 @@ class ParticleState:
             return
         self.n_ghost = 0
         start = self.n_own
-        self.reserve(start + n)
+        self.reserve(start + n, owned=True)
         for f in self.schema.fields:
             getattr(self, f.name)[start:start + n] = buf[:, self.schema.columns[f.name]]
         self.shift[start:start + n] = 0
