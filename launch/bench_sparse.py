@@ -2,7 +2,7 @@
 
 One trajectory from a random start to absorption (or --steps), run twice in the same process with the same
 seed: once with run.step_kind = dense and once with another kind (sparse or auto), advanced alternately in
-segments of --segment steps through the Python API (sim.run(steps=...)), so that both see the same load of
+segments of --segment steps (the order reversed every other segment) through the Python API (sim.run(steps=...)), so that both see the same load of
 the machine. The two trajectories are bitwise the same (checked at the end), so each segment has one f_a.
 Prints one JSON line per segment on rank 0 and a summary by f_a band; --plot FILE.jsonl makes the figure.
 
@@ -10,6 +10,7 @@ Prints one JSON line per segment on rank 0 and a summary by f_a band; --plot FIL
     mpirun -n 2 python launch/bench_sparse.py ...                      # 2 ranks
     python launch/bench_sparse.py --plot out1.jsonl out2.jsonl -o docs/figures/sparse-step.png
     python launch/bench_sparse.py --overhead --n 1e4       # where a sparse step's time goes at f_a < 0.001
+    python launch/bench_sparse.py --n 8000 --kick 0.1 --keep-skin   # also auto with the old skin rule
 """
 import argparse
 import json
@@ -41,8 +42,13 @@ def bench(a):
     comm = world()
     n = int(a.n)
     warm_up(a, comm)
-    sims = {kind: Simulation.from_config(config(a.scheme, n, a.phi, a.dim, a.kick, a.steps, kind, a.seed),
-                                         write=False, comm=comm) for kind in ("dense", a.kind)}
+    kinds = ("dense", a.kind) + (("kept",) if a.keep_skin else ())
+    sims = {kind: Simulation.from_config(config(a.scheme, n, a.phi, a.dim, a.kick, a.steps,
+                                                "auto" if kind == "kept" else kind, a.seed),
+                                         write=False, comm=comm) for kind in kinds}
+    if a.keep_skin:
+        # auto with the skin rule before 7e984e8: the skin kept whenever few particles are active
+        sims["kept"].nlist.always_keep_skin = True
     for sim in sims.values():
         sim.run(steps=1)                 # first rebuild
     rows = []
@@ -50,7 +56,7 @@ def bench(a):
         f_a = activity(sims["dense"])
         out = {"scheme": a.scheme, "n": n, "phi": a.phi, "dim": a.dim, "kick": a.kick, "ranks": comm.size,
                "step": sims["dense"].step, "f_a": f_a, "segment": a.segment}
-        for kind, sim in sims.items():
+        for kind, sim in (sims.items() if len(rows) % 2 == 0 else reversed(sims.items())):
             steps0, rebuilds0, sparse0 = sim.step, sim.rebuilds, sim.sparse_steps
             if hasattr(comm, "Barrier"):
                 comm.Barrier()
@@ -73,9 +79,10 @@ def bench(a):
             raise RuntimeError(f"the two runs stopped at different steps ({d.step}, {s.step})")
         if d.absorbed_step >= 0 or d.step >= a.steps:
             break
-    for x, y in zip(sims["dense"].snapshot(), sims[a.kind].snapshot()):
-        if not np.array_equal(x, y):
-            raise RuntimeError("dense and sparse trajectories differ")
+    for kind in kinds[1:]:
+        for x, y in zip(sims["dense"].snapshot(), sims[kind].snapshot()):
+            if not np.array_equal(x, y):
+                raise RuntimeError(f"dense and {kind} trajectories differ")
     if comm.rank == 0:
         summary(rows, a.kind, sys.stderr)
 
@@ -203,6 +210,8 @@ def main():
     p.add_argument("--segment", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--kind", default="auto", choices=["sparse", "auto"], help="compared with dense")
+    p.add_argument("--keep-skin", action="store_true",
+                   help="also auto with the skin kept whenever few particles are active (the rule before 7e984e8)")
     p.add_argument("--plot", nargs="+", metavar="JSONL", help="plot these results instead of running")
     p.add_argument("--overhead", action="store_true", help="split the CPU time of a low-activity segment")
     p.add_argument("--below", type=float, default=0.001, help="--overhead: run until f_a is below this")
