@@ -83,7 +83,8 @@ class ParticleSchema:
 
 
 class ParticleState:
-    """Arrays are over-allocated and grow by 25% when needed; rows past n_own + n_ghost are garbage."""
+    """Arrays are over-allocated and grow by 5% when needed (HEADROOM); rows past n_own + n_ghost are garbage.
+    The OWNED_ONLY fields have rows for the owned particles only."""
 
     def __init__(self, n_aux=0, capacity=16, width=3):
         """width: position columns (core/box.storage_width(d))."""
