@@ -51,6 +51,17 @@ def _docstrings(tree):
     return out
 
 
+def _strings(tree):
+    """(line, text) of every string of a module but its docstrings; an f-string's text has "{}" for each
+    formatted value (an f-string's parts are Constants as well: callers report a line once)."""
+    skip = _docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            yield node.lineno, node.value
+        elif isinstance(node, ast.JoinedStr):
+            yield node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+
+
 def _is_root_key(node):
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip("/") in ROOTS
 
@@ -130,21 +141,14 @@ def element_names(source):
     certainly HDF5 (``g.create_group("box")``, ``g.attrs["version"]``, ``f[fmt.PARTICLES]["id"]``,
     ``g = f[fmt.observable_path(name)]; g["step"]``). Docstrings do not count."""
     tree = ast.parse(source)
-    skip, hdf5 = _docstrings(tree), _Hdf5(tree)
+    hdf5 = _Hdf5(tree)
 
     def container(key, obj):
         return key is not None and (key in DISTINCT or _is_attrs(obj) or hdf5(obj))
 
-    found = []
+    found = [(line, text) for line, text in _strings(tree) if ELEMENT_PATH.search(text)]
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
-            if ELEMENT_PATH.search(node.value):
-                found.append((node.lineno, node.value))
-        elif isinstance(node, ast.JoinedStr):
-            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
-            if ELEMENT_PATH.search(text):
-                found.append((node.lineno, text))
-        elif isinstance(node, ast.Subscript) and container(_h5_key(node.slice), node.value):
+        if isinstance(node, ast.Subscript) and container(_h5_key(node.slice), node.value):
             found.append((node.lineno, node.slice.value))
         elif isinstance(node, ast.Compare) and len(node.comparators) == 1 and \
                 isinstance(node.ops[0], (ast.In, ast.NotIn)) and container(_h5_key(node.left), node.comparators[0]):
@@ -160,19 +164,12 @@ def element_names(source):
 def path_literals(source):
     """(line, text) of every file-format path spelled out in Python ``source``: a string (or f-string part)
     holding a path below a root group, or a bare root group's name used as a key (``f["parameters"]``,
-    ``"observables" in f``, ``f.create_group("h5md")``). Docstrings do not count."""
+    ``"observables" in f``, ``f.create_group("h5md")``), and every H5MD name below a group
+    (:func:`element_names`). Docstrings do not count."""
     tree = ast.parse(source)
-    skip = _docstrings(tree)
-    found = []
+    found = [(line, text) for line, text in _strings(tree) if PATH.search(text)]
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
-            if PATH.search(node.value):
-                found.append((node.lineno, node.value))
-        elif isinstance(node, ast.JoinedStr):
-            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
-            if PATH.search(text):
-                found.append((node.lineno, text))
-        elif isinstance(node, ast.Subscript) and _is_root_key(node.slice):
+        if isinstance(node, ast.Subscript) and _is_root_key(node.slice):
             found.append((node.lineno, node.slice.value))
         elif isinstance(node, ast.Compare) and _is_root_key(node.left) and \
                 any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
