@@ -9,7 +9,7 @@ section 2) and found through ``--sips PATH`` or ``$SIPS_BUILD`` (the directory h
     launch/sips_reference activity --out runs/sips-phic/runs.jsonl --n 1000 \\
         --phi 0.58,0.59,0.60 --seeds 1-8 --kick 0.1 --steps 20000 --log-every 100  both codes, same starts
     launch/sips_reference summary runs/sips-phic/runs.jsonl                      table per (code, N, phi)
-    launch/sips_reference compare runs/sips-phic/runs.jsonl --at 100,500,1000     absorption-time tests, f_a(k)
+    launch/sips_reference compare RUNS.jsonl [MORE.jsonl] --at 100,500,1000       absorption-time tests, f_a(k)
                                                                                  differences, last active counts
 
 Same set-up in both codes (docs/reference-sips.md, section 2): radius R = 1/2 (lengths in diameters),
@@ -318,8 +318,10 @@ def cmd_compare(a):
     difference in standard errors, and, for runs logged every step, the number of active particles at the
     last step before absorption and the steps from the first f_a <= m/N to absorption."""
     from scipy import stats
-    with open(a.runs) as f:
-        rows = [json.loads(line) for line in f]
+    rows = []
+    for path in a.runs:
+        with open(path) as f:
+            rows += [json.loads(line) for line in f]
     groups = {}
     for r in rows:
         key = (r["scheme"], r["n"], r["phi"], r["kick"], r["dim"])
@@ -395,7 +397,7 @@ def main():
     m.add_argument("runs")
     m.add_argument("--at", default="", help="also f_a at these steps (comma-separated; logged steps)")
     c = sub.add_parser("compare", help="absorption times and f_a(k) of the two codes over common seeds")
-    c.add_argument("runs")
+    c.add_argument("runs", nargs="+", help="JSON-lines files of `activity` (pooled)")
     c.add_argument("--at", default="", help="f_a at these steps (comma-separated; logged steps)")
     a = p.parse_args()
     if a.cmd in ("summary", "compare"):
