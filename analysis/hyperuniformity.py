@@ -74,8 +74,7 @@ class Hyperuniformity(Computed):
         self._s_err = (curves.std(axis=0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1
                        else np.full_like(self._s, np.nan))
         self._kmin = sf.min_valid_k if self.k_fit_min is None else float(self.k_fit_min)
-        # (1 - 1e-9): the first shell's |k| equals 2 pi / L up to rounding
-        a, e, pref, n = fit_power_law(self._k, self._s, self._kmin * (1 - 1e-9), self.k_fit_max, counts)
+        a, e, pref, n = fit_shells(self._k, self._s, counts, self._kmin, self.k_fit_max)
         self._alpha, self._alpha_err, self._prefactor, self._npts = a, e, pref, n
         self._computed = True
         return self
@@ -128,6 +127,31 @@ class Hyperuniformity(Computed):
         return self._kmin, self.k_fit_max, self._npts
 
 
+def fit_shells(k, s, counts, k_fit_min, k_fit_max):
+    """The fit S ~ k^alpha over the shells with k_fit_min <= |k| <= k_fit_max, each weighted by its number
+    of wave vectors: ``(alpha, alpha_err, prefactor, shells)`` (:func:`fit_power_law`). k_fit_min is
+    lowered by 1e-9 relative: the first shell's |k| equals 2 pi / L only up to rounding."""
+    return fit_power_law(k, s, k_fit_min * (1 - 1e-9), k_fit_max, counts)
+
+
+def fit_plateau(k, s, counts, k_fit_max):
+    """Weighted least squares of S(k) = S0 + B k^2 over the shells with 0 < |k| <= k_fit_max (weights:
+    the shells' numbers of wave vectors; the small-k form of a density noise ~ k^2 next to a reciprocal
+    one ~ k^4, docs/results.md "Pair-noise correlation and long-range structure"); returns (S0, its
+    standard error from the weighted residuals, B)."""
+    k, s = np.asarray(k, dtype=np.float64), np.asarray(s, dtype=np.float64)
+    m = (k > 0) & (k <= k_fit_max)
+    x, y, w = k[m] ** 2, s[m], np.asarray(counts)[m].astype(float)
+    if m.sum() < 2:
+        raise AnalysisError(f"S0 + B k^2 fit needs >= 2 shells with |k| <= {k_fit_max}, have {int(m.sum())}")
+    a = np.stack([np.ones_like(x), x], axis=1) * np.sqrt(w)[:, None]
+    coef, *_ = np.linalg.lstsq(a, y * np.sqrt(w), rcond=None)
+    resid = y - (coef[0] + coef[1] * x)
+    dof = max(m.sum() - 2, 1)
+    cov = np.linalg.inv(a.T @ a) * (w * resid ** 2).sum() / dof
+    return float(coef[0]), float(math.sqrt(cov[0, 0])), float(coef[1])
+
+
 def number_variance(positions, box, radii, n_windows: int = 2000, seed: int = 0):
     """Variance of the number of particles in spherical windows of each radius R (periodic box).
 
@@ -166,6 +190,15 @@ def number_variance_exponent(radii, variance, r_min=None, r_max=None):
     """lambda of sigma^2(R) ~ R^lambda: ``(lambda, err)`` (Poisson d, hyperuniform (alpha > 1) d - 1)."""
     lam, err, _, _ = fit_power_law(radii, variance, r_min, r_max)
     return lam, err
+
+
+def number_variance_lambda(configurations, box, n_windows: int = 2000):
+    """lambda of sigma^2(R) ~ R^lambda, ``(lambda, err)``, from the number variance averaged over
+    ``configurations`` (position arrays [N, d] in the box [d]) at 8 radii from 2 to L/5 diameters
+    (L the shortest edge; needs L > 10)."""
+    radii = np.geomspace(2.0, 0.2 * float(np.min(box)), 8)
+    var = np.mean([number_variance(x, box, radii, n_windows=n_windows)[1] for x in configurations], axis=0)
+    return number_variance_exponent(radii, var)
 
 
 def energy_per_scheme(records):
@@ -273,12 +306,9 @@ def hyperuniformity_groups(runs, k_fit_max: float | None = None, max_frames: int
             lasts.append(frames[-1])                 # idx always ends at the last snapshot
         kfm = k_fit_max if k_fit_max is not None else default_k_fit_max(box)
         hu = Hyperuniformity(k_fit_max=kfm).compute(frames, box)
-        L = float(np.min(box))
         lam = lam_err = math.nan
-        if L >= 12.0:
-            radii = np.geomspace(2.0, 0.2 * L, 8)
-            var = np.mean([number_variance(x, box, radii, n_windows=n_windows)[1] for x in lasts], axis=0)
-            lam, lam_err = number_variance_exponent(radii, var)
+        if float(np.min(box)) >= 12.0:
+            lam, lam_err = number_variance_lambda(lasts, box, n_windows=n_windows)
         energies = []
         for r in members:
             if "energy" in r.observables:

@@ -230,7 +230,7 @@ class Run:
                 raise RunFileError(f"unreadable config_toml in {self.path}: {err}") from err
             self.provenance = fmt.read_provenance(fh)
             self._observables = fmt.series_names(fh)
-            self._has_positions = f"{fmt.POSITION}/value" in fh
+            self._has_positions = fmt.has_positions(fh)
             self._has_structure_factor = fmt.structure_factor_path(fh) is not None
         self.params = RunParameters.from_config(self.config)
 
@@ -330,15 +330,15 @@ class Run:
         """
         self._require_positions()
         with h5py.File(self.path, "r") as fh:
-            value = fh[f"{fmt.POSITION}/value"]
+            value = fmt.positions_dataset(fh)
             nf = value.shape[0]
             if not -nf <= frame < nf:
                 raise AnalysisError(f"{self.path} has {nf} snapshots, no frame {frame}")
             x = np.asarray(value[frame], dtype=np.float64)
             if unwrapped:
-                if f"{fmt.IMAGE}/value" not in fh:
+                if not fmt.has_images(fh):
                     raise RunFileError(f"{self.path} has no /{fmt.IMAGE}")
-                img = np.asarray(fh[f"{fmt.IMAGE}/value"][frame], dtype=np.float64)
+                img = np.asarray(fmt.read_images(fh, frame), dtype=np.float64)
                 x = x + img * _read_edges(fh, frame)
         return x
 
@@ -347,9 +347,9 @@ class Run:
         self._require_positions()
         with h5py.File(self.path, "r") as fh:
             steps = fmt.frame_steps(fh)
-            x = np.asarray(fh[f"{fmt.POSITION}/value"][()], dtype=np.float64)
-            if f"{fmt.IMAGE}/value" in fh:
-                img = np.asarray(fh[f"{fmt.IMAGE}/value"][()], dtype=np.float64)
+            x = np.asarray(fmt.positions_dataset(fh)[()], dtype=np.float64)
+            if fmt.has_images(fh):
+                img = np.asarray(fmt.read_images(fh, ()), dtype=np.float64)
                 edges = np.array([_read_edges(fh, f) for f in range(x.shape[0])])
                 x = x + img * edges[:, None, :]
             else:

@@ -71,13 +71,6 @@ def box_length(n: int, phi: float, dim: int, radius: float = 0.5) -> float:
     return (n * v1 / phi) ** (1.0 / dim)
 
 
-def _time_series(group, name, steps, values):
-    g = group.create_group(name)
-    g.create_dataset("step", data=np.asarray(steps, dtype=np.int64))
-    g.create_dataset("time", data=np.asarray(steps, dtype=np.float64))
-    g.create_dataset("value", data=np.asarray(values))
-
-
 def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, log_every=10,
               kick_size=None, learning_rate=0.1, batch_fraction=0.5, potential="linear",
               radius=0.5, activity=None, msd=None, positions=None, images=None,

@@ -9,6 +9,8 @@ section 2) and found through ``--sips PATH`` or ``$SIPS_BUILD`` (the directory h
     launch/sips_reference activity --out runs/sips-phic/runs.jsonl --n 1000 \\
         --phi 0.58,0.59,0.60 --seeds 1-8 --kick 0.1 --steps 20000 --log-every 100  both codes, same starts
     launch/sips_reference summary runs/sips-phic/runs.jsonl                      table per (code, N, phi)
+    launch/sips_reference compare RUNS.jsonl [MORE.jsonl] --at 100,500,1000       absorption-time tests, f_a(k)
+                                                                                 differences, last active counts
 
 Same set-up in both codes (docs/reference-sips.md, section 2): radius R = 1/2 (lengths in diameters),
 the box edge from L^d phi = N v_d R^d (mpisim's RunConfig.box_edges), eps in diameters. sips' kick
@@ -247,6 +249,13 @@ def cmd_activity(a):
                           f"{r['cpu_seconds']:.1f} CPU s", flush=True)
 
 
+def seen_absorbed(step, log_every):
+    """The step at which sips' run() sees an absorption that happened at ``step`` (f_a(x_step) = 0): it
+    checks f_a at the multiples of n_rec (our log_every) and of 1000 (base_algorithm.hpp), so the first
+    such step at or after ``step``. mpisim's exact step is mapped with this before the two are compared."""
+    return min(-(-step // log_every) * log_every, -(-step // 1000) * 1000)
+
+
 def _sem(x):
     return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
@@ -275,9 +284,9 @@ def cmd_summary(a):
         for code in sorted(groups[key]):
             g = groups[key][code]
             k = len(g)
-            # sips sees absorption at the first logged step after it: round mpisim's exact step up to the
+            # sips sees absorption at the first checked step after it: map mpisim's exact step to the
             # same grid, so both columns measure the same event
-            absorbed = [-(-r["absorbed_step"] // r["log_every"]) * r["log_every"] for r in g
+            absorbed = [seen_absorbed(r["absorbed_step"], r["log_every"]) for r in g
                         if r["absorbed_step"] is not None and r["absorbed_step"] <= steps]
             p = len(absorbed) / k
             perr = np.sqrt(max(p * (1 - p), 1.0 / k) / k)    # binomial; floored at 1/k so 0 and 1 get a size
@@ -296,6 +305,69 @@ def cmd_summary(a):
             print(f"{scheme:16s} {n:5d} {kick:5g} {steps:6d} {phi:6.3f} {code:6s} {k:4d} "
                   f"{len(absorbed):3d} ({p:.2f}+-{perr:.2f}) {t_abs:>22s} " + " ".join(f"{c:>17s}" for c in cols)
                   + f" {sum(r['cpu_seconds'] for r in g):6.0f}")
+
+
+def active_counts(r):
+    """(steps, number of active particles) of one run's logged series."""
+    return np.asarray(r["step"]), np.rint(np.asarray(r["activity"]) * r["n"]).astype(np.int64)
+
+
+def cmd_compare(a):
+    """Per (scheme, N, phi, eps): the absorption steps of the two codes over the seeds both ran (mean,
+    standard error, sd, median; two-sample Kolmogorov-Smirnov and Mann-Whitney p), f_a(k) of both with the
+    difference in standard errors, and, for runs logged every step, the number of active particles at the
+    last step before absorption and the steps from the first f_a <= m/N to absorption."""
+    from scipy import stats
+    rows = []
+    for path in a.runs:
+        with open(path) as f:
+            rows += [json.loads(line) for line in f]
+    groups = {}
+    for r in rows:
+        key = (r["scheme"], r["n"], r["phi"], r["kick"], r["dim"])
+        groups.setdefault(key, {}).setdefault(r["code"], {})[r["seed"]] = r
+    at = [int(k) for k in a.at.split(",")] if a.at else []
+    for key in sorted(groups):
+        g = groups[key]
+        seeds = sorted(set(g.get("mpisim", {})) & set(g.get("sips", {})))
+        runs = {code: [g[code][s] for s in seeds] for code in ("mpisim", "sips")}
+        if not seeds or any(r["absorbed_step"] is None for rs in runs.values() for r in rs):
+            print(f"{key}: {len(seeds)} seeds with both codes; not every run absorbed: no comparison")
+            continue
+        grid = max(r["log_every"] for rs in runs.values() for r in rs)
+        t = {code: np.array([seen_absorbed(r["absorbed_step"], grid) for r in rs], dtype=float)
+             for code, rs in runs.items()}
+        cpu = sum(r["cpu_seconds"] for rs in runs.values() for r in rs)
+        print(f"{key[0]} N={key[1]} phi={key[2]} eps={key[3]} d={key[4]}: {len(seeds)} seeds, absorption "
+              f"steps on a grid of {grid}, {cpu:.0f} CPU s")
+        for code, x in t.items():
+            print(f"  {code:6s} absorbed at {x.mean():7.0f} +- {_sem(x):4.0f} (sd {np.std(x, ddof=1):5.0f}, "
+                  f"median {np.median(x):6.0f})")
+        print(f"  ratio of means {t['mpisim'].mean() / t['sips'].mean():.3f}; KS p = "
+              f"{stats.ks_2samp(t['mpisim'], t['sips']).pvalue:.3g}, Mann-Whitney p = "
+              f"{stats.mannwhitneyu(t['mpisim'], t['sips']).pvalue:.3g}")
+        for k in at:
+            v = {code: [activity_at(r, k) for r in rs] for code, rs in runs.items()}
+            if any(x is None for vs in v.values() for x in vs):
+                continue
+            m, s = np.mean(v["mpisim"]), np.mean(v["sips"])
+            err = np.hypot(_sem(v["mpisim"]), _sem(v["sips"]))
+            print(f"  f_a({k}): mpisim {m:.4f} +- {_sem(v['mpisim']):.4f}, sips {s:.4f} +- {_sem(v['sips']):.4f}, "
+                  f"difference {(m - s) / err:+.1f} errors")
+        if all(r["log_every"] == 1 for rs in runs.values() for r in rs):
+            for code, rs in runs.items():
+                last, tail = [], {m: [] for m in (2, 5, 10, 20, 50, 100)}
+                for r in rs:
+                    st, act = active_counts(r)
+                    before = act[st < r["absorbed_step"]]
+                    last.append(int(before[-1]) if len(before) else 0)
+                    for m in tail:
+                        tail[m].append(r["absorbed_step"] - int(st[np.argmax(act <= m)]))
+                values, counts = np.unique(last, return_counts=True)
+                print(f"  {code:6s} active particles at the last step before absorption: "
+                      + ", ".join(f"{v}: {c}" for v, c in zip(values, counts)))
+                print(f"  {code:6s} steps from the first f_a <= m/N to absorption: " + ", ".join(
+                    f"m = {m}: {np.mean(x):.0f} +- {_sem(x):.0f}" for m, x in tail.items()))
 
 
 def main():
@@ -324,9 +396,12 @@ def main():
     m = sub.add_parser("summary", help="absorbed fraction and f_a per (code, N, phi)")
     m.add_argument("runs")
     m.add_argument("--at", default="", help="also f_a at these steps (comma-separated; logged steps)")
+    c = sub.add_parser("compare", help="absorption times and f_a(k) of the two codes over common seeds")
+    c.add_argument("runs", nargs="+", help="JSON-lines files of `activity` (pooled)")
+    c.add_argument("--at", default="", help="f_a at these steps (comma-separated; logged steps)")
     a = p.parse_args()
-    if a.cmd == "summary":
-        return cmd_summary(a)
+    if a.cmd in ("summary", "compare"):
+        return {"summary": cmd_summary, "compare": cmd_compare}[a.cmd](a)
     a.sips = sips_path(a.sips)
     if a.sips is None:
         print("sips_reference: skipped: no sips build given (--sips PATH or SIPS_BUILD=PATH; "

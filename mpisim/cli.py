@@ -256,7 +256,7 @@ def _sofk(args, comm):
         problem, n_frames = None, 0
         try:
             with h5py.File(path, "r") as f:
-                if f"{fmt.POSITION}/value" not in f:
+                if not fmt.has_positions(f):
                     problem = f"{path} is not an mpisim output (no /{fmt.POSITION})"
                 else:
                     n_frames = fmt.frame_count(f)
@@ -323,7 +323,7 @@ def sofk_frames(path, frames, comm=None, progress=None, **options):
     results, meas = [], {}
     with h5py.File(path, "r", **kwargs) as f:
         dim = fmt.dimension(f)
-        ds = f[f"{fmt.POSITION}/value"]
+        ds = fmt.positions_dataset(f)
         n_total = ds.shape[1]
         steps = fmt.frame_steps(f)
         blocks = id_blocks(n_total, comm.size)
@@ -481,10 +481,9 @@ def _print_info(path, f):
 
 
 def _ckpt_step(path):
-    import h5py
+    from .io.checkpoint import read_checkpoint_meta
     try:
-        with h5py.File(path, "r") as c:
-            return int(c.attrs["step"])
+        return int(read_checkpoint_meta(path)["step"])
     except (OSError, KeyError):
         return "?"
 

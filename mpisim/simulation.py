@@ -875,10 +875,10 @@ def _checkpoint_problems(config, output, ckpt, stored, ignore):
     import h5py
     from .config import tomllib
     from .io import format as fmt
-    from .io.checkpoint import FORMAT, has_state, verify_checkpoint
+    from .io.checkpoint import FORMAT, checkpoint_meta, has_state, verify_checkpoint
     try:
         with h5py.File(ckpt, "r") as c:
-            meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in c.attrs.items()}
+            meta = checkpoint_meta(c)
             state = has_state(c)
     except OSError as exc:
         return [f"not a readable HDF5 file ({exc})"]
@@ -886,7 +886,7 @@ def _checkpoint_problems(config, output, ckpt, stored, ignore):
         return [f"not an mpisim checkpoint of format {FORMAT}"]
     problems = []
     try:
-        theirs = tomllib.loads(str(meta.get("config_toml", "")))
+        theirs = tomllib.loads(str(meta.get(fmt.CONFIG_TOML, "")))
     except tomllib.TOMLDecodeError:
         theirs = {}
     try:  # keys added or dropped since the checkpoint was written: as for the output (RunConfig.from_stored)

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from analysis.errors import NotComputedError
-from analysis.hyperuniformity import (Hyperuniformity, energy_per_scheme, number_variance,
-                                      number_variance_exponent, plot_hyperuniformity, speed_squared)
+from analysis.errors import AnalysisError
+from analysis.hyperuniformity import (Hyperuniformity, energy_per_scheme, fit_plateau, number_variance,
+                                      number_variance_exponent, number_variance_lambda, plot_hyperuniformity,
+                                      speed_squared)
 from analysis.structure_factor import fit_power_law
 
 L = 60.0
@@ -75,6 +77,25 @@ def test_number_variance_exponent(points, expected):
     assert mean == pytest.approx(len(points) / L ** 2 * math.pi * radii ** 2, rel=0.05)
     lam, err = number_variance_exponent(radii, var)
     assert lam == pytest.approx(expected, abs=0.3)
+
+
+def test_number_variance_lambda_of_a_perturbed_lattice():
+    """sigma^2 ~ R^(d-1) from the variance averaged over configurations at radii 2 .. L/5."""
+    lam, err = number_variance_lambda([perturbed_lattice(3), perturbed_lattice(4)], BOX, n_windows=3000)
+    assert lam == pytest.approx(1.0, abs=0.3) and err > 0
+
+
+def test_fit_plateau_recovers_s0_and_b_from_the_shells_below_k_fit():
+    """S = S0 + B k^2 (+ noise scaled by 1/sqrt(count)) below k_fit, something else above it."""
+    k = np.linspace(0.05, 1.2, 40)
+    counts = np.arange(40) + 4
+    noise = 1e-4 * np.random.default_rng(0).normal(size=40) / np.sqrt(counts)
+    s = np.where(k <= 0.6, 0.004 + 0.02 * k ** 2, 1.0) + noise
+    s0, s0_err, b = fit_plateau(k, s, counts, 0.6)
+    assert s0 == pytest.approx(0.004, abs=4 * s0_err) and 0 < s0_err < 1e-4
+    assert b == pytest.approx(0.02, rel=0.05)
+    with pytest.raises(AnalysisError, match="2 shells"):
+        fit_plateau(k, s, counts, 0.06)
 
 
 def test_number_variance_rejects_windows_larger_than_half_the_box():

@@ -53,6 +53,14 @@ def test_activity_at_reads_logged_values_and_zero_after_absorption():
     assert d.activity_at(r, 300) == 0.0 and d.activity_at(r, 200) == 0.1
 
 
+@pytest.mark.parametrize("step, log_every, seen", [(0, 100, 0), (1201, 100, 1300), (1300, 100, 1300),
+                                                   (950, 300, 1000), (1001, 300, 1200), (1001, 1, 1001),
+                                                   (2001, 7, 2002)])
+def test_absorption_is_seen_at_the_next_checked_step(step, log_every, seen):
+    """sips checks f_a at the multiples of n_rec (log_every) and of 1000: mpisim's exact step maps there."""
+    assert driver().seen_absorbed(step, log_every) == seen
+
+
 @pytest.mark.skipif(not os.environ.get("SIPS_BUILD"), reason="no sips build (set SIPS_BUILD; docs/reference-sips.md)")
 @pytest.mark.parametrize("dim,phi", [(3, 0.45), (2, 0.6)])
 def test_both_codes_see_the_same_system(dim, phi):

@@ -94,7 +94,7 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
         f.attrs["n_total"] = np.int64(n_total)
         f.attrs["dim"] = np.int32(dim)
         f.attrs["n_aux"] = np.int32(n_aux)
-        f.attrs["config_toml"] = config_toml
+        f.attrs[fmt.CONFIG_TOML] = config_toml
         f.attrs["mpi_size"] = np.int64(comm.size)
         for k, v in meta.items():
             f.attrs[k] = v
@@ -124,6 +124,18 @@ def write_checkpoint(path, comm, state, dim, n_total, config_toml, meta, collect
     return time.perf_counter() - t0
 
 
+def checkpoint_meta(f):
+    """The attributes of an open checkpoint file as a dict of Python scalars (format, n_total, dim, n_aux,
+    the configuration text, step, ... as :func:`write_checkpoint` stored them)."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+
+
+def read_checkpoint_meta(path):
+    """:func:`checkpoint_meta` of the checkpoint file ``path`` (OSError if it cannot be read)."""
+    with h5py.File(path, "r") as f:
+        return checkpoint_meta(f)
+
+
 def read_checkpoint(path, block=None):
     """(meta dict, fields dict) of a checkpoint, read serially by the calling rank.
 
@@ -132,7 +144,7 @@ def read_checkpoint(path, block=None):
     image, x0, radius, aux (n, n_aux).
     """
     with h5py.File(path, "r") as f:
-        meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        meta = checkpoint_meta(f)
         if int(meta.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
         g = f[fmt.CHECKPOINT_STATE]

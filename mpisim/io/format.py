@@ -33,6 +33,12 @@ EDGES = f"{BOX}/edges"
 ID = f"{PARTICLES}/id"
 RADIUS = f"{PARTICLES}/radius"
 SPECIES = f"{PARTICLES}/species"
+#: the per-frame datasets of the particles group: positions (frames, N, d), images, box edges (frames, d)
+POSITION_VALUE = f"{POSITION}/value"
+IMAGE_VALUE = f"{IMAGE}/value"
+EDGES_VALUE = f"{EDGES}/value"
+POSITION_STEP = f"{POSITION}/step"
+POSITION_TIME = f"{POSITION}/time"
 OBSERVABLES = "observables"
 PARAMETERS = "parameters"
 PROVENANCE = f"{PARAMETERS}/provenance"
@@ -51,8 +57,7 @@ VIEW_PARTICLES = "particles/trajectory"
 
 #: the datasets that grow by one row per stored frame; position, image and box edges share position's
 #: step and time (hard links, as H5MD asks of elements sampled together)
-FRAME_DATASETS = (f"{POSITION}/step", f"{POSITION}/time", f"{POSITION}/value", f"{IMAGE}/value",
-                  f"{EDGES}/value")
+FRAME_DATASETS = (POSITION_STEP, POSITION_TIME, POSITION_VALUE, IMAGE_VALUE, EDGES_VALUE)
 #: the datasets of a time series (an H5MD time-dependent element)
 SERIES_DATASETS = ("step", "time", "value")
 #: rows per chunk of the per-particle frame datasets
@@ -111,6 +116,28 @@ def write_h5md_metadata(f, author, creator_version):
     creator = h5md.create_group("creator")
     creator.attrs["name"] = fixed_string("mpisim")
     creator.attrs["version"] = fixed_string(creator_version)
+
+
+def write_view_layout(v, source, steps, edges, n, dim):
+    """The particles group of the view file that MDAnalysis reads (``mpisim.io.viewers``): in the open file
+    ``v``, /particles/trajectory with position/value a virtual dataset (frames, n, 3) mapped onto the
+    positions of the output ``source`` (an absolute path; z = 0 in 2d, the fill value), position/step and
+    time, and the box as a time-dependent (frames, 3) element ``edges`` (third edge 1 in 2d, as the
+    engine treats a 2-d system)."""
+    frames = len(steps)
+    traj = v.create_group(VIEW_PARTICLES)
+    position = traj.create_group("position")
+    position["step"] = np.asarray(steps, dtype=np.int64)
+    position["time"] = np.asarray(steps, dtype=np.float64)
+    layout = h5py.VirtualLayout(shape=(frames, n, 3), dtype=np.float64)
+    layout[:, :, :dim] = h5py.VirtualSource(source, POSITION_VALUE, shape=(frames, n, dim))
+    position.create_virtual_dataset("value", layout, fillvalue=0.0)
+    box = traj.create_group("box")
+    box.attrs["dimension"] = np.int32(3)
+    box.attrs["boundary"] = fixed_strings(["periodic"] * 3)
+    e = box.create_group("edges")
+    e["step"], e["time"] = position["step"], position["time"]
+    e["value"] = np.asarray(edges, dtype=np.float64)
 
 
 def create_layout(f, n, dim, *, series, config_toml, sections, provenance, author, creator_version,
@@ -181,9 +208,19 @@ def resize_frames(f, frames):
 
 def write_frame_header(f, frame, step, box):
     """step, time and box edges of frame ``frame`` (the rank-0 part of a frame; positions are separate)."""
-    f[f"{POSITION}/step"][frame] = step
-    f[f"{POSITION}/time"][frame] = float(step)
-    f[f"{EDGES}/value"][frame] = box
+    f[POSITION_STEP][frame] = step
+    f[POSITION_TIME][frame] = float(step)
+    f[EDGES_VALUE][frame] = box
+
+
+def series_rows(group):
+    """Number of rows of a time series group (an /observables series or the S(k) group)."""
+    return group["step"].shape[0]
+
+
+def series_steps(group):
+    """Steps int64 [rows] of a time series group (an /observables series or the S(k) group)."""
+    return group["step"][()].astype(np.int64)
 
 
 def resize_series(group, rows):
@@ -286,16 +323,45 @@ def species_count(f):
     return int(f[SPECIES][()].max()) + 1 if SPECIES in f else None
 
 
+def has_positions(f):
+    """Whether an open file has a position element (an mpisim output has one, possibly of 0 frames)."""
+    return POSITION_VALUE in f
+
+
+def has_images(f):
+    """Whether an open file has an image element."""
+    return IMAGE_VALUE in f
+
+
 def position_shape(f):
     """(frames, N, d) of the stored positions of an open file, or None if it has no position element."""
-    path = f"{POSITION}/value"
-    return f[path].shape if path in f else None
+    return f[POSITION_VALUE].shape if POSITION_VALUE in f else None
+
+
+def positions_dataset(f):
+    """The positions dataset (frames, N, d) of an open file, for reading slices of it (e.g. a rank's rows)."""
+    return f[POSITION_VALUE]
 
 
 def read_positions(f, frame, lo=0, hi=None):
     """Positions (hi - lo, d) of the rows lo..hi - 1 (ids, rows are in id order) of frame ``frame`` of an
     open file."""
-    return f[f"{POSITION}/value"][frame, lo:hi]
+    return f[POSITION_VALUE][frame, lo:hi]
+
+
+def read_images(f, frame):
+    """Images (N, d) int32 of frame ``frame`` of an open file (``()``: all frames, (frames, N, d))."""
+    return f[IMAGE_VALUE][frame]
+
+
+def read_radius(f):
+    """Radii float64 [N] of an open output file, in id order."""
+    return f[RADIUS][()]
+
+
+def read_species(f):
+    """Species int64 [N] of an open output file, or None when it stores none (one species)."""
+    return f[SPECIES][()].astype(np.int64) if SPECIES in f else None
 
 
 def dimension(f):
@@ -314,6 +380,15 @@ def read_box(part, frame=-1):
     return edges[()]
 
 
+def read_box_edges(f):
+    """Box edges (frames, d) of every stored frame of an open file; a fixed box (other writers) is
+    repeated for every frame."""
+    edges = f[EDGES]
+    if isinstance(edges, h5py.Group):
+        return edges["value"][()]
+    return np.tile(edges[()], (frame_count(f), 1))
+
+
 def stored_box(f):
     """Box edges (d,) of an open output file: of its last frame, or its fixed box; None if the box is
     time-dependent and no frame is stored yet."""
@@ -325,11 +400,12 @@ def stored_box(f):
 
 def frame_steps(f):
     """Steps of the stored frames, int64 [frames], of an open file."""
-    return f[f"{POSITION}/step"][()].astype(np.int64)
+    return f[POSITION_STEP][()].astype(np.int64)
 
 
 def frame_count(f):
-    return f[f"{POSITION}/value"].shape[0]
+    """Number of stored frames of an open file."""
+    return f[POSITION_VALUE].shape[0]
 
 
 def read_frame(path, frame=-1):
@@ -337,10 +413,8 @@ def read_frame(path, frame=-1):
     with h5py.File(path, "r") as f:
         if frame_count(f) == 0:
             raise ValueError(f"{path}: no snapshot stored")
-        part = f[PARTICLES]
-        step = int(part["position/step"][frame])
-        return (step, part["id"][:], part["position/value"][frame], part["image/value"][frame],
-                part["radius"][:], read_box(part, frame))
+        return (int(f[POSITION_STEP][frame]), f[ID][:], f[POSITION_VALUE][frame], f[IMAGE_VALUE][frame],
+                f[RADIUS][:], read_box(f, frame))
 
 
 def parse_frames(spec, n_frames):
@@ -454,8 +528,8 @@ class SerialWriter:
         """One frame: positions (N, d) wrapped into [0, L), images (N, d), rows in id order."""
         frame = frame_count(self.file)
         resize_frames(self.file, frame + 1)
-        self.file[f"{POSITION}/value"][frame] = np.asarray(positions, dtype=np.float64)[:, :self.dim]
-        self.file[f"{IMAGE}/value"][frame] = np.asarray(images, dtype=np.int32)[:, :self.dim]
+        self.file[POSITION_VALUE][frame] = np.asarray(positions, dtype=np.float64)[:, :self.dim]
+        self.file[IMAGE_VALUE][frame] = np.asarray(images, dtype=np.int32)[:, :self.dim]
         write_frame_header(self.file, frame, step, self.box)
 
     def append_series(self, steps, values):

@@ -158,8 +158,8 @@ class H5MDWriter:
             return
         frame = fmt.frame_count(self.file)
         fmt.resize_frames(self.file, frame + 1)
-        self.rows.write(self.file[f"{fmt.POSITION}/value"], got[:, :d], (frame,))
-        self.rows.write(self.file[f"{fmt.IMAGE}/value"], got[:, d:].astype(np.int32), (frame,))
+        self.rows.write(self.file[fmt.POSITION_VALUE], got[:, :d], (frame,))
+        self.rows.write(self.file[fmt.IMAGE_VALUE], got[:, d:].astype(np.int32), (frame,))
         if self.comm.rank == 0:
             fmt.write_frame_header(self.file, frame, step, self.box)
 
@@ -179,7 +179,7 @@ class H5MDWriter:
         steps = np.array([r[0] for r in rows], dtype=np.int64)
         for name in NAMES:
             g = self.file[fmt.observable_path(name)]
-            first = g["step"].shape[0]
+            first = fmt.series_rows(g)
             fmt.resize_series(g, first + len(rows))
             if self.comm.rank == 0:
                 fmt.write_series_rows(g, first, steps, [r[1][name] for r in rows])
@@ -203,7 +203,7 @@ class H5MDWriter:
             if fmt.STRUCTURE_FACTOR in f:
                 series[fmt.STRUCTURE_FACTOR] = f[fmt.STRUCTURE_FACTOR]
             keep = {"frames": int(np.searchsorted(fmt.frame_steps(f), step, side="left")),
-                    "rows": {name: int(np.searchsorted(g["step"][:], step, side="left"))
+                    "rows": {name: int(np.searchsorted(fmt.series_steps(g), step, side="left"))
                              for name, g in series.items()}}
         keep = self.comm.bcast(keep, root=0)
         steps = self.snapshot_steps()[:keep["frames"]]

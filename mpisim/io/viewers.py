@@ -22,8 +22,9 @@ def type_names(count):
     return [chr(ord("A") + i) if i < 26 else f"T{i}" for i in range(count)]
 
 
-def _species(part, n):
-    species = part["species"][()].astype(np.int64) if "species" in part else np.zeros(n, dtype=np.int64)
+def _species(f, n):
+    species = fmt.read_species(f)
+    species = np.zeros(n, dtype=np.int64) if species is None else species
     return species, type_names(int(species.max()) + 1 if n else 1)
 
 
@@ -68,18 +69,17 @@ def export_gsd(path, out, frames=None, progress=None):
     path, out = str(path), str(out)
     tmp = f"{out}.tmp"
     with h5py.File(path, "r") as f:
-        part = f[fmt.PARTICLES]
         total = fmt.frame_count(f)
         frames = list(range(total)) if frames is None else list(frames)
-        n = part["position/value"].shape[1]
-        diameter = 2.0 * part["radius"][()]
-        typeid, types = _species(part, n)
+        n = fmt.particle_count(f)
+        diameter = 2.0 * fmt.read_radius(f)
+        typeid, types = _species(f, n)
         steps = fmt.frame_steps(f)
         try:
             with gsd.hoomd.open(tmp, "w") as traj:
                 for i, fr in enumerate(frames):
-                    traj.append(hoomd_frame(steps[fr], fmt.read_box(part, fr), part["position/value"][fr],
-                                            part["image/value"][fr], diameter, typeid, types))
+                    traj.append(hoomd_frame(steps[fr], fmt.read_box(f, fr), fmt.read_positions(f, fr),
+                                            fmt.read_images(f, fr), diameter, typeid, types))
                     if progress is not None:
                         progress(i + 1, len(frames))
         except BaseException:
@@ -99,33 +99,17 @@ def write_mdanalysis_view(path, view):
     no /observables (MDAnalysis indexes every series by frame number and fails on shorter ones)."""
     source = os.path.abspath(str(path))
     with h5py.File(source, "r") as f:
-        part = f[fmt.PARTICLES]
-        frames, n, dim = part["position/value"].shape
+        frames, n, dim = fmt.position_shape(f)
         if frames == 0:
             raise ValueError(f"{path}: no snapshot stored")
         if dim > 3:
             raise ValueError(f"{path}: a {dim}-d system; MDAnalysis holds 2-d and 3-d systems only")
         steps = fmt.frame_steps(f)
         edges = np.ones((frames, 3))
-        if isinstance(part["box/edges"], h5py.Group):
-            edges[:, :dim] = part["box/edges/value"][()]
-        else:
-            edges[:, :dim] = part["box/edges"][()]
+        edges[:, :dim] = fmt.read_box_edges(f)
     with h5py.File(view, "w") as v:
         fmt.write_h5md_metadata(v, "mpisim.io.viewers", "view of " + source)
-        traj = v.create_group(fmt.VIEW_PARTICLES)
-        position = traj.create_group("position")
-        position["step"] = steps
-        position["time"] = steps.astype(np.float64)
-        layout = h5py.VirtualLayout(shape=(frames, n, 3), dtype=np.float64)
-        layout[:, :, :dim] = h5py.VirtualSource(source, f"{fmt.POSITION}/value", shape=(frames, n, dim))
-        position.create_virtual_dataset("value", layout, fillvalue=0.0)
-        box = traj.create_group("box")
-        box.attrs["dimension"] = np.int32(3)
-        box.attrs["boundary"] = fmt.fixed_strings(["periodic"] * 3)
-        e = box.create_group("edges")
-        e["step"], e["time"] = position["step"], position["time"]
-        e["value"] = edges
+        fmt.write_view_layout(v, source, steps, edges, n, dim)
     return n, dim
 
 
@@ -144,9 +128,8 @@ def mdanalysis_universe(path):
         view = os.path.join(tmpdir, f"{uuid.uuid4().hex}.h5md")
         n, _ = write_mdanalysis_view(path, view)
         with h5py.File(path, "r") as f:
-            part = f[fmt.PARTICLES]
-            radius = part["radius"][()]
-            typeid, types = _species(part, len(radius))
+            radius = fmt.read_radius(f)
+            typeid, types = _species(f, len(radius))
         # n_atoms given: MDAnalysis's own count (H5MDReader.parse_n_atoms) refuses the convert_units keyword
         u = mda.Universe(view, format="H5MD", topology_format="MINIMAL", n_atoms=n, convert_units=False)
     except BaseException:

@@ -15,11 +15,12 @@ import time
 
 import numpy as np
 
-from analysis.hyperuniformity import (Hyperuniformity, default_k_fit_max, number_variance,
-                                      number_variance_exponent, plot_hyperuniformity)
-from analysis.structure_factor import fit_power_law
+from analysis.hyperuniformity import (Hyperuniformity, default_k_fit_max, fit_shells, number_variance_lambda,
+                                      plot_hyperuniformity)
 from mpisim.parallel.comm import world
 from mpisim.simulation import Simulation
+
+from .frames import run_and_sample
 
 # name -> (label, noise); the first two run by default, the other two say which anti-correlation matters
 CASES = {
@@ -39,17 +40,10 @@ def run_case(dim, n, phi, steps, frames, every, extra, seed, alpha_lr, sigma, k_
            "dynamics": {"scheme": "pgd", "learning_rate": alpha_lr, "noise_amplitude": sigma, **extra},
            "run": {"steps": steps, "log_every": 100, "progress_seconds": 0, "stop_when_absorbed": True}}
     sim = Simulation.from_config(cfg, write=False, comm=comm)
-    sim.run(steps=steps - (frames - 1) * every)
-    snaps = [sim.snapshot()[1]]
-    for _ in range(frames - 1):
-        sim.run(steps=every)
-        snaps.append(sim.snapshot()[1])
+    snaps = run_and_sample(sim, steps, frames, every)
     box = sim.box[:dim]
     hu = Hyperuniformity(k_fit_max=k_fit_max or default_k_fit_max(box)).compute(snaps, box)
-    L = box.min()
-    radii = np.geomspace(2.0, 0.2 * L, 8)
-    _, var = number_variance(snaps[-1], box, radii, n_windows=4000)
-    lam, lam_err = number_variance_exponent(radii, var)
+    lam, lam_err = number_variance_lambda(snaps[-1:], box, n_windows=4000)
     energy = float(sim.observables["energy"][-1])
     return sim, hu, (lam, lam_err), energy, float(sim.observables["activity"][-1])
 
@@ -96,7 +90,7 @@ def study(args, comm=None, say=lambda *a, **k: None):
                                                         args.sigma, args.k_fit_max, comm)
         kmin, kmax, npts = hu.fit_range
         ends = [x for x in (0.3, 0.4, 0.5, 0.6, 0.8, 1.0) if np.sum((hu.k >= kmin * (1 - 1e-9)) & (hu.k <= x)) >= 3]
-        other = {x: fit_power_law(hu.k, hu.S_k, kmin * (1 - 1e-9), x, hu.k_counts) for x in ends}
+        other = {x: fit_shells(hu.k, hu.S_k, hu.k_counts, kmin, x) for x in ends}
         results[label] = {"alpha": hu.alpha, "alpha_err": hu.alpha_err, "k_min": kmin, "k_max": kmax,
                           "shells": npts, "lambda": lam, "lambda_err": lam_err, "energy": energy,
                           "activity": act, "seconds": time.time() - t,

@@ -16,15 +16,15 @@ CPU time.
 """
 import argparse
 import csv
-import math
 import sys
 import time
 
 import numpy as np
 
-from analysis.hyperuniformity import Hyperuniformity, number_variance, number_variance_exponent
-from analysis.structure_factor import fit_power_law
+from analysis.hyperuniformity import Hyperuniformity, fit_plateau, fit_shells, number_variance_lambda
 from mpisim.simulation import Simulation
+
+from .frames import run_and_sample
 
 CORRELATIONS = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0)
 # dim -> (N, phi, steps): active phase at eps = 0.3 (f_a about 0.6 in 2d, 0.8 in 3d)
@@ -33,24 +33,11 @@ FIELDS = ("dim", "c", "n", "phi", "eps", "steps", "frames", "L", "activity", "S_
           "S0_err", "B", "alpha", "alpha_err", "k_fit", "lambda", "lambda_err", "cpu_s")
 
 
-def fit_plateau(k, s, counts, k_fit):
-    """Weighted least squares of S(k) = S0 + B k^2 over the shells with k <= k_fit (weights: the shells'
-    numbers of wave vectors); returns (S0, its standard error, B)."""
-    m = (k > 0) & (k <= k_fit)
-    x, y, w = k[m] ** 2, s[m], counts[m].astype(float)
-    a = np.stack([np.ones_like(x), x], axis=1) * np.sqrt(w)[:, None]
-    coef, *_ = np.linalg.lstsq(a, y * np.sqrt(w), rcond=None)
-    resid = y - (coef[0] + coef[1] * x)
-    dof = max(m.sum() - 2, 1)
-    cov = np.linalg.inv(a.T @ a) * (w * resid ** 2).sum() / dof
-    return float(coef[0]), float(math.sqrt(cov[0, 0])), float(coef[1])
-
-
 def small_k(curve, k_fit):
     """{S_first, k_first, S0, S0_err, B, alpha, alpha_err} of one S(k) curve (k, S, S_err, counts)."""
     k, sk, _, counts = curve
     s0, s0_err, b = fit_plateau(k, sk, counts, k_fit)
-    alpha, alpha_err, _, _ = fit_power_law(k, sk, k[0] * (1 - 1e-9), k_fit, counts)
+    alpha, alpha_err, _, _ = fit_shells(k, sk, counts, k[0], k_fit)
     return {"S_first": float(sk[0]), "k_first": float(k[0]), "S0": s0, "S0_err": s0_err, "B": b,
             "alpha": float(alpha), "alpha_err": float(alpha_err), "k_fit": k_fit}
 
@@ -61,17 +48,11 @@ def run_case(dim, c, n, phi, steps, eps, frames, every, k_fit, seed):
            "run": {"steps": steps, "log_every": 100, "progress_seconds": 0, "stop_when_absorbed": True}}
     t0 = time.process_time()
     sim = Simulation.from_config(cfg, write=False)
-    sim.run(steps=steps - (frames - 1) * every)
-    snaps = [sim.snapshot()[1]]
-    for _ in range(frames - 1):
-        sim.run(steps=every)
-        snaps.append(sim.snapshot()[1])
+    snaps = run_and_sample(sim, steps, frames, every)
     box = sim.box[:dim]
     hu = Hyperuniformity(k_fit_max=k_fit, k_max=2.0).compute(snaps, box)
     curve = (hu.k, hu.S_k, hu.S_k_err, hu.k_counts)
-    radii = np.geomspace(2.0, 0.2 * box.min(), 8)
-    _, var = number_variance(snaps[-1], box, radii, n_windows=4000)
-    lam, lam_err = number_variance_exponent(radii, var)
+    lam, lam_err = number_variance_lambda(snaps[-1:], box, n_windows=4000)
     row = {"dim": dim, "c": c, "n": n, "phi": phi, "eps": eps, "steps": sim.step, "frames": len(snaps),
            "L": float(box.min()), "activity": float(sim.observables["activity"][-1]), **small_k(curve, k_fit),
            "lambda": float(lam), "lambda_err": float(lam_err), "cpu_s": time.process_time() - t0}
