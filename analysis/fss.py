@@ -93,6 +93,11 @@ MANNA = {
     2: MannaExponents(0.639, 1.225, 0.799,
                       "S. Luebeck, Int. J. Mod. Phys. B 18, 3977 (2004); Henkel, Hinrichsen & "
                       "Luebeck, Non-Equilibrium Phase Transitions Vol. 1 (2008), Table 4.3"),
+    # At and above the upper critical dimension d_c = 4 the class is mean-field (beta = 1, nu_par = 1,
+    # nu_perp = 1/2); at d = 4 itself with logarithmic corrections, which a collapse with these pure
+    # powers ignores (paper 000's conjecture, issue 17).
+    **{d: MannaExponents(1.0, 1.0, 0.5, "mean field, d >= d_c = 4 (logarithmic corrections at d = 4); "
+                         "Luebeck, Int. J. Mod. Phys. B 18, 3977 (2004)") for d in (4, 5, 6)},
 }
 
 #: observables that can be collapsed
@@ -100,9 +105,9 @@ QUANTITIES = ("f_inf", "tau_r")
 
 
 def manna(dim: int) -> MannaExponents:
-    """Manna exponents in ``dim`` = 2 or 3 dimensions."""
+    """Manna exponents in ``dim`` = 2 to 6 dimensions (mean field from d = 4)."""
     if dim not in MANNA:
-        raise AnalysisError(f"no Manna exponents tabulated for d = {dim} (have 2 and 3)")
+        raise AnalysisError(f"no Manna exponents tabulated for d = {dim} (have {', '.join(map(str, sorted(MANNA)))})")
     return MANNA[dim]
 
 

@@ -357,8 +357,11 @@ def _export(args, comm):
                 if not fmt.is_output(f):
                     return f"{path} is not an mpisim output (no /parameters or /{fmt.PARTICLES})"
                 n_frames = fmt.frame_count(f)
+                dim = fmt.dimension(f)
         except OSError:
             return f"{path}: no such file or not an HDF5 file"
+        if dim > 3:
+            return f"--format {args.to}: GSD (HOOMD-blue, OVITO) holds 2-d and 3-d systems; {path} is {dim}-d"
         if out.resolve() == path.resolve():
             return f"--output: {out} is the input file"
         if out.exists() and not args.overwrite:

@@ -16,6 +16,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+from .core.box import BALL_VOLUME, DIMENSIONS
 from .core.neighbour_list import PAIR_SEARCHES
 from .core.potentials import POTENTIALS
 from .core.schemes import (SCHEMES, ParameterError, SchemeParameters, all_parameter_fields,
@@ -51,8 +52,8 @@ class System:
     init_frame: int = -1         # ... and which of its frames (index; negative from the end, -1 the last)
 
     def validate(self):
-        if self.dim not in (2, 3):
-            _fail("system.dim", f"must be 2 or 3, got {self.dim!r}")
+        if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim not in DIMENSIONS:
+            _fail("system.dim", f"must be one of {', '.join(map(str, DIMENSIONS))}, got {self.dim!r}")
         if not isinstance(self.n, int) or self.n < 2:
             _fail("system.n", f"must be an integer >= 2, got {self.n!r}")
         if not (0 < self.phi < 2):
@@ -358,7 +359,7 @@ class RunConfig:
 
     def mean_particle_volume(self):
         s = self.system
-        unit = math.pi if s.dim == 2 else 4.0 * math.pi / 3.0
+        unit = BALL_VOLUME[s.dim]
         if s.radii:
             radii, fr = self.species_radii()
             return sum(f * unit * r ** s.dim for r, f in zip(radii, fr))
@@ -368,10 +369,11 @@ class RunConfig:
         return unit * s.radius ** s.dim
 
     def box_edges(self):
-        """Box edges (3,), cubic: L^d phi = N <v>. The third edge of a 2-d box is 1 (unused)."""
+        """Box edges (core/box.storage_width(d),), cubic: L^d phi = N <v>. The third edge of a 2-d box is
+        1 (unused)."""
         s = self.system
         L = (s.n * self.mean_particle_volume() / s.phi) ** (1.0 / s.dim)
-        return [L, L, L] if s.dim == 3 else [L, L, 1.0]
+        return [L, L, 1.0] if s.dim == 2 else [L] * s.dim
 
     def to_dict(self):
         def table(part):

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import kernels
+from .core import kernels, kernels_wide
 from . import sources
 from .config import ConfigError, RunConfig
 from .core.neighbour_list import NeighbourList
 from .parallel.domain import Domain
 from .parallel.comm import all_gather, id_blocks, max_floats, on_root, world
 from .core.dynamics import DynamicsParams
-from .core.box import wrapped_positions
+from .core.box import storage_width, wrapped_positions
 from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
 from .core.observables import NAMES, ObservableLog
@@ -67,15 +67,16 @@ class Simulation:
         self.dim = s.dim
         self.n_total = s.n
         self.seed = s.seed
-        self.dynamics = DynamicsParams(config.dynamics, dim=config.system.dim)
+        width = storage_width(self.dim)     # position columns: 3 for d <= 3, else d (core/box.py)
+        self.dynamics = DynamicsParams(config.dynamics, dim=self.dim, width=width)
         self.output_path = output if output is not None else config.output.path
         # Where the output ends up: output_path itself, except while an --overwrite builds its new file
         # at OUT.h5.new (output_path), renamed over OUT.h5 when the run is complete (_replace_output).
         self.final_path = self.output_path
         # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
-        sparse = sparse_supported(self.dynamics) and config.run.step_kind != "dense"
+        sparse = sparse_supported(self.dynamics, self.dim) and config.run.step_kind != "dense"
         _check_memory(self.n_total, self.comm)
-        self.state = ParticleState(n_aux=self.dynamics.n_aux)
+        self.state = ParticleState(n_aux=self.dynamics.n_aux, width=width)
         # Each rank makes (or reads) only its block of ids, then sends every particle to its owner: no
         # rank ever holds all N particles.
         blocks = id_blocks(self.n_total, self.comm.size)
@@ -87,6 +88,10 @@ class Simulation:
         except ValueError as exc:
             raise ConfigError(f"mpirun -n {self.comm.size}: {exc}") from None
         self.box = self.domain.box
+        # The pair kernels: the hand-unrolled three-column ones for d <= 3, else those compiled once per d
+        # for a tuple box (core/kernels_wide.py); apply_step and the sums loop over dim axes in both.
+        self._pair_kernels, self._kernel_box = ((kernels, self.box) if width == 3 else
+                                                (kernels_wide, tuple(float(b) for b in self.box)))
         self.step_bound = 0.5 * float(np.min(self.box[:self.dim]))   # the numerical guard's bound
         # The skin adapts to how far particles move per step (speed only, never results).
         # Without a skin the pair pass searches the cells (no list), except for the reciprocal pair noise,
@@ -154,7 +159,7 @@ class Simulation:
             raise ValueError(f"positions must have shape ({self.n_total}, {self.dim}), got {positions.shape}")
         pos = wrapped_positions(positions, self.box, self.dim)
         mine = np.flatnonzero(self.domain.owns(pos))
-        self.state.set_owned(mine, pos[mine], np.zeros((len(mine), 3), np.int32), self._radii(mine),
+        self.state.set_owned(mine, pos[mine], np.zeros((len(mine), self.state.width), np.int32), self._radii(mine),
                              pos[mine], np.zeros((len(mine), self.state.n_aux)))
         self.nlist.invalidate()
         self._done_step = -1     # a run() from here starts with this configuration's pass
@@ -185,9 +190,9 @@ class Simulation:
                 nl.cell_pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st, self.box,
                                   self.counters, energy)
             else:
-                kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st.pos, st.ids,
-                                  st.radius, st.n_own, self.box, pairs.first, pairs.second, pairs.n,
-                                  st.acc, st.active, self.counters, energy)
+                self._pair_kernels.pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step,
+                                             st.pos, st.ids, st.radius, st.n_own, self._kernel_box, pairs.first,
+                                             pairs.second, pairs.n, st.acc, st.active, self.counters, energy)
             if nl.sparse is not None:
                 # the next step may go sparse from this pass's active rows (listed only if it may)
                 everything = self.config.run.step_kind == "sparse"
@@ -196,9 +201,9 @@ class Simulation:
         if dyn.reciprocal_noise:
             # The pair noise reads both particles' memories: refresh the ghosts' copies first.
             self.domain.forward_aux(st)
-            kernels.noise_pair_pass(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos, st.ids,
-                                    st.radius, st.active, n, self.box, pairs.first, pairs.second, pairs.n,
-                                    st.aux, st.noise, st.acc)
+            self._pair_kernels.noise_pair_pass(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos,
+                                               st.ids, st.radius, st.active, n, self._kernel_box, pairs.first,
+                                               pairs.second, pairs.n, st.aux, st.noise, st.acc)
 
     def _wants_sparse(self):
         """Whether this rank takes the sparse pass now (rank-local: either pass gives the same result):

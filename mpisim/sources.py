@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ConfigError
-from .core.box import wrapped_positions
+from .core.box import storage_width, wrapped_positions
 from .core.rng import STREAM_INIT, STREAM_RADII
 from .core.rng_arrays import uniforms
 
 
 @dataclass
 class StartState:
-    """What a source yields on one rank: box (3,) global edges; rows (n, schema.width) of the rank's id
-    block (rank-local); clock: None, or from a checkpoint the global step, absorbed_step, disp_sums and
+    """What a source yields on one rank: box (width,) global edges (core/box.storage_width); rows
+    (n, schema.width) of the rank's id block (rank-local); clock: None, or from a checkpoint the global step, absorbed_step, disp_sums and
     max_disp of the run it continues."""
     box: np.ndarray
     rows: np.ndarray
@@ -81,9 +81,9 @@ class OutputFrame:
             # Rows are ordered by id (docs/file-format.md): this rank reads its contiguous block.
             block_pos = fmt.read_positions(f, self.frame, lo, hi) if hi > lo else np.zeros((0, dim))
             edges = fmt.read_box(f, self.frame)
-        box = np.ones(3)
+        box = np.ones(storage_width(dim))
         box[:dim] = edges
-        pos = np.zeros((hi - lo, 3))
+        pos = np.zeros((hi - lo, storage_width(dim)))
         pos[:, :dim] = block_pos
         return StartState(box, _fresh_rows(config, schema, np.arange(lo, hi, dtype=np.int64), pos))
 
@@ -109,9 +109,9 @@ class Checkpoint:
 
 
 def _fresh_rows(config, schema, ids, pos):
-    """Rows of particles starting at ``pos`` (n, 3): no image, x0 = pos, radii from the config, aux 0."""
+    """Rows of particles starting at ``pos`` (n, width): no image, x0 = pos, radii from the config, aux 0."""
     n = len(ids)
-    return schema.pack(pos=pos, image=np.zeros((n, 3), np.int32), x0=pos,
+    return schema.pack(pos=pos, image=np.zeros((n, schema.pos_width), np.int32), x0=pos,
                        radius=particle_radii(config, ids), ids=ids, aux=np.zeros((n, schema.n_aux)))
 
 
@@ -139,6 +139,6 @@ def species_of(config, ids):
 
 def initial_positions(seed, ids, dim, box):
     """Uniform random positions of the given ids, keyed by (seed, id): the same on any number of ranks.
-    Shape (len(ids), 3)."""
+    Shape (len(ids), core.box.storage_width(dim))."""
     u = np.stack([uniforms(seed, 0, STREAM_INIT, ids, a) * box[a] for a in range(dim)], axis=1)
     return wrapped_positions(u, box, dim)

@@ -53,6 +53,8 @@ def test_run_then_info(tmp_path):
     (["--set", "system.phi=0"], "system.phi"),
     (["--set", "dynamics.scheme=adam"], "dynamics.scheme"),
     (["--set", "nonsense"], "section.key=value"),
+    (["--set", "system.dim=7"], "system.dim: must be one of 2, 3, 4, 5, 6"),
+    (["--set", "system.dim=1"], "system.dim: must be one of 2, 3, 4, 5, 6"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, extra, message):
     (tmp_path / "c.toml").write_text(CONFIG)

@@ -22,7 +22,9 @@ def dynamics(**kv):
 @pytest.mark.parametrize("data,key", [
     (with_("system", phi=0.0), "system.phi"),
     (with_("system", phi=-0.2), "system.phi"),
-    (with_("system", dim=4), "system.dim"),
+    (with_("system", dim=7), "system.dim"),
+    (with_("system", dim=1), "system.dim"),
+    (with_("system", dim=3.5), "system.dim"),
     (with_("system", n=1), "system.n"),
     (with_("system", n=8, phi=0.7), "system"),                        # box smaller than two diameters
     (with_("system", colour="red"), "system.colour"),
@@ -75,13 +77,17 @@ def test_overrides_apply_and_are_validated(tmp_path):
         RunConfig.from_toml(path, ["learning_rate=0.05"])
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4, 5, 6])
 def test_box_follows_from_n_and_phi(dim):
+    """L^d phi = N v_d r^d with the d-ball volume v_d = pi^(d/2) / Gamma(d/2 + 1); positions have d
+    columns in the box (a unit third edge in 2d)."""
     import math
     config = RunConfig.from_dict(with_("system", dim=dim, n=5000, phi=0.4))
-    L = config.box_edges()[0]
-    volume = math.pi * 0.25 if dim == 2 else math.pi / 6
+    edges = config.box_edges()
+    L = edges[0]
+    volume = math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * 0.5 ** dim
     assert math.isclose(5000 * volume / L ** dim, 0.4)
+    assert edges == ([L, L, 1.0] if dim == 2 else [L] * dim)
 
 
 def test_example_run_configs_validate():

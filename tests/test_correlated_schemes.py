@@ -19,12 +19,18 @@ from mpisim.core.schemes import SCHEMES
 from mpisim.core.schemes.pair_correlation import copula_rho
 
 from .run_checks import assert_parallel_equals_serial, assert_restart_is_exact
-from .test_schemes import EPS, make, one_step, pair_geometry
+from .test_schemes import EPS, make as make_sim, one_step, pair_geometry
 
 SEED = 11              # test_schemes.make's system.seed
 ALPHA, BF = 0.2, 0.5   # test_schemes.make's learning rate and batch fraction
 HALF = 0.5             # |U'| of the linear potential
 TOL = 4 / FIXED_SCALE
+
+
+def make(scheme, dim=3, **kw):
+    """test_schemes.make with a box of edge ~6 in d = 4, 5 as well (the few particles of a test touch only
+    where they are placed to)."""
+    return make_sim(scheme, dim=dim, phi=0.01 if dim <= 3 else 10.0 ** (1 - dim), **kw)
 
 
 def phi_cdf(z):
@@ -64,7 +70,7 @@ def three(dim):
 
 
 # ---------------------------------------------------------------------------------- exact kicks
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4])
 @pytest.mark.parametrize("c", [0.0, 0.4, 1.0])
 def test_bro_correlated_two_and_three_particles_exact(dim, c):
     x, e = pair_geometry(dim)
@@ -84,7 +90,7 @@ def test_bro_correlated_two_and_three_particles_exact(dim, c):
     np.testing.assert_allclose(d[2], -a21 * e21, atol=TOL)
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4])
 @pytest.mark.parametrize("c", [0.0, 0.6])
 def test_sgd_correlated_two_and_three_particles_exact(dim, c):
     """Each side is selected on its own: P(both) = b^2 + c b (1 - b), P(one side) = b (1 - b)(1 - c);
@@ -115,7 +121,7 @@ def test_sgd_correlated_two_and_three_particles_exact(dim, c):
     np.testing.assert_allclose(d[2], -t21 * g * e21, atol=TOL)
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4])
 def test_sa_pairwise_correlated_two_and_three_particles_exact(dim):
     c = 0.3
     sim = make("sa-pairwise-correlated", dim=dim, pair_correlation=c)
@@ -134,7 +140,7 @@ def test_sa_pairwise_correlated_two_and_three_particles_exact(dim):
     np.testing.assert_allclose(d[2], -k * (BF + amp * z21) * e21, atol=TOL)
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4, 5])
 @pytest.mark.parametrize("c, c_dir", [(0.5, 1.0), (1.0, 1.0), (0.0, 0.0), (0.7, 0.3)])
 def test_ro_pairwise_two_and_three_particles_exact(dim, c, c_dir):
     x, e = pair_geometry(dim)
@@ -154,7 +160,7 @@ def test_ro_pairwise_two_and_three_particles_exact(dim, c, c_dir):
     np.testing.assert_allclose(d[2], -a21 * n21, atol=TOL)
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4, 5])
 def test_ro_individual_kicks_each_active_particle_once(dim):
     """Particle 1 overlaps two others and gets one kick, not two; a particle without overlap stays."""
     x, e, e21 = three(dim)
@@ -235,7 +241,7 @@ def test_sa_pairwise_correlated_moments(c):
     assert_close(np.corrcoef(a, b)[0, 1], c, 1 / math.sqrt(samples), "correlation")
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4])
 @pytest.mark.parametrize("c, c_dir", [(0.5, 1.0), (0.5, 0.0)])
 def test_ro_pairwise_moments(dim, c, c_dir):
     """Each kick: mean 0, covariance eps^2 / (3 d) I (size U(0, eps), uniform direction). Between the two
@@ -254,7 +260,7 @@ def test_ro_pairwise_moments(dim, c, c_dir):
     assert np.abs(cross - want * np.eye(dim)).max() < 5 * err
 
 
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4])
 def test_ro_individual_moments(dim):
     samples = 2500
     d, _ = kick_samples("ro-individual", samples, dim=dim)
@@ -351,13 +357,14 @@ def test_every_new_scheme_is_tested():
     assert set(RUNS) == set(CORRELATED) | {"ro-individual"}
 
 
+@pytest.mark.parametrize("dim", [2, 4])
 @pytest.mark.parametrize("scheme", sorted(RUNS))
-def test_restart_from_checkpoint_is_exact(scheme, tmp_path):
-    assert_restart_is_exact(config(scheme, tmp_path, checkpoint_every=20), tmp_path, cut_at=30)
+def test_restart_from_checkpoint_is_exact(scheme, dim, tmp_path):
+    assert_restart_is_exact(config(scheme, tmp_path, dim=dim, checkpoint_every=20), tmp_path, cut_at=30)
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("dim", [2, 3, 4])
 @pytest.mark.parametrize("scheme", sorted(RUNS))
 def test_parallel_run_equals_serial_run(scheme, dim):
     """Straddling pairs are computed on both ranks, each keeping its own particle's side (and, for RO,

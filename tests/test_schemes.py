@@ -33,7 +33,7 @@ def one_step(sim, positions):
 
 def pair_geometry(dim=3, r=0.7):
     """Two particles at distance r along a skewed direction; e: unit vector from 1 to 0."""
-    e = np.array([0.6, -0.48, 0.64])[:dim]
+    e = np.array([0.6, -0.48, 0.64, 0.3, -0.25, 0.4])[:dim]     # d = 4..6: the further axes too
     e /= np.linalg.norm(e)
     x1 = np.full(dim, 1.3)
     return np.array([x1 + r * e, x1]), e

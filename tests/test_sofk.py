@@ -344,3 +344,85 @@ def test_mpi_run_and_file_equal_serial(tmp_path_factory):
     for a, b in zip(res, ser.structure_factor):
         assert a.step == b.step
         np.testing.assert_array_equal(a.S, b.S)
+
+
+# ---------------------------------------------------------------------------------------- d = 4 to 6
+@pytest.mark.parametrize("dim", [4, 5, 6])
+@pytest.mark.parametrize("octant", [False, True])
+def test_wave_vectors_in_higher_dimensions(dim, octant):
+    """The k set of d > 3: the half space is every +-k pair of the ball 0 < |k| <= k_max once (the first
+    non-zero n_a positive); the octant every n with all n_a >= 0."""
+    from mpisim.core.sofk import wave_vectors
+    box = np.array([3.0, 3.5, 4.0, 3.2, 3.7, 3.3][:dim])
+    k_max = 4.5
+    kvecs, nvecs = wave_vectors(box, k_max, octant)
+    m = np.floor(k_max * box / TWO_PI).astype(int)
+    grid = np.stack(np.meshgrid(*[np.arange(-q, q + 1) for q in m], indexing="ij"), -1).reshape(-1, dim)
+    k2 = np.sum((grid * TWO_PI / box) ** 2, axis=1)
+    ball = {tuple(n) for n in grid[(k2 > 0) & (k2 <= k_max ** 2 * (1 + 1e-12))]}
+    got = [tuple(n) for n in nvecs]
+    assert len(set(got)) == len(got) > 20
+    np.testing.assert_allclose(kvecs, nvecs * TWO_PI / box, rtol=1e-15)
+    if octant:
+        assert set(got) == {n for n in ball if min(n) >= 0}
+    else:
+        assert set(got) | {tuple(-np.array(n)) for n in got} == ball
+        assert all(n[np.flatnonzero(n)[0]] > 0 for n in map(np.array, got))
+
+
+@pytest.mark.parametrize("dim", [4, 5])
+def test_sums_in_higher_dimensions_equal_brute_force(dim):
+    """Float and exact sums against sum_j exp(i k . x_j) evaluated directly; the exact sums do not depend
+    on how the particles are split."""
+    box = np.array([3.0, 3.5, 4.0, 3.2, 3.7][:dim])
+    x = gas(300, box, dim)
+    kvecs, re, im = sofk_sums(x, box, 4.0)
+    ref = np.exp(1j * x @ kvecs.T).sum(axis=0)
+    np.testing.assert_allclose(re, ref.real, atol=1e-9)
+    np.testing.assert_allclose(im, ref.imag, atol=1e-9)
+    _, whole = sofk_sums_fixed(x, box, 4.0)
+    fre, fim = fixed_to_float(whole)
+    np.testing.assert_allclose(fre, ref.real, atol=1e-9)
+    np.testing.assert_allclose(fim, ref.imag, atol=1e-9)
+    _, a = sofk_sums_fixed(x[:123], box, 4.0)
+    _, b = sofk_sums_fixed(x[123:], box, 4.0)
+    for u, v in zip(fixed_to_float(a + b), (fre, fim)):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_lattice_bragg_peaks_in_four_dimensions(serial_comm):
+    cells, a, dim = 6, 1.0, 4
+    box = np.full(dim, cells * a)
+    x = lattice(cells, a, dim, offset=0.37)
+    meas = StructureFactorMeasurement(box, dim, len(x), k_max=7.0, bins=14, comm=serial_comm)
+    assert meas.method == "direct"
+    got = meas.compute(x)
+    values = meas.values(x)
+    bragg = np.all(meas.nvecs % cells == 0, axis=1)
+    assert bragg.sum() == dim                          # the |k| = 2 pi / a shell, half space
+    np.testing.assert_allclose(values[bragg], len(x), rtol=1e-12)
+    np.testing.assert_allclose(values[~bragg], 0.0, atol=1e-18)
+    assert np.nansum(got.S * got.counts) == pytest.approx(len(x) * dim, rel=1e-12)
+
+
+def test_nufft_is_refused_above_three_dimensions(serial_comm):
+    box = np.full(4, 6.0)
+    with pytest.raises(ValueError, match="nufft needs d <= 3"):
+        StructureFactorMeasurement(box, 4, 100, k_max=3.0, method="nufft", comm=serial_comm)
+    assert StructureFactorMeasurement(box, 4, 100, k_max=3.0, method="auto", comm=serial_comm).method == "direct"
+    assert StructureFactor(bins=4, k_max=3.0).compute(gas(100, box, 1), box).method_used == "direct"
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("dim", [4, 5])
+def test_rank_count_independent_in_higher_dimensions(dim):
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    box = np.full(dim, 7.0)
+    x = gas(3000, box, 21)
+    mine = x[comm.rank::comm.size]
+    kw = dict(k_max=3.0, bins=6, method="direct")
+    par = StructureFactorMeasurement(box, dim, len(x), comm=comm, **kw).compute(mine[::-1])
+    ser = StructureFactorMeasurement(box, dim, len(x), comm=MPI.COMM_SELF, **kw).compute(x)
+    np.testing.assert_array_equal(par.S, ser.S)
+    np.testing.assert_array_equal(par.counts, ser.counts)

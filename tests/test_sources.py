@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mpisim import ConfigError, RunConfig, Simulation
-from mpisim.core.state import AUX, PARTICLE_FIELDS, ParticleSchema, ParticleState
+from mpisim.core.state import AUX, PARTICLE_FIELDS, POS, ParticleSchema, ParticleState
 from mpisim.io import checkpoint_path
 from mpisim.io.checkpoint import DATASETS
 from mpisim.sources import OutputFrame, StartState
@@ -42,10 +42,13 @@ def test_every_field_travels_through_migration_rows(n_aux):
     assert np.array_equal(unpacked["radius"], src.radius[:src.n_own])
 
 
-def test_schema_covers_the_state_and_puts_position_first():
-    schema = ParticleSchema(n_aux=2)
-    assert schema.columns["pos"] == slice(0, 3)     # Domain.distribute reads the owner from columns 0-2
-    assert schema.width == sum(2 if f.width == AUX else f.width for f in PARTICLE_FIELDS)
+@pytest.mark.parametrize("width", [3, 5])
+def test_schema_covers_the_state_and_puts_position_first(width):
+    schema = ParticleSchema(n_aux=2, width=width)
+    assert schema.columns["pos"] == slice(0, width)  # Domain.distribute reads the owner from columns 0-2
+    widths = {AUX: 2, POS: width}
+    assert schema.width == sum(widths.get(f.width, f.width) for f in PARTICLE_FIELDS)
+    assert schema.width == 3 * width + 2 + 2
     with pytest.raises(ValueError, match="missing"):
         schema.pack(pos=np.zeros((1, 3)), ids=np.zeros(1))
 

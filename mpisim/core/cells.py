@@ -10,6 +10,7 @@ particle count does not grow.
 import numpy as np
 
 from ._jit import njit
+from .box import minimum_image
 
 # Margins that keep the cell search complete under rounding (docs/parallel.md).
 CELL_MARGIN = 1e-8
@@ -20,6 +21,8 @@ class CellList:
     """Storage for one rank's cell list; grows (never shrinks) when a rank gains particles."""
 
     def __init__(self, dims, origin, width, owned_lo, owned_hi):
+        """dims, origin, width, owned_lo, owned_hi: per axis, three axes (d <= 3) or d (d > 3: the axes past
+        the third are periodic, without ghost layers, ``periodic_cells`` of them)."""
         self.dims = np.asarray(dims, dtype=np.int64)              # cells per axis, ghost layers included
         self.origin = np.asarray(origin, dtype=np.float64)        # lower corner of cell (0, 0, 0)
         self.width = np.asarray(width, dtype=np.float64)          # cell edge per axis
@@ -29,16 +32,22 @@ class CellList:
         self.order = np.zeros(0, dtype=np.int32)
         self.cell_of = np.zeros(0, dtype=np.int32)
         self.sorted_pos = None
+        # d > 3: the offsets of the further axes' neighbour cells, one of each +- pair (build_pairs_wide)
+        self.extra_offsets = half_offsets(self.dims[3:]) if len(self.dims) > 3 else None
 
     def build(self, pos, shift, box, n_own, n_total, scratch):
         """Bin particles 0..n_total-1; afterwards slot s of the cell order holds particle order[s] at
-        binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, 3) array
+        binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, width) array
         that is free until the pair list is built (the state's displacement accumulator, to save memory)."""
         if self.order.shape[0] < n_total:
             cap = int(n_total * 1.25) + 16
             self.order = np.zeros(cap, dtype=np.int32)
             self.cell_of = np.zeros(cap, dtype=np.int32)
         self.sorted_pos = scratch
+        if len(self.dims) > 3:
+            build_cells_wide(pos, shift, box, n_own, n_total, self.origin, self.width, self.dims, self.owned_lo,
+                             self.owned_hi, self.cell_of, self.cell_start, self.order, self.sorted_pos)
+            return
         build_cells(pos, shift, box, n_own, n_total, self.origin, self.width, self.dims, self.owned_lo,
                     self.owned_hi, self.cell_of, self.cell_start, self.order, self.sorted_pos)
 
@@ -70,7 +79,7 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
         cell_start[c + 1] -= 1
         s = cell_start[c + 1]
         order[s] = p
-        for a in range(3):
+        for a in range(pos.shape[1]):
             sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
     for c in range(ncell):
         cell_start[c] = cell_start[c + 1]
@@ -87,10 +96,16 @@ class PairList:
         self.second = np.zeros(capacity, dtype=np.int32)
         self.n = 0
 
-    def build(self, cells, n_own, reach):
+    def build(self, cells, n_own, reach, box=None):
+        """box: the global edges; needed (as a tuple) when positions have more than three columns (d > 3:
+        the axes past the third are unbinned, their separation is a minimum image)."""
         while True:
-            n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
-                            self.first, self.second)
+            if cells.sorted_pos.shape[1] > 3:
+                n = build_pairs_wide(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
+                                     cells.extra_offsets, self.first, self.second, tuple(float(b) for b in box))
+            else:
+                n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
+                                self.first, self.second)
             if n < self.first.shape[0]:
                 self.n = n
                 return
@@ -200,4 +215,145 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi,
                         first[w] = i
                         second[w] = j
                         m += 1
+    return m
+
+
+def periodic_cells(length, min_width):
+    """Cells along an axis of d > 3 past the third (periodic, no ghosts): as many of width >= min_width as
+    fit, if at least three (so the neighbours -1, 0, +1 are three distinct cells), else one."""
+    n = int(np.floor(length / min_width))
+    return n if n >= 3 else 1
+
+
+def half_offsets(extra_dims):
+    """Neighbour offsets in {-1, 0, 1} along the axes past the third, one of each +- pair, zero omitted
+    (the first non-zero entry positive); axes with one cell take only 0. Shape (m, d - 3), int64."""
+    import itertools
+    choices = [(-1, 0, 1) if n >= 3 else (0,) for n in extra_dims]
+    out = [o for o in itertools.product(*choices) if any(o) and next(x for x in o if x) > 0]
+    return np.array(out, dtype=np.int64).reshape(-1, len(extra_dims))
+
+
+@njit
+def build_cells_wide(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, owned_hi, cell_of,
+                     cell_start, order, sorted_pos):
+    """build_cells for d > 3: the three binned axes as there; along each further axis a periodic cell of
+    the wrapped coordinate (no ghosts, no shift). Cell c = ((e * nz + cz) * ny + cy) * nx + cx, e the
+    further axes' cell (the last axis slowest)."""
+    ncell = 1
+    for a in range(dims.shape[0]):
+        ncell *= dims[a]
+    for c in range(ncell + 1):
+        cell_start[c] = 0
+    for p in range(n_total):
+        own = p < n_own
+        c = 0
+        for a in range(dims.shape[0] - 1, 2, -1):
+            c = c * dims[a] + min(int(np.floor(pos[p, a] / width[a])), dims[a] - 1)
+        for a in range(2, -1, -1):
+            lo = owned_lo[a] if own else 0
+            hi = owned_hi[a] if own else dims[a] - 1
+            ca = min(max(int(np.floor((pos[p, a] + shift[p, a] * box[a] - origin[a]) / width[a])), lo), hi)
+            c = c * dims[a] + ca
+        cell_of[p] = c
+        cell_start[c + 1] += 1
+    for c in range(ncell):
+        cell_start[c + 1] += cell_start[c]
+    for p in range(n_total - 1, -1, -1):
+        c = cell_of[p]
+        cell_start[c + 1] -= 1
+        s = cell_start[c + 1]
+        order[s] = p
+        for a in range(pos.shape[1]):
+            sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
+    for c in range(ncell):
+        cell_start[c] = cell_start[c + 1]
+    cell_start[ncell] = n_total
+
+
+@njit
+def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, extra_offsets, first, second, box):
+    """``build_pairs`` for d = 4 to 6. Cells of the same further-axes cell e: the three binned axes' half
+    stencil; cells of a neighbouring e' = e + o (periodic, o from ``extra_offsets``: one of each +- pair):
+    the full 3 x 3 x 3 block of binned cells, so each pair of cells is visited once. The separation along
+    the further axes (never decomposed: no ghost shift) is the minimum image of the wrapped coordinates.
+    box: the global edges as a tuple of d floats, so the kernel is compiled once per d (constant trip
+    counts)."""
+    reach2 = reach * reach
+    cap = first.shape[0]
+    m = 0
+    nx, ny, nz = dims[0], dims[1], dims[2]
+    n3 = nx * ny * nz
+    n_extra_axes = dims.shape[0] - 3
+    n_extra = 1
+    for a in range(3, dims.shape[0]):
+        n_extra *= dims[a]
+    n_off = extra_offsets.shape[0]
+    lo = np.empty(_ROWS.shape[0] + 1 + 9 * n_off, dtype=np.int64)
+    hi = np.empty(_ROWS.shape[0] + 1 + 9 * n_off, dtype=np.int64)
+    e_idx = np.empty(n_extra_axes, dtype=np.int64)
+    neighbour_base = np.empty(n_off, dtype=np.int64)
+    for e in range(n_extra):
+        # this further-axes cell's indices (axis 3 fastest) and its neighbours' first cells
+        rest = e
+        for a in range(n_extra_axes):
+            e_idx[a] = rest % dims[3 + a]
+            rest //= dims[3 + a]
+        for t in range(n_off):
+            f = 0
+            for a in range(n_extra_axes - 1, -1, -1):
+                f = f * dims[3 + a] + (e_idx[a] + extra_offsets[t, a]) % dims[3 + a]
+            neighbour_base[t] = f * n3
+        base_e = e * n3
+        for cz in range(nz):
+            for cy in range(ny):
+                for cx in range(nx):
+                    c = base_e + (cz * ny + cy) * nx + cx
+                    if cell_start[c] == cell_start[c + 1]:
+                        continue
+                    hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                    nrows = 1
+                    for r in range(_ROWS.shape[0]):
+                        yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
+                        if yy < 0 or yy >= ny or zz >= nz:
+                            continue
+                        base = base_e + (zz * ny + yy) * nx
+                        lo[nrows] = cell_start[base + max(cx - 1, 0)]
+                        hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
+                        nrows += 1
+                    for t in range(n_off):
+                        for zz in range(cz - 1, cz + 2):
+                            if zz < 0 or zz >= nz:
+                                continue
+                            for yy in range(cy - 1, cy + 2):
+                                if yy < 0 or yy >= ny:
+                                    continue
+                                base = neighbour_base[t] + (zz * ny + yy) * nx
+                                lo[nrows] = cell_start[base + max(cx - 1, 0)]
+                                hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
+                                nrows += 1
+                    for a in range(cell_start[c], cell_start[c + 1]):
+                        i = order[a]
+                        own_i = i < n_own
+                        xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
+                        lo[0] = a + 1
+                        for r in range(nrows):
+                            for b in range(lo[r], hi[r]):
+                                dx = xi - sorted_pos[b, 0]
+                                dy = yi - sorted_pos[b, 1]
+                                dz = zi - sorted_pos[b, 2]
+                                r2 = dx * dx + dy * dy + dz * dz
+                                if r2 >= reach2:
+                                    continue
+                                for ax in range(3, len(box)):
+                                    length = box[ax]
+                                    d = minimum_image(sorted_pos[a, ax] - sorted_pos[b, ax], length, 0.5 * length)
+                                    r2 += d * d
+                                if r2 < reach2:
+                                    j = order[b]
+                                    if own_i or j < n_own:
+                                        w = min(m, cap - 1)   # past the capacity: count, keep no more
+                                        first[w] = i
+                                        second[w] = j
+                                        m += 1
     return m

@@ -9,7 +9,9 @@ class DynamicsParams:
     potential); every value comes from the scheme's declaration (``mpisim/core/schemes/``), and ``dim``, the
     dimension of the system (read by the random-organization kernels)."""
 
-    def __init__(self, dynamics, dim=3):
+    def __init__(self, dynamics, dim=3, width=3):
+        """dim: the system's dimension; width: position columns (core/box.storage_width(d)); the per-axis
+        aux columns of momentum and memory noise grow to it for d > 3."""
         spec = SCHEMES[dynamics.scheme]
         p = dynamics.parameters
         self.scheme = spec.id
@@ -17,7 +19,7 @@ class DynamicsParams:
         self.potential = POTENTIALS[dynamics.potential]
         self.params = p.kernel_vector(N_PARAMS)
         self.params[DIM] = dim                # the hooks that draw random directions (RO) need d
-        self.n_aux = p.n_aux                  # velocity or noise memory columns
+        self.n_aux = max(p.n_aux, width) if p.n_aux else 0     # velocity or noise memory columns
         # Momentum, memory noise and isotropic noise (docs/algorithms.md): the kernel apply_step and, for
         # reciprocal pair noise, noise_pair_pass, which reads the ghosts' aux.
         self.momentum = p.moving              # particles may move without overlapping (counted)

@@ -24,7 +24,8 @@ touching the rows that can have changed; a build renumbers everything, and the p
 import numpy as np
 
 from . import kernels
-from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList
+from .box import BINNED_AXES
+from .cells import CELL_MARGIN, CUTOFF_MARGIN, CellList, PairList, periodic_cells
 from .sparse import SparseStep
 
 # run.pair_search: "verlet" (a Verlet list with the adaptive skin), "cells" (no list: the pair pass searches
@@ -38,8 +39,9 @@ BLOCK_PAIRS = 8192
 class NeighbourList:
     """Cell list and Verlet list over one rank's region, with the skin and rebuild policy. Rank-local.
 
-    box: global edges (3,) (the unused third edge of a 2-d system is 1); lo, width: the rank's region
-    (its subdomain: the owned cells tile it), (3,) each; cutoff: the largest contact distance
+    box: global edges (width,) (core/box.storage_width; the unused third edge of a 2-d system is 1); lo,
+    width: the rank's region (its subdomain: the owned cells tile it), (width,) each; d > 3: the axes
+    past the third have periodic cells without ghosts (their separations are minimum images); cutoff: the largest contact distance
     (max R_i + R_j); skin: the requested Verlet skin, reduced where the region or the box is too small
     for it (``max_skin`` is the one allowed); sort_every: steps between spatial sorts of the owned rows
     (memory locality only); sparse: keep the sparse step's bookkeeping (stateless schemes); search:
@@ -92,14 +94,26 @@ class NeighbourList:
         """Size cells for pairs up to ``reach``: the owned cells tile the region exactly; one ghost layer
         on each side of a real axis, one cell as wide as the box along the unused axis of a 2-d system."""
         dim = self.dim
+        binned = range(BINNED_AXES)      # d > 3: the axes past the third are not binned (docs/algorithms.md)
         ncell = np.array([max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
-                          if a < dim else 1 for a in range(3)])
-        ghost = np.array([1 if a < dim else 0 for a in range(3)])
-        if self.cells is not None and np.array_equal(self.cells.dims, ncell + 2 * ghost):
+                          if a < dim else 1 for a in binned])
+        ghost = np.array([1 if a < dim else 0 for a in binned])
+        cell_width = np.where(np.arange(BINNED_AXES) < dim, self.width[:BINNED_AXES] / ncell,
+                              self.box[:BINNED_AXES])
+        dims, origin = ncell + 2 * ghost, self.lo[:BINNED_AXES] - ghost * cell_width
+        owned_lo, owned_hi = ghost, ghost + ncell - 1
+        if dim > BINNED_AXES:
+            # The further axes (never decomposed, no ghosts): periodic cells over the wrapped coordinate,
+            # at least three per axis (so the neighbours -1, 0, +1 are distinct cells) or one.
+            extra = np.array([periodic_cells(self.box[a], reach * (1 + CELL_MARGIN)) for a in range(BINNED_AXES, dim)])
+            dims = np.concatenate([dims, extra])
+            origin = np.concatenate([origin, np.zeros(len(extra))])
+            cell_width = np.concatenate([cell_width, self.box[BINNED_AXES:dim] / extra])
+            owned_lo = np.concatenate([owned_lo, np.zeros(len(extra), dtype=np.int64)])
+            owned_hi = np.concatenate([owned_hi, extra - 1])
+        if self.cells is not None and np.array_equal(self.cells.dims, dims):
             return
-        cell_width = np.where(np.arange(3) < dim, self.width / ncell, self.box)
-        self.cells = CellList(ncell + 2 * ghost, self.lo - ghost * cell_width, cell_width, ghost,
-                              ghost + ncell - 1)
+        self.cells = CellList(dims, origin, cell_width, owned_lo, owned_hi)
         self.rows_per_block = 0
 
     # ------------------------------------------------------------------------------------------ policy
@@ -173,7 +187,7 @@ class NeighbourList:
             # The displacement accumulator is free until the pair pass: the cell build's scratch.
             self.cells.build(state.pos, state.shift, self.box, state.n_own, n, state.acc.view(np.float64))
             self._sorted_pos = np.zeros((0, 3))
-            self.pairs.build(self.cells, state.n_own, self.reach)
+            self.pairs.build(self.cells, state.n_own, self.reach, self.box)
         state.acc[:n] = 0
         state.travel[:state.n_own] = 0.0
         self.max_travel = 0.0

@@ -30,6 +30,7 @@ from numba import prange
 from ._jit import inline, njit_parallel
 
 TWO_PI = 2.0 * math.pi
+MAX_DIM = 6                              # d = 2..6; d > 3: direct sums only (finufft stops at 3d)
 DEFAULT_SHELLS = 8                       # k_max = 0 means 2 pi 8 / min(L)
 
 
@@ -64,6 +65,39 @@ def _rows3(box, k_max, octant):
                 lo = -hi
             if hi >= lo:
                 rows.append((n1, n2, lo, hi))
+    return rows, m
+
+
+def _rows_nd(box, k_max, octant):
+    """Rows (n_1, ..., n_{d-1}, n_d_lo, n_d_hi) of the half ball (or octant) |k| <= k_max in any d: the
+    prefixes over the first d-1 axes in lexicographic order, the last axis a contiguous range. Half
+    space: the first non-zero n_a is positive (as _rows3 for d = 3)."""
+    d = len(box)
+    m = [int(math.floor(k_max * L / TWO_PI)) for L in box]
+    dk = [TWO_PI / L for L in box]
+    kmax2 = k_max * k_max * (1 + 1e-12)
+    rows = []
+
+    def prefixes(a, prefix, rem, all_zero):
+        if a == d - 1:
+            if rem < 0:
+                return
+            hi = min(int(math.floor(math.sqrt(rem) / dk[a])), m[a])
+            if octant:
+                lo = 1 if all_zero else 0
+            else:
+                lo = 1 if all_zero else -hi
+            if hi >= lo:
+                rows.append((*prefix, lo, hi))
+            return
+        lo = 0 if (octant or all_zero) else -m[a]
+        for n in range(lo, m[a] + 1):
+            r = rem - (n * dk[a]) ** 2
+            if r < 0:
+                continue
+            prefixes(a + 1, prefix + (n,), r, all_zero and n == 0)
+
+    prefixes(0, (), kmax2, True)
     return rows, m
 
 
@@ -136,13 +170,64 @@ def _sums3(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunks):
     return re, im
 
 
+@inline
+def _axis_table(pos, box, p, axis, table, m, mm):
+    """table[axis, mm + q] = exp(2 pi i q x_axis / L_axis) for |q| <= m (the recurrence of _sums3)."""
+    t = 2.0 * np.pi * pos[p, axis] / box[axis]
+    z = complex(math.cos(t), math.sin(t))
+    table[axis, mm] = 1.0
+    for q in range(1, m + 1):
+        table[axis, mm + q] = table[axis, mm + q - 1] * z
+        table[axis, mm - q] = table[axis, mm + q].conjugate()
+
+
+@njit_parallel
+def _sums_nd(pos, box, r_n, r_lo, r_hi, r_off, nk, m, nchunks):
+    """_sums3 for d = 4..6: a row's factor is the product of its d - 1 prefix entries (in axis order),
+    the last axis runs innermost. m: int64 [d]."""
+    n = pos.shape[0]
+    d = pos.shape[1]
+    mm = 0
+    for a in range(d):
+        mm = max(mm, m[a])
+    acc_re = np.zeros((nchunks, nk))
+    acc_im = np.zeros((nchunks, nk))
+    nrows = r_n.shape[0]
+    for c in prange(nchunks):
+        start = c * n // nchunks
+        end = (c + 1) * n // nchunks
+        table = np.empty((d, 2 * mm + 1), dtype=np.complex128)
+        are = acc_re[c]
+        aim = acc_im[c]
+        for p in range(start, end):
+            for a in range(d):
+                _axis_table(pos, box, p, a, table, m[a], mm)
+            for r in range(nrows):
+                f = table[0, mm + r_n[r, 0]]
+                for a in range(1, d - 1):
+                    f = f * table[a, mm + r_n[r, a]]
+                ar = f.real
+                ai = f.imag
+                off = r_off[r] - r_lo[r]
+                for q in range(r_lo[r], r_hi[r] + 1):
+                    b = table[d - 1, mm + q]
+                    are[off + q] += ar * b.real - ai * b.imag
+                    aim[off + q] += ar * b.imag + ai * b.real
+    re = np.zeros(nk)
+    im = np.zeros(nk)
+    for c in range(nchunks):
+        re += acc_re[c]
+        im += acc_im[c]
+    return re, im
+
+
 def sofk_sums(positions, box, k_max: float, octant: bool = False):
     """Partial sums of exp(i k . x_j) over the given particles, for every k with 0 < |k| <= k_max.
 
     Parameters
     ----------
     positions : array [n, d], float64
-        Positions (wrapped or not: k . L is a multiple of 2 pi), d = 2 or 3. May be a subset of the
+        Positions (wrapped or not: k . L is a multiple of 2 pi), d = 2 to 6. May be a subset of the
         particles; sums over disjoint subsets add up.
     box : array [d], float64
         Box edges L_a.
@@ -164,9 +249,14 @@ def sofk_sums(positions, box, k_max: float, octant: bool = False):
     nk = kvecs.shape[0]
     if pos.shape[0] == 0 or nk == 0:
         return kvecs, np.zeros(nk), np.zeros(nk)
+    nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
+    if pos.shape[1] > 3:
+        d = pos.shape[1]
+        re, im = _sums_nd(pos, box, rr[:, :d - 1].copy(), rr[:, d - 1].copy(), rr[:, d].copy(), off, nk,
+                          np.asarray(m, dtype=np.int64), nchunks)
+        return kvecs, re, im
     if pos.shape[1] == 2:
         pos, box, m = _embed_2d(pos, box, m)
-    nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
     re, im = _sums3(pos, box, rr[:, 0].copy(), rr[:, 1].copy(), rr[:, 2].copy(),
                     rr[:, 3].copy(), off, nk, m[0], m[1], m[2], nchunks)
     return kvecs, re, im
@@ -175,8 +265,8 @@ def sofk_sums(positions, box, k_max: float, octant: bool = False):
 def _checked(positions, box):
     pos = np.ascontiguousarray(positions, dtype=np.float64)
     box = np.ascontiguousarray(box, dtype=np.float64)
-    if pos.ndim != 2 or pos.shape[1] not in (2, 3) or box.shape != (pos.shape[1],):
-        raise ValueError("positions must be [n, d] with d = 2 or 3 and box [d]")
+    if pos.ndim != 2 or not 2 <= pos.shape[1] <= MAX_DIM or box.shape != (pos.shape[1],):
+        raise ValueError(f"positions must be [n, d] with d = 2 to {MAX_DIM} and box [d]")
     return pos, box
 
 
@@ -184,7 +274,7 @@ def wave_vectors(box, k_max: float, octant: bool = False):
     """The wave vectors k = 2 pi n / L with 0 < |k| <= k_max of the half space (every +-k pair once) or
     of the octant n_a >= 0, in the kernels' order, which depends only on (box, k_max, octant).
 
-    box: [d] edges, d = 2 or 3. Returns ``(kvecs, nvecs)``: float64 [nk, d] and the integers n, int64
+    box: [d] edges, d = 2 to 6. Returns ``(kvecs, nvecs)``: float64 [nk, d] and the integers n, int64
     [nk, d]; nk = 0 if no wave vector fits (k_max < 2 pi / max(L_a)).
     """
     box = np.ascontiguousarray(box, dtype=np.float64)
@@ -193,13 +283,24 @@ def wave_vectors(box, k_max: float, octant: bool = False):
 
 
 def _table(box, k_max, octant):
-    """(n [nk, d], rows [r, 4] = (n1, n2, n_last_lo, n_last_hi), row offsets [r], m [d]): the k set as the
-    rows the kernels loop over."""
-    if box.ndim != 1 or box.shape[0] not in (2, 3):
-        raise ValueError("box must be [d] with d = 2 or 3")
+    """(n [nk, d], rows, row offsets [r], m [d]): the k set as the rows the kernels loop over; rows
+    [r, 4] = (n1, n2, n_last_lo, n_last_hi) for d <= 3, [r, d + 1] = (n_1 .. n_{d-1}, lo, hi) above."""
+    if box.ndim != 1 or not 2 <= box.shape[0] <= MAX_DIM:
+        raise ValueError(f"box must be [d] with d = 2 to {MAX_DIM}")
     if not k_max > 0:
         raise ValueError(f"k_max must be positive, got {k_max}")
     d = box.shape[0]
+    if d > 3:
+        rows, m = _rows_nd(box, float(k_max), bool(octant))
+        rr = np.array(rows, dtype=np.int64).reshape(-1, d + 1)
+        counts = rr[:, d] - rr[:, d - 1] + 1
+        off = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        nk = int(counts.sum())
+        nvec = np.empty((nk, d), dtype=np.int64)
+        for row, o, c in zip(rr, off, counts):
+            nvec[o:o + c, :d - 1] = row[:d - 1]
+            nvec[o:o + c, d - 1] = np.arange(row[d - 1], row[d] + 1)
+        return nvec, rr, off, m
     rows, m = (_rows3 if d == 3 else _rows2)(box, float(k_max), bool(octant))
     rr = np.array(rows, dtype=np.int64).reshape(-1, 4)
     counts = rr[:, 3] - rr[:, 2] + 1
@@ -341,6 +442,63 @@ def _sums3_fixed(pos, box, r_n1, r_n2, r_lo, r_hi, r_off, nk, m1, m2, m3, nchunk
     return out
 
 
+@njit_parallel
+def _sums_nd_fixed(pos, box, r_n, r_lo, r_hi, r_off, nk, m, nchunks):
+    """_sums3_fixed for d = 4..6: a row's factor is the product of its d - 1 prefix entries (in axis
+    order, then scaled by 2^52, exact), each term rounded to 2^-52 and added in int64 limbs."""
+    n = pos.shape[0]
+    d = pos.shape[1]
+    mm = 0
+    for a in range(d):
+        mm = max(mm, m[a])
+    acc = np.zeros((nchunks, 4, nk), dtype=np.int64)
+    nrows = r_n.shape[0]
+    scale = 2.0 ** TERM_BITS
+    for c in prange(nchunks):
+        start = c * n // nchunks
+        end = (c + 1) * n // nchunks
+        tr = np.empty((d, 2 * mm + 1, BLOCK))
+        ti = np.empty((d, 2 * mm + 1, BLOCK))
+        ar = np.empty(BLOCK)
+        ai = np.empty(BLOCK)
+        tot = acc[c]
+        for b0 in range(start, end, BLOCK):
+            nb = min(BLOCK, end - b0)
+            for j in range(nb):
+                for a in range(d):
+                    _powers(pos, box, b0 + j, j, a, tr[a, mm - m[a]:mm + m[a] + 1], ti[a, mm - m[a]:mm + m[a] + 1],
+                            m[a], True)
+            for r in range(nrows):
+                for j in range(nb):
+                    pr = tr[0, mm + r_n[r, 0], j]
+                    pi = ti[0, mm + r_n[r, 0], j]
+                    for a in range(1, d - 1):
+                        xr = tr[a, mm + r_n[r, a], j]
+                        xi = ti[a, mm + r_n[r, a], j]
+                        pr, pi = pr * xr - pi * xi, pr * xi + pi * xr
+                    ar[j] = pr * scale
+                    ai[j] = pi * scale
+                off = r_off[r] - r_lo[r]
+                last = d - 1
+                for q in range(r_lo[r], r_hi[r] + 1):
+                    br = tr[last, mm + q]
+                    bi = ti[last, mm + q]
+                    sre = np.int64(0)
+                    sim = np.int64(0)
+                    for j in range(nb):
+                        sre += np.int64(np.rint(ar[j] * br[j] - ai[j] * bi[j]))
+                        sim += np.int64(np.rint(ar[j] * bi[j] + ai[j] * br[j]))
+                    k = off + q
+                    tot[0, k] += sre >> 31
+                    tot[1, k] += sre & 0x7FFFFFFF
+                    tot[2, k] += sim >> 31
+                    tot[3, k] += sim & 0x7FFFFFFF
+    out = np.zeros((4, nk), dtype=np.int64)
+    for c in range(nchunks):
+        out += acc[c]
+    return out
+
+
 def sofk_sums_fixed(positions, box, k_max: float, octant: bool = False):
     """Like :func:`sofk_sums`, but exact: ``(kvecs, acc)`` with acc int64 [4, nk] = (re_hi, re_lo,
     im_hi, im_lo), sum_j exp(i k . x_j) = hi 2^-21 + lo 2^-52 (each term rounded to 2^-52).
@@ -355,6 +513,11 @@ def sofk_sums_fixed(positions, box, k_max: float, octant: bool = False):
     nk = kvecs.shape[0]
     if nk == 0 or pos.shape[0] == 0:
         return kvecs, np.zeros((4, nk), dtype=np.int64)
+    if pos.shape[1] > 3:
+        d = pos.shape[1]
+        nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
+        return kvecs, _sums_nd_fixed(pos, box, rr[:, :d - 1].copy(), rr[:, d - 1].copy(), rr[:, d].copy(), off,
+                                     nk, np.asarray(m, dtype=np.int64), nchunks)
     if pos.shape[1] == 2:
         pos, box, m = _embed_2d(pos, box, m)
     nchunks = max(1, min(numba.get_num_threads(), pos.shape[0]))
@@ -395,6 +558,10 @@ def resolve_method(method, n_wave_vectors, dim):
     in ``dim`` dimensions. Depends only on the k set, so every rank picks the same."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
+    if dim > 3:
+        if method == "nufft":
+            raise ValueError(f"method: nufft needs d <= 3 (finufft has no {dim}-d transform); use direct or auto")
+        return "direct"
     if method == "auto":
         return "direct" if n_wave_vectors <= AUTO_DIRECT_MAX_K[dim] else "nufft"
     return method
@@ -415,6 +582,8 @@ def nufft_amplitudes(positions, box, nvecs, tolerance=NUFFT_TOLERANCE):
     d, nk = box.shape[0], nvecs.shape[0]
     if nvecs.shape != (nk, d):
         raise ValueError(f"nvecs must be [nk, {d}], got {nvecs.shape}")
+    if d > 3:
+        raise ValueError(f"nufft_amplitudes: finufft has no {d}-d transform (d <= 3); use the direct sums")
     if nk == 0 or pos.shape[0] == 0:
         return np.zeros(nk, dtype=np.complex128)
     m = np.abs(nvecs).max(axis=0)

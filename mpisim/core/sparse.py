@@ -33,10 +33,11 @@ SPARSE_SCHEMES = tuple(s.id for s in BY_ID if not s.noise)
 BUILD_POS_SLACK = 2.0 ** -22
 
 
-def supports(dynamics):
+def supports(dynamics, dim=3):
     """Whether a dynamics (core.dynamics.DynamicsParams) can take the sparse step: a stateless scheme
-    without momentum (with momentum a particle keeps moving after its overlaps are gone)."""
-    return dynamics.scheme in SPARSE_SCHEMES and not dynamics.momentum
+    without momentum (with momentum a particle keeps moving after its overlaps are gone), in d <= 3 (the
+    sparse kernels have the three-column pair arithmetic; d = 4 to 6 take the dense step)."""
+    return dynamics.scheme in SPARSE_SCHEMES and not dynamics.momentum and dim <= 3
 
 
 class SparseStep:

@@ -1,8 +1,9 @@
 """Rank-local particle state: owned particles in rows [0, n_own), ghosts in [n_own, n_own + n_ghost).
 
 Positions are stored wrapped into [0, L) with integer image counts (unwrapped = pos + image * L) and a
-permanent global id. Internally positions always have three columns; a 2-d system keeps z = 0 and a unit
-third box edge, so the compiled kernels have one fixed inner loop (docs/architecture.md). Per-particle
+permanent global id. Internally positions have ``width`` = core/box.storage_width(d) columns: three for
+d <= 3 (a 2-d system keeps z = 0 and a unit third box edge, so the compiled kernels have one fixed inner
+loop), d for d = 4 to 6 (docs/architecture.md). Per-particle
 state of a dynamics (a momentum velocity, a noise memory) lives in ``aux`` and travels with the particle.
 
 What travels with a particle is defined once, in ``PARTICLE_FIELDS``: a state source's rows at start-up,
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 AUX = -1   # width of the aux field: the dynamics' n_aux (DynamicsParams.n_aux)
+POS = -2   # width of a per-axis field: the storage width (3 for d <= 3, else d; core/box.storage_width)
 
 
 @dataclass(frozen=True)
@@ -27,24 +29,26 @@ class Field:
 # The one particle-field schema (docs/architecture.md). Position first: Domain.distribute reads the owner
 # from columns 0-2 of a row. Everything else a ParticleState holds (ghost shifts, accumulators, activity,
 # travel, noise draws) is rebuilt or recomputed, never sent or stored.
-PARTICLE_FIELDS = (Field("pos", np.float64, 3),       # wrapped position, box units
-                   Field("image", np.int32, 3),       # periodic image counts
-                   Field("x0", np.float64, 3),        # unwrapped position at step 0 (the MSD reference)
+PARTICLE_FIELDS = (Field("pos", np.float64, POS),     # wrapped position, box units
+                   Field("image", np.int32, POS),     # periodic image counts
+                   Field("x0", np.float64, POS),      # unwrapped position at step 0 (the MSD reference)
                    Field("radius", np.float64, 1),
                    Field("ids", np.int64, 1),         # permanent global id
                    Field("aux", np.float64, AUX))     # per-particle dynamics state
 
 
 class ParticleSchema:
-    """The row layout of ``PARTICLE_FIELDS`` for ``n_aux`` aux columns: one float64 row per particle
-    (int32 images and ids below 2^53 are exact in float64), field after field.
+    """The row layout of ``PARTICLE_FIELDS`` for ``n_aux`` aux columns and ``width`` position columns
+    (core/box.storage_width): one float64 row per particle (int32 images and ids below 2^53 are exact in
+    float64), field after field.
 
     ``columns[name]`` is the column (an int, for one-column fields) or slice of a field, so that
     ``rows[:, columns[name]]`` has the field's shape.
     """
 
-    def __init__(self, n_aux):
+    def __init__(self, n_aux, width=3):
         self.n_aux = n_aux
+        self.pos_width = width
         self.fields = PARTICLE_FIELDS
         self.columns = {}
         k = 0
@@ -55,7 +59,7 @@ class ParticleSchema:
         self.width = k
 
     def width_of(self, field):
-        return self.n_aux if field.width == AUX else field.width
+        return {AUX: self.n_aux, POS: self.pos_width}.get(field.width, field.width)
 
     @property
     def names(self):
@@ -81,22 +85,25 @@ class ParticleSchema:
 class ParticleState:
     """Arrays are over-allocated and grow by 25% when needed; rows past n_own + n_ghost are garbage."""
 
-    def __init__(self, n_aux=0, capacity=16):
+    def __init__(self, n_aux=0, capacity=16, width=3):
+        """width: position columns (core/box.storage_width(d))."""
         self.n_aux = n_aux
-        self.schema = ParticleSchema(n_aux)
+        self.width = width
+        self.schema = ParticleSchema(n_aux, width)
         self.n_own = 0
         self.n_ghost = 0
         self._alloc(capacity)
 
     def _alloc(self, cap):
-        self.pos = np.zeros((cap, 3))
-        self.shift = np.zeros((cap, 3), dtype=np.int8)
+        w = self.width
+        self.pos = np.zeros((cap, w))
+        self.shift = np.zeros((cap, w), dtype=np.int8)
         self.ids = np.zeros(cap, dtype=np.int64)
         self.radius = np.zeros(cap)
-        self.image = np.zeros((cap, 3), dtype=np.int32)
-        self.x0 = np.zeros((cap, 3))
+        self.image = np.zeros((cap, w), dtype=np.int32)
+        self.x0 = np.zeros((cap, w))
         self.aux = np.zeros((cap, self.n_aux))
-        self.acc = np.zeros((cap, 3), dtype=np.int64)
+        self.acc = np.zeros((cap, w), dtype=np.int64)
         self.active = np.zeros(cap, dtype=np.uint8)
         self.travel = np.zeros(cap)   # distance travelled since the pair list was built
         # scratch: a step's reciprocal PGD noise draws (own and ghost rows); as wide as aux, so the

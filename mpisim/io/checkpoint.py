@@ -21,6 +21,7 @@ import time
 import h5py
 import numpy as np
 
+from ..core.box import storage_width
 from ..core.state import ParticleSchema
 from . import format as fmt
 from .h5md import BlockRows, now, open_shared, use_collective
@@ -127,7 +128,7 @@ def read_checkpoint(path, block=None):
     """(meta dict, fields dict) of a checkpoint, read serially by the calling rank.
 
     block: (first id, end id) to read only those rows (rows are ordered by id), default all;
-    fields: one array per field of the particle-field schema (mpisim/core/state.py): ids, pos (n, 3),
+    fields: one array per field of the particle-field schema (mpisim/core/state.py): ids, pos (n, width),
     image, x0, radius, aux (n, n_aux).
     """
     with h5py.File(path, "r") as f:
@@ -136,7 +137,7 @@ def read_checkpoint(path, block=None):
             raise ValueError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
         g = f[fmt.CHECKPOINT_STATE]
         lo, hi = block if block is not None else (0, g[DATASETS["pos"]].shape[0])
-        schema = ParticleSchema(int(meta["n_aux"]))
+        schema = ParticleSchema(int(meta["n_aux"]), storage_width(int(meta["dim"])))
         fields = {"ids": np.arange(lo, hi, dtype=np.int64)}
         for field in schema.fields:
             width = schema.width_of(field)

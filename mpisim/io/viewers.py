@@ -103,6 +103,8 @@ def write_mdanalysis_view(path, view):
         frames, n, dim = part["position/value"].shape
         if frames == 0:
             raise ValueError(f"{path}: no snapshot stored")
+        if dim > 3:
+            raise ValueError(f"{path}: a {dim}-d system; MDAnalysis holds 2-d and 3-d systems only")
         steps = fmt.frame_steps(f)
         edges = np.ones((frames, 3))
         if isinstance(part["box/edges"], h5py.Group):

@@ -124,7 +124,9 @@ def balanced_dims(size, dim):
 
 def rank_grid(size, dim, box, cutoff):
     """Balanced rank grid [Px, Py, Pz] (Pz = 1 in 2d) for ``size`` ranks, the most ranks along the
-    longest axis, or ValueError naming the largest rank count that fits."""
+    longest axis, or ValueError naming the largest rank count that fits. For d > 3 only the first three
+    axes are decomposed (the cells' axes, core/box.BINNED_AXES)."""
+    dim = min(dim, 3)
     limits = max_ranks_per_axis(box[:dim], cutoff)
     fits = lambda p: all(d <= m for d, m in zip(_compute_dims(p, dim), sorted(limits, reverse=True)))  # noqa: E731
     if not fits(size):

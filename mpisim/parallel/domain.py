@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..core._jit import njit
+from ..core.box import BINNED_AXES, storage_width
 from ..core.sparse import pack_changed, set_flags, store_changed
 from .comm import exchange_rows, max_floats, rank_grid, sum_int, world
 
@@ -37,7 +38,7 @@ def timed(method):
 class Domain:
     """One rank's subdomain, its cell grid, and the exchanges with its neighbours.
 
-    box: global edges (3,) (the unused third edge of a 2-d system is 1); cutoff: the largest contact
+    box: global edges (storage_width(dim),) (the unused third edge of a 2-d system is 1); cutoff: the largest contact
     distance (max R_i + R_j), which bounds the rank grid; comm: an mpi4py communicator (default: world) or
     SerialComm. It is the halo of the rank's neighbour list (``migrate``, ``borders``, ``forward``).
     """
@@ -48,7 +49,11 @@ class Domain:
         self.dim = dim
         self.box = np.asarray(box, dtype=np.float64)
         self.cutoff = float(cutoff)
-        self.grid = rank_grid(self.comm.size, dim, self.box, self.cutoff)
+        self.grid = rank_grid(self.comm.size, dim, self.box, self.cutoff)   # the three binned axes
+        # Axes with ghosts and migration: the decomposed ones, at most three; the engine's rows have
+        # storage_width(d) position columns (d > 3: the axes past the third are whole on every rank).
+        self.axes = min(dim, BINNED_AXES)
+        self.columns = storage_width(dim)
         if self.comm.size > 1:
             self.cart = self.comm.Create_cart(self.grid, periods=[True] * 3, reorder=False)
             self.coords = list(self.cart.Get_coords(self.cart.rank))
@@ -58,10 +63,11 @@ class Domain:
             self.coords = [0, 0, 0]
             self.neighbours = [(0, 0)] * 3
         self._rank_of = None                     # rank of each rank-grid coordinate (distribute)
-        self.width = self.box / np.asarray(self.grid)
-        self.lo = np.asarray(self.coords) * self.width
+        pad = [1] * (self.columns - BINNED_AXES)
+        self.width = self.box / np.asarray(list(self.grid) + pad)       # (columns,): the subdomain's edges
+        self.lo = np.asarray(list(self.coords) + [0] * len(pad)) * self.width
         self.hi = self.lo + self.width
-        self.owner_coords_scale = np.asarray(self.grid) / self.box
+        self.owner_coords_scale = np.asarray(self.grid) / self.box[:BINNED_AXES]
 
     @property
     def rank(self):
@@ -69,8 +75,8 @@ class Domain:
 
     # ---------------------------------------------------------------------------------------- ownership
     def owner_coords(self, pos):
-        """Rank-grid coordinates (n, 3) of the owners of wrapped positions pos (n, 3)."""
-        return np.minimum((pos * self.owner_coords_scale).astype(np.int64), np.asarray(self.grid) - 1)
+        """Rank-grid coordinates (n, 3) of the owners of wrapped positions pos (n, >= 3)."""
+        return np.minimum((pos[:, :BINNED_AXES] * self.owner_coords_scale).astype(np.int64), np.asarray(self.grid) - 1)
 
     def owns(self, pos):
         """Boolean mask of the rows of pos (global wrapped positions) that this rank owns."""
@@ -114,7 +120,7 @@ class Domain:
         that ``forward`` can refresh positions."""
         state.n_ghost = 0
         self.stages = []
-        for axis in range(self.dim):
+        for axis in range(self.axes):
             n_have = state.n_own + state.n_ghost
             lo_edge = self.lo[axis] + ghost_width[axis]
             hi_edge = self.hi[axis] - ghost_width[axis]
@@ -138,7 +144,7 @@ class Domain:
     @timed
     def forward(self, state):
         """Refresh the ghosts' positions from their owners, in the order ``borders`` received them."""
-        self._forward(state.pos, 3, 50)
+        self._forward(state.pos, self.columns, 50)
 
     @timed
     def forward_changed(self, state, changes):
@@ -153,7 +159,7 @@ class Domain:
         if listed:
             set_flags(flags, changes.active_rows, changes.n_active, n_own, 1)
         for k, stage in enumerate(self.stages):
-            send, recv = stage.buffers(4, packed=True)
+            send, recv = stage.buffers(1 + self.columns, packed=True)
             if listed and changes.n_active_own == 0 and changes.n_changed == 0:
                 send[0] = 0             # nothing flagged (no owned row moved, no ghost changed): no scan
                 used = 1
@@ -193,7 +199,7 @@ class Domain:
     @timed
     def migrate(self, state):
         """Send owned particles that left the subdomain to their new owners (one axis at a time)."""
-        for axis in range(self.dim):
+        for axis in range(self.axes):
             if self.grid[axis] == 1:
                 continue
             owner = np.minimum((state.pos[:state.n_own, axis] * self.owner_coords_scale[axis])
@@ -270,25 +276,24 @@ def _select_ghosts(pos, shift, box, axis, n, edge, below):
     return out[:m]
 
 
-GHOST_WIDTH = 8  # x, y, z, shift x, y, z, id, radius
-
-
 def _pack_ghosts(state, rows, axis, extra_shift):
-    buf = np.empty((rows.shape[0], GHOST_WIDTH), dtype=np.float64)
+    """Ghost rows: position (w columns), shift (w), id, radius; w = the state's position columns."""
+    buf = np.empty((rows.shape[0], 2 * state.width + 2), dtype=np.float64)
     _pack_ghost_rows(state.pos, state.shift, state.ids, state.radius, rows, axis, extra_shift, buf)
     return buf
 
 
 @njit
 def _pack_ghost_rows(pos, shift, ids, radius, rows, axis, extra_shift, buf):
+    w = pos.shape[1]
     for k in range(rows.shape[0]):
         p = rows[k]
-        for a in range(3):
+        for a in range(w):
             buf[k, a] = pos[p, a]
-            buf[k, 3 + a] = shift[p, a]
-        buf[k, 3 + axis] += extra_shift
-        buf[k, 6] = ids[p]
-        buf[k, 7] = radius[p]
+            buf[k, w + a] = shift[p, a]
+        buf[k, w + axis] += extra_shift
+        buf[k, 2 * w] = ids[p]
+        buf[k, 2 * w + 1] = radius[p]
 
 
 def _unpack_ghosts(state, buf):
@@ -301,10 +306,11 @@ def _unpack_ghosts(state, buf):
 
 @njit
 def _unpack_ghost_rows(buf, start, pos, shift, ids, radius):
+    w = pos.shape[1]
     for k in range(buf.shape[0]):
         p = start + k
-        for a in range(3):
+        for a in range(w):
             pos[p, a] = buf[k, a]
-            shift[p, a] = np.int8(buf[k, 3 + a])
-        ids[p] = np.int64(buf[k, 6])
-        radius[p] = buf[k, 7]
+            shift[p, a] = np.int8(buf[k, w + a])
+        ids[p] = np.int64(buf[k, 2 * w])
+        radius[p] = buf[k, 2 * w + 1]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.box import BALL_VOLUME
 from ..core.memory import BYTES_PER_MODE, machine_memory, too_large
 from ..core.sofk import (METHODS, NUFFT_TOLERANCE, TWO_PI, bin_structure_factor, default_k_max, fixed_to_float,
                          nufft_amplitudes, resolve_method, sofk_sums_fixed, wave_vectors)
@@ -45,7 +46,7 @@ class StructureFactorMeasurement:
 
     Parameters
     ----------
-    box : array [>= dim]; dim : 2 or 3; n_total : N (global)
+    box : array [>= dim]; dim : 2 to 6 (d > 3: direct sums only); n_total : N (global)
     k_max : float (inverse diameters; 0 = 2 pi 8 / min L); bins : int; k_min : float
     method : "auto", "direct" or "nufft" (``self.method`` is what "auto" resolved to); tolerance : nufft:
     finufft's relative tolerance; octant : sample only n_a >= 0 (freud's set) instead of the half space.
@@ -69,7 +70,10 @@ class StructureFactorMeasurement:
             raise ValueError(f"k_min, k_max: need 0 <= k_min < k_max, got {self.k_min}, {self.k_max}")
         self.octant, self.tolerance = bool(octant), float(tolerance)
         self.edges = np.linspace(self.k_min, self.k_max, self.bins + 1)
-        modes = float(np.prod(2 * np.floor(self.k_max * self.box / TWO_PI) + 1))
+        # d <= 3: the NUFFT's grid of modes bounds the memory; d > 3 (direct sums only): the half ball of
+        # wave vectors, v_d prod(k_max L_a / 2 pi) / 2, each with its sums
+        modes = (float(np.prod(2 * np.floor(self.k_max * self.box / TWO_PI) + 1)) if self.dim <= 3 else
+                 BALL_VOLUME[self.dim] * float(np.prod(self.k_max * self.box / TWO_PI)) / 2)
         if too_large(modes * BYTES_PER_MODE):
             raise ValueError(f"k_max: {self.k_max:g} spans {modes:.3g} Fourier modes of this box, about "
                              f"{modes * BYTES_PER_MODE / 1e9:.3g} GB ({BYTES_PER_MODE} bytes per mode), more "
