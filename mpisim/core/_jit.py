@@ -47,14 +47,15 @@ inline_generated = numba.njit(nogil=True, error_model="numpy", inline="always")
 def per_scheme(factory):
     """A kernel compiled once per scheme: ``factory(scheme)`` returns an ``njit`` closure over the scheme id
     that calls the kernel's body (an ``njit`` function whose first argument is the scheme). numba types a
-    closure's integer as a literal, compiles the body once per literal and lowers it as a constant, so every
-    ``if scheme == k`` of the generated dispatch (schemes/dispatch.py) folds away and the loops hold only
-    that scheme's hooks. Called as ``kernel(scheme, *args)``; ``kernel.for_scheme(scheme)`` is the closure.
+    closure's integer as a literal and compiles the body once per literal, and the generated dispatch
+    (schemes/dispatch.py) resolves a literal id to that scheme's hooks alone, so the loops hold only
+    them. Called as ``kernel(scheme, *args)``; ``kernel.for_scheme(scheme)`` is the closure.
 
     Why: with the id a run-time value every scheme's hooks were compiled into every loop, and each scheme
-    added slowed all the others (16 schemes cost the dense pair pass 6-15 % and apply_step 30 %,
-    docs/performance.md). numba's disk cache keys a closure by its frozen values (here the id alone: the
-    body is a module global, not a closure variable), so each scheme's kernel is cached apart."""
+    added slowed all the others (16 schemes cost the dense pair pass 6-15 % and apply_step 30 %) and
+    compiled slower (docs/performance.md). numba's disk cache keys a closure by its frozen values (here the
+    id alone: the body is a module global, not a closure variable), so each scheme's kernel is cached
+    apart."""
     build = functools.cache(factory)
 
     @functools.wraps(factory)

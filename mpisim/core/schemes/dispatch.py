@@ -1,10 +1,14 @@
 """numba's integer dispatch over the registry: the one place where scheme ids meet hooks.
 
 numba cannot loop over a tuple of functions inside a kernel, so each dispatcher is generated as source
-from ``SCHEMES`` (``if scheme == k: return <hook of scheme k>(...)``) and compiled as an inline function;
-the kernels (``mpisim/core/kernels.py``) call these and never name a scheme. The generated chains are
-what a hand-written chain would be, so the arithmetic is the hooks' own (tests/test_dispatch.py calls
-every scheme's hook directly and through its dispatcher).
+from ``SCHEMES`` (``if scheme == k: return <hook of scheme k>(...)``); the kernels
+(``mpisim/core/kernels.py``) call these and never name a scheme. Each is a stub that numba resolves when it
+types a kernel (``numba.extending.overload``): the kernels are compiled once per scheme with the id a
+literal (``_jit.per_scheme``), and for a literal id the stub is that scheme's hook alone (``return
+<hook of scheme k>(...)``); for a run-time id it is the whole chain. So a scheme's kernel compiles and
+runs with its own hooks only. The arithmetic is the hooks' own either way (tests/test_dispatch.py calls
+every scheme's hook directly, through its dispatcher and through the per-scheme kernels); from Python a
+stub runs the chain.
 
 The generated functions have no source file for numba's disk cache; they are only ever inlined into the
 cached kernels (``_jit.inline_generated``).
