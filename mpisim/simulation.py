@@ -19,7 +19,6 @@ from .core.neighbour_list import NeighbourList
 from .parallel.domain import Domain
 from .parallel.comm import all_gather, id_blocks, max_floats, on_root, world
 from .core.dynamics import DynamicsParams
-from .core.schemes import dispatch
 from .core.box import storage_width, wrapped_positions
 from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
@@ -115,10 +114,6 @@ class Simulation:
         self.kind_switches = 0         # passes whose kind (dense, sparse) differs from the last (rank-local)
         self._last_sparse = False
         self._reduced = None           # (step, vote, largest step, active fraction) reduced early by run()
-        # core.sparse.preview_step reads the update from the accumulated pair kicks alone; a scheme that
-        # adds a per-particle random kick (ro-individual) moves rows it cannot foresee, so it keeps the
-        # reduction in advance() (two collectives per step).
-        self._previewable = not dispatch.has_particle_kick(self.dynamics.scheme)
         self.log = ObservableLog()
         self.history = {name: [] for name in ("step",) + NAMES}
         self.writer = None
@@ -303,8 +298,8 @@ class Simulation:
         sp = nl.sparse
         sparse = self._last_sparse
         disp, travel = preview_step(dyn.scheme, dyn.params, self.seed, self.step, self.dim, st.pos, st.image,
-                                    st.ids, st.n_own, self.box, st.acc, sp.active_rows, sp.n_active, not sparse,
-                                    st.travel, sp.build_pos, nl.from_build and sparse)
+                                    st.ids, st.n_own, self.box, st.acc, st.active, sp.active_rows, sp.n_active,
+                                    not sparse, st.travel, sp.build_pos, nl.from_build and sparse)
         if sparse:
             travel = max(nl.max_travel, travel)      # the sparse update keeps a running maximum
         rebuild, max_disp, fraction, count = self.domain.max_floats(
@@ -370,7 +365,7 @@ class Simulation:
             self.absorbed_now = False
             # While few particles are active (global) the step has one collective: the absorbing check
             # rides on the reduction of the step's rebuild vote, taken now instead of in advance().
-            if self.nlist.few_active and self.nlist.sparse_valid and self._previewable:
+            if self.nlist.few_active and self.nlist.sparse_valid:
                 absorbed = self._reduce_early(self._active_count() + self._moving())
                 if check and (watch or self.absorbed_step < 0):
                     self.absorbed_now = absorbed

@@ -129,3 +129,37 @@ def test_a_declaration_that_breaks_its_promise_is_refused():
     with pytest.raises(TypeError, match="step_size_key"):
         type(s)(name="x", kind="pair", parameters=s.parameters, step_size_key="kick_size", equation="-",
                 module=s.module).check()
+
+
+_CACHED_KERNEL = """
+import numpy as np
+from mpisim.core import kernels
+box = np.full(3, 5.0)
+pos = np.array([[1.0, 1.0, 1.0], [1.5, 1.0, 1.0]])
+acc, active = np.zeros((2, 3), np.int64), np.zeros(2, np.uint8)
+kernel = kernels.pair_pass.for_scheme({scheme})
+kernel(np.zeros({n_params}), 0, 1, 2, pos, np.arange(2), np.full(2, 0.5), 2, box, np.zeros(1, np.int32),
+       np.ones(1, np.int32), 1, acc, active, np.zeros(3, np.int64), True)
+print(sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values()), int(active.sum()))
+"""
+
+
+def test_each_scheme_kernel_is_compiled_and_cached_apart(tmp_path):
+    """``_jit.per_scheme``: scheme k's kernel is its own closure, compiled once and then loaded from numba's
+    disk cache by a new process (the cache keys a closure by its frozen scheme id: a key that ignored it
+    would hand scheme 0's code to scheme 1, a key that changed per process would recompile every run)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+
+    def run(scheme):
+        code = _CACHED_KERNEL.format(scheme=scheme, n_params=N_PARAMS)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return tuple(int(v) for v in out.stdout.split())
+
+    assert run(0) == (0, 1, 2)          # compiled (and written to the cache), the pair overlaps
+    assert run(1) == (0, 1, 2)          # another scheme: its own compilation, not scheme 0's entry
+    assert run(0) == (1, 0, 2)          # loaded from the cache
+    assert kernels.pair_pass.for_scheme(0) is kernels.pair_pass.for_scheme(0)
+    assert kernels.pair_pass.for_scheme(0) is not kernels.pair_pass.for_scheme(1)

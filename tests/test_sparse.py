@@ -8,7 +8,7 @@ from mpisim.config import Dynamics
 from mpisim.core import kernels, sparse
 from mpisim.core.dynamics import DynamicsParams
 from mpisim.core.kernels import N_COUNTERS, N_DISP
-from mpisim.core.schemes import SCHEMES, dispatch
+from mpisim.core.schemes import SCHEMES
 
 STATELESS = [name for name, spec in SCHEMES.items() if spec.id in sparse.SPARSE_SCHEMES]
 VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "pair_correlation": 0.5}
@@ -197,18 +197,17 @@ def check_sparse_against_dense(scheme, dim, from_build):
         d, spp = dyn, sp.sp
         seen = (d.scheme, d.params, 7, step, dim)
         dense_preview = sparse.preview_step(*seen, dense.pos, dense.image, dense.ids, n_own, box, dense.acc,
-                                            spp.active_rows, 0, True, dense.travel, spp.build_pos, False)
-        sparse_preview = sparse.preview_step(*seen, sp.pos, sp.image, sp.ids, n_own, box, sp.acc, spp.active_rows,
-                                             spp.n_active, False, sp.travel, spp.build_pos, from_build)
+                                            dense.active, spp.active_rows, 0, True, dense.travel, spp.build_pos,
+                                            False)
+        sparse_preview = sparse.preview_step(*seen, sp.pos, sp.image, sp.ids, n_own, box, sp.acc, sp.active,
+                                             spp.active_rows, spp.n_active, False, sp.travel, spp.build_pos,
+                                             from_build)
         running = sp.max_travel
         disp = dense.apply(step)
         assert disp == sp.apply(step)
-        if not dispatch.has_particle_kick(d.scheme):
-            # (the preview reads the pair kicks alone: schemes with a per-particle random kick never take
-            # the early reduction, Simulation._previewable)
-            assert disp == dense_preview[0] == sparse_preview[0]
-            assert dense.max_travel <= dense_preview[1] <= dense.max_travel + 1e-8
-            assert sp.max_travel <= max(running, sparse_preview[1]) <= sp.max_travel + 1e-8
+        assert disp == dense_preview[0] == sparse_preview[0]
+        assert dense.max_travel <= dense_preview[1] <= dense.max_travel + 1e-8
+        assert sp.max_travel <= max(running, sparse_preview[1]) <= sp.max_travel + 1e-8
         assert_same(dense, sp, f"after step {step}")
     # the sequence runs from many active particles towards few, and stays non-trivial
     assert actives[0] > 0.3 * n_own and actives[-1] < actives[0] and sum(actives[1:]) > 0

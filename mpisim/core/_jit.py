@@ -10,6 +10,7 @@ named by a hash of every source file of the package: editing any of them can nev
 whether the code runs from pytest, a notebook, ``launch/`` or a ``pip install``. The base directory is
 ``NUMBA_CACHE_DIR`` if set, else ``~/.cache/mpisim/numba``.
 """
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -41,3 +42,25 @@ njit_parallel = numba.njit(cache=True, nogil=True, error_model="numpy", parallel
 # Functions generated from source at import (the scheme dispatch, mpisim/core/schemes/dispatch.py) have no
 # file for the disk cache; they are only ever inlined into the cached kernels above them.
 inline_generated = numba.njit(nogil=True, error_model="numpy", inline="always")
+
+
+def per_scheme(factory):
+    """A kernel compiled once per scheme: ``factory(scheme)`` returns an ``njit`` closure over the scheme id
+    that calls the kernel's body (an ``njit`` function whose first argument is the scheme). numba types a
+    closure's integer as a literal and compiles the body once per literal, and the generated dispatch
+    (schemes/dispatch.py) resolves a literal id to that scheme's hooks alone, so the loops hold only
+    them. Called as ``kernel(scheme, *args)``; ``kernel.for_scheme(scheme)`` is the closure.
+
+    Why: with the id a run-time value every scheme's hooks were compiled into every loop, and each scheme
+    added slowed all the others (16 schemes cost the dense pair pass 6-15 % and apply_step 30 %) and
+    compiled slower (docs/performance.md). numba's disk cache keys a closure by its frozen values (here the
+    id alone: the body is a module global, not a closure variable), so each scheme's kernel is cached
+    apart."""
+    build = functools.cache(factory)
+
+    @functools.wraps(factory)
+    def kernel(scheme, *args):
+        return build(int(scheme))(*args)
+
+    kernel.for_scheme = lambda scheme: build(int(scheme))
+    return kernel

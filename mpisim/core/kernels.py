@@ -13,7 +13,7 @@ whose MPI sum is exact (docs/parallel.md).
 """
 import numpy as np
 
-from ._jit import inline, njit
+from ._jit import inline, njit, per_scheme
 from .box import minimum_image, wrap
 from .cells import scan_rows
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
@@ -64,6 +64,26 @@ def particle_random_kick_scale(scheme, params, seed, step, pid, dim):
 
 
 @inline
+def displacement(scheme, params, seed, step, pid, ax, ay, az, dim, moving):
+    """The move (dx, dy, dz) of one particle of a stateless scheme: its fixed-point pair sum (ax, ay, az) as
+    a length, times the particle multiplier of a particle scheme, plus, for a particle random-organization
+    kick (ro-individual), u^i g^i / |g^i| if it is active (``moving``); dz unused in 2d. The one home of
+    this arithmetic: ``apply_step``, the sparse update and its preview (core/sparse.py) all call it."""
+    m = particle_multiplier(scheme, params, seed, step, pid) if is_particle_scheme(scheme) else 1.0
+    dx = m * (ax / FIXED_SCALE)
+    dy = m * (ay / FIXED_SCALE)
+    dz = m * (az / FIXED_SCALE)
+    if has_particle_kick(scheme) and moving:
+        s = particle_random_kick_scale(scheme, params, seed, step, pid, dim)
+        if s != 0.0:
+            dx += s * particle_kick_direction(scheme, seed, step, pid, 0)
+            dy += s * particle_kick_direction(scheme, seed, step, pid, 1)
+            if dim > 2:
+                dz += s * particle_kick_direction(scheme, seed, step, pid, 2)
+    return dx, dy, dz
+
+
+@inline
 def pair_kicks(scheme, two_sided, params, potential, seed, step, id_i, id_j, dx, dy, dz, r, overlap):
     """The kicks of one overlapping pair (i, j): (k_i, k_j), three fixed-point int64 each, to apply as
     acc[i] += k_i, acc[j] -= k_j. (dx, dy, dz) = x_i - x_j (minimum image), r its length, overlap = sigma - r;
@@ -101,9 +121,21 @@ def pair_kicks(scheme, two_sided, params, potential, seed, step, id_i, id_j, dx,
     return zero, zero, zero, zero, zero, zero
 
 
+@per_scheme
+def pair_pass(scheme):
+    """pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
+    acc, active, counters, energy): ``pair_pass_body`` compiled for one scheme."""
+    @njit
+    def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs, acc, active,
+               counters, energy):
+        pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second,
+                       n_pairs, acc, active, counters, energy)
+    return kernel
+
+
 @njit
-def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
-              acc, active, counters, energy):
+def pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
+                   acc, active, counters, energy):
     """Visit the candidate pairs of the Verlet list; for each that overlaps now add its ``pair_kicks``
     to acc, mark both particles active, and (if energy) count the pair and its energy on the rank owning
     the smaller id. acc and active must be zero on entry; ghost rows are scratch.
@@ -139,9 +171,24 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
             exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
 
 
+@per_scheme
+def cell_pair_pass(scheme):
+    """cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
+    order, cell_start, dims, row, rows_per_block, first, second, acc, active, counters, energy):
+    ``cell_pair_pass_body`` compiled for one scheme."""
+    @njit
+    def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order, cell_start,
+               dims, row, rows_per_block, first, second, acc, active, counters, energy):
+        return cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach,
+                                   sorted_pos, order, cell_start, dims, row, rows_per_block, first, second, acc,
+                                   active, counters, energy)
+    return kernel
+
+
 @njit
-def cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order,
-                   cell_start, dims, row, rows_per_block, first, second, acc, active, counters, energy):
+def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
+                        order, cell_start, dims, row, rows_per_block, first, second, acc, active, counters,
+                        energy):
     """``pair_pass`` without a Verlet list, for skin 0 (the list would be rebuilt every step): the pairs
     within ``reach`` of the cell list (``cells.scan_rows``, the list builder's own search) of
     ``rows_per_block`` x-rows of cells at a time go into the small buffer (first, second), and
@@ -162,8 +209,8 @@ def cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_ow
                 return row, m, block
             block = max(1, (end - row) // 2)      # nothing of this block has acted yet: retry it smaller
             continue
-        pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, m, acc,
-                  active, counters, energy)
+        pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, m,
+                       acc, active, counters, energy)
         row = end
     return row, 0, block
 
@@ -193,9 +240,20 @@ def count_active(active, n_own):
 # is the same arithmetic as before them.
 
 
+@per_scheme
+def noise_pair_pass(scheme):
+    """noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second,
+    n_pairs, aux, xi, acc): ``noise_pair_pass_body`` compiled for one scheme."""
+    @njit
+    def kernel(params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs, aux, xi, acc):
+        noise_pair_pass_body(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second,
+                             n_pairs, aux, xi, acc)
+    return kernel
+
+
 @njit
-def noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs,
-                    aux, xi, acc):
+def noise_pair_pass_body(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second,
+                         n_pairs, aux, xi, acc):
     """Reciprocal memory noise: each pair that overlaps now adds sigma (eta^i - eta^j) / sqrt(2) to acc[i]
     and the opposite to acc[j] (fixed point), eta = a xi + b m (schemes/pgd.py). Needs the ghosts' aux
     (memory) refreshed this step (``Domain.forward_aux``) and ``active`` from this step's pair_pass.
@@ -228,9 +286,20 @@ def noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n
             acc[hi, a] -= q
 
 
+@per_scheme
+def apply_step(scheme):
+    """apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, xi, travel,
+    disp_sums): ``apply_step_body`` compiled for one scheme."""
+    @njit
+    def kernel(params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, xi, travel, disp_sums):
+        return apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, xi,
+                               travel, disp_sums)
+    return kernel
+
+
 @njit
-def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, xi, travel,
-               disp_sums):
+def apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, aux, xi, travel,
+                    disp_sums):
     """x^i_{k+1} = x^i_k + displacement for owned particles; wrap into [0, L) and count images.
 
     The displacement is acc_i (fixed point; times the particle multiplier of a particle scheme), plus,
@@ -250,22 +319,15 @@ def apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc
     max_travel = 0.0
     max_disp = 0.0
     beta = params[MOMENTUM]
-    particle_kind = is_particle_scheme(scheme)
     correlated = has_memory_noise(scheme)
     isotropic = has_isotropic_noise(scheme)
     independent = correlated and params[SPATIAL] == 0.0
-    random_kick = has_particle_kick(scheme)
     for i in range(n_own):
-        m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
-        s = 0.0
-        if random_kick and active[i]:
-            s = particle_random_kick_scale(scheme, params, seed, step, ids[i], dim)
+        move = displacement(scheme, params, seed, step, ids[i], acc[i, 0], acc[i, 1], acc[i, 2], dim, active[i])
         d2 = 0.0
         for a in range(dim):
-            d = m * (acc[i, a] / FIXED_SCALE)
+            d = move[a]
             acc[i, a] = 0
-            if s != 0.0:
-                d += s * particle_kick_direction(scheme, seed, step, ids[i], a)
             if beta > 0.0:
                 d = momentum.velocity(beta, aux[i, a], d)
                 aux[i, a] = d

@@ -18,14 +18,13 @@ the step after a rebuild is dense, and ``SparseStep.start`` picks up its active 
 """
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, per_scheme
 from .box import minimum_image, wrap
-from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
+from .fixedpoint import SQ_SCALE, exact_add
 from .potentials import pair_energy
-from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, pair_kicks, particle_random_kick_scale
+from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, displacement, pair_kicks
 from .schemes import BY_ID
-from .schemes.dispatch import (has_particle_kick, is_particle_scheme, is_two_sided, particle_kick_direction,
-                               particle_multiplier)
+from .schemes.dispatch import has_particle_kick, is_two_sided
 
 # Scheme ids whose step the sparse kernels reproduce: no noise model (a particle moves only if it
 # overlaps); with momentum (DynamicsParams.momentum) a scheme stays dense.
@@ -268,10 +267,24 @@ def clear_flags(flags, rows, n):
         flags[rows[k]] = 0
 
 
+@per_scheme
+def sparse_pair_pass(scheme):
+    """sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, second, fwd_lo,
+    fwd_hi, rev_start, rev_first, dirty_rows, n_dirty, dirty, acc, active, active_rows, counters, energy):
+    ``sparse_pair_pass_body`` compiled for one scheme (``_jit.per_scheme``)."""
+    @njit
+    def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, second, fwd_lo, fwd_hi, rev_start,
+               rev_first, dirty_rows, n_dirty, dirty, acc, active, active_rows, counters, energy):
+        return sparse_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, second,
+                                     fwd_lo, fwd_hi, rev_start, rev_first, dirty_rows, n_dirty, dirty, acc,
+                                     active, active_rows, counters, energy)
+    return kernel
+
+
 @njit
-def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, second,
-                     fwd_lo, fwd_hi, rev_start, rev_first, dirty_rows, n_dirty, dirty, acc, active,
-                     active_rows, counters, energy):
+def sparse_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, second,
+                          fwd_lo, fwd_hi, rev_start, rev_first, dirty_rows, n_dirty, dirty, acc, active,
+                          active_rows, counters, energy):
     """Every listed pair with a dirty end, once: from its first row if that is dirty, else from its
     second; each in its listed orientation (i, j) with the dense pass's arithmetic (``kernels.pair_kicks``).
     Rows that become active are flagged in active and listed in active_rows while it has room. Returns
@@ -332,31 +345,37 @@ def sparse_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_
     return m, m_own
 
 
+@per_scheme
+def sparse_apply_step(scheme):
+    """sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows,
+    travel, build_pos, from_build, disp_sums): ``sparse_apply_step_body`` compiled for one scheme."""
+    @njit
+    def kernel(params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows, travel, build_pos,
+               from_build, disp_sums):
+        return sparse_apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows,
+                                      n_rows, travel, build_pos, from_build, disp_sums)
+    return kernel
+
+
 @njit
-def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows, travel,
-                      build_pos, from_build, disp_sums):
+def sparse_apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows,
+                           travel, build_pos, from_build, disp_sums):
     """kernels.apply_step for a stateless scheme, over the owned rows among rows[:n_rows] (every other
     owned row has acc = 0 and does not move). Same arithmetic, row by row; resets acc of those rows.
     travel of a moved row becomes its distance from build_pos (its unwrapped position at the list build)
     if from_build, else grows by |dx| as in the dense kernel."""
     max_travel = 0.0
     max_disp = 0.0
-    particle_kind = is_particle_scheme(scheme)
-    random_kick = has_particle_kick(scheme)
     for t in range(n_rows):
         i = rows[t]
         if i >= n_own:
             continue
-        m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
-        s = 0.0
-        if random_kick:           # every listed row is active (ro-individual's kick)
-            s = particle_random_kick_scale(scheme, params, seed, step, ids[i], dim)
+        # every listed row is active
+        move = displacement(scheme, params, seed, step, ids[i], acc[i, 0], acc[i, 1], acc[i, 2], dim, True)
         d2 = 0.0
         for a in range(dim):
-            d = m * (acc[i, a] / FIXED_SCALE)
+            d = move[a]
             acc[i, a] = 0
-            if s != 0.0:
-                d += s * particle_kick_direction(scheme, seed, step, ids[i], a)
             if d == 0.0:
                 continue
             d2 += d * d
@@ -389,29 +408,42 @@ def sparse_apply_step(scheme, params, seed, step, dim, pos, image, ids, n_own, b
     return max_disp, max_travel
 
 
+@per_scheme
+def preview_step(scheme):
+    """preview_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, rows, n_rows,
+    every_row, travel, build_pos, from_build): ``preview_step_body`` compiled for one scheme."""
+    @njit
+    def kernel(params, seed, step, dim, pos, image, ids, n_own, box, acc, active, rows, n_rows, every_row, travel,
+               build_pos, from_build):
+        return preview_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, rows,
+                                 n_rows, every_row, travel, build_pos, from_build)
+    return kernel
+
+
 @njit
-def preview_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, rows, n_rows, every_row,
-                 travel, build_pos, from_build):
+def preview_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, rows, n_rows,
+                      every_row, travel, build_pos, from_build):
     """What this step's update will report, before it moves anything: (max |dx|, the largest travel of
-    the rows it will move, or of every owned row if every_row). The same arithmetic as
-    ``sparse_apply_step`` over rows[:n_rows] (every_row False) or ``kernels.apply_step`` for a stateless
-    scheme over all owned rows (every_row True; travel + |dx|), plus 1e-9 (the travel bound of a moved
-    row then also covers the rounding of the wrap that the update does first). Reads only: lets the step
-    reduce its rebuild vote together with the absorbing check, before the operations (one collective)."""
+    the rows it will move, or of every owned row if every_row). The same arithmetic (``kernels.displacement``)
+    as ``sparse_apply_step`` over rows[:n_rows] (every_row False; all active) or ``kernels.apply_step`` for a
+    stateless scheme over all owned rows (every_row True; active from the pass; travel + |dx|), plus 1e-9
+    (the travel bound of a moved row then also covers the rounding of the wrap that the update does
+    first). Reads only: lets the step reduce its rebuild vote together with the absorbing check, before
+    the operations (one collective)."""
     max_travel = 0.0
     max_disp = 0.0
-    particle_kind = is_particle_scheme(scheme)
+    random_kick = has_particle_kick(scheme)
     n = n_own if every_row else n_rows
     for t in range(n):
         i = t if every_row else rows[t]
         if i >= n_own:
             continue
         d2 = 0.0
-        if acc[i, 0] != 0 or acc[i, 1] != 0 or acc[i, 2] != 0:
-            m = particle_multiplier(scheme, params, seed, step, ids[i]) if particle_kind else 1.0
+        moving = active[i] != 0 if every_row else True
+        if acc[i, 0] != 0 or acc[i, 1] != 0 or acc[i, 2] != 0 or (random_kick and moving):
+            move = displacement(scheme, params, seed, step, ids[i], acc[i, 0], acc[i, 1], acc[i, 2], dim, moving)
             for a in range(dim):
-                d = m * (acc[i, a] / FIXED_SCALE)
-                d2 += d * d
+                d2 += move[a] * move[a]
         if d2 > 0.0:
             dn = np.sqrt(d2)
             if dn > max_disp:
@@ -421,7 +453,7 @@ def preview_step(scheme, params, seed, step, dim, pos, image, ids, n_own, box, a
                 slack = 0.0
                 for a in range(dim):
                     b = np.float64(build_pos[i, a])
-                    e = pos[i, a] + m * (acc[i, a] / FIXED_SCALE) + image[i, a] * box[a] - b
+                    e = pos[i, a] + move[a] + image[i, a] * box[a] - b
                     s += e * e
                     slack += abs(b)
                 tr = np.sqrt(s) + slack * BUILD_POS_SLACK + 1e-9

@@ -1,14 +1,21 @@
 """numba's integer dispatch over the registry: the one place where scheme ids meet hooks.
 
 numba cannot loop over a tuple of functions inside a kernel, so each dispatcher is generated as source
-from ``SCHEMES`` (``if scheme == k: return <hook of scheme k>(...)``) and compiled as an inline function;
-the kernels (``mpisim/core/kernels.py``) call these and never name a scheme. The generated chains are
-what a hand-written chain would be, so the arithmetic is the hooks' own (tests/test_dispatch.py calls
-every scheme's hook directly and through its dispatcher).
+from ``SCHEMES`` (``if scheme == k: return <hook of scheme k>(...)``); the kernels
+(``mpisim/core/kernels.py``) call these and never name a scheme. Each is a stub that numba resolves when it
+types a kernel (``numba.extending.overload``): the kernels are compiled once per scheme with the id a
+literal (``_jit.per_scheme``), and for a literal id the stub is that scheme's hook alone (``return
+<hook of scheme k>(...)``); for a run-time id it is the whole chain. So a scheme's kernel compiles and
+runs with its own hooks only. The arithmetic is the hooks' own either way (tests/test_dispatch.py calls
+every scheme's hook directly, through its dispatcher and through the per-scheme kernels); from Python a
+stub runs the chain.
 
 The generated functions have no source file for numba's disk cache; they are only ever inlined into the
 cached kernels (``_jit.inline_generated``).
 """
+from numba.core import types
+from numba.extending import overload
+
 from .._jit import inline_generated
 from . import BY_ID
 
@@ -16,28 +23,53 @@ from . import BY_ID
 SOURCES = {}
 
 
-def _compile(name, source, hooks):
-    namespace = dict(hooks)
-    SOURCES[name] = source
+def _exec(name, source, namespace):
     exec(compile(source, f"<mpisim.core.schemes.dispatch.{name}>", "exec"), namespace)   # noqa: S102
-    return inline_generated(namespace[name])
+    return namespace[name]
+
+
+def _compile(name, source, hooks, args, returns):
+    """The generic chain ``source`` as an inline function, wrapped in a stub that numba resolves at typing
+    time: for a literal scheme id (the kernels compiled per scheme, ``_jit.per_scheme``) to
+    ``returns[id]``, that scheme's own expression alone; else to the chain. Resolving it before numba
+    inlines anything keeps a per-scheme compile to one scheme's hooks (the chain would inline all of
+    them, and only LLVM would drop the dead ones)."""
+    SOURCES[name] = source
+    generic = _exec(name, source, dict(hooks))
+    signature = ", ".join(("scheme",) + tuple(args))
+    # from Python (tests, notebooks) the stub runs the generic chain
+    stub = _exec(name, f"def {name}({signature}):\n    return _generic({signature})\n", {"_generic": inline_generated(generic)})
+
+    def pick(scheme):
+        if isinstance(scheme, types.IntegerLiteral):
+            body = returns.get(scheme.literal_value, returns[None])
+            return _exec(name, f"def {name}({signature}):\n    return {body}\n", dict(hooks))
+        return generic
+
+    # numba wants the typing function's parameters named as the stub's
+    overload(stub, prefer_literal=True, inline="always")(
+        _exec("resolve", f"def resolve({signature}):\n    return pick(scheme)\n", {"pick": pick}))
+
+    return stub
 
 
 def _chain(name, args, cases, default):
     """``def name(scheme, *args)``: for each (scheme, hook) ``if scheme == id: return hook(*args)``, else
     ``return default``."""
-    lines, hooks = [f"def {name}(scheme, {', '.join(args)}):"], {}
+    lines, hooks, returns = [f"def {name}(scheme, {', '.join(args)}):"], {}, {None: default}
     for s, hook in cases:
         h = f"_{s.module.__name__.rsplit('.', 1)[-1]}_{hook}"
         hooks[h] = getattr(s.module, hook)
-        lines += [f"    if scheme == {s.id}:", f"        return {h}({', '.join(args)})"]
+        returns[s.id] = f"{h}({', '.join(args)})"
+        lines += [f"    if scheme == {s.id}:", f"        return {returns[s.id]}"]
     lines.append(f"    return {default}")
-    return _compile(name, "\n".join(lines) + "\n", hooks)
+    return _compile(name, "\n".join(lines) + "\n", hooks, args, returns)
 
 
 def _predicate(name, ids):
     expr = " or ".join(f"scheme == {i}" for i in ids) or "False"
-    return _compile(name, f"def {name}(scheme):\n    return {expr}\n", {})
+    returns = {None: "False", **{i: "True" for i in ids}}
+    return _compile(name, f"def {name}(scheme):\n    return {expr}\n", {}, (), returns)
 
 
 def _hook_chain(name, hook, args, schemes, default):
