@@ -64,23 +64,26 @@ def particle_random_kick_scale(scheme, params, seed, step, pid, dim):
 
 
 @inline
-def displacement(scheme, params, seed, step, pid, ax, ay, az, dim, moving):
-    """The move (dx, dy, dz) of one particle of a stateless scheme: its fixed-point pair sum (ax, ay, az) as
-    a length, times the particle multiplier of a particle scheme, plus, for a particle random-organization
-    kick (ro-individual), u^i g^i / |g^i| if it is active (``moving``); dz unused in 2d. The one home of
-    this arithmetic: ``apply_step``, the sparse update and its preview (core/sparse.py) all call it."""
+def particle_factors(scheme, params, seed, step, pid, dim, moving):
+    """(m, s) of one particle of a stateless scheme: m its particle multiplier (1 for a pair scheme), s the
+    scale u^i / |g^i| of its random-organization kick (ro-individual, if active: ``moving``; else 0). Its
+    move along axis a is ``axis_displacement``. The one home of this arithmetic: ``apply_step``, the sparse
+    update and its preview (core/sparse.py) all call these two."""
     m = particle_multiplier(scheme, params, seed, step, pid) if is_particle_scheme(scheme) else 1.0
-    dx = m * (ax / FIXED_SCALE)
-    dy = m * (ay / FIXED_SCALE)
-    dz = m * (az / FIXED_SCALE)
+    s = 0.0
     if has_particle_kick(scheme) and moving:
         s = particle_random_kick_scale(scheme, params, seed, step, pid, dim)
-        if s != 0.0:
-            dx += s * particle_kick_direction(scheme, seed, step, pid, 0)
-            dy += s * particle_kick_direction(scheme, seed, step, pid, 1)
-            if dim > 2:
-                dz += s * particle_kick_direction(scheme, seed, step, pid, 2)
-    return dx, dy, dz
+    return m, s
+
+
+@inline
+def axis_displacement(scheme, seed, step, pid, a, pair_sum, m, s):
+    """The move along axis a of a particle with factors (m, s) (``particle_factors``) and fixed-point pair
+    sum ``pair_sum`` on that axis."""
+    d = m * (pair_sum / FIXED_SCALE)
+    if s != 0.0:
+        d += s * particle_kick_direction(scheme, seed, step, pid, a)
+    return d
 
 
 @inline
@@ -323,10 +326,10 @@ def apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box
     isotropic = has_isotropic_noise(scheme)
     independent = correlated and params[SPATIAL] == 0.0
     for i in range(n_own):
-        move = displacement(scheme, params, seed, step, ids[i], acc[i, 0], acc[i, 1], acc[i, 2], dim, active[i])
+        m, s = particle_factors(scheme, params, seed, step, ids[i], dim, active[i])
         d2 = 0.0
         for a in range(dim):
-            d = move[a]
+            d = axis_displacement(scheme, seed, step, ids[i], a, acc[i, a], m, s)
             acc[i, a] = 0
             if beta > 0.0:
                 d = momentum.velocity(beta, aux[i, a], d)

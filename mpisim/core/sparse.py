@@ -22,7 +22,7 @@ from ._jit import njit, per_scheme
 from .box import minimum_image, wrap
 from .fixedpoint import SQ_SCALE, exact_add
 from .potentials import pair_energy
-from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, displacement, pair_kicks
+from .kernels import C_ENERGY_HI, C_PAIRS, D_ABS, D_SQ, axis_displacement, pair_kicks, particle_factors
 from .schemes import BY_ID
 from .schemes.dispatch import has_particle_kick, is_two_sided
 
@@ -371,10 +371,10 @@ def sparse_apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_o
         if i >= n_own:
             continue
         # every listed row is active
-        move = displacement(scheme, params, seed, step, ids[i], acc[i, 0], acc[i, 1], acc[i, 2], dim, True)
+        m, s = particle_factors(scheme, params, seed, step, ids[i], dim, True)
         d2 = 0.0
         for a in range(dim):
-            d = move[a]
+            d = axis_displacement(scheme, seed, step, ids[i], a, acc[i, a], m, s)
             acc[i, a] = 0
             if d == 0.0:
                 continue
@@ -393,14 +393,14 @@ def sparse_apply_step_body(scheme, params, seed, step, dim, pos, image, ids, n_o
                 # rebuild. Either bounds how far the particle is from where the list saw it. build_pos is
                 # float32: each coordinate within 2^-24 of its own size of the exact one, so adding
                 # 2^-22 sum_a |build_pos_a| keeps the value an upper bound (~1e-5 at 50 diameters).
-                s = 0.0
+                dist2 = 0.0
                 slack = 0.0
                 for a in range(dim):
                     b = np.float64(build_pos[i, a])
                     e = pos[i, a] + image[i, a] * box[a] - b
-                    s += e * e
+                    dist2 += e * e
                     slack += abs(b)
-                travel[i] = np.sqrt(s) + slack * BUILD_POS_SLACK
+                travel[i] = np.sqrt(dist2) + slack * BUILD_POS_SLACK
             else:
                 travel[i] += dn
         if travel[i] > max_travel:
@@ -424,11 +424,11 @@ def preview_step(scheme):
 def preview_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, box, acc, active, rows, n_rows,
                       every_row, travel, build_pos, from_build):
     """What this step's update will report, before it moves anything: (max |dx|, the largest travel of
-    the rows it will move, or of every owned row if every_row). The same arithmetic (``kernels.displacement``)
-    as ``sparse_apply_step`` over rows[:n_rows] (every_row False; all active) or ``kernels.apply_step`` for a
-    stateless scheme over all owned rows (every_row True; active from the pass; travel + |dx|), plus 1e-9
-    (the travel bound of a moved row then also covers the rounding of the wrap that the update does
-    first). Reads only: lets the step reduce its rebuild vote together with the absorbing check, before
+    the rows it will move, or of every owned row if every_row). The same arithmetic
+    (``kernels.particle_factors``, ``axis_displacement``) as ``sparse_apply_step`` over rows[:n_rows]
+    (every_row False; all active) or ``kernels.apply_step`` for a stateless scheme over all owned rows
+    (every_row True; active from the pass; travel + |dx|), plus 1e-9 (the travel bound of a moved row then
+    also covers the rounding of the wrap that the update does first). Reads only: lets the step reduce its rebuild vote together with the absorbing check, before
     the operations (one collective)."""
     max_travel = 0.0
     max_disp = 0.0
@@ -441,22 +441,24 @@ def preview_step_body(scheme, params, seed, step, dim, pos, image, ids, n_own, b
         d2 = 0.0
         moving = active[i] != 0 if every_row else True
         if acc[i, 0] != 0 or acc[i, 1] != 0 or acc[i, 2] != 0 or (random_kick and moving):
-            move = displacement(scheme, params, seed, step, ids[i], acc[i, 0], acc[i, 1], acc[i, 2], dim, moving)
+            m, s = particle_factors(scheme, params, seed, step, ids[i], dim, moving)
             for a in range(dim):
-                d2 += move[a] * move[a]
+                d = axis_displacement(scheme, seed, step, ids[i], a, acc[i, a], m, s)
+                d2 += d * d
         if d2 > 0.0:
             dn = np.sqrt(d2)
             if dn > max_disp:
                 max_disp = dn
             if from_build and not every_row:
-                s = 0.0
+                dist2 = 0.0
                 slack = 0.0
                 for a in range(dim):
                     b = np.float64(build_pos[i, a])
-                    e = pos[i, a] + move[a] + image[i, a] * box[a] - b
-                    s += e * e
+                    e = pos[i, a] + axis_displacement(scheme, seed, step, ids[i], a, acc[i, a], m, s) + \
+                        image[i, a] * box[a] - b
+                    dist2 += e * e
                     slack += abs(b)
-                tr = np.sqrt(s) + slack * BUILD_POS_SLACK + 1e-9
+                tr = np.sqrt(dist2) + slack * BUILD_POS_SLACK + 1e-9
             else:
                 tr = travel[i] + dn + 1e-9
         else:
