@@ -144,7 +144,8 @@ def cmd_collapse(a):
     from .critical import CriticalPoints
     from .errors import CollapseError
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap).compute(t.rows, t.per_run)
+    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap,
+                        within_bracket=a.within_bracket).compute(t.rows, t.per_run)
     rows = [p for p in cp.points if p["method"] == "collapse"]
     if not rows:
         ns = sorted({r["n"] for r in t.rows})
@@ -170,7 +171,8 @@ def cmd_phic(a):
     from .critical import EXTRAPOLATION_COLUMNS, POINT_COLUMNS, CriticalPoints
     forms = [f.strip() for f in a.forms.split(",") if f.strip()]
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap).compute(t.rows, t.per_run)
+    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap,
+                        within_bracket=a.within_bracket).compute(t.rows, t.per_run)
     _bound_notes(cp.points)
     _emit(cp.points, list(POINT_COLUMNS), a.output)
     print()
@@ -300,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--free", action="store_true", help="also fit nu and zeta (pyfssa autoscale)")
     s.add_argument("--bootstrap", type=int, default=0,
                    help="resamplings of the seeds for a bootstrap error of phi_c (default 0: none)")
+    s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
+                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
     s.set_defaults(func=cmd_collapse)
 
     s = sub.add_parser("phic", help="phi_c per step size (a value or a bound) and its extrapolations to zero step (Fig. 5b)")
@@ -309,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extrapolation forms phi_c(0) + s g(eps), g = eps, sqrt(eps), eps^a (default: all three)")
     s.add_argument("--bootstrap", type=int, default=100,
                    help="resamplings of the seeds for the bootstrap error of phi_c (default 100; 0: none)")
+    s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
+                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
     s.set_defaults(func=cmd_phic)
 
     s = sub.add_parser("msd", help="seed-averaged MSD and the diffusion exponent c of MSD ~ k^c")
