@@ -52,6 +52,9 @@ def _activity_opts(p):
                    help="tau_r: first step with (f - f_inf)/f_inf below this (default 0.1)")
     p.add_argument("--steady-sigma", type=float, default=3.0,
                    help="steady state: largest drift of f_a over the window, in its errors (default 3)")
+    p.add_argument("--absorption-horizon", type=float, default=1.0,
+                   help="a run that did not absorb is steady only if it lasted this multiple of the latest "
+                        "absorption at its N and the same or a higher phi (default 1; 0: off)")
     p.add_argument("--include-unsteady", action="store_true",
                    help="keep (N, phi) points with a run that is neither steady nor absorbed "
                         "(default: left out of f_inf, tau_r, collapses and phi_c, with a note)")
@@ -59,7 +62,8 @@ def _activity_opts(p):
 
 def _activity_kwargs(a):
     return dict(window_fraction=a.window_fraction, n_blocks=a.blocks, threshold=a.threshold,
-                n_sigma=a.steady_sigma, include_unsteady=a.include_unsteady)
+                n_sigma=a.steady_sigma, include_unsteady=a.include_unsteady,
+                absorption_horizon=a.absorption_horizon)
 
 
 def _activity_table(a):
@@ -111,7 +115,7 @@ def cmd_activity(a):
     t = _activity_table(a)
     if a.per_run:
         cols = ["path", "scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "seed",
-                "f_inf", "f_inf_err", "tau_r", "absorbed", "steady", "steady_reason"]
+                "f_inf", "f_inf_err", "tau_r", "last_step", "absorbed", "steady", "steady_reason"]
         _emit(t.per_run, cols, a.output)
     else:
         _emit(t.rows, list(TABLE_COLUMNS), a.output)
