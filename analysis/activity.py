@@ -20,6 +20,11 @@ Definitions (paper 000, text before Fig. 3):
   same window: the drift of its block means is below 3 sigma). ``steady_reason`` says which test
   failed. :class:`ActivityTable` leaves out of f_inf and tau_r every (N, phi) point with an unsteady
   seed (``include_unsteady=True`` keeps them) and records what it left out.
+* absorption horizon (:class:`ActivityTable`, ``absorption_horizon``): near phi_c an active state can
+  look flat and still absorb later (docs/analysis.md, "Steady-stop bias"). A run that did not absorb
+  counts as steady only if it lasted at least as long as the latest absorption among the runs of its
+  family and N at the same or a higher phi (where absorbing is no more likely); otherwise it is
+  "short" and its point is left out like an unsteady one.
 * averages over seeds: mean of the per-run values; error = standard error over seeds
   (``std(ddof=1)/sqrt(n)``) when there are >= 2 seeds, otherwise the single run's block error
   (f_inf) or NaN (tau_r).
@@ -104,6 +109,7 @@ class SteadyState(Computed):
             absorbed = zero.size > 0
         self._absorbed = bool(absorbed)
         k_end = int(k[-1])
+        self._last_step = k_end
         self._window_start = int(math.ceil((1.0 - self.window_fraction) * k_end))
         if self._absorbed:
             if absorbed_step is None:
@@ -165,6 +171,12 @@ class SteadyState(Computed):
         return self._absorbed
 
     @property
+    def last_step(self) -> int:
+        """Last logged step of the series (where the run stopped)."""
+        self._need("last_step")
+        return self._last_step
+
+    @property
     def window_start(self) -> int:
         """First step of the averaging window."""
         self._need("window_start")
@@ -216,6 +228,11 @@ class ActivityTable(Computed):
     ----------
     window_fraction, n_blocks, min_points, threshold, n_sigma :
         As for :class:`SteadyState`.
+    absorption_horizon : float
+        A run that did not absorb is steady only if its last step is at least this multiple of the
+        latest absorption step among the runs of its family (all parameters but seed, N, phi) and N
+        at the same or a higher phi; otherwise its ``steady_reason`` is "short: ..." and it counts as
+        unsteady. Default 1; 0 switches the rule off.
     include_unsteady : bool
         False (default): a group (one (N, phi) point of a family) with a seed that is neither steady
         nor absorbed gets f_inf = tau_r = NaN, so it enters no collapse, phi_c or figure; its
@@ -241,10 +258,13 @@ class ActivityTable(Computed):
 
     def __init__(self, window_fraction: float = 0.5, n_blocks: int = 10,
                  min_points: int | None = None, threshold: float = 0.1, n_sigma: float = 3.0,
-                 include_unsteady: bool = False):
+                 include_unsteady: bool = False, absorption_horizon: float = 1.0):
         self._kw = dict(window_fraction=window_fraction, n_blocks=n_blocks,
                         min_points=min_points, threshold=threshold, n_sigma=n_sigma)
         self.include_unsteady = bool(include_unsteady)
+        if not absorption_horizon >= 0:
+            raise AnalysisError(f"absorption_horizon must be >= 0, got {absorption_horizon}")
+        self.absorption_horizon = float(absorption_horizon)
         SteadyState(**self._kw)  # validate
 
     def compute(self, runs: Sequence[Run]) -> "ActivityTable":
@@ -252,27 +272,48 @@ class ActivityTable(Computed):
         self._per_run = []
         self._excluded = []
         rows = []
+        measured = []
         for key, members in group_runs(runs).items():
             meas = []
             for r in members:
                 try:
-                    m = measure_run(r, **self._kw)
+                    meas.append(measure_run(r, **self._kw))
                 except WindowError as err:
                     raise WindowError(f"{r.path}: {err}") from None
-                meas.append(m)
+            measured.append((key, members, meas))
+        # latest absorption step per (family, N): [(phi, step), ...]
+        absorptions: dict = {}
+        for _, members, meas in measured:
+            for r, m in zip(members, meas):
+                if m.absorbed:
+                    absorptions.setdefault((r.params.key(("seed", "n", "phi")), r.params.n), []).append(
+                        (r.params.phi, m.tau_r))
+        for key, members, meas in measured:
+            verdicts = []
+            for r, m in zip(members, meas):
+                ok, why = m.steady, m.steady_reason
+                if ok and not m.absorbed and self.absorption_horizon > 0:
+                    later = [(k, p) for p, k in absorptions.get((r.params.key(("seed", "n", "phi")), r.params.n), ())
+                             if p >= r.params.phi - 1e-12]
+                    if later:
+                        k_abs, p_abs = max(later)
+                        if m.last_step < self.absorption_horizon * k_abs:
+                            ok, why = False, (f"short: active at its last step {m.last_step}, before the latest "
+                                              f"absorption at this N and phi >= {r.params.phi:g} (step {k_abs} "
+                                              f"at phi = {p_abs:g})")
+                verdicts.append((ok, why))
                 self._per_run.append({**r.params.as_dict(), "path": str(r.path),
                                       "f_inf": m.f_inf, "f_inf_err": m.f_inf_err,
                                       "tau_r": m.tau_r, "absorbed": m.absorbed,
-                                      "steady": m.steady, "steady_reason": m.steady_reason})
-            unsteady = [(r, m) for r, m in zip(members, meas) if not m.steady]
+                                      "steady": ok, "steady_reason": why, "last_step": m.last_step})
+            unsteady = [(r, why) for r, (ok, why) in zip(members, verdicts) if not ok]
             row = {**key_dict(key), "n_seeds": len(meas), "n_absorbed": sum(m.absorbed for m in meas),
                    "all_steady": not unsteady, "n_unsteady": len(unsteady), "excluded": ""}
             if unsteady and not self.include_unsteady:
                 row.update(f_inf=math.nan, f_inf_err=math.nan, tau_r=math.nan, tau_r_err=math.nan,
                            excluded=f"{len(unsteady)} of {len(meas)} seeds not steady")
-                for r, m in unsteady:
-                    self._excluded.append({**r.params.as_dict(), "path": str(r.path),
-                                           "reason": m.steady_reason})
+                for r, why in unsteady:
+                    self._excluded.append({**r.params.as_dict(), "path": str(r.path), "reason": why})
             else:
                 f, fe = seed_mean([m.f_inf for m in meas], [m.f_inf_err for m in meas])
                 t, te = seed_mean([m.tau_r for m in meas])

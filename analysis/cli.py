@@ -52,6 +52,9 @@ def _activity_opts(p):
                    help="tau_r: first step with (f - f_inf)/f_inf below this (default 0.1)")
     p.add_argument("--steady-sigma", type=float, default=3.0,
                    help="steady state: largest drift of f_a over the window, in its errors (default 3)")
+    p.add_argument("--absorption-horizon", type=float, default=1.0,
+                   help="a run that did not absorb is steady only if it lasted this multiple of the latest "
+                        "absorption at its N and the same or a higher phi (default 1; 0: off)")
     p.add_argument("--include-unsteady", action="store_true",
                    help="keep (N, phi) points with a run that is neither steady nor absorbed "
                         "(default: left out of f_inf, tau_r, collapses and phi_c, with a note)")
@@ -59,7 +62,8 @@ def _activity_opts(p):
 
 def _activity_kwargs(a):
     return dict(window_fraction=a.window_fraction, n_blocks=a.blocks, threshold=a.threshold,
-                n_sigma=a.steady_sigma, include_unsteady=a.include_unsteady)
+                n_sigma=a.steady_sigma, include_unsteady=a.include_unsteady,
+                absorption_horizon=a.absorption_horizon)
 
 
 def _activity_table(a):
@@ -111,7 +115,7 @@ def cmd_activity(a):
     t = _activity_table(a)
     if a.per_run:
         cols = ["path", "scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "seed",
-                "f_inf", "f_inf_err", "tau_r", "absorbed", "steady", "steady_reason"]
+                "f_inf", "f_inf_err", "tau_r", "last_step", "absorbed", "steady", "steady_reason"]
         _emit(t.per_run, cols, a.output)
     else:
         _emit(t.rows, list(TABLE_COLUMNS), a.output)
@@ -144,7 +148,8 @@ def cmd_collapse(a):
     from .critical import CriticalPoints
     from .errors import CollapseError
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap).compute(t.rows, t.per_run)
+    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap,
+                        within_bracket=a.within_bracket).compute(t.rows, t.per_run)
     rows = [p for p in cp.points if p["method"] == "collapse"]
     if not rows:
         ns = sorted({r["n"] for r in t.rows})
@@ -170,7 +175,8 @@ def cmd_phic(a):
     from .critical import EXTRAPOLATION_COLUMNS, POINT_COLUMNS, CriticalPoints
     forms = [f.strip() for f in a.forms.split(",") if f.strip()]
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap).compute(t.rows, t.per_run)
+    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap,
+                        within_bracket=a.within_bracket).compute(t.rows, t.per_run)
     _bound_notes(cp.points)
     _emit(cp.points, list(POINT_COLUMNS), a.output)
     print()
@@ -300,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--free", action="store_true", help="also fit nu and zeta (pyfssa autoscale)")
     s.add_argument("--bootstrap", type=int, default=0,
                    help="resamplings of the seeds for a bootstrap error of phi_c (default 0: none)")
+    s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
+                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
     s.set_defaults(func=cmd_collapse)
 
     s = sub.add_parser("phic", help="phi_c per step size (a value or a bound) and its extrapolations to zero step (Fig. 5b)")
@@ -309,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extrapolation forms phi_c(0) + s g(eps), g = eps, sqrt(eps), eps^a (default: all three)")
     s.add_argument("--bootstrap", type=int, default=100,
                    help="resamplings of the seeds for the bootstrap error of phi_c (default 100; 0: none)")
+    s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
+                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
     s.set_defaults(func=cmd_phic)
 
     s = sub.add_parser("msd", help="seed-averaged MSD and the diffusion exponent c of MSD ~ k^c")

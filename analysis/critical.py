@@ -50,7 +50,7 @@ import scipy.optimize
 
 from .activity import seed_mean
 from .errors import AnalysisError, CollapseError, Computed
-from .fss import Collapse, fit_phi_c_powerlaw, manna
+from .fss import Collapse, absorption_bracket, fit_phi_c_powerlaw, manna
 from .io import step_size_of
 
 FAMILY_FIELDS = ("scheme", "batch_fraction", "potential", "dim")
@@ -243,43 +243,6 @@ def compare_extrapolations(step, phi_c, phi_c_err, forms: Sequence[str] = FORMS,
             "verdict": head + "; " + "; ".join(parts)}
 
 
-def absorption_bracket(rows: Sequence[dict]) -> dict:
-    """Where the runs change from absorbing to active, without any scaling assumption.
-
-    From activity-table rows of one family and step size (columns n, phi, n_seeds, n_absorbed):
-
-    * ``phi_all_absorbed``: the largest phi at which every seed of every N absorbed;
-    * ``phi_none_absorbed``: the smallest phi above it at which no seed of any N absorbed;
-    * ``phi_half`` per N (``{n: phi}``): where the absorbed fraction crosses 1/2, linearly
-      interpolated between grid points (NaN if it does not cross).
-
-    Within the runs' length, the change from absorbing to active happens between the first two. It
-    is not a proof (runs too short stay active below phi_c; small systems absorb above it), but a
-    collapse phi_c outside the bracket means the fit and the runs disagree, and the bracket is where a
-    phi grid should be refined.
-    """
-    by_phi: dict = {}
-    by_n: dict = {}
-    for r in rows:
-        frac = r["n_absorbed"] / r["n_seeds"] if r["n_seeds"] else math.nan
-        by_phi.setdefault(float(r["phi"]), []).append(frac)
-        by_n.setdefault(int(r["n"]), []).append((float(r["phi"]), frac))
-    phis = sorted(by_phi)
-    dead = [p for p in phis if all(f == 1.0 for f in by_phi[p])]
-    lo = max(dead) if dead else math.nan
-    alive = [p for p in phis if (not dead or p > lo) and all(f == 0.0 for f in by_phi[p])]
-    hi = min(alive) if alive else math.nan
-    half = {}
-    for n, pts in sorted(by_n.items()):
-        pts = sorted(pts)
-        half[n] = math.nan
-        for (p0, f0), (p1, f1) in zip(pts, pts[1:]):
-            if f0 >= 0.5 > f1:
-                half[n] = p0 + (p1 - p0) * (f0 - 0.5) / (f0 - f1)
-                break
-    return {"phi_all_absorbed": lo, "phi_none_absorbed": hi, "phi_half": half}
-
-
 def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, n_boot: int,
                      rng: np.random.Generator) -> tuple[float, float, int]:
     """Standard deviation of phi_c over resamplings of each (N, phi) point's seeds.
@@ -346,16 +309,19 @@ class CriticalPoints(Computed):
         Seed of the bootstrap's generator (results are reproducible).
     target : float
         The value each extrapolation is compared with (default the paper's 0.64).
+    within_bracket : bool
+        Limit phi_c to the absorption bracket (:class:`analysis.fss.Collapse`; default True).
     """
 
     def __init__(self, quantity: str = "f_inf", free: bool = False, forms: Sequence[str] = FORMS,
-                 n_bootstrap: int = 0, seed: int = 0, target: float = PHI_RCP):
+                 n_bootstrap: int = 0, seed: int = 0, target: float = PHI_RCP, within_bracket: bool = True):
         for f in forms:
             _basis(f, np.ones(1), 1.0)
         if n_bootstrap < 0:
             raise AnalysisError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
         self.quantity, self.free, self.forms = quantity, bool(free), tuple(forms)
         self.n_bootstrap, self.seed, self.target = int(n_bootstrap), int(seed), float(target)
+        self.within_bracket = bool(within_bracket)
         self._computed = False
 
     def compute(self, rows: Sequence[dict], per_run: Sequence[dict] | None = None) -> "CriticalPoints":
@@ -388,7 +354,8 @@ class CriticalPoints(Computed):
                 try:
                     if len(sizes) >= 2:
                         def make(dim=dim):
-                            return Collapse(self.quantity, dim=dim, free=self.free)
+                            return Collapse(self.quantity, dim=dim, free=self.free,
+                                            within_bracket=self.within_bracket)
                         c = make().compute(rs)
                         collapses[(key, step)] = c
                         lo, hi = c.phi_c_range

@@ -118,8 +118,14 @@ def _phi_c_title(panel: str, c: Collapse) -> str:
     the curvature of S, or that phi_c sits at an end of its allowed range (never a bare nan)."""
     label = c.phi_c_label().replace("+-", r"$\pm$")
     value, _, note = label.partition(" (")
-    title = fr"{panel} $\phi_c$ = {value}, S = {c.quality:.3g}"
-    return title + (f"\n({note}" if note else "")
+    if c.status == "bound":               # "<= 0.5569" reads "phi_c <= 0.5569", never "phi_c = <= ..."
+        rel = r"$\leq$" if value.startswith("<=") else r"$\geq$"
+        head = fr"{panel} $\phi_c$ {rel} {value[2:].strip()}"
+    elif c.status == "undetermined":
+        head = fr"{panel} $\phi_c$ undetermined"
+    else:
+        head = fr"{panel} $\phi_c$ = {value}"
+    return f"{head}, S = {c.quality:.3g}" + (f"\n({note}" if note else "")
 
 
 # ---- activity against step (launch/demo) ---------------------------------------------------------

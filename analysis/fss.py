@@ -466,6 +466,43 @@ def fit_phi_c_powerlaw(phi, f, df, beta: float) -> tuple[float, float, float]:
     return float(phic), dphic, float(slope ** beta)
 
 
+def absorption_bracket(rows: Sequence[dict]) -> dict:
+    """Where the runs change from absorbing to active, without any scaling assumption.
+
+    From activity-table rows of one family and step size (columns n, phi, n_seeds, n_absorbed):
+
+    * ``phi_all_absorbed``: the largest phi at which every seed of every N absorbed;
+    * ``phi_none_absorbed``: the smallest phi above it at which no seed of any N absorbed;
+    * ``phi_half`` per N (``{n: phi}``): where the absorbed fraction crosses 1/2, linearly
+      interpolated between grid points (NaN if it does not cross).
+
+    Within the runs' length, the change from absorbing to active happens between the first two. It
+    is not a proof (runs too short stay active below phi_c; small systems absorb above it), but a
+    collapse phi_c outside the bracket means the fit and the runs disagree, and the bracket is where a
+    phi grid should be refined.
+    """
+    by_phi: dict = {}
+    by_n: dict = {}
+    for r in rows:
+        frac = r["n_absorbed"] / r["n_seeds"] if r["n_seeds"] else math.nan
+        by_phi.setdefault(float(r["phi"]), []).append(frac)
+        by_n.setdefault(int(r["n"]), []).append((float(r["phi"]), frac))
+    phis = sorted(by_phi)
+    dead = [p for p in phis if all(f == 1.0 for f in by_phi[p])]
+    lo = max(dead) if dead else math.nan
+    alive = [p for p in phis if (not dead or p > lo) and all(f == 0.0 for f in by_phi[p])]
+    hi = min(alive) if alive else math.nan
+    half = {}
+    for n, pts in sorted(by_n.items()):
+        pts = sorted(pts)
+        half[n] = math.nan
+        for (p0, f0), (p1, f1) in zip(pts, pts[1:]):
+            if f0 >= 0.5 > f1:
+                half[n] = p0 + (p1 - p0) * (f0 - 0.5) / (f0 - f1)
+                break
+    return {"phi_all_absorbed": lo, "phi_none_absorbed": hi, "phi_half": half}
+
+
 def table_to_grid(rows: Sequence[dict], quantity: str, dim: int, min_rel_error: float = 0.01):
     """``(l, rho, a, da)`` from activity-table rows of one family (several N, several phi).
 
@@ -508,6 +545,13 @@ class Collapse:
         the active points at which every run of every size absorbed (f_inf = 0), since phi_c lies
         between the last absorbing and the first active phi; pyfssa's range (the active points
         alone) would pin an optimum below them at its lower end. Default True.
+    within_bracket : bool
+        Limit phi_c to the absorption bracket (:func:`absorption_bracket`) when the rows count their
+        absorbed seeds (``n_absorbed``, ``n_seeds``): not below the largest phi where every run of
+        every size absorbed, not above the smallest where none did. With fixed exponents the scan
+        covers only that range, so a collapse that wants phi_c beyond it sits at the end and is a
+        bound; a free fit whose optimum (or error interval) leaves the range is a bound as well. A
+        value outside the allowed range is never reported as a value. Default True.
 
     Examples
     --------
@@ -526,9 +570,11 @@ class Collapse:
     """
 
     def __init__(self, quantity: str = "f_inf", dim: int = 3, free: bool = False,
-                 min_rel_error: float = 0.01, extend_to_absorbed: bool = True):
+                 min_rel_error: float = 0.01, extend_to_absorbed: bool = True,
+                 within_bracket: bool = True):
         self.quantity = quantity
         self.extend_to_absorbed = bool(extend_to_absorbed)
+        self.within_bracket = bool(within_bracket)
         self.dim = int(dim)
         self.free = bool(free)
         self.min_rel_error = float(min_rel_error)
@@ -551,20 +597,36 @@ class Collapse:
         rho, a, da = rho[keep], a[:, keep], da[:, keep]
         if phi_c0 is None:
             phi_c0 = float(np.median(rho))
+        # the allowed phi_c range: pyfssa's (the data's), extended down to the last all-absorbed phi
+        # for f_inf with fixed exponents, then cut to the absorption bracket
+        lo, hi = float(rho.min()), float(rho.max())
+        if not self.free and self.quantity == "f_inf" and self.extend_to_absorbed:
+            by_phi: dict = {}
+            for r in rows:
+                by_phi.setdefault(float(r["phi"]), []).append(float(r["f_inf"]))
+            dead = [p for p, fs in by_phi.items() if p < rho.min() and all(f == 0.0 for f in fs)]
+            if dead:
+                lo = max(dead)
+        if self.within_bracket and rows and all("n_absorbed" in r and "n_seeds" in r for r in rows):
+            br = absorption_bracket(rows)
+            lo_b, hi_b = br["phi_all_absorbed"], br["phi_none_absorbed"]
+            lo = max(lo, lo_b) if np.isfinite(lo_b) else lo
+            hi = min(hi, hi_b) if np.isfinite(hi_b) else hi
+            if not hi > lo:
+                raise CollapseError(
+                    f"collapse of {self.quantity} undefined: the absorption bracket [{lo_b:g}, {hi_b:g}] "
+                    f"leaves no phi_c range inside the data [{rho.min():g}, {rho.max():g}]")
         if self.free:
             res = autoscale(l, rho, a, da, phi_c0, self.nu0, self.zeta0)
             if not res.success:
                 raise CollapseError(f"collapse fit of {self.quantity} did not converge")
+            # pyfssa lets rho_c leave the range: an optimum (or error interval) beyond it is a bound
+            d = res.drho if np.isfinite(res.drho) else 0.0
+            res["bounds"] = (lo, hi)
+            res["at_boundary"] = ",".join(side for side, out in (("lower", res.rho - d <= lo),
+                                                                 ("upper", res.rho + d >= hi)) if out)
         else:
-            bounds = None
-            if self.quantity == "f_inf" and self.extend_to_absorbed:
-                by_phi: dict = {}
-                for r in rows:
-                    by_phi.setdefault(float(r["phi"]), []).append(float(r["f_inf"]))
-                dead = [p for p, fs in by_phi.items() if p < rho.min() and all(f == 0.0 for f in fs)]
-                if dead:
-                    bounds = (max(dead), float(rho.max()))
-            res = fit_critical_point(l, rho, a, da, self.nu0, self.zeta0, rho_c0=phi_c0, bounds=bounds)
+            res = fit_critical_point(l, rho, a, da, self.nu0, self.zeta0, rho_c0=phi_c0, bounds=(lo, hi))
         self._grid = (l, rho, a, da)
         self._result = res
         _, y, dy = scaledata(l, rho, a, da, float(rho.min()), res.nu, res.zeta)
@@ -611,7 +673,10 @@ class Collapse:
         if self.status != "bound":
             return math.nan
         d = self.phi_c_err if np.isfinite(self.phi_c_err) else 0.0
-        return self.phi_c + d if self.at_boundary == "lower" else self.phi_c - d
+        lo, hi = self.phi_c_range
+        # a free optimum may lie beyond the range: the limit is then the range's end itself
+        v = min(max(self.phi_c, lo), hi)
+        return v + d if self.at_boundary == "lower" else v - d
 
     @property
     def phi_c_bound(self) -> str:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from analysis.activity import ActivityTable, SteadyState, activity_curves, block_average
-from analysis.errors import WindowError
+from analysis.errors import AnalysisError, WindowError
 from analysis.io import load_runs
 from analysis.synthetic import write_run
 
@@ -65,3 +65,37 @@ def test_activity_curves_pad_absorbed(tmp_path):
     write_run(tmp_path / "b.h5", seed=2, activity=np.linspace(0.4, 0.0, 6), log_every=10)
     ((k, f, e),) = activity_curves(load_runs(tmp_path)).values()
     assert k[-1] == 100 and f[-1] == pytest.approx(0.2)
+
+
+def horizon_sweep(root):
+    """N = 1000: at phi = 0.60 two runs absorb (steps 3000, 8000) and one is flat but stops at 5000; at
+    0.61 one absorbs at 12000 and one is flat to 20000; at 0.62 a flat run stops at 5000 (nothing
+    absorbs at >= 0.62). N = 2000, phi = 0.60: a flat run to 5000 (no absorption at that N)."""
+    flat = lambda steps: 0.3 + 0.01 * np.random.default_rng(steps).standard_normal(steps // 50 + 1)  # noqa: E731
+    down = lambda step: np.r_[np.linspace(0.3, 0.01, step // 50), 0.0]                          # noqa: E731
+    for n, phi, seed, act in [(1000, 0.60, 1, down(3000)), (1000, 0.60, 2, down(8000)),
+                              (1000, 0.60, 3, flat(5000)), (1000, 0.61, 1, down(12000)),
+                              (1000, 0.61, 2, flat(20000)), (1000, 0.62, 1, flat(5000)),
+                              (2000, 0.60, 1, flat(5000))]:
+        write_run(root / f"n{n}_phi{phi}_s{seed}.h5", n=n, phi=phi, seed=seed, log_every=50, activity=act)
+    return load_runs(root)
+
+
+@pytest.mark.parametrize("horizon,short", [(1.0, {(1000, 0.60, 3)}), (2.0, {(1000, 0.60, 3), (1000, 0.61, 2)}),
+                                           (0.0, set())])
+def test_a_flat_run_that_stopped_before_a_later_absorption_is_short(tmp_path, horizon, short):
+    """A run counts as steady only if it outlived the latest absorption at its N and at the same or a
+    higher phi: (1000, 0.60, seed 3) stopped at 5000 while a run at 0.61 absorbed at 12000."""
+    t = ActivityTable(absorption_horizon=horizon).compute(horizon_sweep(tmp_path))
+    got = {(p["n"], p["phi"], p["seed"]) for p in t.per_run if not p["steady"]}
+    assert got == short
+    for p in t.per_run:
+        if (p["n"], p["phi"], p["seed"]) in short:
+            assert p["steady_reason"].startswith("short: active at its last step")
+            assert "step 12000 at phi = 0.61" in p["steady_reason"]
+    rows = {(r["n"], r["phi"]): r for r in t.rows}
+    assert np.isnan(rows[(1000, 0.60)]["f_inf"]) == ((1000, 0.60, 3) in short)
+    assert np.isfinite(rows[(1000, 0.62)]["f_inf"]) and np.isfinite(rows[(2000, 0.60)]["f_inf"])
+    assert ("short" in t.exclusion_note) == bool(short)
+    with pytest.raises(AnalysisError):
+        ActivityTable(absorption_horizon=-1)

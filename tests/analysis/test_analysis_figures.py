@@ -94,3 +94,23 @@ def test_fig4b_never_joins_points_at_the_same_b_f(captured, tmp_path):
         assert np.unique(x).size == x.size      # one point per b_f on a line
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("N = 1000" in lab for lab in labels) and any("N = 8000" in lab for lab in labels)
+
+
+def test_fig3_title_reads_phi_c_leq_for_a_bound(captured, tmp_path):
+    """Runs too short (f_inf the same for every N, every run absorbed up to 0.60): the Manna-fixed collapse
+    gives a bound, and the panel says "phi_c <= x", never "phi_c = <= x"; a planted collapse says "= x"."""
+    rows = []
+    for n in (1000, 2000, 4000):
+        for phi in np.round(np.arange(0.56, 0.705, 0.01), 3):
+            f = 0.3 + 3.0 * (phi - 0.60) if phi > 0.605 else 0.0
+            rows.append({"scheme": "sgd", "dim": 3, "n": n, "phi": float(phi), "kick_size": None,
+                         "learning_rate": 0.1, "batch_fraction": 0.5, "potential": "linear",
+                         "f_inf": f, "f_inf_err": 0.02 * f, "tau_r": 100.0, "tau_r_err": 1.0, "excluded": ""})
+    figures.fig3(rows, tmp_path)
+    (fig,) = captured.values()
+    title = fig.axes[1].get_title()
+    assert title.startswith(r"(b) $\phi_c$ $\leq$ 0.6") and "=" not in title.split(",")[0], title
+    captured.clear()
+    figures.fig3(fig3_rows(), tmp_path)
+    (fig,) = captured.values()
+    assert fig.axes[1].get_title().startswith(r"(b) $\phi_c$ = 0.6"), fig.axes[1].get_title()

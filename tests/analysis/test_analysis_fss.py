@@ -150,11 +150,11 @@ def test_critical_points_on_planted_sweep(sweep_dir):
     assert t.exclusion_note == ""
     cp = CriticalPoints().compute(t.rows)
     got = {p["step_size"]: p for p in cp.points}
-    assert got[0.1]["phi_c"] == pytest.approx(0.60, abs=0.01)
-    assert got[0.2]["phi_c"] == pytest.approx(0.62, abs=0.01)
+    assert got[0.1]["phi_c"] == pytest.approx(0.61, abs=0.005)
+    assert got[0.2]["phi_c"] == pytest.approx(0.63, abs=0.005)
     assert {p["status"] for p in cp.points} == {"value"}
     lin = next(e for e in cp.extrapolations if e["form"] == "linear")
-    assert lin["phi_c0"] == pytest.approx(0.58, abs=0.03) and lin["n_points"] == 2
+    assert lin["phi_c0"] == pytest.approx(0.59, abs=0.03) and lin["n_points"] == 2
     power = next(e for e in cp.extrapolations if e["form"] == "power")
     assert np.isnan(power["phi_c0"]) and "more step sizes" in power["note"]
 
@@ -317,7 +317,64 @@ def test_collapse_value_checked_against_the_bracket():
             for r in manna_rows(phis, 0.6431, sizes=(1000, 2000, 4000), absorbed_below=0.645)]
     (p,) = CriticalPoints().compute(rows).points
     assert (p["phi_all_absorbed"], p["phi_none_absorbed"]) == (0.64, 0.645) and p["in_bracket"] is True
-    # the same f_inf, but runs that all absorbed up to 0.65: the collapse value is outside
+    # the same f_inf, but runs that all absorbed up to 0.65: the collapse wants phi_c below the
+    # bracket, so within it S is lowest at its lower end, and phi_c is a bound, never the value 0.6431
     moved = [{**r, "n_absorbed": 4 if r["phi"] <= 0.65 else 0} for r in rows]
     (p,) = CriticalPoints().compute(moved).points
-    assert p["status"] == "value" and p["phi_all_absorbed"] == 0.65 and p["in_bracket"] is False
+    assert p["status"] == "bound" and p["phi_all_absorbed"] == 0.65 and np.isnan(p["phi_c"])
+    assert p["phi_c_range_lo"] == 0.65 and p["phi_c_bound"].startswith("<=")
+    assert p["phi_c_optimum"] == pytest.approx(0.65, abs=1e-3)
+
+
+def tau_rows(phi_c, bracket, sizes=(1000, 2000, 4000), seed=0):
+    """tau_r rows with the 3d Manna scaling tau_r = L^{nu_par/nu_perp} g(L^{1/nu_perp} (phi - phi_c)), g a
+    peak at x = 0 (1% noise), on a grid of 0.0025 over [0.55, 0.59]; 3 seeds per point, all of them
+    absorbed at phi <= bracket[0], none at phi >= bracket[1], one in between (f_inf to match)."""
+    m = MANNA[3]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        L = n ** (1 / 3)
+        for phi in np.round(np.arange(0.55, 0.59001, 0.0025), 4):
+            x = L ** (1 / m.nu_perp) * (phi - phi_c)
+            t = L ** (m.nu_par / m.nu_perp) * (0.2 + np.exp(-0.5 * x ** 2))
+            t *= 1 + 0.01 * rng.standard_normal()
+            k = 3 if phi <= bracket[0] else 0 if phi >= bracket[1] else 1
+            f = 0.0 if k == 3 else 0.1 + 3.0 * max(phi - bracket[0], 0.0)
+            rows.append({"scheme": "bro-pairwise", "dim": 3, "n": n, "phi": float(phi), "kick_size": 0.1,
+                         "learning_rate": None, "batch_fraction": None, "potential": "linear",
+                         "f_inf": f, "f_inf_err": 0.02 * f, "tau_r": t, "tau_r_err": 0.01 * t,
+                         "n_seeds": 3, "n_absorbed": k})
+    return rows
+
+
+def test_tau_r_collapse_inside_the_bracket_is_a_value():
+    c = Collapse("tau_r", dim=3).compute(tau_rows(0.5712, (0.56, 0.58)))
+    assert c.phi_c_range == (0.56, 0.58)
+    assert c.status == "value" and c.phi_c_bound == ""
+    assert c.phi_c == pytest.approx(0.5712, abs=max(3 * c.phi_c_err, 5e-4))
+
+
+@pytest.mark.parametrize("free", [False, True])
+def test_tau_r_collapse_beyond_the_bracket_is_a_bound_never_a_value(free):
+    """The study's case (pairwise BRO, eps = 0.1: the Manna-fixed tau_r collapse at 0.5696 +- 0.0006 while
+    no run absorbed from 0.5625 on): tau_r planted with its peak at 0.5825, above the bracket [0.55, 0.5675]."""
+    rows = tau_rows(0.5825, (0.55, 0.5675))
+    unlimited = Collapse("tau_r", dim=3, free=free, within_bracket=False).compute(rows)
+    assert unlimited.status == "value" and unlimited.phi_c == pytest.approx(0.5825, abs=2e-3)
+    c = Collapse("tau_r", dim=3, free=free).compute(rows)
+    assert c.phi_c_range == (0.55, 0.5675)
+    assert c.status == "bound" and c.at_boundary == "upper"
+    assert c.phi_c_bound.startswith(">=") and c.phi_c_limit <= 0.5675
+    assert c.phi_c_label().startswith(">=")
+    if not free:
+        (p,) = CriticalPoints("tau_r").compute(rows).points
+        assert p["status"] == "bound" and np.isnan(p["phi_c"]) and p["phi_c_bound"] == c.phi_c_bound
+        (p,) = CriticalPoints("tau_r", within_bracket=False).compute(rows).points     # phic --no-bracket
+        assert p["status"] == "value" and p["in_bracket"] is False
+
+
+def test_bracket_outside_the_data_is_an_error():
+    rows = [{**r, "n_absorbed": 3} for r in tau_rows(0.5712, (0.56, 0.58))]   # every run absorbed
+    with pytest.raises(CollapseError, match="absorption bracket"):
+        Collapse("tau_r", dim=3).compute(rows)
