@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from mpisim import RunConfig, Simulation
-from mpisim.config import Dynamics
+from mpisim.config import ConfigError, Dynamics
 from mpisim.core import kernels, kernels_wide, sparse
 from mpisim.core.box import storage_width
 from mpisim.core.dynamics import DynamicsParams
@@ -190,7 +190,15 @@ def test_same_trajectory_on_any_rank_count(dim, scheme, extra):
     from mpi4py import MPI
     runs = []
     for comm in (MPI.COMM_WORLD, MPI.COMM_SELF):
-        sim = Simulation.from_config(config(dim, scheme, n=600, **extra), write=False, comm=comm).run()
+        try:
+            sim = Simulation.from_config(config(dim, scheme, n=600, **extra), write=False, comm=comm)
+        except ConfigError as exc:
+            # (every rank raises it alike) N = 600 in d = 6 is a box of ~2 interaction ranges per axis: no
+            # split into 3 subdomains along one axis; this rank count is tested in d = 4 and 5
+            if "cannot split this box" in str(exc) and comm is MPI.COMM_WORLD:
+                pytest.skip(str(exc))
+            raise
+        sim.run()
         runs.append((sim.snapshot(), sim.observables, sim.structure_factor))
         grid = sim.domain.grid if comm is MPI.COMM_WORLD else grid
     ((ids, pos, img), obs, sofk), ((ids1, pos1, img1), obs1, sofk1) = runs
