@@ -42,6 +42,23 @@ def test_every_field_travels_through_migration_rows(n_aux):
     assert np.array_equal(unpacked["radius"], src.radius[:src.n_own])
 
 
+@pytest.mark.parametrize("leaving", [[], [0], [39], [5, 38, 39], [0, 1, 2, 37, 38, 39], list(range(40)),
+                                     [30, 2, 17, 39, 11]])
+def test_remove_owned_keeps_every_other_particle_whole(leaving):
+    """Migration's removal fills holes from the tail: the rows left are exactly the others, each field with
+    its own particle (held by id), whatever rows leave (head, tail, all, unsorted)."""
+    rng = np.random.default_rng(len(leaving))
+    st = _filled_state(40, 2, rng)
+    before = {f.name: getattr(st, f.name)[:40].copy() for f in PARTICLE_FIELDS}
+    st.remove_owned(np.array(leaving, dtype=np.int64))
+    n = st.n_own
+    assert n == 40 - len(leaving)
+    ids = st.ids[:n]
+    assert np.array_equal(np.sort(ids), np.setdiff1d(np.arange(100, 140), np.array(leaving, dtype=int) + 100))
+    for f in PARTICLE_FIELDS:
+        assert np.array_equal(getattr(st, f.name)[:n], before[f.name][ids - 100]), f.name
+
+
 @pytest.mark.parametrize("width", [3, 5])
 def test_schema_covers_the_state_and_puts_position_first(width):
     schema = ParticleSchema(n_aux=2, width=width)

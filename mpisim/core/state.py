@@ -165,16 +165,21 @@ class ParticleState:
         return buf
 
     def remove_owned(self, rows):
-        """Drop the given owned rows (ghosts are invalidated)."""
+        """Drop the given owned rows (distinct indices; ghosts are invalidated). The last owned rows that
+        stay move into the holes, so the cost is O(len(rows)), not O(n_own): row order changes, and
+        results do not depend on it (as ``sort_owned``)."""
         self.n_ghost = 0
         if len(rows) == 0:
             return
-        keep = np.ones(self.n_own, dtype=bool)
-        keep[rows] = False
-        n = int(keep.sum())
+        rows = np.asarray(rows, dtype=np.int64)
+        n = self.n_own - len(rows)
+        holes = np.sort(rows[rows < n])
+        leaving_tail = np.zeros(self.n_own - n, dtype=bool)
+        leaving_tail[rows[rows >= n] - n] = True
+        movers = n + np.flatnonzero(~leaving_tail)        # as many as holes
         for f in self.schema.names:
             arr = getattr(self, f)
-            arr[:n] = arr[:self.n_own][keep]
+            arr[holes] = arr[movers]
         self.n_own = n
 
     def add_owned(self, buf):
