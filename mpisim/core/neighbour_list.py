@@ -69,6 +69,7 @@ class NeighbourList:
         self.skin = self.max_skin      # in use: adapted to how far particles move per step
         self.sort_every = sort_every
         self.cells = None
+        self._cells_reach = None         # the reach the cells were last sized for
         self.pairs = PairList()
         self.stale = True              # the next update() rebuilds
         self.last_sort = None          # step of the last spatial sort (None: sort at the next rebuild)
@@ -103,6 +104,9 @@ class NeighbourList:
     def _size_cells(self, reach):
         """Size cells for pairs up to ``reach``: the owned cells tile the region exactly; one ghost layer
         on each side of a real axis, one cell as wide as the box along the unused axis of a 2-d system."""
+        if reach == self._cells_reach:
+            return                        # (every build asks; the reach changes only with the skin)
+        self._cells_reach = reach
         dim = self.dim
         binned = range(BINNED_AXES)      # d > 3: the axes past the third are not binned (docs/algorithms.md)
         ncell = np.array([max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))

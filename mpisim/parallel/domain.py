@@ -122,24 +122,33 @@ class Domain:
         self.stages = []
         for axis in range(self.axes):
             n_have = state.n_own + state.n_ghost
-            lo_edge = self.lo[axis] + ghost_width[axis]
-            hi_edge = self.hi[axis] - ghost_width[axis]
-            send_left = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, lo_edge, True)
-            send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, hi_edge, False)
+            send_left, send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have,
+                                                   self.lo[axis] + ghost_width[axis],
+                                                   self.hi[axis] - ghost_width[axis])
             left, right = self.neighbours[axis]
-            first = self.coords[axis] == 0
-            last = self.coords[axis] == self.grid[axis] - 1
             # A particle sent left across the periodic boundary appears one box length higher there.
-            buf_l = _pack_ghosts(state, send_left, axis, 1 if first else 0)
-            buf_r = _pack_ghosts(state, send_right, axis, -1 if last else 0)
-            got_from_right = self._sendrecv(buf_l, left, right, tag=10 + axis)
-            got_from_left = self._sendrecv(buf_r, right, left, tag=20 + axis)
-            start_r = state.n_own + state.n_ghost
-            _unpack_ghosts(state, got_from_right)
-            start_l = state.n_own + state.n_ghost
-            _unpack_ghosts(state, got_from_left)
-            self.stages.append(_Stage(send_left, left, right, start_r, len(got_from_right)))
-            self.stages.append(_Stage(send_right, right, left, start_l, len(got_from_left)))
+            shift_l = 1 if self.coords[axis] == 0 else 0
+            shift_r = -1 if self.coords[axis] == self.grid[axis] - 1 else 0
+            start_r = n_have
+            if self._to_self(left, right):
+                # Its own neighbour along this axis: copy the rows in place, in the order a message would
+                # bring them (what came from the right first).
+                n_r, n_l = len(send_left), len(send_right)
+                state.reserve(n_have + n_r + n_l)
+                _copy_ghost_rows(state.pos, state.shift, state.ids, state.radius, send_left, start_r, axis, shift_l)
+                _copy_ghost_rows(state.pos, state.shift, state.ids, state.radius, send_right, start_r + n_r, axis,
+                                 shift_r)
+                state.n_ghost += n_r + n_l
+            else:
+                got_from_right = self._sendrecv(_pack_ghosts(state, send_left, axis, shift_l), left, right,
+                                                tag=10 + axis)
+                got_from_left = self._sendrecv(_pack_ghosts(state, send_right, axis, shift_r), right, left,
+                                               tag=20 + axis)
+                _unpack_ghosts(state, got_from_right)
+                _unpack_ghosts(state, got_from_left)
+                n_r, n_l = len(got_from_right), len(got_from_left)
+            self.stages.append(_Stage(send_left, left, right, start_r, n_r))
+            self.stages.append(_Stage(send_right, right, left, start_r + n_r, n_l))
 
     @timed
     def forward(self, state):
@@ -165,7 +174,7 @@ class Domain:
                 used = 1
             else:
                 used = pack_changed(state.pos, stage.rows, flags, send, not listed)
-            if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
+            if self._to_self(stage.dest, stage.source):
                 recv = send
             else:
                 # the received message may be shorter than recv: its first float says how long
@@ -189,7 +198,7 @@ class Domain:
         for k, stage in enumerate(self.stages):
             send, recv = stage.buffers(width)
             _pack_rows(values, stage.rows, send)
-            if self.cart is None or (stage.dest == self.cart.rank and stage.source == self.cart.rank):
+            if self._to_self(stage.dest, stage.source):
                 recv = send
             else:
                 self.cart.Sendrecv(send, dest=stage.dest, sendtag=tag + k, recvbuf=recv,
@@ -227,8 +236,12 @@ class Domain:
             state.add_owned(got_r)
             state.add_owned(got_l)
 
+    def _to_self(self, dest, source):
+        """Whether an exchange with dest and source is a local copy (this rank is both)."""
+        return self.cart is None or (dest == self.cart.rank and source == self.cart.rank)
+
     def _sendrecv(self, buf, dest, source, tag):
-        if self.cart is None or (dest == self.cart.rank and source == self.cart.rank):
+        if self._to_self(dest, source):
             return buf
         n = np.array([buf.shape[0]], dtype=np.int64)
         m = np.empty(1, dtype=np.int64)
@@ -264,16 +277,38 @@ def _pack_rows(values, rows, out):
 
 
 @njit
-def _select_ghosts(pos, shift, box, axis, n, edge, below):
-    """Rows whose binning coordinate along axis is below (or at/above) edge."""
-    out = np.empty(n, dtype=np.int64)
-    m = 0
+def _select_ghosts(pos, shift, box, axis, n, lo_edge, hi_edge):
+    """Rows whose binning coordinate along axis is below lo_edge (sent left) and at or above hi_edge
+    (sent right), in row order; a row may be in both (a subdomain narrower than two ghost widths)."""
+    left = np.empty(n, dtype=np.int64)
+    right = np.empty(n, dtype=np.int64)
+    n_left = 0
+    n_right = 0
     for p in range(n):
         x = pos[p, axis] + shift[p, axis] * box[axis]
-        if (x < edge) if below else (x >= edge):
-            out[m] = p
-            m += 1
-    return out[:m]
+        if x < lo_edge:
+            left[n_left] = p
+            n_left += 1
+        if x >= hi_edge:
+            right[n_right] = p
+            n_right += 1
+    return left[:n_left], right[:n_right]
+
+
+@njit
+def _copy_ghost_rows(pos, shift, ids, radius, rows, start, axis, extra_shift):
+    """Rows start, start + 1, ... become ghost copies of ``rows`` (all below start), shifted by
+    extra_shift box lengths along axis: ``_pack_ghost_rows`` and ``_unpack_ghost_rows`` without the message."""
+    w = pos.shape[1]
+    for k in range(rows.shape[0]):
+        p = rows[k]
+        q = start + k
+        for a in range(w):
+            pos[q, a] = pos[p, a]
+            shift[q, a] = shift[p, a]
+        shift[q, axis] += extra_shift
+        ids[q] = ids[p]
+        radius[q] = radius[p]
 
 
 def _pack_ghosts(state, rows, axis, extra_shift):
