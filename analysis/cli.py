@@ -186,6 +186,34 @@ def cmd_phic(a):
         print(f"# {line}")
 
 
+def cmd_refine(a):
+    from .critical import FAMILY_FIELDS, row_step_size
+    from .errors import AnalysisError
+    from .fss import absorption_bracket, refine_phi_grid
+    if not a.min_step > 0:
+        raise AnalysisError(f"--min-step must be > 0, got {a.min_step}")
+    t = _activity_table(a)
+    fam: dict = {}
+    for r in t.rows:
+        key = tuple((f, r.get(f)) for f in FAMILY_FIELDS) + (("step_size", row_step_size(r)),)
+        fam.setdefault(key, []).append(r)
+    rows = []
+    for key, rs in fam.items():
+        phis = sorted({float(r["phi"]) for r in rs})
+        if len(phis) < 2:
+            raise AnalysisError(f"refine: {dict(key)['scheme']} step {dict(key)['step_size']}: "
+                                f"needs >= 2 packing fractions, found {len(phis)}")
+        br = absorption_bracket(rs)
+        new = refine_phi_grid(rs, min_step=a.min_step)
+        rows.append({**dict(key), "sizes": ",".join(str(n) for n in sorted({int(r["n"]) for r in rs})),
+                     "phi_all_absorbed": br["phi_all_absorbed"], "phi_none_absorbed": br["phi_none_absorbed"],
+                     "phi_half": " ".join(f"{n}:{v:.4f}" for n, v in br["phi_half"].items()),
+                     "new_phi": " ".join(f"{v:.10g}" for v in new),
+                     "axis": "[" + ", ".join(f"{v:.10g}" for v in sorted(set(phis) | set(new))) + "]"})
+    _emit(rows, list(FAMILY_FIELDS) + ["step_size", "sizes", "phi_all_absorbed", "phi_none_absorbed",
+                                       "phi_half", "new_phi", "axis"], a.output)
+
+
 def cmd_msd(a):
     from .activity import seed_mean
     from .io import group_runs, load_runs
@@ -320,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
                    help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
     s.set_defaults(func=cmd_phic)
+
+    s = sub.add_parser("refine", help="an adaptive phi grid: the packing fractions to add where the runs "
+                                      "change from absorbing to active (docs/analysis.md)")
+    _inputs(s); _activity_opts(s); _output(s)
+    s.add_argument("--min-step", type=float, default=0.001,
+                   help="do not split grid intervals narrower than 2 x this (default 0.001)")
+    s.set_defaults(func=cmd_refine)
 
     s = sub.add_parser("msd", help="seed-averaged MSD and the diffusion exponent c of MSD ~ k^c")
     _inputs(s); _output(s)

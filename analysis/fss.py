@@ -503,6 +503,53 @@ def absorption_bracket(rows: Sequence[dict]) -> dict:
     return {"phi_all_absorbed": lo, "phi_none_absorbed": hi, "phi_half": half}
 
 
+def refine_phi_grid(rows: Sequence[dict], min_step: float = 0.001) -> list[float]:
+    """New packing fractions for an adaptive phi grid: where the runs change from absorbing to active.
+
+    From the rows of :func:`absorption_bracket` (one family and step size): the midpoint of every
+    interval between neighbouring phi of the grid (all N together) that lies inside the bracket
+    [``phi_all_absorbed``, ``phi_none_absorbed``], and of the interval in which each N's absorbed
+    fraction crosses 1/2 (it can lie above the bracket: a late absorption), if the interval is at
+    least ``2 min_step`` wide. A bracket open on one side (no phi where every run absorbed, or none
+    where no run did) gives instead one grid step beyond the grid on that side. Returns the sorted new
+    phi (never one already on the grid), rounded to 10 decimals; empty when the grid is fine enough.
+
+    >>> rows = [{"n": 1000, "phi": p, "n_seeds": 4, "n_absorbed": k}
+    ...         for p, k in ((0.55, 4), (0.56, 4), (0.57, 1), (0.58, 0), (0.59, 0))]
+    >>> refine_phi_grid(rows)
+    [0.565, 0.575]
+    """
+    phis = sorted({float(r["phi"]) for r in rows})
+    if len(phis) < 2:
+        raise ValueError(f"refining a phi grid needs >= 2 packing fractions, got {len(phis)}")
+    if not min_step > 0:
+        raise ValueError(f"min_step must be > 0, got {min_step}")
+    br = absorption_bracket(rows)
+    lo, hi = br["phi_all_absorbed"], br["phi_none_absorbed"]
+    new = set()
+    if math.isnan(lo):
+        new.add(phis[0] - (phis[1] - phis[0]))
+    if math.isnan(hi):
+        new.add(phis[-1] + (phis[-1] - phis[-2]))
+    intervals = list(zip(phis, phis[1:]))
+    if not (math.isnan(lo) and math.isnan(hi)):
+        a = phis[0] if math.isnan(lo) else lo
+        b = phis[-1] if math.isnan(hi) else hi
+        new.update((p0 + p1) / 2 for p0, p1 in intervals if a <= p0 and p1 <= b and p1 - p0 >= 2 * min_step)
+    by_n: dict = {}
+    for r in rows:
+        frac = r["n_absorbed"] / r["n_seeds"] if r["n_seeds"] else math.nan
+        by_n.setdefault(int(r["n"]), []).append((float(r["phi"]), frac))
+    for pts in by_n.values():                     # the crossing of 1/2 per N, as in absorption_bracket
+        pts = sorted(pts)
+        for (p0, f0), (p1, f1) in zip(pts, pts[1:]):
+            if f0 >= 0.5 > f1:
+                if p1 - p0 >= 2 * min_step:
+                    new.add((p0 + p1) / 2)
+                break
+    return sorted({round(p, 10) for p in new} - {round(p, 10) for p in phis})
+
+
 def table_to_grid(rows: Sequence[dict], quantity: str, dim: int, min_rel_error: float = 0.01):
     """``(l, rho, a, da)`` from activity-table rows of one family (several N, several phi).
 

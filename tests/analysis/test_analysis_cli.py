@@ -9,7 +9,7 @@ import pytest
 from analysis.cli import build_parser, main
 from analysis.synthetic import write_run
 
-SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "msd", "flatness", "sofk", "figures"]
+SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "refine", "msd", "flatness", "sofk", "figures"]
 
 
 @pytest.mark.parametrize("sub", [None] + SUBCOMMANDS)
@@ -100,3 +100,17 @@ def test_phic_says_which_form_and_what_was_left_out(sweep_dir, capsys, tmp_path)
     assert len(verdicts) == 1 and "linear: " in verdicts[0] and "0.64" in verdicts[0]
     assert main(["phic", str(sweep_dir), "--forms", "cubic"]) == 2
     assert "unknown extrapolation form 'cubic'" in capsys.readouterr().err
+
+
+def test_refine_proposes_the_midpoint_of_the_absorption_bracket(sweep_dir, capsys, tmp_path):
+    # planted phi_c 0.61 (rate 0.1) and 0.63 (0.2) on a grid of 0.02: every run absorbs below, none above
+    assert main(["refine", str(sweep_dir / "manifest.tsv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    cols = lines[0].split("\t")
+    rows = {float(r[cols.index("step_size")]): r for r in (ln.split("\t") for ln in lines[1:])}
+    assert rows[0.1][cols.index("new_phi")] == "0.61" and rows[0.2][cols.index("new_phi")] == "0.63"
+    assert rows[0.1][cols.index("axis")] == "[0.56, 0.58, 0.6, 0.61, 0.62, 0.64, 0.66, 0.68]"
+    assert main(["refine", str(sweep_dir), "--min-step", "0.011"]) == 0      # 0.02 < 2 x 0.011: fine enough
+    out = capsys.readouterr().out.strip().splitlines()
+    assert all(ln.split("\t")[cols.index("new_phi")] == "" for ln in out[1:])
+    _one_line_error(capsys, ["refine", str(sweep_dir), "--min-step", "0"], "--min-step must be > 0")

@@ -5,7 +5,7 @@ import pytest
 from analysis.critical import CriticalPoints, absorption_bracket, compare_extrapolations, extrapolate
 from analysis.errors import CollapseError
 from analysis.fss import (MANNA, Collapse, autoscale, fit_critical_point, fit_phi_c_powerlaw,
-                          observable_exponents, quality, scaledata)
+                          observable_exponents, quality, refine_phi_grid, scaledata)
 
 
 def planted(l, rho, rho_c, nu, zeta, noise=0.01, seed=0):
@@ -307,6 +307,37 @@ def test_absorption_bracket_without_scaling():
     assert br["phi_half"][8000] == pytest.approx(0.61)
     rows.append({"n": 1000, "phi": 0.64, "n_seeds": 8, "n_absorbed": 1})   # a late absorption above
     assert absorption_bracket(rows)["phi_none_absorbed"] == 0.62
+
+
+def _absorbed_rows(absorbed, phis, seeds=8):
+    return [{"n": n, "phi": phi, "n_seeds": seeds, "n_absorbed": k}
+            for n, counts in absorbed.items() for phi, k in zip(phis, counts)]
+
+
+def test_refine_phi_grid_where_the_runs_change_from_absorbing_to_active():
+    phis = (0.58, 0.59, 0.60, 0.61, 0.62, 0.63)
+    rows = _absorbed_rows({1000: [8, 8, 6, 2, 0, 0], 8000: [8, 8, 8, 4, 0, 0]}, phis)
+    # bracket [0.59, 0.62]: its three intervals; both crossings of 1/2 lie inside it
+    assert refine_phi_grid(rows) == [0.595, 0.605, 0.615]
+    assert refine_phi_grid(rows, min_step=0.006) == []                      # intervals 0.01 < 2 x 0.006
+    # a late absorption far above the bracket (N = 1000, 0.66: 5 of 8) adds its crossing interval only
+    late = rows + [{"n": 1000, "phi": 0.66, "n_seeds": 8, "n_absorbed": 5},
+                   {"n": 1000, "phi": 0.67, "n_seeds": 8, "n_absorbed": 0}]
+    assert refine_phi_grid(late) == [0.595, 0.605, 0.615]                    # first crossing per N only
+    refined = _absorbed_rows({1000: [8, 8, 8, 6, 2, 0], 8000: [8, 8, 8, 8, 4, 0]},
+                             (0.59, 0.595, 0.60, 0.605, 0.61, 0.615))
+    assert refine_phi_grid(refined) == [0.6025, 0.6075, 0.6125]             # the next round narrows in
+
+
+def test_refine_phi_grid_extends_an_open_bracket_and_refuses_one_phi():
+    phis = (0.58, 0.59, 0.60)
+    assert refine_phi_grid(_absorbed_rows({1000: [8, 8, 8]}, phis)) == [0.61]   # all absorbed: go up
+    assert refine_phi_grid(_absorbed_rows({1000: [0, 0, 0]}, phis)) == [0.57]   # none absorbed: go down
+    assert refine_phi_grid(_absorbed_rows({1000: [8, 3, 3]}, phis)) == [0.585, 0.595, 0.61]
+    with pytest.raises(ValueError, match=">= 2 packing fractions"):
+        refine_phi_grid(_absorbed_rows({1000: [8]}, (0.58,)))
+    with pytest.raises(ValueError, match="min_step"):
+        refine_phi_grid(_absorbed_rows({1000: [8, 0]}, (0.58, 0.59)), min_step=0)
 
 
 def test_collapse_value_checked_against_the_bracket():
