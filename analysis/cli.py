@@ -151,6 +151,12 @@ def cmd_collapse(a):
     cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap,
                         within_bracket=a.within_bracket).compute(t.rows, t.per_run)
     rows = [p for p in cp.points if p["method"] == "collapse"]
+    failed = [f"{p['scheme']} step {p['step_size']}: {p['method'][len('failed: '):]}"
+              for p in cp.points if str(p["method"]).startswith("failed: ")]
+    for what in failed if rows else ():
+        print(f"{PROG}: note: no collapse for {what}", file=sys.stderr)
+    if not rows and failed:
+        raise CollapseError("; ".join(failed))
     if not rows:
         ns = sorted({r["n"] for r in t.rows})
         raise CollapseError(f"too few sizes for a collapse: need >= 2 system sizes per scheme and "

@@ -588,10 +588,11 @@ class Collapse:
     min_rel_error : float
         Floor on relative errors (see :func:`table_to_grid`).
     extend_to_absorbed : bool
-        f_inf with fixed exponents only: let phi_c range down to the largest packing fraction below
+        f_inf (fixed or free exponents): let phi_c range down to the largest packing fraction below
         the active points at which every run of every size absorbed (f_inf = 0), since phi_c lies
         between the last absorbing and the first active phi; pyfssa's range (the active points
-        alone) would pin an optimum below them at its lower end. Default True.
+        alone) would pin an optimum below them at its lower end, and with the absorption bracket
+        it would leave no range at all (its upper end is the first active phi). Default True.
     within_bracket : bool
         Limit phi_c to the absorption bracket (:func:`absorption_bracket`) when the rows count their
         absorbed seeds (``n_absorbed``, ``n_seeds``): not below the largest phi where every run of
@@ -645,9 +646,9 @@ class Collapse:
         if phi_c0 is None:
             phi_c0 = float(np.median(rho))
         # the allowed phi_c range: pyfssa's (the data's), extended down to the last all-absorbed phi
-        # for f_inf with fixed exponents, then cut to the absorption bracket
+        # for f_inf (fixed or free exponents), then cut to the absorption bracket
         lo, hi = float(rho.min()), float(rho.max())
-        if not self.free and self.quantity == "f_inf" and self.extend_to_absorbed:
+        if self.quantity == "f_inf" and self.extend_to_absorbed:
             by_phi: dict = {}
             for r in rows:
                 by_phi.setdefault(float(r["phi"]), []).append(float(r["f_inf"]))

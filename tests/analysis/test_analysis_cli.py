@@ -114,3 +114,26 @@ def test_refine_proposes_the_midpoint_of_the_absorption_bracket(sweep_dir, capsy
     out = capsys.readouterr().out.strip().splitlines()
     assert all(ln.split("\t")[cols.index("new_phi")] == "" for ln in out[1:])
     _one_line_error(capsys, ["refine", str(sweep_dir), "--min-step", "0"], "--min-step must be > 0")
+
+
+def test_free_collapse_finds_the_planted_phi_c(sweep_dir, capsys):
+    # every run below the planted phi_c absorbs, so the active points start at the bracket's upper end:
+    # the free fit's range must reach down to the last all-absorbed phi, as the fixed fit's does
+    planted = {0.1: 0.61, 0.2: 0.63}                  # the sweep's phi_c per rate (conftest.PHI_C)
+    assert main(["collapse", str(sweep_dir), "--free"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    cols = lines[0].split("\t")
+    for ln in lines[1:]:
+        r = dict(zip(cols, ln.split("\t")))
+        assert r["status"] == "value"
+        assert abs(float(r["phi_c"]) - planted[float(r["step_size"])]) <= 3 * float(r["phi_c_err"]) + 1e-3
+
+
+def test_collapse_reports_why_a_fit_failed(sweep_dir, capsys, monkeypatch):
+    from analysis.errors import CollapseError
+    from analysis.fss import Collapse
+
+    def fail(self, rows, phi_c0=None):
+        raise CollapseError("the planted reason")
+    monkeypatch.setattr(Collapse, "compute", fail)
+    _one_line_error(capsys, ["collapse", str(sweep_dir)], "the planted reason")
