@@ -70,6 +70,15 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
         c = (c2 * dims[1] + c1) * dims[0] + c0
         cell_of[p] = c
         cell_start[c + 1] += 1
+    fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos)
+
+
+@njit
+def fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos):
+    """The counting sort's second half, after the binning loop of ``build_cells`` or ``build_cells_wide``
+    has set cell_of[p] and counted cell c's particles in cell_start[c + 1]: the prefix sum, then order and
+    sorted_pos (binning coordinates, pos + shift box) slot by slot, so that the particles of cell c are
+    order[cell_start[c]:cell_start[c + 1]]."""
     for c in range(ncell):
         cell_start[c + 1] += cell_start[c]
     # Fill back to front so that each cell keeps its particles in storage order; afterwards
@@ -249,18 +258,7 @@ def build_cells_wide(pos, shift, box, n_own, n_total, origin, width, dims, owned
             c = c * dims[a] + ca
         cell_of[p] = c
         cell_start[c + 1] += 1
-    for c in range(ncell):
-        cell_start[c + 1] += cell_start[c]
-    for p in range(n_total - 1, -1, -1):
-        c = cell_of[p]
-        cell_start[c + 1] -= 1
-        s = cell_start[c + 1]
-        order[s] = p
-        for a in range(pos.shape[1]):
-            sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
-    for c in range(ncell):
-        cell_start[c] = cell_start[c + 1]
-    cell_start[ncell] = n_total
+    fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos)
 
 
 @njit
