@@ -111,7 +111,8 @@ class PairList:
         while True:
             if cells.sorted_pos.shape[1] > 3:
                 n = build_pairs_wide(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
-                                     cells.extra_offsets, self.first, self.second, tuple(float(b) for b in box))
+                                     cells.owned_lo, cells.owned_hi, cells.extra_offsets, self.first, self.second,
+                                     tuple(float(b) for b in box))
             else:
                 n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
                                 self.first, self.second)
@@ -262,13 +263,20 @@ def build_cells_wide(pos, shift, box, n_own, n_total, origin, width, dims, owned
 
 
 @njit
-def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, extra_offsets, first, second, box):
+def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, extra_offsets, first,
+                     second, box):
     """``build_pairs`` for d = 4 to 6. Cells of the same further-axes cell e: the three binned axes' half
     stencil; cells of a neighbouring e' = e + o (periodic, o from ``extra_offsets``: one of each +- pair):
     the full 3 x 3 x 3 block of binned cells, so each pair of cells is visited once. The separation along
     the further axes (never decomposed: no ghost shift) is the minimum image of the wrapped coordinates.
     box: the global edges as a tuple of d floats, so the kernel is compiled once per d (constant trip
-    counts)."""
+    counts).
+
+    From a ghost cell (binned indices outside owned_lo..owned_hi: it holds ghosts only, since owned
+    particles are clamped into owned cells) only the owned cells of the stencil are searched: a pair of two
+    ghosts is never listed, and these candidates were most of the search in the small boxes of d > 3 (the
+    ghost layers hold 2-4 N rows there; docs/algorithms.md "Cost per d"). The ranges searched are the same
+    ranges cut to owned cells, in the same order, so the list is the same, pair for pair."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
@@ -301,32 +309,45 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, extra_of
                     c = base_e + (cz * ny + cy) * nx + cx
                     if cell_start[c] == cell_start[c + 1]:
                         continue
-                    hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                    # the cells a candidate may be in: any, or the owned ones from a ghost cell
+                    ghost_cell = not (owned_lo[0] <= cx <= owned_hi[0] and owned_lo[1] <= cy <= owned_hi[1]
+                                      and owned_lo[2] <= cz <= owned_hi[2])
+                    xlo, ylo, zlo = (owned_lo[0], owned_lo[1], owned_lo[2]) if ghost_cell else (0, 0, 0)
+                    xhi, yhi, zhi = ((owned_hi[0], owned_hi[1], owned_hi[2]) if ghost_cell
+                                     else (nx - 1, ny - 1, nz - 1))
+                    # range 0: the rest of this cell and the cell to its right (from a ghost cell: the
+                    # right cell, if owned)
+                    hi[0] = cell_start[c + 2] if cx + 1 <= xhi else cell_start[c + 1]
+                    if ghost_cell:
+                        lo[0] = cell_start[c + 1]
+                        if not (ylo <= cy <= yhi and zlo <= cz <= zhi and cx + 1 >= xlo):
+                            hi[0] = lo[0]
                     nrows = 1
-                    for r in range(_ROWS.shape[0]):
-                        yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
-                        if yy < 0 or yy >= ny or zz >= nz:
-                            continue
-                        base = base_e + (zz * ny + yy) * nx
-                        lo[nrows] = cell_start[base + max(cx - 1, 0)]
-                        hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
-                        nrows += 1
-                    for t in range(n_off):
-                        for zz in range(cz - 1, cz + 2):
-                            if zz < 0 or zz >= nz:
+                    x0, x1 = max(cx - 1, xlo), min(cx + 1, xhi)
+                    if x0 <= x1:
+                        for r in range(_ROWS.shape[0]):
+                            yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
+                            if yy < ylo or yy > yhi or zz < zlo or zz > zhi:
                                 continue
-                            for yy in range(cy - 1, cy + 2):
-                                if yy < 0 or yy >= ny:
-                                    continue
-                                base = neighbour_base[t] + (zz * ny + yy) * nx
-                                lo[nrows] = cell_start[base + max(cx - 1, 0)]
-                                hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
-                                nrows += 1
+                            base = base_e + (zz * ny + yy) * nx
+                            lo[nrows] = cell_start[base + x0]
+                            hi[nrows] = cell_start[base + x1 + 1]
+                            nrows += 1
+                        for t in range(n_off):
+                            for zz in range(max(cz - 1, zlo), min(cz + 1, zhi) + 1):
+                                for yy in range(max(cy - 1, ylo), min(cy + 1, yhi) + 1):
+                                    base = neighbour_base[t] + (zz * ny + yy) * nx
+                                    lo[nrows] = cell_start[base + x0]
+                                    hi[nrows] = cell_start[base + x1 + 1]
+                                    nrows += 1
+                    if nrows == 1 and ghost_cell and hi[0] == lo[0]:
+                        continue
                     for a in range(cell_start[c], cell_start[c + 1]):
                         i = order[a]
                         own_i = i < n_own
                         xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
-                        lo[0] = a + 1
+                        if not ghost_cell:
+                            lo[0] = a + 1
                         for r in range(nrows):
                             for b in range(lo[r], hi[r]):
                                 dx = xi - sorted_pos[b, 0]
