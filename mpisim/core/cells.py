@@ -113,12 +113,15 @@ class PairList:
         separation along a periodic axis is a minimum image, build_pairs_wide)."""
         while True:
             if cells.sorted_pos.shape[1] > 3:
-                # the separations' periodic lengths: the edge on periodic axes, none (inf) on ghosted ones
-                image = tuple(float(box[a]) if a >= 3 or cells.periodic[a] else np.inf
-                              for a in range(cells.sorted_pos.shape[1]))
+                # the minimum images the separations take (build_pairs_wide): the further axes and a binned
+                # axis with one periodic cell (the others: inf, none)
+                width = cells.sorted_pos.shape[1]
+                edges = tuple(float(box[a]) for a in range(width))
+                image = tuple(edges[a] if a >= 3 or (cells.periodic[a] and cells.dims[a] == 1) else np.inf
+                              for a in range(width))
                 n = build_pairs_wide(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
                                      cells.owned_lo, cells.owned_hi, cells.periodic, cells.extra_offsets,
-                                     self.first, self.second, image)
+                                     self.first, self.second, edges, image)
             else:
                 n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
                                 self.first, self.second)
@@ -270,35 +273,40 @@ def build_cells_wide(pos, shift, box, n_own, n_total, origin, width, dims, owned
 
 @inline
 def _neighbour_cell(c, o, n, lo, hi, periodic):
-    """Cell index c + o along one axis of d > 3's cells, or -1 where a search does not go: a periodic axis
-    wraps (n >= 3 cells; with one cell only o = 0 exists), a ghosted axis stops at [lo, hi]."""
+    """(c + o along one axis of d > 3's cells, or -1 where a search does not go; the box lengths to add to
+    that cell's coordinates to bring them next to cell c): a periodic axis wraps (n >= 3 cells; with one
+    cell only o = 0 exists), a ghosted axis stops at [lo, hi]."""
+    v = c + o
     if periodic:
         if n == 1:
-            return 0 if o == 0 else -1
-        return (c + o) % n
-    v = c + o
-    return v if lo <= v <= hi else -1
+            return (0 if o == 0 else -1), 0.0
+        if v < 0:
+            return v + n, -1.0
+        if v >= n:
+            return v - n, 1.0
+        return v, 0.0
+    return (v if lo <= v <= hi else -1), 0.0
 
 
 @inline
 def _x_ranges(cx, nx, lo, hi, periodic):
-    """The cells cx - 1, cx, cx + 1 along x that a search visits, as up to two runs of contiguous cells
-    (a0..a1, b0..b1; an empty run has b0 > b1): a periodic axis wraps at its ends, a ghosted one stops at
-    [lo, hi]."""
+    """The cells cx - 1, cx, cx + 1 along x that a search visits, as up to two runs of contiguous cells,
+    (a0, a1, b0, b1, b_shift): a0..a1 in place, b0..b1 (empty if b0 > b1) the wrapped end of a periodic
+    axis, b_shift box lengths from where it lies next to cx; a ghosted axis stops at [lo, hi]."""
     if periodic:
         if nx == 1:
-            return 0, 0, 1, 0
+            return 0, 0, 1, 0, 0.0
         if cx == 0:
-            return 0, 1, nx - 1, nx - 1
+            return 0, 1, nx - 1, nx - 1, -1.0
         if cx == nx - 1:
-            return nx - 2, nx - 1, 0, 0
-        return cx - 1, cx + 1, 1, 0
-    return max(cx - 1, lo), min(cx + 1, hi), 1, 0
+            return nx - 2, nx - 1, 0, 0, 1.0
+        return cx - 1, cx + 1, 1, 0, 0.0
+    return max(cx - 1, lo), min(cx + 1, hi), 1, 0, 0.0
 
 
 @njit
 def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic,
-                     extra_offsets, first, second, image):
+                     extra_offsets, first, second, box, image):
     """``build_pairs`` for d = 4 to 6 over cells on every axis. The three binned axes are either ghosted
     (split by the rank grid: ghost layers, no wrap, as in 3d) or, when no rank splits them, periodic like
     the further axes (``periodic[a]``: periodic cells of the wrapped coordinate, no ghosts; a ghost layer
@@ -310,14 +318,19 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo
     ghosts only, owned particles being clamped into owned cells) only owned cells are searched: a pair of
     two ghosts is never listed.
 
-    image: a tuple of d floats, the periodic length of each axis for the separation's minimum image (the
-    box edge on periodic axes, inf on ghosted ones, whose binning coordinates are unwrapped); the kernel
-    is compiled once per d (constant trip counts)."""
+    Separations: a range of slots from a neighbour cell reached across a periodic end of a binned axis
+    is searched from the query point moved by that box length (no minimum image per candidate); ``image``
+    (a tuple of d floats) holds the lengths whose minimum image the separation still takes: a binned axis
+    with one periodic cell and every further axis (box edge), inf elsewhere. box: the edges, a tuple of d
+    floats; the kernel is compiled once per d (constant trip counts). Which pairs within reach are found
+    does not depend on the rounding of these separations (the reach has a margin over the contact
+    distance, and the pair pass tests every pair with the minimum image)."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
     nx, ny, nz = dims[0], dims[1], dims[2]
     px, py, pz = periodic[0] != 0, periodic[1] != 0, periodic[2] != 0
+    lx, ly, lz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * image[0], 0.5 * image[1], 0.5 * image[2]
     n3 = nx * ny * nz
     n_extra_axes = dims.shape[0] - 3
@@ -328,6 +341,9 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo
     n_ranges = 2 + 2 * (_ROWS.shape[0] + 9 * n_off)
     lo = np.empty(n_ranges, dtype=np.int64)
     hi = np.empty(n_ranges, dtype=np.int64)
+    sx = np.zeros(n_ranges)          # where a range's cells lie from the query cell: box lengths x edge
+    sy = np.zeros(n_ranges)
+    sz = np.zeros(n_ranges)
     e_idx = np.empty(n_extra_axes, dtype=np.int64)
     neighbour_base = np.empty(n_off, dtype=np.int64)
     for e in range(n_extra):
@@ -357,49 +373,54 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo
                     # range 0: the rest of this cell (set per particle; none from a ghost cell), with the
                     # cell to its right when that one follows it in the cell order
                     nrows = 1
-                    right = _neighbour_cell(cx, 1, nx, xlo, xhi, px)
-                    own_row = ylo <= cy <= yhi and zlo <= cz <= zhi
                     hi[0] = cell_start[c + 1]
-                    if right >= 0 and own_row:
+                    sx[0] = sy[0] = sz[0] = 0.0
+                    right, shift = _neighbour_cell(cx, 1, nx, xlo, xhi, px)
+                    if right >= 0 and ylo <= cy <= yhi and zlo <= cz <= zhi:
                         if right == cx + 1 and not ghost_cell:
                             hi[0] = cell_start[c + 2]
                         else:
                             row_base = base_e + (cz * ny + cy) * nx
                             lo[nrows] = cell_start[row_base + right]
                             hi[nrows] = cell_start[row_base + right + 1]
+                            sx[nrows], sy[nrows], sz[nrows] = shift * lx, 0.0, 0.0
                             nrows += 1
-                    a0, a1, b0, b1 = _x_ranges(cx, nx, xlo, xhi, px)
+                    a0, a1, b0, b1, bs = _x_ranges(cx, nx, xlo, xhi, px)
                     for r in range(_ROWS.shape[0]):
-                        yy = _neighbour_cell(cy, _ROWS[r, 0], ny, ylo, yhi, py)
-                        zz = _neighbour_cell(cz, _ROWS[r, 1], nz, zlo, zhi, pz)
+                        yy, ys = _neighbour_cell(cy, _ROWS[r, 0], ny, ylo, yhi, py)
+                        zz, zs = _neighbour_cell(cz, _ROWS[r, 1], nz, zlo, zhi, pz)
                         if yy < 0 or zz < 0:
                             continue
                         base = base_e + (zz * ny + yy) * nx
                         if a0 <= a1:
                             lo[nrows] = cell_start[base + a0]
                             hi[nrows] = cell_start[base + a1 + 1]
+                            sx[nrows], sy[nrows], sz[nrows] = 0.0, ys * ly, zs * lz
                             nrows += 1
                         if b0 <= b1:
                             lo[nrows] = cell_start[base + b0]
                             hi[nrows] = cell_start[base + b1 + 1]
+                            sx[nrows], sy[nrows], sz[nrows] = bs * lx, ys * ly, zs * lz
                             nrows += 1
                     for t in range(n_off):
                         for oz in range(-1, 2):
-                            zz = _neighbour_cell(cz, oz, nz, zlo, zhi, pz)
+                            zz, zs = _neighbour_cell(cz, oz, nz, zlo, zhi, pz)
                             if zz < 0:
                                 continue
                             for oy in range(-1, 2):
-                                yy = _neighbour_cell(cy, oy, ny, ylo, yhi, py)
+                                yy, ys = _neighbour_cell(cy, oy, ny, ylo, yhi, py)
                                 if yy < 0:
                                     continue
                                 base = neighbour_base[t] + (zz * ny + yy) * nx
                                 if a0 <= a1:
                                     lo[nrows] = cell_start[base + a0]
                                     hi[nrows] = cell_start[base + a1 + 1]
+                                    sx[nrows], sy[nrows], sz[nrows] = 0.0, ys * ly, zs * lz
                                     nrows += 1
                                 if b0 <= b1:
                                     lo[nrows] = cell_start[base + b0]
                                     hi[nrows] = cell_start[base + b1 + 1]
+                                    sx[nrows], sy[nrows], sz[nrows] = bs * lx, ys * ly, zs * lz
                                     nrows += 1
                     for a in range(cell_start[c], cell_start[c + 1]):
                         i = order[a]
@@ -407,10 +428,11 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo
                         xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
                         lo[0] = hi[0] if ghost_cell else a + 1
                         for r in range(nrows):
+                            qx, qy, qz = xi - sx[r], yi - sy[r], zi - sz[r]
                             for b in range(lo[r], hi[r]):
-                                dx = minimum_image(xi - sorted_pos[b, 0], image[0], hx)
-                                dy = minimum_image(yi - sorted_pos[b, 1], image[1], hy)
-                                dz = minimum_image(zi - sorted_pos[b, 2], image[2], hz)
+                                dx = minimum_image(qx - sorted_pos[b, 0], image[0], hx)
+                                dy = minimum_image(qy - sorted_pos[b, 1], image[1], hy)
+                                dz = minimum_image(qz - sorted_pos[b, 2], image[2], hz)
                                 r2 = dx * dx + dy * dy + dz * dz
                                 if r2 >= reach2:
                                     continue
