@@ -90,9 +90,9 @@ def test_wide_kernels_are_the_three_column_kernels_bitwise(scheme, dim):
     (4, 700, 3.2, 0.0, 3), (4, 700, 3.2, 0.3, 1), (5, 900, 3.2, 0.2, 1), (6, 1200, 2.6, 0.1, 1),
     (4, 1500, 5.0, 0.2, 4), (5, 1200, 4.2, 0.0, 4), (6, 1500, 3.3, 0.0, 3)])
 def test_pair_list_is_all_pairs_within_reach(dim, n, edge, skin, extra_cells):
-    """Cells over the first three axes with ghosts, periodic cells (or one slab) along the further axes:
-    every pair within reach is listed once per owned end, nothing beyond it (periodic k-d tree in d
-    dimensions as the reference)."""
+    """One rank: periodic cells (or one slab) along every axis, no ghosts (the binned axes are ghosted
+    only where a rank grid splits them; the MPI tests run those): every pair within reach is listed once
+    per owned end, nothing beyond it (periodic k-d tree in d dimensions as the reference)."""
     rng = np.random.default_rng(dim * n)
     box = np.full(dim, edge)
     pos = rng.uniform(0, edge, size=(n, dim))
@@ -103,6 +103,8 @@ def test_pair_list_is_all_pairs_within_reach(dim, n, edge, skin, extra_cells):
     state.set_owned(np.arange(n), pos, np.zeros((n, dim), np.int32), radius, pos)
     nlist.update(state, step=0, halo=domain, largest_step=0.0)
     assert list(nlist.cells.dims[3:]) == [extra_cells] * (dim - 3)
+    assert state.n_ghost == 0 and list(nlist.cells.periodic) == [1, 1, 1]
+    assert list(nlist.cells.dims[:3]) == [extra_cells] * 3       # the same edge and reach on every axis
     pairs, reach = nlist.pairs, nlist.reach
     listed = []
     for a, b in zip(pairs.first[:pairs.n], pairs.second[:pairs.n]):

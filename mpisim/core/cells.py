@@ -20,14 +20,17 @@ CUTOFF_MARGIN = 1e-9
 class CellList:
     """Storage for one rank's cell list; grows (never shrinks) when a rank gains particles."""
 
-    def __init__(self, dims, origin, width, owned_lo, owned_hi):
+    def __init__(self, dims, origin, width, owned_lo, owned_hi, periodic=(0, 0, 0)):
         """dims, origin, width, owned_lo, owned_hi: per axis, three axes (d <= 3) or d (d > 3: the axes past
-        the third are periodic, without ghost layers, ``periodic_cells`` of them)."""
+        the third are periodic, without ghost layers, ``periodic_cells`` of them). periodic: per binned axis,
+        1 where the cells are periodic instead of ghosted (d > 3, an axis no rank splits: origin 0, no ghost
+        layer; build_pairs_wide)."""
         self.dims = np.asarray(dims, dtype=np.int64)              # cells per axis, ghost layers included
         self.origin = np.asarray(origin, dtype=np.float64)        # lower corner of cell (0, 0, 0)
         self.width = np.asarray(width, dtype=np.float64)          # cell edge per axis
         self.owned_lo = np.asarray(owned_lo, dtype=np.int64)      # first owned cell index per axis
         self.owned_hi = np.asarray(owned_hi, dtype=np.int64)      # last owned cell index per axis
+        self.periodic = np.asarray(periodic, dtype=np.int64)      # binned axes with periodic cells (d > 3)
         self.cell_start = np.zeros(int(np.prod(self.dims)) + 1, dtype=np.int64)
         self.order = np.zeros(0, dtype=np.int32)
         self.cell_of = np.zeros(0, dtype=np.int32)
@@ -70,6 +73,15 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
         c = (c2 * dims[1] + c1) * dims[0] + c0
         cell_of[p] = c
         cell_start[c + 1] += 1
+    fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos)
+
+
+@njit
+def fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos):
+    """The counting sort's second half, after the binning loop of ``build_cells`` or ``build_cells_wide``
+    has set cell_of[p] and counted cell c's particles in cell_start[c + 1]: the prefix sum, then order and
+    sorted_pos (binning coordinates, pos + shift box) slot by slot, so that the particles of cell c are
+    order[cell_start[c]:cell_start[c + 1]]."""
     for c in range(ncell):
         cell_start[c + 1] += cell_start[c]
     # Fill back to front so that each cell keeps its particles in storage order; afterwards
@@ -97,12 +109,19 @@ class PairList:
         self.n = 0
 
     def build(self, cells, n_own, reach, box=None):
-        """box: the global edges; needed (as a tuple) when positions have more than three columns (d > 3:
-        the axes past the third are unbinned, their separation is a minimum image)."""
+        """box: the global edges; needed when positions have more than three columns (d > 3: the
+        separation along a periodic axis is a minimum image, build_pairs_wide)."""
         while True:
             if cells.sorted_pos.shape[1] > 3:
+                # the minimum images the separations take (build_pairs_wide): the further axes and a binned
+                # axis with one periodic cell (the others: inf, none)
+                width = cells.sorted_pos.shape[1]
+                edges = tuple(float(box[a]) for a in range(width))
+                image = tuple(edges[a] if a >= 3 or (cells.periodic[a] and cells.dims[a] == 1) else np.inf
+                              for a in range(width))
                 n = build_pairs_wide(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
-                                     cells.extra_offsets, self.first, self.second, tuple(float(b) for b in box))
+                                     cells.owned_lo, cells.owned_hi, cells.periodic, cells.extra_offsets,
+                                     self.first, self.second, edges, image)
             else:
                 n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
                                 self.first, self.second)
@@ -249,40 +268,82 @@ def build_cells_wide(pos, shift, box, n_own, n_total, origin, width, dims, owned
             c = c * dims[a] + ca
         cell_of[p] = c
         cell_start[c + 1] += 1
-    for c in range(ncell):
-        cell_start[c + 1] += cell_start[c]
-    for p in range(n_total - 1, -1, -1):
-        c = cell_of[p]
-        cell_start[c + 1] -= 1
-        s = cell_start[c + 1]
-        order[s] = p
-        for a in range(pos.shape[1]):
-            sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
-    for c in range(ncell):
-        cell_start[c] = cell_start[c + 1]
-    cell_start[ncell] = n_total
+    fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos)
+
+
+@inline
+def _neighbour_cell(c, o, n, lo, hi, periodic):
+    """(c + o along one axis of d > 3's cells, or -1 where a search does not go; the box lengths to add to
+    that cell's coordinates to bring them next to cell c): a periodic axis wraps (n >= 3 cells; with one
+    cell only o = 0 exists), a ghosted axis stops at [lo, hi]."""
+    v = c + o
+    if periodic:
+        if n == 1:
+            return (0 if o == 0 else -1), 0.0
+        if v < 0:
+            return v + n, -1.0
+        if v >= n:
+            return v - n, 1.0
+        return v, 0.0
+    return (v if lo <= v <= hi else -1), 0.0
+
+
+@inline
+def _x_ranges(cx, nx, lo, hi, periodic):
+    """The cells cx - 1, cx, cx + 1 along x that a search visits, as up to two runs of contiguous cells,
+    (a0, a1, b0, b1, b_shift): a0..a1 in place, b0..b1 (empty if b0 > b1) the wrapped end of a periodic
+    axis, b_shift box lengths from where it lies next to cx; a ghosted axis stops at [lo, hi]."""
+    if periodic:
+        if nx == 1:
+            return 0, 0, 1, 0, 0.0
+        if cx == 0:
+            return 0, 1, nx - 1, nx - 1, -1.0
+        if cx == nx - 1:
+            return nx - 2, nx - 1, 0, 0, 1.0
+        return cx - 1, cx + 1, 1, 0, 0.0
+    return max(cx - 1, lo), min(cx + 1, hi), 1, 0, 0.0
 
 
 @njit
-def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, extra_offsets, first, second, box):
-    """``build_pairs`` for d = 4 to 6. Cells of the same further-axes cell e: the three binned axes' half
-    stencil; cells of a neighbouring e' = e + o (periodic, o from ``extra_offsets``: one of each +- pair):
-    the full 3 x 3 x 3 block of binned cells, so each pair of cells is visited once. The separation along
-    the further axes (never decomposed: no ghost shift) is the minimum image of the wrapped coordinates.
-    box: the global edges as a tuple of d floats, so the kernel is compiled once per d (constant trip
-    counts)."""
+def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic,
+                     extra_offsets, first, second, box, image):
+    """``build_pairs`` for d = 4 to 6 over cells on every axis. The three binned axes are either ghosted
+    (split by the rank grid: ghost layers, no wrap, as in 3d) or, when no rank splits them, periodic like
+    the further axes (``periodic[a]``: periodic cells of the wrapped coordinate, no ghosts; a ghost layer
+    would hold 2-4 N rows in the small boxes of d > 3 and the pair list each pair across a face twice).
+    Cells of the same further-axes cell e: the binned axes' half stencil (the rest of the cell, the cell to
+    its right, the rows (dy, dz) of ``_ROWS``); cells of a neighbouring e' = e + o (periodic, o from
+    ``extra_offsets``: one of each +- pair): the full 3 x 3 x 3 block of binned cells, so each pair of
+    cells is visited once. From a ghost cell (outside owned_lo..owned_hi on a ghosted axis: it holds
+    ghosts only, owned particles being clamped into owned cells) only owned cells are searched: a pair of
+    two ghosts is never listed.
+
+    Separations: a range of slots from a neighbour cell reached across a periodic end of a binned axis
+    is searched from the query point moved by that box length (no minimum image per candidate); ``image``
+    (a tuple of d floats) holds the lengths whose minimum image the separation still takes: a binned axis
+    with one periodic cell and every further axis (box edge), inf elsewhere. box: the edges, a tuple of d
+    floats; the kernel is compiled once per d (constant trip counts). Which pairs within reach are found
+    does not depend on the rounding of these separations (the reach has a margin over the contact
+    distance, and the pair pass tests every pair with the minimum image)."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
     nx, ny, nz = dims[0], dims[1], dims[2]
+    px, py, pz = periodic[0] != 0, periodic[1] != 0, periodic[2] != 0
+    lx, ly, lz = box[0], box[1], box[2]
+    hx, hy, hz = 0.5 * image[0], 0.5 * image[1], 0.5 * image[2]
     n3 = nx * ny * nz
     n_extra_axes = dims.shape[0] - 3
     n_extra = 1
     for a in range(3, dims.shape[0]):
         n_extra *= dims[a]
     n_off = extra_offsets.shape[0]
-    lo = np.empty(_ROWS.shape[0] + 1 + 9 * n_off, dtype=np.int64)
-    hi = np.empty(_ROWS.shape[0] + 1 + 9 * n_off, dtype=np.int64)
+    n_ranges = 2 + 2 * (_ROWS.shape[0] + 9 * n_off)
+    lo = np.empty(n_ranges, dtype=np.int64)
+    hi = np.empty(n_ranges, dtype=np.int64)
+    sx = np.zeros(n_ranges)          # where a range's cells lie from the query cell: box lengths x edge
+    sy = np.zeros(n_ranges)
+    sz = np.zeros(n_ranges)
     e_idx = np.empty(n_extra_axes, dtype=np.int64)
     neighbour_base = np.empty(n_off, dtype=np.int64)
     for e in range(n_extra):
@@ -303,42 +364,80 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, extra_of
                     c = base_e + (cz * ny + cy) * nx + cx
                     if cell_start[c] == cell_start[c + 1]:
                         continue
-                    hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                    # the cells a candidate may be in: any, or the owned ones from a ghost cell
+                    ghost_cell = not (owned_lo[0] <= cx <= owned_hi[0] and owned_lo[1] <= cy <= owned_hi[1]
+                                      and owned_lo[2] <= cz <= owned_hi[2])
+                    xlo, ylo, zlo = (owned_lo[0], owned_lo[1], owned_lo[2]) if ghost_cell else (0, 0, 0)
+                    xhi, yhi, zhi = ((owned_hi[0], owned_hi[1], owned_hi[2]) if ghost_cell
+                                     else (nx - 1, ny - 1, nz - 1))
+                    # range 0: the rest of this cell (set per particle; none from a ghost cell), with the
+                    # cell to its right when that one follows it in the cell order
                     nrows = 1
+                    hi[0] = cell_start[c + 1]
+                    sx[0] = sy[0] = sz[0] = 0.0
+                    right, shift = _neighbour_cell(cx, 1, nx, xlo, xhi, px)
+                    if right >= 0 and ylo <= cy <= yhi and zlo <= cz <= zhi:
+                        if right == cx + 1 and not ghost_cell:
+                            hi[0] = cell_start[c + 2]
+                        else:
+                            row_base = base_e + (cz * ny + cy) * nx
+                            lo[nrows] = cell_start[row_base + right]
+                            hi[nrows] = cell_start[row_base + right + 1]
+                            sx[nrows], sy[nrows], sz[nrows] = shift * lx, 0.0, 0.0
+                            nrows += 1
+                    a0, a1, b0, b1, bs = _x_ranges(cx, nx, xlo, xhi, px)
                     for r in range(_ROWS.shape[0]):
-                        yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
-                        if yy < 0 or yy >= ny or zz >= nz:
+                        yy, ys = _neighbour_cell(cy, _ROWS[r, 0], ny, ylo, yhi, py)
+                        zz, zs = _neighbour_cell(cz, _ROWS[r, 1], nz, zlo, zhi, pz)
+                        if yy < 0 or zz < 0:
                             continue
                         base = base_e + (zz * ny + yy) * nx
-                        lo[nrows] = cell_start[base + max(cx - 1, 0)]
-                        hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
-                        nrows += 1
+                        if a0 <= a1:
+                            lo[nrows] = cell_start[base + a0]
+                            hi[nrows] = cell_start[base + a1 + 1]
+                            sx[nrows], sy[nrows], sz[nrows] = 0.0, ys * ly, zs * lz
+                            nrows += 1
+                        if b0 <= b1:
+                            lo[nrows] = cell_start[base + b0]
+                            hi[nrows] = cell_start[base + b1 + 1]
+                            sx[nrows], sy[nrows], sz[nrows] = bs * lx, ys * ly, zs * lz
+                            nrows += 1
                     for t in range(n_off):
-                        for zz in range(cz - 1, cz + 2):
-                            if zz < 0 or zz >= nz:
+                        for oz in range(-1, 2):
+                            zz, zs = _neighbour_cell(cz, oz, nz, zlo, zhi, pz)
+                            if zz < 0:
                                 continue
-                            for yy in range(cy - 1, cy + 2):
-                                if yy < 0 or yy >= ny:
+                            for oy in range(-1, 2):
+                                yy, ys = _neighbour_cell(cy, oy, ny, ylo, yhi, py)
+                                if yy < 0:
                                     continue
                                 base = neighbour_base[t] + (zz * ny + yy) * nx
-                                lo[nrows] = cell_start[base + max(cx - 1, 0)]
-                                hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
-                                nrows += 1
+                                if a0 <= a1:
+                                    lo[nrows] = cell_start[base + a0]
+                                    hi[nrows] = cell_start[base + a1 + 1]
+                                    sx[nrows], sy[nrows], sz[nrows] = 0.0, ys * ly, zs * lz
+                                    nrows += 1
+                                if b0 <= b1:
+                                    lo[nrows] = cell_start[base + b0]
+                                    hi[nrows] = cell_start[base + b1 + 1]
+                                    sx[nrows], sy[nrows], sz[nrows] = bs * lx, ys * ly, zs * lz
+                                    nrows += 1
                     for a in range(cell_start[c], cell_start[c + 1]):
                         i = order[a]
                         own_i = i < n_own
                         xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
-                        lo[0] = a + 1
+                        lo[0] = hi[0] if ghost_cell else a + 1
                         for r in range(nrows):
+                            qx, qy, qz = xi - sx[r], yi - sy[r], zi - sz[r]
                             for b in range(lo[r], hi[r]):
-                                dx = xi - sorted_pos[b, 0]
-                                dy = yi - sorted_pos[b, 1]
-                                dz = zi - sorted_pos[b, 2]
+                                dx = minimum_image(qx - sorted_pos[b, 0], image[0], hx)
+                                dy = minimum_image(qy - sorted_pos[b, 1], image[1], hy)
+                                dz = minimum_image(qz - sorted_pos[b, 2], image[2], hz)
                                 r2 = dx * dx + dy * dy + dz * dz
                                 if r2 >= reach2:
                                     continue
-                                for ax in range(3, len(box)):
-                                    length = box[ax]
+                                for ax in range(3, len(image)):
+                                    length = image[ax]
                                     d = minimum_image(sorted_pos[a, ax] - sorted_pos[b, ax], length, 0.5 * length)
                                     r2 += d * d
                                 if r2 < reach2:

@@ -6,9 +6,11 @@ constant trip count and nothing branches on d per particle. The arithmetic is th
 operation for operation (r^2 summed axis by axis from 0, the same minimum images, kicks rounded per axis
 to fixed point), so on a three-column state these kernels give bitwise the three-column kernels' sums
 (tests/test_dimensions.py checks it); d <= 3 keeps the hand-unrolled kernels of core/kernels.py (speed).
-The separation is recomputed in the kick loop instead of kept in a local array (no allocation per pair),
-and the loop bodies are written out in the kernels rather than in inlined helpers taking arrays (numba
-counts the references of every array handed to an inlined function on each call: kernels.pair_kicks).
+The separation is recomputed in the kick loop instead of kept in a local array (no allocation per pair).
+Both kernels test overlap with ``distance2``, an inlined helper that returns a scalar (numba counts the
+references of every array handed to an inlined function on each call, kernels.pair_kicks; measured free
+here, docs/algorithms.md "Cost per d"). Like core/kernels.py's, the kernels are compiled once per scheme
+(``_jit.per_scheme``: a scheme's loop holds only its own hooks) and once per d (the tuple box).
 
 ``apply_step``, ``msd_sum`` and ``count_moving`` of core/kernels.py already loop over ``dim`` axes and
 serve every d (random organization's per-particle kick included: d direction components). The sparse
@@ -16,7 +18,7 @@ step (core/sparse.py) is not offered for d > 3 (sparse.supports).
 """
 import numpy as np
 
-from ._jit import njit
+from ._jit import inline, njit, per_scheme
 from .box import minimum_image
 from .fixedpoint import FIXED_SCALE, exact_add
 from .kernels import C_ENERGY_HI, C_PAIRS
@@ -25,9 +27,32 @@ from .schemes.dispatch import (has_random_direction, innovation, is_two_sided, m
                                pair_coefficients, pair_kick_direction)
 
 
+@inline
+def distance2(pos, i, j, box):
+    """|x_i - x_j|^2, the minimum image summed axis by axis from 0 (kernels.pair_pass_body's r2 order)."""
+    r2 = 0.0
+    for a in range(len(box)):
+        length = box[a]
+        d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
+        r2 += d * d
+    return r2
+
+
+@per_scheme
+def pair_pass(scheme):
+    """pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
+    acc, active, counters, energy): ``pair_pass_body`` compiled for one scheme (and per d: box a tuple)."""
+    @njit
+    def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs, acc, active,
+               counters, energy):
+        pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second,
+                       n_pairs, acc, active, counters, energy)
+    return kernel
+
+
 @njit
-def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
-              acc, active, counters, energy):
+def pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
+                   acc, active, counters, energy):
     """kernels.pair_pass with box a tuple of d floats (compiled once per d): the same overlap test,
     coefficients (kernels.pair_kicks's) and fixed-point sums, axis by axis. Random organization's pair
     kicks (kernels.pair_random_kicks) draw len(box) = d direction components per particle of the pair:
@@ -40,11 +65,7 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
-        r2 = 0.0
-        for a in range(len(box)):
-            length = box[a]
-            d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
-            r2 += d * d
+        r2 = distance2(pos, i, j, box)
         sigma = radius[i] + radius[j]
         if r2 >= sigma * sigma:
             continue
@@ -88,9 +109,20 @@ def pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, bo
             exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
 
 
+@per_scheme
+def noise_pair_pass(scheme):
+    """noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second,
+    n_pairs, aux, xi, acc): ``noise_pair_pass_body`` compiled for one scheme (and per d: box a tuple)."""
+    @njit
+    def kernel(params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs, aux, xi, acc):
+        noise_pair_pass_body(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second,
+                             n_pairs, aux, xi, acc)
+    return kernel
+
+
 @njit
-def noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second, n_pairs,
-                    aux, xi, acc):
+def noise_pair_pass_body(scheme, params, seed, step, dim, pos, ids, radius, active, n, box, first, second,
+                         n_pairs, aux, xi, acc):
     """kernels.noise_pair_pass with box a tuple of d floats (compiled once per d)."""
     for i in range(n):
         if active[i]:
@@ -100,11 +132,7 @@ def noise_pair_pass(scheme, params, seed, step, dim, pos, ids, radius, active, n
     for k in range(n_pairs):
         i = first[k]
         j = second[k]
-        r2 = 0.0
-        for a in range(len(box)):
-            length = box[a]
-            d = minimum_image(pos[i, a] - pos[j, a], length, 0.5 * length)
-            r2 += d * d
+        r2 = distance2(pos, i, j, box)
         sigma = radius[i] + radius[j]
         if r2 >= sigma * sigma:
             continue

@@ -109,9 +109,13 @@ class NeighbourList:
         self._cells_reach = reach
         dim = self.dim
         binned = range(BINNED_AXES)      # d > 3: the axes past the third are not binned (docs/algorithms.md)
-        ncell = np.array([max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
+        # d > 3: a binned axis that no rank splits has periodic cells like the further axes, without ghosts
+        # (the halo sends none along it: Domain.ghost_axes)
+        periodic = np.array([int(dim > BINNED_AXES and self.width[a] >= self.box[a]) for a in binned])
+        ncell = np.array([periodic_cells(self.box[a], reach * (1 + CELL_MARGIN)) if periodic[a] else
+                          max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
                           if a < dim else 1 for a in binned])
-        ghost = np.array([1 if a < dim else 0 for a in binned])
+        ghost = np.array([1 if a < dim and not periodic[a] else 0 for a in binned])
         cell_width = np.where(np.arange(BINNED_AXES) < dim, self.width[:BINNED_AXES] / ncell,
                               self.box[:BINNED_AXES])
         dims, origin = ncell + 2 * ghost, self.lo[:BINNED_AXES] - ghost * cell_width
@@ -127,7 +131,7 @@ class NeighbourList:
             owned_hi = np.concatenate([owned_hi, extra - 1])
         if self.cells is not None and np.array_equal(self.cells.dims, dims):
             return
-        self.cells = CellList(dims, origin, cell_width, owned_lo, owned_hi)
+        self.cells = CellList(dims, origin, cell_width, owned_lo, owned_hi, periodic)
         self.rows_per_block = 0
 
     # ------------------------------------------------------------------------------------------ policy
