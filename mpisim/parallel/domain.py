@@ -129,8 +129,7 @@ class Domain:
             n_have = state.n_own + state.n_ghost
             lo_edge = self.lo[axis] + ghost_width[axis]
             hi_edge = self.hi[axis] - ghost_width[axis]
-            send_left = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, lo_edge, True)
-            send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, hi_edge, False)
+            send_left, send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have, lo_edge, hi_edge)
             left, right = self.neighbours[axis]
             first = self.coords[axis] == 0
             last = self.coords[axis] == self.grid[axis] - 1
@@ -269,16 +268,21 @@ def _pack_rows(values, rows, out):
 
 
 @njit
-def _select_ghosts(pos, shift, box, axis, n, edge, below):
-    """Rows whose binning coordinate along axis is below (or at/above) edge."""
-    out = np.empty(n, dtype=np.int64)
-    m = 0
+def _select_ghosts(pos, shift, box, axis, n, lo_edge, hi_edge):
+    """(rows whose binning coordinate along axis is below lo_edge, rows at or above hi_edge), in row order;
+    one pass over the rows for both faces."""
+    below = np.empty(n, dtype=np.int64)
+    above = np.empty(n, dtype=np.int64)
+    n_below = n_above = 0
+    length = box[axis]
     for p in range(n):
-        x = pos[p, axis] + shift[p, axis] * box[axis]
-        if (x < edge) if below else (x >= edge):
-            out[m] = p
-            m += 1
-    return out[:m]
+        x = pos[p, axis] + shift[p, axis] * length
+        below[n_below] = p
+        n_below += x < lo_edge
+        above[n_above] = p
+        n_above += x >= hi_edge
+    # copies of the used part: the stages keep them until the next build
+    return below[:n_below].copy(), above[:n_above].copy()
 
 
 def _pack_ghosts(state, rows, axis, extra_shift):
