@@ -2,7 +2,9 @@
 
 Each point is run --reps times per tree, the trees alternating (A B A B ...) so that both see the same
 load; each run is a fresh process with the tree first on PYTHONPATH and its own numba cache. Prints one
-line per run and a table of the medians (particle-steps/s) with the change.
+line per run and a table of the medians (particle-steps/s) with the change. --cpu rates by the process's
+CPU time (``time.process_time`` of the timed steps) instead of the wall clock: the figure to compare on a
+shared machine, where wall time measures the other processes too.
 
     git worktree add /tmp/ref e2fd075                  # the reference, e.g. before a change
     launch/bench_ab.py /tmp/ref --reps 3 --point "--scheme bro-pairwise --n 1e5 --kick 0.002" \\
@@ -36,6 +38,7 @@ def main():
     p.add_argument("--point", action="append", required=True, help="launch/bench.py arguments of one point")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--cpu", action="store_true", help="particle-steps per CPU second (else per wall second)")
     a = p.parse_args()
     ref = Path(a.reference).resolve()
     if not (ref / "launch" / "bench.py").is_file():
@@ -48,11 +51,12 @@ def main():
         for rep in range(a.reps):
             for name, tree in trees.items():
                 r = run(tree, point, a.steps)
-                rates.setdefault(point, {}).setdefault(name, []).append(r["particle_steps_per_s"])
+                per_cpu = r["n"] * r["steps"] / r["cpu_seconds"]
+                rates.setdefault(point, {}).setdefault(name, []).append(per_cpu if a.cpu else r["particle_steps_per_s"])
                 print(f"{name} rep {rep} {point}: {r['particle_steps_per_s']:.3e} particle-steps/s, "
-                      f"{r.get('bytes_per_particle', float('nan')):.1f} B/particle, load {os.getloadavg()[0]:.2f}",
-                      flush=True)
-    print(f"\n| point | {ref} | {HERE} | change of the medians |\n|---|---|---|---|")
+                      f"{per_cpu:.3e} per CPU-s, {r.get('bytes_per_particle', float('nan')):.1f} B/particle, "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"\n{'CPU' if a.cpu else 'wall'} time\n| point | {ref} | {HERE} | change of the medians |\n|---|---|---|---|")
     for point, by in rates.items():
         m_ref, m_this = statistics.median(by["ref"]), statistics.median(by["this"])
         fmt = lambda xs: ", ".join(f"{x:.3g}" for x in xs)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._jit import inline, njit
 from .box import minimum_image
+from .simd import WINDOW, lowest_bit, within_reach
 
 # Margins that keep the cell search complete under rounding (docs/parallel.md).
 CELL_MARGIN = 1e-8
@@ -35,18 +36,29 @@ class CellList:
         self.order = np.zeros(0, dtype=np.int32)
         self.cell_of = np.zeros(0, dtype=np.int32)
         self.sorted_pos = None
+        self.own_scratch = np.zeros(0)       # the binning coordinates' rows when the scratch given is too short
         # d > 3: the offsets of the further axes' neighbour cells, one of each +- pair (build_pairs_wide)
         self.extra_offsets = half_offsets(self.dims[3:]) if len(self.dims) > 3 else None
 
     def build(self, pos, shift, box, n_own, n_total, scratch):
-        """Bin particles 0..n_total-1; afterwards slot s of the cell order holds particle order[s] at
-        binning coordinate sorted_pos[s] (contiguous per cell). scratch: a float64 (>= n_total, width) array
-        that is free until the pair list is built (the state's displacement accumulator, to save memory)."""
+        """Bin particles 0..n_total-1; afterwards slot s of the cell order holds particle order[s] (contiguous
+        per cell), whose binning coordinate along axis a is sorted_pos[a, s]: one row per axis, so that the
+        search reads a window of slots as one vector (``scan_rows``), with ``SCAN_PAD`` readable slots past
+        the last. scratch: a C-contiguous float64 array that is free until the pair list is built (the
+        state's displacement accumulator, to save memory), used if it holds width x (n_total + SCAN_PAD)
+        values (else the cell list keeps rows of its own)."""
         if self.order.shape[0] < n_total:
             cap = int(n_total * 1.05) + 16     # rows change little between builds
             self.order = np.zeros(cap, dtype=np.int32)
             self.cell_of = np.zeros(cap, dtype=np.int32)
-        self.sorted_pos = scratch
+        width = pos.shape[1]
+        flat = scratch.reshape(-1)
+        if flat.shape[0] < width * (n_total + SCAN_PAD):
+            if self.own_scratch.shape[0] < width * (n_total + SCAN_PAD):
+                self.own_scratch = np.zeros(width * (int(n_total * 1.05) + 16))
+            flat = self.own_scratch
+        rows = flat.shape[0] // width
+        self.sorted_pos = flat[:width * rows].reshape(width, rows)
         if len(self.dims) > 3:
             build_cells_wide(pos, shift, box, n_own, n_total, self.origin, self.width, self.dims, self.owned_lo,
                              self.owned_hi, self.cell_of, self.cell_start, self.order, self.sorted_pos)
@@ -63,16 +75,11 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
     ncell = dims[0] * dims[1] * dims[2]
     for c in range(ncell + 1):
         cell_start[c] = 0
-    for p in range(n_total):
-        lo0, lo1, lo2 = (owned_lo[0], owned_lo[1], owned_lo[2]) if p < n_own else (0, 0, 0)
-        hi0, hi1, hi2 = ((owned_hi[0], owned_hi[1], owned_hi[2]) if p < n_own
-                         else (dims[0] - 1, dims[1] - 1, dims[2] - 1))
-        c0 = min(max(int(np.floor((pos[p, 0] + shift[p, 0] * box[0] - origin[0]) / width[0])), lo0), hi0)
-        c1 = min(max(int(np.floor((pos[p, 1] + shift[p, 1] * box[1] - origin[1]) / width[1])), lo1), hi1)
-        c2 = min(max(int(np.floor((pos[p, 2] + shift[p, 2] * box[2] - origin[2]) / width[2])), lo2), hi2)
-        c = (c2 * dims[1] + c1) * dims[0] + c0
-        cell_of[p] = c
-        cell_start[c + 1] += 1
+    # owned rows, then ghosts: each loop with its own clamp (no per-row choice)
+    _bin_rows(pos, shift, box, 0, n_own, origin, width, dims, owned_lo[0], owned_lo[1], owned_lo[2],
+              owned_hi[0], owned_hi[1], owned_hi[2], cell_of, cell_start)
+    _bin_rows(pos, shift, box, n_own, n_total, origin, width, dims, 0, 0, 0, dims[0] - 1, dims[1] - 1,
+              dims[2] - 1, cell_of, cell_start)
     fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos)
 
 
@@ -92,10 +99,26 @@ def fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sort
         s = cell_start[c + 1]
         order[s] = p
         for a in range(pos.shape[1]):
-            sorted_pos[s, a] = pos[p, a] + shift[p, a] * box[a]
+            sorted_pos[a, s] = pos[p, a] + shift[p, a] * box[a]
     for c in range(ncell):
         cell_start[c] = cell_start[c + 1]
     cell_start[ncell] = n_total
+
+
+@inline
+def _bin_rows(pos, shift, box, p_lo, p_hi, origin, width, dims, lo0, lo1, lo2, hi0, hi1, hi2, cell_of, cell_start):
+    """Cells of rows p_lo..p_hi-1 (clamped to [lo, hi] per axis) into cell_of, counted in cell_start[c + 1]."""
+    b0, b1, b2 = box[0], box[1], box[2]
+    o0, o1, o2 = origin[0], origin[1], origin[2]
+    w0, w1, w2 = width[0], width[1], width[2]
+    nx, ny = dims[0], dims[1]
+    for p in range(p_lo, p_hi):
+        c0 = min(max(int(np.floor((pos[p, 0] + shift[p, 0] * b0 - o0) / w0)), lo0), hi0)
+        c1 = min(max(int(np.floor((pos[p, 1] + shift[p, 1] * b1 - o1) / w1)), lo1), hi1)
+        c2 = min(max(int(np.floor((pos[p, 2] + shift[p, 2] * b2 - o2) / w2)), lo2), hi2)
+        c = (c2 * ny + c1) * nx + c0
+        cell_of[p] = c
+        cell_start[c + 1] += 1
 
 
 class PairList:
@@ -112,10 +135,10 @@ class PairList:
         """box: the global edges; needed when positions have more than three columns (d > 3: the
         separation along a periodic axis is a minimum image, build_pairs_wide)."""
         while True:
-            if cells.sorted_pos.shape[1] > 3:
+            if cells.sorted_pos.shape[0] > 3:
                 # the minimum images the separations take (build_pairs_wide): the further axes and a binned
                 # axis with one periodic cell (the others: inf, none)
-                width = cells.sorted_pos.shape[1]
+                width = cells.sorted_pos.shape[0]
                 edges = tuple(float(box[a]) for a in range(width))
                 image = tuple(edges[a] if a >= 3 or (cells.periodic[a] and cells.dims[a] == 1) else np.inf
                               for a in range(width))
@@ -124,7 +147,7 @@ class PairList:
                                      self.first, self.second, edges, image)
             else:
                 n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
-                                self.first, self.second)
+                                cells.owned_lo, cells.owned_hi, self.first, self.second)
             if n < self.first.shape[0]:
                 self.n = n
                 return
@@ -140,92 +163,104 @@ class PairList:
 # cells dx = -1, 0, 1 are contiguous in the cell order, so a row is one range of slots. Together with
 # "the rest of this cell and the cell to the right" this is the usual half stencil (13 cells in 3d).
 _ROWS = np.array([[1, 0], [-1, 1], [0, 1], [1, 1]], dtype=np.int64)
-# Candidates tested per slot range before a loop takes the rest: with ~1.2 particles per cell a range of
-# three cells holds ~3.5 of them, and a fixed-width window has no loop exit to mispredict (22% less time
-# for the whole scan than one loop per range at N = 1e5, eps = 0.1; docs/performance.md).
-_WINDOW_OWN = 2      # the rest of a particle's own cell and the cell to its right
-_WINDOW = 4          # a neighbour row of three cells
+# Slots readable past the last one in the binning coordinates (the last window of a range reads past it).
+SCAN_PAD = WINDOW
 
 
 @njit
-def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, first, second):
+def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, first, second):
     """Fill first/second with the pairs (storage indices) closer than reach in binning coordinates, with
     at least one owned particle. Returns the number of pairs; if it is not below the capacity, the
     caller retries with more room (the last slot is scratch)."""
-    return scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, 0, dims[1] * dims[2], first, second)
-
-
-@inline
-def _scan_range(xi, yi, zi, sorted_pos, start, end, last, width, reach2, hits, nh):
-    """Slots b of [start, end) within reach of (xi, yi, zi), appended to hits[nh:]; returns the new nh.
-    A window of ``width`` (a constant at each call, so it unrolls; reads clamped to ``last``, hits masked
-    to the range) with branch-free hit collection, then a loop for what the window left."""
-    for k in range(width):
-        b = min(start + k, last)
-        dx = xi - sorted_pos[b, 0]
-        dy = yi - sorted_pos[b, 1]
-        dz = zi - sorted_pos[b, 2]
-        hits[nh] = b
-        nh += (start + k < end) & (dx * dx + dy * dy + dz * dz < reach2)
-    for b in range(start + width, end):
-        dx = xi - sorted_pos[b, 0]
-        dy = yi - sorted_pos[b, 1]
-        dz = zi - sorted_pos[b, 2]
-        hits[nh] = b
-        nh += dx * dx + dy * dy + dz * dz < reach2
-    return nh
+    return scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, 0, dims[1] * dims[2],
+                     first, second)
 
 
 @njit
-def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row_lo, row_hi, first, second):
+def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, row_lo, row_hi, first,
+              second):
     """``build_pairs`` over the cells of the x-rows row_lo <= cz * ny + cy < row_hi only: each pair is
     found from the row of the cell of its ``first`` particle. The pairs of a particle come out as one
     run (core/sparse.py relies on it), in slot order within each range of the stencil. Returns their
-    number; if it is not below the capacity, the caller retries with more room (the last slot is scratch)."""
+    number; if it is not below the capacity, the caller retries with more room (the last slot is scratch).
+
+    sorted_pos: the binning coordinates by slot, one row per axis (``CellList.build``), with
+    ``SCAN_PAD`` readable slots past the last. Each slot range of a particle's stencil is tested through
+    windows of ``simd.WINDOW`` slots, one vector comparison each (``simd.within_reach``); the windows
+    with a hit are noted without a branch, then their hits listed."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
     nx, ny, nz = dims[0], dims[1], dims[2]
-    last = cell_start[nx * ny * nz] - 1          # the windows' reads past a range stay inside the array
+    xs, ys, zs = sorted_pos[0], sorted_pos[1], sorted_pos[2]
     lo = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
     hi = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
-    hits = np.empty(64, dtype=np.int64)          # slots of a particle's candidates within reach
+    # windows with a hit: first slot and the mask of hits
+    hit_start = np.empty(64, dtype=np.int64)
+    hit_mask = np.empty(64, dtype=np.int64)
+    olx, oly, olz = owned_lo[0], owned_lo[1], owned_lo[2]
+    ohx, ohy, ohz = owned_hi[0], owned_hi[1], owned_hi[2]
     for row in range(row_lo, row_hi):
         cz, cy = row // ny, row % ny
+        owned_yz = oly <= cy <= ohy and olz <= cz <= ohz
         for cx in range(nx):
             c = row * nx + cx
             if cell_start[c] == cell_start[c + 1]:
                 continue
             # The slot ranges of the neighbour rows are the same for every particle of the cell;
             # range 0 (the rest of this cell and the cell to its right) starts after the particle.
+            # A ghost cell holds ghosts only (owned rows are clamped into owned cells): from it only the
+            # owned cells of the stencil are searched, as a pair of two ghosts is never listed (the
+            # same ranges cut to owned cells, in the same order: the list is the same).
+            ghost_cell = not (owned_yz and olx <= cx <= ohx)
             hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+            right_start = cell_start[c + 1]
+            if ghost_cell and not (owned_yz and olx <= cx + 1 <= ohx):
+                right_start = hi[0]        # the right cell is a ghost cell too: range 0 is empty
+            x_lo, x_hi = (max(cx - 1, 0), min(cx + 1, nx - 1)) if not ghost_cell else \
+                (max(cx - 1, olx), min(cx + 1, ohx))
             nrows = 1
-            room = _WINDOW_OWN + hi[0] - cell_start[c]
+            room = 2 + (hi[0] - cell_start[c]) // WINDOW
             for r in range(_ROWS.shape[0]):
                 yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
                 if yy < 0 or yy >= ny or zz >= nz:
                     continue
+                if ghost_cell and not (oly <= yy <= ohy and olz <= zz <= ohz and x_lo <= x_hi):
+                    continue
                 base = (zz * ny + yy) * nx
-                lo[nrows] = cell_start[base + max(cx - 1, 0)]
-                hi[nrows] = cell_start[base + min(cx + 1, nx - 1) + 1]
-                room += _WINDOW + hi[nrows] - lo[nrows]
+                lo[nrows] = cell_start[base + x_lo]
+                hi[nrows] = cell_start[base + x_hi + 1]
+                room += 1 + (hi[nrows] - lo[nrows]) // WINDOW
                 nrows += 1
-            if room > hits.shape[0]:
-                hits = np.empty(2 * room, dtype=np.int64)     # rare: more candidates than ever before
+            if room > hit_start.shape[0]:
+                hit_start = np.empty(2 * room, dtype=np.int64)     # rare: more candidates than ever before
+                hit_mask = np.empty(2 * room, dtype=np.int64)
             for a in range(cell_start[c], cell_start[c + 1]):
                 i = order[a]
                 own_i = i < n_own
-                xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
-                nh = _scan_range(xi, yi, zi, sorted_pos, a + 1, hi[0], last, _WINDOW_OWN, reach2, hits, 0)
-                for r in range(1, nrows):
-                    nh = _scan_range(xi, yi, zi, sorted_pos, lo[r], hi[r], last, _WINDOW, reach2, hits, nh)
-                for h in range(nh):
-                    j = order[hits[h]]
-                    if own_i or j < n_own:
-                        w = min(m, cap - 1)   # past the capacity: count, keep no more
-                        first[w] = i
-                        second[w] = j
-                        m += 1
+                xi, yi, zi = xs[a], ys[a], zs[a]
+                lo[0] = right_start if ghost_cell else a + 1
+                nw = 0
+                for r in range(nrows):
+                    b, end = lo[r], hi[r]
+                    while True:     # one window at least (an empty range gives no hit), rarely more
+                        mask = within_reach(xs, ys, zs, b, xi, yi, zi, reach2) & \
+                            ((np.int64(1) << max(min(end - b, WINDOW), 0)) - 1)
+                        hit_start[nw] = b
+                        hit_mask[nw] = mask
+                        nw += mask != 0
+                        b += WINDOW
+                        if b >= end:
+                            break
+                for w in range(nw):
+                    b, mask = hit_start[w], hit_mask[w]
+                    while mask:
+                        j = order[b + lowest_bit(mask)]
+                        mask &= mask - 1
+                        k = min(m, cap - 1)   # past the capacity: count, keep no more
+                        first[k] = i
+                        second[k] = j
+                        m += own_i or j < n_own
     return m
 
 
@@ -425,20 +460,20 @@ def build_pairs_wide(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo
                     for a in range(cell_start[c], cell_start[c + 1]):
                         i = order[a]
                         own_i = i < n_own
-                        xi, yi, zi = sorted_pos[a, 0], sorted_pos[a, 1], sorted_pos[a, 2]
+                        xi, yi, zi = sorted_pos[0, a], sorted_pos[1, a], sorted_pos[2, a]
                         lo[0] = hi[0] if ghost_cell else a + 1
                         for r in range(nrows):
                             qx, qy, qz = xi - sx[r], yi - sy[r], zi - sz[r]
                             for b in range(lo[r], hi[r]):
-                                dx = minimum_image(qx - sorted_pos[b, 0], image[0], hx)
-                                dy = minimum_image(qy - sorted_pos[b, 1], image[1], hy)
-                                dz = minimum_image(qz - sorted_pos[b, 2], image[2], hz)
+                                dx = minimum_image(qx - sorted_pos[0, b], image[0], hx)
+                                dy = minimum_image(qy - sorted_pos[1, b], image[1], hy)
+                                dz = minimum_image(qz - sorted_pos[2, b], image[2], hz)
                                 r2 = dx * dx + dy * dy + dz * dz
                                 if r2 >= reach2:
                                     continue
                                 for ax in range(3, len(image)):
                                     length = image[ax]
-                                    d = minimum_image(sorted_pos[a, ax] - sorted_pos[b, ax], length, 0.5 * length)
+                                    d = minimum_image(sorted_pos[ax, a] - sorted_pos[ax, b], length, 0.5 * length)
                                     r2 += d * d
                                 if r2 < reach2:
                                     j = order[b]

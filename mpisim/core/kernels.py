@@ -136,62 +136,97 @@ def pair_pass(scheme):
     return kernel
 
 
+# Overlapping pairs gathered per round of the pair pass: their kicks are then computed in one loop free of
+# memory writes to shared rows, which the compiler turns into vector instructions (8 pairs at a time on
+# AVX-512: the random draw, square root and division of a pair cost ~1.3 ns instead of ~10 ns).
+PASS_BLOCK = 128
+
+
 @njit
 def pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, first, second, n_pairs,
                    acc, active, counters, energy):
     """Visit the candidate pairs of the Verlet list; for each that overlaps now add its ``pair_kicks``
     to acc, mark both particles active, and (if energy) count the pair and its energy on the rank owning
     the smaller id. acc and active must be zero on entry; ghost rows are scratch.
-    """
+
+    In rounds of up to PASS_BLOCK overlapping pairs: (1) the overlap test, collecting the overlapping
+    pairs' separations without a branch; (2) their kicks, a loop the compiler vectorizes; (3) the sums
+    into acc (fixed point: the order of the additions does not matter) and the counters. The arithmetic
+    of each pair is the one of ``pair_kicks``, operation for operation."""
     two_sided = is_two_sided(scheme)     # loop-invariant: the reciprocal schemes keep their one-kick body
     bx, by, bz = box[0], box[1], box[2]
     hx, hy, hz = 0.5 * bx, 0.5 * by, 0.5 * bz
-    for k in range(n_pairs):
-        i = first[k]
-        j = second[k]
-        dx = minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
-        dy = minimum_image(pos[i, 1] - pos[j, 1], by, hy)
-        dz = minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
-        r2 = dx * dx + dy * dy + dz * dz
-        sigma = radius[i] + radius[j]
-        if r2 >= sigma * sigma:
-            continue
-        r = np.sqrt(r2)
-        overlap = sigma - r
-        id_i, id_j = ids[i], ids[j]
-        kix, kiy, kiz, kjx, kjy, kjz = pair_kicks(scheme, two_sided, params, potential, seed, step, id_i, id_j,
-                                                  dx, dy, dz, r, overlap)
-        acc[i, 0] += kix
-        acc[i, 1] += kiy
-        acc[i, 2] += kiz
-        acc[j, 0] -= kjx
-        acc[j, 1] -= kjy
-        acc[j, 2] -= kjz
-        active[i] = 1
-        active[j] = 1
-        if energy and (i if id_i < id_j else j) < n_own:
-            counters[C_PAIRS] += 1
-            exact_add(counters, C_ENERGY_HI, pair_energy(overlap, potential))
+    n_own_rows = np.uint64(n_own)
+    geometry = np.empty((5, PASS_BLOCK))           # dx, dy, dz, r^2, sigma; then the overlap in row 3
+    rows = np.empty((10, PASS_BLOCK), np.int64)    # i, j, id_i, id_j, then the six kicks
+    g_dx, g_dy, g_dz, g_r2, g_sigma = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4]
+    g_i, g_j, g_id_i, g_id_j = rows[0], rows[1], rows[2], rows[3]
+    kix, kiy, kiz, kjx, kjy, kjz = rows[4], rows[5], rows[6], rows[7], rows[8], rows[9]
+    k = 0
+    while k < n_pairs:
+        nb = 0
+        while k < n_pairs and nb < PASS_BLOCK:
+            # Unsigned row numbers: numba then indexes without its negative-index fix-up.
+            i = np.uint64(first[k])
+            j = np.uint64(second[k])
+            dx = minimum_image(pos[i, 0] - pos[j, 0], bx, hx)
+            dy = minimum_image(pos[i, 1] - pos[j, 1], by, hy)
+            dz = minimum_image(pos[i, 2] - pos[j, 2], bz, hz)
+            r2 = dx * dx + dy * dy + dz * dz
+            sigma = radius[i] + radius[j]
+            g_i[nb] = i
+            g_j[nb] = j
+            g_id_i[nb] = ids[i]
+            g_id_j[nb] = ids[j]
+            g_dx[nb] = dx
+            g_dy[nb] = dy
+            g_dz[nb] = dz
+            g_r2[nb] = r2
+            g_sigma[nb] = sigma
+            nb += r2 < sigma * sigma      # kept only if it overlaps
+            k += 1
+        for t in range(nb):
+            r = np.sqrt(g_r2[t])
+            overlap = g_sigma[t] - r
+            kix[t], kiy[t], kiz[t], kjx[t], kjy[t], kjz[t] = pair_kicks(
+                scheme, two_sided, params, potential, seed, step, g_id_i[t], g_id_j[t], g_dx[t], g_dy[t], g_dz[t],
+                r, overlap)
+            g_r2[t] = overlap
+        for t in range(nb):
+            i = np.uint64(g_i[t])
+            j = np.uint64(g_j[t])
+            acc[i, 0] += kix[t]
+            acc[i, 1] += kiy[t]
+            acc[i, 2] += kiz[t]
+            acc[j, 0] -= kjx[t]
+            acc[j, 1] -= kjy[t]
+            acc[j, 2] -= kjz[t]
+            active[i] = 1
+            active[j] = 1
+            if energy and (i if g_id_i[t] < g_id_j[t] else j) < n_own_rows:
+                counters[C_PAIRS] += 1
+                exact_add(counters, C_ENERGY_HI, pair_energy(g_r2[t], potential))
 
 
 @per_scheme
 def cell_pair_pass(scheme):
     """cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
-    order, cell_start, dims, row, rows_per_block, first, second, acc, active, counters, energy):
+    order, cell_start, dims, owned_lo, owned_hi, row, rows_per_block, first, second, acc, active, counters,
+    energy):
     ``cell_pair_pass_body`` compiled for one scheme."""
     @njit
     def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order, cell_start,
-               dims, row, rows_per_block, first, second, acc, active, counters, energy):
+               dims, owned_lo, owned_hi, row, rows_per_block, first, second, acc, active, counters, energy):
         return cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach,
-                                   sorted_pos, order, cell_start, dims, row, rows_per_block, first, second, acc,
-                                   active, counters, energy)
+                                   sorted_pos, order, cell_start, dims, owned_lo, owned_hi, row, rows_per_block,
+                                   first, second, acc, active, counters, energy)
     return kernel
 
 
 @njit
 def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
-                        order, cell_start, dims, row, rows_per_block, first, second, acc, active, counters,
-                        energy):
+                        order, cell_start, dims, owned_lo, owned_hi, row, rows_per_block, first, second, acc, active,
+                        counters, energy):
     """``pair_pass`` without a Verlet list, for skin 0 (the list would be rebuilt every step): the pairs
     within ``reach`` of the cell list (``cells.scan_rows``, the list builder's own search) of
     ``rows_per_block`` x-rows of cells at a time go into the small buffer (first, second), and
@@ -206,7 +241,7 @@ def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius,
     block = max(1, rows_per_block)
     while row < n_rows:
         end = min(row + block, n_rows)
-        m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, row, end, first, second)
+        m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, row, end, first, second)
         if m >= cap:
             if end - row == 1:
                 return row, m, block
