@@ -112,15 +112,20 @@ def test_skin_kept_for_few_active_particles_while_its_lists_last():
     assert nlist.skin_lifetime is None
 
 
-def test_lifetime_of_the_lists_built_with_the_skin():
-    n, edge = 200, 8.0
-    rng = np.random.default_rng(7)
+def _serial_setup(n, edge, seed):
+    """One rank's domain, a neighbour list with skin 0.2, and a state of n random monodisperse particles in a
+    cube (and their positions)."""
     box = np.full(3, edge)
     domain = Domain(box, 3, cutoff=1.0, comm=SerialComm())
     nlist = NeighbourList(box, 3, domain.lo, domain.width, cutoff=1.0, skin=0.2)
-    pos = rng.uniform(0, edge, size=(n, 3))
+    pos = np.random.default_rng(seed).uniform(0, edge, size=(n, 3))
     state = ParticleState()
     state.set_owned(np.arange(n), pos, np.zeros((n, 3), np.int32), np.full(n, 0.5), pos)
+    return domain, nlist, state, pos
+
+
+def test_lifetime_of_the_lists_built_with_the_skin():
+    domain, nlist, state, _ = _serial_setup(200, 8.0, seed=7)
     nlist.update(state, step=0, halo=domain, largest_step=0.0)        # skin (6 x 0 < skin)
     assert nlist.skin == 0.2 and nlist.skin_lifetime is None
     for step in (1, 2):
@@ -141,14 +146,8 @@ def test_lifetime_of_the_lists_built_with_the_skin():
 
 
 def test_ghost_rows_hold_no_owned_only_fields():
-    n, edge = 300, 6.0
-    rng = np.random.default_rng(8)
-    box = np.full(3, edge)
-    domain = Domain(box, 3, cutoff=1.0, comm=SerialComm())
-    nlist = NeighbourList(box, 3, domain.lo, domain.width, cutoff=1.0, skin=0.2)
-    pos = rng.uniform(0, edge, size=(n, 3))
-    state = ParticleState()
-    state.set_owned(np.arange(n), pos, np.zeros((n, 3), np.int32), np.full(n, 0.5), pos)
+    n = 300
+    domain, nlist, state, pos = _serial_setup(n, 6.0, seed=8)
     nlist.update(state, step=0, halo=domain, largest_step=0.0)
     rows = state.n_own + state.n_ghost
     assert state.n_ghost > n                                  # (a small box: more ghosts than owned rows)
