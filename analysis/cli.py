@@ -42,6 +42,20 @@ def _emit(rows, columns, output):
 def _inputs(p):
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="run files (.h5), glob patterns, directories or manifest.tsv files")
+    p.add_argument("--continued", metavar="DIR",
+                   help="continuations of the runs (launch/steady_continuation.py's OUT): a run with a finished "
+                        "continuation DIR/<run directory name> is read from it instead")
+
+
+def _runs(a, inputs=None):
+    """The runs of the inputs, each continued run in place of its original (--continued), with a note."""
+    from .io import load_runs
+    runs = load_runs(a.inputs if inputs is None else inputs, a.continued)
+    n = sum(r.continues is not None for r in runs)
+    if a.continued is not None:
+        print(f"mpisim-analysis: note: {n} of {len(runs)} runs read from their continuations in {a.continued}",
+              file=sys.stderr)
+    return runs
 
 
 def _activity_opts(p):
@@ -69,8 +83,7 @@ def _activity_kwargs(a):
 def _activity_table(a):
     """The activity table of the inputs; says on stderr what it left out as not steady."""
     from .activity import ActivityTable
-    from .io import load_runs
-    t = ActivityTable(**_activity_kwargs(a)).compute(load_runs(a.inputs))
+    t = ActivityTable(**_activity_kwargs(a)).compute(_runs(a))
     if t.exclusion_note:
         print(f"{PROG}: note: {t.exclusion_note}", file=sys.stderr)
     return t
@@ -96,8 +109,8 @@ def _output(p):
 # ---- subcommands -------------------------------------------------------------------------------
 
 def cmd_info(a):
-    from .io import group_runs, load_runs
-    runs = load_runs(a.inputs)
+    from .io import group_runs
+    runs = _runs(a)
     rows = []
     for key, members in group_runs(runs).items():
         d = dict(key)
@@ -123,9 +136,8 @@ def cmd_activity(a):
 
 def cmd_curves(a):
     from .activity import activity_curves
-    from .io import load_runs
     rows = []
-    for key, (k, f, e) in activity_curves(load_runs(a.inputs)).items():
+    for key, (k, f, e) in activity_curves(_runs(a)).items():
         d = dict(key)
         for kk, ff, ee in zip(k, f, e):
             rows.append({**d, "k": int(kk), "f_a": float(ff), "f_a_err": float(ee)})
@@ -222,10 +234,10 @@ def cmd_refine(a):
 
 def cmd_msd(a):
     from .activity import seed_mean
-    from .io import group_runs, load_runs
+    from .io import group_runs
     from .msd import MSD
     rows = []
-    for key, members in group_runs(load_runs(a.inputs)).items():
+    for key, members in group_runs(_runs(a)).items():
         m = MSD(source=a.source, k_min=a.k_min, k_max=a.k_max).compute(members)
         d = {**dict(key), "n_seeds": len(members), "c": m.exponent.c, "c_err": m.exponent.c_err,
              **dict(zip(("c_seed_mean", "c_seed_sem"), seed_mean(m.c_seeds))),
@@ -242,9 +254,8 @@ def cmd_msd(a):
 
 def cmd_flatness(a):
     from .flatness import measure_run
-    from .io import load_runs
     rows = []
-    for r in _progress(load_runs(a.inputs), "flatness: runs", a):
+    for r in _progress(_runs(a), "flatness: runs", a):
         fl = measure_run(r, frame=a.frame, sigma_t=a.sigma_t, m=a.m, seed=a.seed)
         rows.append({"path": str(r.path), "scheme": r.params.scheme, "n": r.params.n, "phi": r.params.phi,
                      "batch_fraction": r.params.batch_fraction, "seed": r.params.seed,
@@ -257,10 +268,9 @@ def cmd_flatness(a):
 
 
 def cmd_sofk(a):
-    from .io import load_runs
     from .structure_factor import StructureFactor, default_bins
     rows = []
-    for r in _progress(load_runs(a.inputs), "sofk: runs", a):
+    for r in _progress(_runs(a), "sofk: runs", a):
         box = r.box
         bins = a.bins or default_bins(box, a.k_max, a.k_min)
         sk = StructureFactor(bins, a.k_max, a.k_min, octant=a.octant, method=a.method,
@@ -278,13 +288,11 @@ def cmd_sofk(a):
 
 def cmd_activity_plot(a):
     from .figures import activity_figure
-    from .io import load_runs
-    print(activity_figure(load_runs(a.inputs), a.output))
+    print(activity_figure(_runs(a), a.output))
 
 
 def cmd_figures(a):
     from .figures import ALL_FIGURES, make_figures
-    from .io import load_runs
     which = None if a.which is None else [w.strip() for w in a.which.split(",") if w.strip()]
     if a.hu_frames < 1:
         raise AnalysisError(f"--hu-frames must be >= 1, got {a.hu_frames}")
@@ -295,7 +303,7 @@ def cmd_figures(a):
             raise AnalysisError(f"figure {inputs[0]} given both as the first argument and with --which "
                                 f"{a.which}: give one")
         which = [inputs.pop(0)]
-    paths = make_figures(load_runs(inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
+    paths = make_figures(_runs(a, inputs), a.out, which, activity_kwargs=_activity_kwargs(a),
                          k_at=a.msd_step, flatness_m=a.flatness_m, sigma_t=a.sigma_t,
                          sofk_k_max=a.sofk_k_max, hu_k_fit_max=a.hu_k_fit_max, hu_frames=a.hu_frames,
                          bootstrap=a.bootstrap, progress_seconds=a.progress_seconds,

@@ -233,6 +233,7 @@ class Run:
             self._has_positions = fmt.has_positions(fh)
             self._has_structure_factor = fmt.structure_factor_path(fh) is not None
         self.params = RunParameters.from_config(self.config)
+        self.continues = None          # the original run's path, if this file is its continuation (load_runs)
 
     def __repr__(self):
         p = self.params
@@ -429,10 +430,13 @@ def _expand(item) -> list[Path]:
     return out
 
 
-def load_runs(inputs) -> list[Run]:
+def load_runs(inputs, continued=None) -> list[Run]:
     """Open every run named by ``inputs`` (paths, globs, directories, manifests; see module doc).
 
-    Duplicates are dropped; the order is that of the inputs.
+    Duplicates are dropped; the order is that of the inputs. ``continued``: a directory of continuations
+    (``launch/steady_continuation.py OUT ...``: the same config and seed run longer into ``OUT/<run
+    directory name>/``); a run with a finished continuation there is read from it instead, which must
+    have the same parameters and seed.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -443,10 +447,24 @@ def load_runs(inputs) -> list[Run]:
             if rp in seen:
                 continue
             seen.add(rp)
-            runs.append(Run(p))
+            runs.append(_continuation(Run(p), continued) if continued is not None else Run(p))
     if not runs:
         raise RunFileError(f"no run files found in {', '.join(map(str, inputs))}")
     return runs
+
+
+def _continuation(run: Run, directory) -> Run:
+    """``run``, or its finished continuation ``directory/<run directory name>/<file name>``."""
+    if not Path(directory).is_dir():
+        raise RunFileError(f"no such directory of continued runs: {directory}")
+    path = Path(directory) / run.path.parent.name / run.path.name
+    if path.resolve() == run.path.resolve() or not fmt.output_finished(path):
+        return run
+    longer = Run(path)
+    if (longer.params.key(), longer.params.seed) != (run.params.key(), run.params.seed):
+        raise RunFileError(f"{path} is not a continuation of {run.path}: its parameters or seed differ")
+    longer.continues = run.path
+    return longer
 
 
 def group_runs(runs: Sequence[Run], exclude: Sequence[str] = ("seed",)) -> "OrderedDict[tuple, list[Run]]":

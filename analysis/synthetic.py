@@ -140,7 +140,7 @@ def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, l
                          log_every=log_every, kick_size=kick_size, learning_rate=learning_rate,
                          batch_fraction=batch_fraction, potential=potential, radius=radius,
                          dynamics_extra=dynamics_extra)
-    provenance = {"package_version": "synthetic", "git_commit": "none", "mpi_size": 1,
+    provenance = {"package_version": "synthetic", "git_commit": "none", "mpi_size": 1, "end_time": "synthetic",
                   "absorbed": bool(absorbed), "absorbed_step": int(absorbed_step) if absorbed else -1}
     series = {"activity": activity, "active_pairs": np.round(activity * n).astype(np.int64),
               "energy": activity * n * 0.1, "msd": msd}

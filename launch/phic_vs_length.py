@@ -14,7 +14,7 @@ For each family (scheme, b_f, step size) of the runs given (files, directories o
   each pair of neighbouring sizes, and on all sizes: phi_c, its error, and whether it is a value or a
   bound.
 
-    launch/phic_vs_length.py runs/fig5b/bro-pairwise-eps0.1/*/manifest.tsv -o length.csv
+    launch/phic_vs_length.py runs/fig5b/bro-pairwise-eps0.1/*/manifest.tsv --continued runs/steady-check -o length.csv
 """
 import argparse
 import csv
@@ -36,6 +36,8 @@ def family_of(run):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+")
+    ap.add_argument("--continued", metavar="DIR", help="continuations of the runs: read in place of their "
+                    "originals (as mpisim-analysis --continued)")
     ap.add_argument("--lengths", default="2500,5000,10000,20000,50000,100000,200000",
                     help="run lengths T (steps), comma-separated")
     ap.add_argument("-o", "--output", help="CSV of the run-length table (default: print only)")
@@ -43,7 +45,7 @@ def main(argv=None):
     lengths = [int(float(x)) for x in args.lengths.split(",")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        runs = load_runs(args.inputs)
+        runs = load_runs(args.inputs, args.continued)
     families = {}
     for r in runs:
         families.setdefault(family_of(r), []).append(r)

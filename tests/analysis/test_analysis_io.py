@@ -88,3 +88,22 @@ def test_not_computed_raises():
                       (Flatness(), "delta_v"), (MSD(), "msd"), (StructureFactor(4, 2.0), "S_k")):
         with pytest.raises(NotComputedError):
             getattr(obj, prop)
+
+
+def test_continued_runs_replace_their_originals(tmp_path):
+    """load_runs(continued=DIR) reads DIR/<run dir>/<file> in place of a run when it is a finished
+    continuation of it (same parameters and seed); other runs stay; a different seed is refused."""
+    for d in ("sweep/s1", "sweep/s2", "cont/s1", "cont/s2"):
+        (tmp_path / d).mkdir(parents=True)
+    originals = [write_run(tmp_path / "sweep" / f"s{seed}" / "run.h5", seed=seed, steps=100) for seed in (1, 2)]
+    longer = write_run(tmp_path / "cont" / "s1" / "run.h5", seed=1, steps=500)
+    runs = load_runs(originals, continued=tmp_path / "cont")
+    assert [r.path for r in runs] == [longer, originals[1]]
+    assert runs[0].continues == originals[0] and runs[1].continues is None
+    assert runs[0].activity()[0][-1] == 500
+    assert [r.path for r in load_runs(originals)] == originals
+    write_run(tmp_path / "cont" / "s2" / "run.h5", seed=3, steps=500)
+    with pytest.raises(RunFileError, match="not a continuation"):
+        load_runs(originals, continued=tmp_path / "cont")
+    with pytest.raises(RunFileError, match="no such directory"):
+        load_runs(originals, continued=tmp_path / "nowhere")
