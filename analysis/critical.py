@@ -291,6 +291,18 @@ EXTRAPOLATION_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "form",
                          "preferred", "decisive", "target", "target_inside", "target_sigmas", "note")
 
 
+def _bracket_powerlaw(p: dict, lo: float, hi: float) -> None:
+    """The one-size power-law phi_c kept inside the absorption bracket [lo, hi], as the collapses keep
+    theirs: a fit value beyond an edge by more than its error (every seed absorbed above it, or none
+    below it) becomes a bound at that edge ("<= lo + error" / ">= hi - error"), never a value."""
+    pc, e = p["phi_c"], p["phi_c_err"] if np.isfinite(p["phi_c_err"]) else 0.0
+    side = "lower" if np.isfinite(lo) and pc + e < lo else "upper" if np.isfinite(hi) and pc - e > hi else ""
+    if side:
+        limit = lo + e if side == "lower" else hi - e
+        p.update(status="bound", phi_c=math.nan, phi_c_err=math.nan, at_boundary=side, phi_c_limit=limit,
+                 phi_c_bound=f"{'<=' if side == 'lower' else '>='} {limit:.4f}", phi_c_range_lo=lo, phi_c_range_hi=hi)
+
+
 class CriticalPoints(Computed):
     """phi_c for every (family, step size) and its eps -> 0 extrapolations per family.
 
@@ -388,6 +400,8 @@ class CriticalPoints(Computed):
                     p.update(phi_all_absorbed=br["phi_all_absorbed"], phi_none_absorbed=br["phi_none_absorbed"],
                              phi_half=" ".join(f"{n}:{v:.4f}" for n, v in br["phi_half"].items()))
                     lo_b, hi_b = br["phi_all_absorbed"], br["phi_none_absorbed"]
+                    if p.get("method") == "powerlaw" and self.within_bracket:
+                        _bracket_powerlaw(p, lo_b, hi_b)
                     if p["status"] == "value" and np.isfinite(p["phi_c"]):
                         e = p["phi_c_err"] if np.isfinite(p["phi_c_err"]) else 0.0
                         p["in_bracket"] = bool((not np.isfinite(lo_b) or p["phi_c"] + e >= lo_b)

@@ -409,3 +409,25 @@ def test_bracket_outside_the_data_is_an_error():
     rows = [{**r, "n_absorbed": 3} for r in tau_rows(0.5712, (0.56, 0.58))]   # every run absorbed
     with pytest.raises(CollapseError, match="absorption bracket"):
         Collapse("tau_r", dim=3).compute(rows)
+
+
+def test_one_size_powerlaw_kept_inside_the_bracket():
+    """One size: phi_c from f_inf = A (phi - phi_c)^beta is a value inside the absorption bracket, and a
+    bound (never a value) when the runs absorbed above the fitted phi_c."""
+    def rows(phi_c, absorbed_up_to):
+        out = []
+        for phi in np.round(np.arange(0.60, 0.7001, 0.005), 3):
+            f = 0.0 if phi <= absorbed_up_to else 1.5 * (phi - phi_c) ** MANNA[3].beta
+            out.append({"n": 1000, "phi": float(phi), "f_inf": f, "f_inf_err": 0.01 * f if f else 0.0,
+                        "scheme": "sgd", "dim": 3, "kick_size": None, "learning_rate": 0.1, "batch_fraction": 0.5,
+                        "potential": "linear", "tau_r": 100.0, "tau_r_err": 1.0, "n_seeds": 4,
+                        "n_absorbed": 4 if f == 0 else 0})
+        return out
+    (p,) = CriticalPoints().compute(rows(0.6275, 0.625)).points
+    assert p["method"] == "powerlaw" and p["status"] == "value" and p["in_bracket"] is True
+    assert p["phi_c"] == pytest.approx(0.6275, abs=3 * p["phi_c_err"] + 1e-9)
+    (p,) = CriticalPoints().compute(rows(0.6275, 0.64)).points      # every seed absorbed up to 0.64
+    assert p["status"] == "bound" and np.isnan(p["phi_c"]) and p["at_boundary"] == "lower"
+    assert p["phi_c_bound"].startswith("<=") and p["phi_c_limit"] >= 0.64
+    (p,) = CriticalPoints(within_bracket=False).compute(rows(0.6275, 0.64)).points
+    assert p["status"] == "value" and p["phi_c"] < 0.64
