@@ -384,8 +384,8 @@ class CriticalPoints(Computed):
                             p.update(phi_c=c.phi_c, phi_c_err=max(errs) if errs else math.nan)
                     else:
                         if self.quantity != "f_inf":
-                            raise CollapseError(
-                                f"{fd['scheme']} step {step}: one system size, cannot fit phi_c from {self.quantity}")
+                            # (the row's scheme and step name it where the message is shown)
+                            raise CollapseError(f"one system size, cannot fit phi_c from {self.quantity}")
                         rs_sorted = sorted((r for r in rs if np.isfinite(r["f_inf"])), key=lambda r: r["phi"])
                         pc, dpc, _ = fit_phi_c_powerlaw([r["phi"] for r in rs_sorted],
                                                         [r["f_inf"] for r in rs_sorted],
