@@ -7,6 +7,7 @@ Never imports MPI. Modules, in dependency order:
 * :mod:`analysis.activity`: f_a(k), f_inf, tau_r, averages over seeds
 * :mod:`analysis.fss`: pyfssa-compatible scaledata / quality / autoscale, Manna exponents, collapses
 * :mod:`analysis.critical`: phi_c per step size and its eps -> 0 extrapolation
+* :mod:`analysis.survival`: phi_c from the absorption probability at a time scaled with N
 * :mod:`analysis.msd`: MSD(k) and the diffusion exponent c
 * :mod:`analysis.flatness`: Delta V / U_0 under Gaussian perturbations (with :mod:`analysis._energy`)
 * :mod:`analysis.structure_factor`: S(k) by direct summation or NUFFT, exponent alpha
@@ -22,10 +23,11 @@ from .fss import MANNA, Collapse, autoscale, fit_critical_point, quality, scaled
 from .io import Run, group_runs, load_run, load_runs, read_manifest
 from .msd import MSD, DiffusionExponent
 from .structure_factor import StructureFactor, sofk_sums
+from .survival import AbsorptionProbability
 
 __all__ = [
     "ActivityTable", "SteadyState", "CriticalPoints", "extrapolate", "AnalysisError", "CollapseError",
     "NotComputedError", "RunFileError", "WindowError", "Flatness", "MANNA", "Collapse", "autoscale",
     "fit_critical_point", "quality", "scaledata", "Run", "group_runs", "load_run", "load_runs",
-    "read_manifest", "MSD", "DiffusionExponent", "StructureFactor", "sofk_sums",
+    "read_manifest", "MSD", "DiffusionExponent", "StructureFactor", "sofk_sums", "AbsorptionProbability",
 ]

@@ -232,6 +232,50 @@ def cmd_refine(a):
                                        "phi_half", "new_phi", "axis"], a.output)
 
 
+def _t0_values(text):
+    """``--t0``: comma-separated "end", "auto" or positive step counts -> [None | "auto" | float]."""
+    out = []
+    for tok in (t.strip() for t in text.split(",")):
+        if tok == "end":
+            out.append(None)
+        elif tok == "auto":
+            out.append("auto")
+        else:
+            try:
+                v = float(tok)
+            except ValueError:
+                v = math.nan
+            if not v > 0:
+                raise AnalysisError(f"--t0: {tok!r} is not one of end, auto or a positive number of steps")
+            out.append(v)
+    if not out:
+        raise AnalysisError("--t0: give end, auto or a positive number of steps (comma-separated)")
+    return out
+
+
+def cmd_survival(a):
+    from .io import load_runs
+    from .survival import COLUMNS, AbsorptionProbability, RunOutcome
+    t0s = _t0_values(a.t0)
+    for name in ("z", "nu_perp"):
+        v = getattr(a, name)
+        if v is not None and not v > 0:
+            raise AnalysisError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    if a.bootstrap < 0:
+        raise AnalysisError(f"--bootstrap must be >= 0, got {a.bootstrap}")
+    if a.n0 is not None and a.n0 < 1:
+        raise AnalysisError(f"--n0 must be a number of particles >= 1, got {a.n0}")
+    outcomes = [RunOutcome.from_run(r) for r in load_runs(a.inputs)]
+    rows = []
+    for t0 in t0s:
+        ap = AbsorptionProbability(t0=t0, z=a.z, nu_perp=a.nu_perp, n0=a.n0, censored=a.censored,
+                                   n_bootstrap=a.bootstrap, seed=a.seed).compute(outcomes)
+        for line in ap.notes():
+            print(f"{PROG}: note: {'end' if t0 is None else f't0={t0}'}: {line}", file=sys.stderr)
+        rows.extend(ap.rows)
+    _emit(rows, list(COLUMNS), a.output)
+
+
 def cmd_msd(a):
     from .activity import seed_mean
     from .io import group_runs
@@ -369,6 +413,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-step", type=float, default=0.001,
                    help="do not split grid intervals narrower than 2 x this (default 0.001)")
     s.set_defaults(func=cmd_refine)
+
+    s = sub.add_parser("survival", help="phi_c from the absorption probability at a time scaled with N "
+                                        "(independent of the collapse; docs/analysis.md)",
+                       description="phi_c from the absorbed fraction of the runs at T(N) = t0 (L/L0)^z: per N the "
+                                   "50%% point of a logistic fit (or a bracket when the data are separated), the "
+                                   "crossing of the curves of all N, and phi_half(N) extrapolated in "
+                                   "L^(-1/nu_perp) (docs/analysis.md, 'phi_c from the absorption probability').")
+    _inputs(s); _output(s)
+    s.add_argument("--t0", default="end,auto",
+                   help="comma-separated: steps at the reference size N0, 'auto' (2000 / step size) or 'end' "
+                        "(each run at its own end) (default end,auto)")
+    s.add_argument("--z", type=float, help="T(N) = t0 (L/L0)^z (default: Manna nu_par/nu_perp, 1.83 in 3d)")
+    s.add_argument("--nu-perp", type=float, help="of the crossing form and the extrapolation (default: Manna)")
+    s.add_argument("--n0", type=int, help="reference size of t0 (default: each family's smallest N)")
+    s.add_argument("--censored", choices=("exclude", "active", "absorbed"), default="exclude",
+                   help="a run that stopped before T without absorbing: left out (default), counted active, or "
+                        "counted absorbed (the last two bound what longer runs could give)")
+    s.add_argument("--bootstrap", type=int, default=200,
+                   help="resamplings of the seeds of every (N, phi) point (default 200; 0: none)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    s.set_defaults(func=cmd_survival)
 
     s = sub.add_parser("msd", help="seed-averaged MSD and the diffusion exponent c of MSD ~ k^c")
     _inputs(s); _output(s)

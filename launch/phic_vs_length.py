@@ -4,10 +4,12 @@ short runs cannot reach phi_c(eps -> 0) = 0.64, rather than state it).
 
 For each family (scheme, b_f, step size) of the runs given (files, directories or sweep manifests):
 
-* **against run length**: every run cut at T steps (T from --lengths): absorbed by T if its
-  absorbed_step <= T, else active at T (a run that stopped earlier as steady counts as active: it
-  was; how many runs that is, is printed: beyond the steady stops the table is censored). Per N, phi_half(T) is where the absorbed fraction crosses 1/2 (linear between grid points,
-  analysis.critical.absorption_bracket), and phi_all(T) the largest phi at which every seed of that N
+* **against run length**: every run cut at T steps (T from --lengths; analysis.survival.outcome_at):
+  absorbed by T if its absorbed_step <= T, else active at T (a run that stopped earlier as steady
+  counts as active: it was; how many runs that is, is printed: beyond the steady stops the table is
+  censored; `mpisim-analysis survival --censored` treats such runs otherwise). Per N, phi_half(T) is
+  where the absorbed fraction crosses 1/2 (linear between grid points,
+  analysis.fss.absorption_bracket), and phi_all(T) the largest phi at which every seed of that N
   absorbed by T. A phi_c estimate from runs of length T can be no better than these: they rise with T
   while runs near phi_c are still relaxing.
 * **against N**: the fixed-exponent f_inf collapse (analysis.fss.Collapse, the default analysis) on
@@ -26,6 +28,7 @@ from analysis.activity import ActivityTable
 from analysis.critical import absorption_bracket
 from analysis.fss import Collapse
 from analysis.io import load_runs
+from analysis.survival import is_censored, outcome_at
 
 
 def family_of(run):
@@ -54,7 +57,7 @@ def main(argv=None):
         scheme, bf, step = fam
         name = f"{scheme}" + (f" b_f={bf:g}" if bf is not None and not math.isnan(bf) else "") + f" step={step:g}"
         print(f"# {name}: {len(fruns)} runs")
-        last = {id(r): int(r.activity()[0][-1]) for r in fruns}
+        last = {id(r): max(int(r.activity()[0][-1]), r.absorbed_step or 0) for r in fruns}
         longest = max(last.values())
         print("T\t" + "\t".join(f"N={n}: phi_all, phi_half" for n in sorted({r.params.n for r in fruns}))
               + "\tstopped steady before T (counted active)")
@@ -62,14 +65,12 @@ def main(argv=None):
             if T > longest:
                 break
             rows = {}
-            censored = sum(1 for r in fruns if last[id(r)] < T and not (r.absorbed_step is not None
-                                                                       and r.absorbed_step <= T))
+            censored = sum(is_censored(r.absorbed_step, last[id(r)], T) for r in fruns)
             for r in fruns:
                 key = (r.params.n, r.params.phi)
                 row = rows.setdefault(key, {"n": key[0], "phi": key[1], "n_seeds": 0, "n_absorbed": 0})
                 row["n_seeds"] += 1
-                a = r.absorbed_step
-                row["n_absorbed"] += int(a is not None and a <= T)
+                row["n_absorbed"] += outcome_at(r.absorbed_step, last[id(r)], T, censored="active")
             cells = []
             for n in sorted({k[0] for k in rows}):
                 sub = [v for k, v in rows.items() if k[0] == n]

@@ -9,7 +9,8 @@ import pytest
 from analysis.cli import build_parser, main
 from analysis.synthetic import write_run
 
-SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "refine", "msd", "flatness", "sofk", "figures"]
+SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "refine", "survival", "msd", "flatness", "sofk",
+               "figures"]
 
 
 @pytest.mark.parametrize("sub", [None] + SUBCOMMANDS)

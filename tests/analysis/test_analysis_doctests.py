@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["analysis.io", "analysis.synthetic", "analysis.activity", "analysis.fss", "analysis.critical",
-           "analysis.msd", "analysis.flatness", "mpisim.core.energy", "analysis.structure_factor"]
+           "analysis.msd", "analysis.flatness", "mpisim.core.energy", "analysis.structure_factor",
+           "analysis.survival"]
 
 
 @pytest.mark.parametrize("name", MODULES)
