@@ -48,7 +48,9 @@ exclude phi beyond it). The bootstrap reports the fraction of replicas that gave
 (``bootstrap_not_value``); the error used (``phi_err``) is the larger of the curvature and bootstrap
 errors. **A value that more than half of the replicas do not reproduce** (they are separated) rests
 on one or two runs: ``status = "fragile"``, ``phi`` NaN, the MLE kept in ``phi_mle`` (as for a bound);
-an extrapolation from a fragile phi_half is fragile too.
+an extrapolation from a fragile phi_half is fragile too. So is a crossing in the tails, with P_abs(phi_c)
+outside [0.1, 0.9] (``P_CROSS_RANGE``): the curves then meet where (almost) every run absorbs, or
+none does, and the assumed logistic form, not the data, places the meeting point.
 
 For separated data the crossing's bracket is the same as the extrapolation's would be: a separating
 scaling form puts each N's step at phi_c + a (L / L0)^{-1/nu_perp}, inside that N's bracket, so the
@@ -94,6 +96,8 @@ ESTIMATES = ("phi_half", "crossing", "extrapolated")
 AUTO_T0_EPS = 2000.0
 #: a value is "fragile" (not a value) when more than this fraction of the bootstrap replicas give none
 MAX_NOT_VALUE = 0.5
+#: a crossing is a value only where the curves cross inside the transition: P_abs(phi_c) in this range
+P_CROSS_RANGE = (0.1, 0.9)
 #: columns of :attr:`AbsorptionProbability.rows`
 COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "step_size", "time", "t0", "n0", "z", "nu_perp",
            "censored", "estimate", "n", "T", "n_runs", "n_absorbed", "n_active", "n_censored", "status",
@@ -365,10 +369,14 @@ def fit_crossing(u, phi, y) -> dict:
     pc = ref - scale * b1 / b2
     grad = np.array([0.0, -scale / b2, scale * b1 / b2 ** 2])
     err = float(math.sqrt(max(grad @ cov @ grad, 0.0)))
+    p_cross = float(_sigmoid(b0))
     status, lo, hi, bound = _judge(pc, err, phi.min(), phi.max())
+    note = "" if status == "value" else f"MLE {pc:.4f} +- {err:.4f} leaves the data's phi range"
+    if status == "value" and not P_CROSS_RANGE[0] <= p_cross <= P_CROSS_RANGE[1]:
+        # the curves meet where (almost) every run absorbs, or none: the logistic tails place it, not the data
+        status, note = "fragile", f"crossing in the tail (P_abs = {p_cross:.2f} at phi_c): set by the logistic form"
     return _empty(status=status, phi=pc if status == "value" else math.nan, phi_mle=pc, phi_err_fit=err, phi_lo=lo,
-                  phi_hi=hi, phi_bound=bound, p_cross=float(_sigmoid(b0)), width=-scale / b2, loglik=ll,
-                  note="" if status == "value" else f"MLE {pc:.4f} +- {err:.4f} leaves the data's phi range")
+                  phi_hi=hi, phi_bound=bound, p_cross=p_cross, width=-scale / b2, loglik=ll, note=note)
 
 
 # ---- the estimator --------------------------------------------------------------------------------
@@ -483,7 +491,7 @@ class AbsorptionProbability(Computed):
                              note=f"from N = {', '.join(str(n) for n, _ in vals)}")
             # likelihood ratio of the crossing form (3 parameters) against free per-N curves (2 per N)
             dof = 2 * len(sizes) - 3
-            if (cross["status"] == "value" and dof > 0
+            if (np.isfinite(cross["phi_mle"]) and dof > 0
                     and all(np.isfinite(h["loglik"]) for h in halves.values())):
                 stat = 2.0 * (sum(h["loglik"] for h in halves.values()) - cross["loglik"])
                 cross["lr_p"] = float(scipy.stats.chi2.sf(max(stat, 0.0), dof))

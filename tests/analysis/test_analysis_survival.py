@@ -127,6 +127,15 @@ def test_one_outcome_only_is_a_bound():
     assert fit_half(phi, np.ones(3))["status"] == "bound"
 
 
+def test_a_crossing_in_the_tails_is_fragile():
+    """Planted curves that cross where 99% of the runs absorb (a / w0 = 4.6): the MLE is fine, but the
+    meeting point is set by the logistic tails."""
+    runs = planted(a=0.0184, w0=0.004, seeds=20)
+    cross = by(AbsorptionProbability(t0=1000, n_bootstrap=0).compute(runs).rows, "crossing")
+    assert cross["p_cross"] > 0.9
+    assert cross["status"] == "fragile" and math.isnan(cross["phi"]) and "tail" in cross["note"]
+
+
 def test_a_value_most_resamplings_cannot_reproduce_is_fragile():
     """Separated but for one absorbed run at 0.565 above one active run at 0.56 (10 seeds each): the MLE
     exists, but most resamplings of the seeds drop one of the two and are separated."""
