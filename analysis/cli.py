@@ -254,7 +254,6 @@ def _t0_values(text):
 
 
 def cmd_survival(a):
-    from .io import load_runs
     from .survival import COLUMNS, AbsorptionProbability, RunOutcome
     t0s = _t0_values(a.t0)
     for name in ("z", "nu_perp"):
@@ -265,7 +264,7 @@ def cmd_survival(a):
         raise AnalysisError(f"--bootstrap must be >= 0, got {a.bootstrap}")
     if a.n0 is not None and a.n0 < 1:
         raise AnalysisError(f"--n0 must be a number of particles >= 1, got {a.n0}")
-    outcomes = [RunOutcome.from_run(r) for r in load_runs(a.inputs)]
+    outcomes = [RunOutcome.from_run(r) for r in _runs(a)]
     rows = []
     for t0 in t0s:
         ap = AbsorptionProbability(t0=t0, z=a.z, nu_perp=a.nu_perp, n0=a.n0, censored=a.censored,

@@ -206,3 +206,29 @@ def test_cli_survival_on_run_files(tmp_path, capsys):
         assert main(["survival", str(tmp_path / "manifest.tsv")] + argv) == 2
         e = capsys.readouterr().err.strip()
         assert "\n" not in e and e.startswith("mpisim-analysis: error:") and match in e
+
+
+def test_cli_survival_reads_continuations(tmp_path, capsys):
+    """--continued DIR: a run stopped active is read from its finished continuation, which absorbed."""
+    paths = []
+    for n in (125, 1000):
+        for phi in (0.55, 0.57):
+            d = tmp_path / "sweep" / f"n{n}_phi{phi}"
+            d.mkdir(parents=True)
+            paths.append(write_run(d / "run.h5", scheme="bro-pairwise", n=n, phi=phi, seed=1, kick_size=0.1,
+                                   learning_rate=None, batch_fraction=None, log_every=10, activity=np.full(21, 0.3)))
+    (tmp_path / "cont" / "n1000_phi0.55").mkdir(parents=True)
+    write_run(tmp_path / "cont" / "n1000_phi0.55" / "run.h5", scheme="bro-pairwise", n=1000, phi=0.55, seed=1,
+              kick_size=0.1, learning_rate=None, batch_fraction=None, log_every=10,
+              activity=np.r_[np.full(40, 0.3), 0.0])
+
+    def absorbed_at_n1000(*extra):
+        out = tmp_path / "s.csv"
+        assert main(["survival", *map(str, paths), "--t0", "end", "--bootstrap", "0", "-o", str(out), *extra]) == 0
+        with open(out, newline="") as fh:
+            (row,) = [r for r in csv.DictReader(fh) if r["estimate"] == "phi_half" and r["n"] == "1000"]
+        return int(row["n_absorbed"])
+
+    assert absorbed_at_n1000() == 0
+    assert absorbed_at_n1000("--continued", str(tmp_path / "cont")) == 1
+    assert "1 of 4 runs read from their continuations" in capsys.readouterr().err
