@@ -10,7 +10,8 @@ the absorbed fraction P_abs(phi, L, T(N)) = G(L^{1/nu_perp} (phi - phi_c)) depen
 the scaled distance, so the curves of different N **cross at phi_c** (as Binder cumulants do). L is
 the box edge in diameters; at equal phi, L / L0 = (N / N0)^{1/d} (``n0``: the family's smallest N by
 default). ``t0 = None`` is the plain long-time limit instead: each run observed at its own last step
-(absorbed or not at its end; never censored, no crossing implied).
+(absorbed or not at its end; never censored); its crossing assumes the runs long enough for the
+absorbed fraction to have reached its long-time finite-size form (near phi_c they may not be).
 
 **Censoring.** A run that stopped before T without absorbing (stopped as steady, or at its cap) has
 no outcome at T. ``censored = "exclude"`` leaves it out (the default: right if the stop were
