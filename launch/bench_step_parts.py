@@ -100,11 +100,13 @@ def main():
 
     scratch = np.zeros((n + 16, 3))
     best("cell binning", lambda: c.build(st.pos, st.shift, sim.box, st.n_own, n, scratch))
+    edges = getattr(c, "periodic_edges", None)      # (absent in trees before periodic cells in d <= 3)
+    extra = (edges,) if edges is not None else ()
     m = cells_module.build_pairs(c.sorted_pos, c.order, st.n_own, nl.reach, c.cell_start, c.dims, c.owned_lo,
-                                 c.owned_hi, first, second)
+                                 c.owned_hi, *extra, first, second)
     best("list build (scan_rows)", lambda: cells_module.build_pairs(c.sorted_pos, c.order, st.n_own, nl.reach,
                                                                     c.cell_start, c.dims, c.owned_lo, c.owned_hi,
-                                                                    first, second))
+                                                                    *extra, first, second))
 
     def pass_once():
         st.acc[:n] = 0

@@ -112,12 +112,12 @@ def test_skin_kept_for_few_active_particles_while_its_lists_last():
     assert nlist.skin_lifetime is None
 
 
-def _serial_setup(n, edge, seed):
-    """One rank's domain, a neighbour list with skin 0.2, and a state of n random monodisperse particles in a
-    cube (and their positions)."""
+def _serial_setup(n, edge, seed, periodic_unsplit=True):
+    """One rank's domain, a neighbour list with skin 0.2 (periodic_unsplit=False: ghosts instead of periodic
+    cells), and a state of n random monodisperse particles in a cube (and their positions)."""
     box = np.full(3, edge)
     domain = Domain(box, 3, cutoff=1.0, comm=SerialComm())
-    nlist = NeighbourList(box, 3, domain.lo, domain.width, cutoff=1.0, skin=0.2)
+    nlist = NeighbourList(box, 3, domain.lo, domain.width, cutoff=1.0, skin=0.2, periodic_unsplit=periodic_unsplit)
     pos = np.random.default_rng(seed).uniform(0, edge, size=(n, 3))
     state = ParticleState()
     state.set_owned(np.arange(n), pos, np.zeros((n, 3), np.int32), np.full(n, 0.5), pos)
@@ -147,7 +147,7 @@ def test_lifetime_of_the_lists_built_with_the_skin():
 
 def test_ghost_rows_hold_no_owned_only_fields():
     n = 300
-    domain, nlist, state, pos = _serial_setup(n, 6.0, seed=8)
+    domain, nlist, state, pos = _serial_setup(n, 6.0, seed=8, periodic_unsplit=False)
     nlist.update(state, step=0, halo=domain, largest_step=0.0)
     rows = state.n_own + state.n_ghost
     assert state.n_ghost > n                                  # (a small box: more ghosts than owned rows)

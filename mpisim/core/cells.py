@@ -10,7 +10,7 @@ particle count does not grow.
 import numpy as np
 
 from ._jit import inline, njit
-from .box import minimum_image
+from .box import BINNED_AXES, minimum_image
 from .simd import WINDOW, lowest_bit, within_reach
 
 # Margins that keep the cell search complete under rounding (docs/parallel.md).
@@ -21,17 +21,20 @@ CUTOFF_MARGIN = 1e-9
 class CellList:
     """Storage for one rank's cell list; grows (never shrinks) when a rank gains particles."""
 
-    def __init__(self, dims, origin, width, owned_lo, owned_hi, periodic=(0, 0, 0)):
+    def __init__(self, dims, origin, width, owned_lo, owned_hi, periodic=(0, 0, 0), box=None):
         """dims, origin, width, owned_lo, owned_hi: per axis, three axes (d <= 3) or d (d > 3: the axes past
         the third are periodic, without ghost layers, ``periodic_cells`` of them). periodic: per binned axis,
-        1 where the cells are periodic instead of ghosted (d > 3, an axis no rank splits: origin 0, no ghost
-        layer; build_pairs_wide)."""
+        1 where the cells are periodic instead of ghosted (an axis no rank splits: origin 0, no ghost layer;
+        ``scan_rows`` in d <= 3, build_pairs_wide above); box: the global edges (needed if any is)."""
         self.dims = np.asarray(dims, dtype=np.int64)              # cells per axis, ghost layers included
         self.origin = np.asarray(origin, dtype=np.float64)        # lower corner of cell (0, 0, 0)
         self.width = np.asarray(width, dtype=np.float64)          # cell edge per axis
         self.owned_lo = np.asarray(owned_lo, dtype=np.int64)      # first owned cell index per axis
         self.owned_hi = np.asarray(owned_hi, dtype=np.int64)      # last owned cell index per axis
-        self.periodic = np.asarray(periodic, dtype=np.int64)      # binned axes with periodic cells (d > 3)
+        self.periodic = np.asarray(periodic, dtype=np.int64)      # binned axes with periodic cells
+        # per binned axis: the box edge where the cells are periodic (a neighbour cell across the end lies
+        # that far over), 0 where they are ghosted (scan_rows)
+        self.periodic_edges = np.array([float(box[a]) if self.periodic[a] else 0.0 for a in range(BINNED_AXES)])
         self.cell_start = np.zeros(int(np.prod(self.dims)) + 1, dtype=np.int64)
         self.order = np.zeros(0, dtype=np.int32)
         self.cell_of = np.zeros(0, dtype=np.int32)
@@ -147,7 +150,7 @@ class PairList:
                                      self.first, self.second, edges, image)
             else:
                 n = build_pairs(cells.sorted_pos, cells.order, n_own, reach, cells.cell_start, cells.dims,
-                                cells.owned_lo, cells.owned_hi, self.first, self.second)
+                                cells.owned_lo, cells.owned_hi, cells.periodic_edges, self.first, self.second)
             if n < self.first.shape[0]:
                 self.n = n
                 return
@@ -168,17 +171,23 @@ SCAN_PAD = WINDOW
 
 
 @njit
-def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, first, second):
+def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, first,
+                second):
     """Fill first/second with the pairs (storage indices) closer than reach in binning coordinates, with
     at least one owned particle. Returns the number of pairs; if it is not below the capacity, the
     caller retries with more room (the last slot is scratch)."""
-    return scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, 0, dims[1] * dims[2],
-                     first, second)
+    return scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, 0,
+                     dims[1] * dims[2], first, second)
+
+
+# Slot ranges across a periodic end at most: the right cell across the end of x, and per neighbour row of
+# _ROWS two (the row across the end of y or z, the cell across the end of x).
+_MAX_WRAPPED = 1 + 2 * 4
 
 
 @njit
-def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, row_lo, row_hi, first,
-              second):
+def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, row_lo, row_hi,
+              first, second):
     """``build_pairs`` over the cells of the x-rows row_lo <= cz * ny + cy < row_hi only: each pair is
     found from the row of the cell of its ``first`` particle. The pairs of a particle come out as one
     run (core/sparse.py relies on it), in slot order within each range of the stencil. Returns their
@@ -187,22 +196,68 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
     sorted_pos: the binning coordinates by slot, one row per axis (``CellList.build``), with
     ``SCAN_PAD`` readable slots past the last. Each slot range of a particle's stencil is tested through
     windows of ``simd.WINDOW`` slots, one vector comparison each (``simd.within_reach``); the windows
-    with a hit are noted without a branch, then their hits listed."""
+    with a hit are noted without a branch, then their hits listed.
+
+    periodic_edges: per axis, the box edge where the cells are periodic (an axis no rank splits, at least
+    three cells: no ghost layer, ``CellList.periodic_edges``), else 0 (ghost layers, no wrap). A neighbour
+    cell across a periodic end lies one edge over: its slots form a range of their own, searched from the query point
+    moved by that edge the other way (qx = x_i - s, then qx - x_b), so no candidate needs a minimum image.
+    Which pairs within reach are found does not depend on the rounding of that subtraction (the reach has
+    a margin over the contact distance; the pair pass takes the minimum image of the wrapped positions,
+    as for a ghost)."""
     reach2 = reach * reach
     cap = first.shape[0]
     m = 0
     nx, ny, nz = dims[0], dims[1], dims[2]
     xs, ys, zs = sorted_pos[0], sorted_pos[1], sorted_pos[2]
+    lx, ly, lz = periodic_edges[0], periodic_edges[1], periodic_edges[2]
+    px, py, pz = lx > 0.0, ly > 0.0, lz > 0.0
     lo = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
     hi = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
+    # ranges across a periodic end (rare: cells at the box's ends), apart so that the other cells' loop
+    # stays the plain one; with where their cells lie from the query cell (box edges) per axis
+    w_lo = np.empty(_MAX_WRAPPED, dtype=np.int64)
+    w_hi = np.empty(_MAX_WRAPPED, dtype=np.int64)
+    w_sx = np.zeros(_MAX_WRAPPED)
+    w_sy = np.zeros(_MAX_WRAPPED)
+    w_sz = np.zeros(_MAX_WRAPPED)
     # windows with a hit: first slot and the mask of hits
     hit_start = np.empty(64, dtype=np.int64)
     hit_mask = np.empty(64, dtype=np.int64)
     olx, oly, olz = owned_lo[0], owned_lo[1], owned_lo[2]
     ohx, ohy, ohz = owned_hi[0], owned_hi[1], owned_hi[2]
+    # the neighbour rows of the current row of cells (the rows of _ROWS that exist): first cell, where they
+    # lie (box edges along y, z: 0 in place), whether they are owned along y and z
+    nb_base = np.empty(_ROWS.shape[0], dtype=np.int64)
+    nb_sy = np.zeros(_ROWS.shape[0])
+    nb_sz = np.zeros(_ROWS.shape[0])
+    nb_owned = np.zeros(_ROWS.shape[0], dtype=np.bool_)
     for row in range(row_lo, row_hi):
         cz, cy = row // ny, row % ny
         owned_yz = oly <= cy <= ohy and olz <= cz <= ohz
+        n_nb = 0
+        plain_row = True          # no neighbour row across an end of y or z
+        for r in range(_ROWS.shape[0]):
+            yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
+            y_shift, z_shift = 0.0, 0.0
+            if py:
+                if yy < 0:
+                    yy, y_shift = yy + ny, -ly
+                elif yy >= ny:
+                    yy, y_shift = yy - ny, ly
+            elif yy < 0 or yy >= ny:
+                continue
+            if pz:
+                if zz >= nz:
+                    zz, z_shift = zz - nz, lz
+            elif zz >= nz:
+                continue
+            nb_base[n_nb] = (zz * ny + yy) * nx
+            nb_sy[n_nb] = y_shift
+            nb_sz[n_nb] = z_shift
+            nb_owned[n_nb] = oly <= yy <= ohy and olz <= zz <= ohz
+            plain_row = plain_row and y_shift == 0.0 and z_shift == 0.0
+            n_nb += 1
         for cx in range(nx):
             c = row * nx + cx
             if cell_start[c] == cell_start[c + 1]:
@@ -213,25 +268,64 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
             # owned cells of the stencil are searched, as a pair of two ghosts is never listed (the
             # same ranges cut to owned cells, in the same order: the list is the same).
             ghost_cell = not (owned_yz and olx <= cx <= ohx)
-            hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
-            right_start = cell_start[c + 1]
-            if ghost_cell and not (owned_yz and olx <= cx + 1 <= ohx):
-                right_start = hi[0]        # the right cell is a ghost cell too: range 0 is empty
-            x_lo, x_hi = (max(cx - 1, 0), min(cx + 1, nx - 1)) if not ghost_cell else \
-                (max(cx - 1, olx), min(cx + 1, ohx))
-            nrows = 1
-            room = 2 + (hi[0] - cell_start[c]) // WINDOW
-            for r in range(_ROWS.shape[0]):
-                yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
-                if yy < 0 or yy >= ny or zz >= nz:
-                    continue
-                if ghost_cell and not (oly <= yy <= ohy and olz <= zz <= ohz and x_lo <= x_hi):
-                    continue
-                base = (zz * ny + yy) * nx
-                lo[nrows] = cell_start[base + x_lo]
-                hi[nrows] = cell_start[base + x_hi + 1]
-                room += 1 + (hi[nrows] - lo[nrows]) // WINDOW
-                nrows += 1
+            if plain_row and 0 < cx < nx - 1 and not ghost_cell:
+                # (most cells: an owned cell whose whole stencil is in place, x - 1 to x + 1 in every row)
+                hi[0] = cell_start[c + 2]
+                right_start = cell_start[c + 1]
+                room = 2 + (hi[0] - cell_start[c]) // WINDOW
+                for q in range(n_nb):
+                    lo[q + 1] = cell_start[nb_base[q] + cx - 1]
+                    hi[q + 1] = cell_start[nb_base[q] + cx + 2]
+                    room += 1 + (hi[q + 1] - lo[q + 1]) // WINDOW
+                nrows = n_nb + 1
+                n_wrapped = 0
+            else:
+                hi[0] = cell_start[c + 2] if cx + 1 < nx else cell_start[c + 1]
+                right_start = cell_start[c + 1]
+                if ghost_cell and not (owned_yz and olx <= cx + 1 <= ohx):
+                    right_start = hi[0]        # the right cell is a ghost cell too: range 0 is empty
+                nrows = 1
+                n_wrapped = 0
+                room = 2 + (hi[0] - cell_start[c]) // WINDOW
+                # the x cells of a neighbour row: x_lo..x_hi in place, and cell x_wrap (if >= 0) one edge
+                # x_shift over (a periodic x has no ghost cells)
+                x_wrap, x_shift = -1, 0.0
+                if not ghost_cell:
+                    x_lo, x_hi = max(cx - 1, 0), min(cx + 1, nx - 1)
+                else:
+                    x_lo, x_hi = max(cx - 1, olx), min(cx + 1, ohx)
+                if px:
+                    if cx == 0:
+                        x_wrap, x_shift = nx - 1, -lx
+                    elif cx == nx - 1:
+                        x_wrap, x_shift = 0, lx
+                        if owned_yz:        # the right cell is cell 0 of this row, one edge over
+                            w_lo[0] = cell_start[row * nx]
+                            w_hi[0] = cell_start[row * nx + 1]
+                            w_sx[0], w_sy[0], w_sz[0] = lx, 0.0, 0.0
+                            room += 1 + (w_hi[0] - w_lo[0]) // WINDOW
+                            n_wrapped = 1
+                for q in range(n_nb):
+                    if ghost_cell and not (nb_owned[q] and x_lo <= x_hi):
+                        continue
+                    base = nb_base[q]
+                    if nb_sy[q] == 0.0 and nb_sz[q] == 0.0:
+                        lo[nrows] = cell_start[base + x_lo]
+                        hi[nrows] = cell_start[base + x_hi + 1]
+                        room += 1 + (hi[nrows] - lo[nrows]) // WINDOW
+                        nrows += 1
+                    else:
+                        w_lo[n_wrapped] = cell_start[base + x_lo]
+                        w_hi[n_wrapped] = cell_start[base + x_hi + 1]
+                        w_sx[n_wrapped], w_sy[n_wrapped], w_sz[n_wrapped] = 0.0, nb_sy[q], nb_sz[q]
+                        room += 1 + (w_hi[n_wrapped] - w_lo[n_wrapped]) // WINDOW
+                        n_wrapped += 1
+                    if x_wrap >= 0:
+                        w_lo[n_wrapped] = cell_start[base + x_wrap]
+                        w_hi[n_wrapped] = cell_start[base + x_wrap + 1]
+                        w_sx[n_wrapped], w_sy[n_wrapped], w_sz[n_wrapped] = x_shift, nb_sy[q], nb_sz[q]
+                        room += 1 + (w_hi[n_wrapped] - w_lo[n_wrapped]) // WINDOW
+                        n_wrapped += 1
             if room > hit_start.shape[0]:
                 hit_start = np.empty(2 * room, dtype=np.int64)     # rare: more candidates than ever before
                 hit_mask = np.empty(2 * room, dtype=np.int64)
@@ -245,6 +339,19 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
                     b, end = lo[r], hi[r]
                     while True:     # one window at least (an empty range gives no hit), rarely more
                         mask = within_reach(xs, ys, zs, b, xi, yi, zi, reach2) & \
+                            ((np.int64(1) << max(min(end - b, WINDOW), 0)) - 1)
+                        hit_start[nw] = b
+                        hit_mask[nw] = mask
+                        nw += mask != 0
+                        b += WINDOW
+                        if b >= end:
+                            break
+                for r in range(n_wrapped):
+                    # the same from the query point moved the other way: (x_i - s) - x_b
+                    b, end = w_lo[r], w_hi[r]
+                    qx, qy, qz = xi - w_sx[r], yi - w_sy[r], zi - w_sz[r]
+                    while True:
+                        mask = within_reach(xs, ys, zs, b, qx, qy, qz, reach2) & \
                             ((np.int64(1) << max(min(end - b, WINDOW), 0)) - 1)
                         hit_start[nw] = b
                         hit_mask[nw] = mask

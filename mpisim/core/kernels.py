@@ -211,22 +211,23 @@ def pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_ow
 @per_scheme
 def cell_pair_pass(scheme):
     """cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
-    order, cell_start, dims, owned_lo, owned_hi, row, rows_per_block, first, second, acc, active, counters,
-    energy):
+    order, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first, second, acc, active,
+    counters, energy):
     ``cell_pair_pass_body`` compiled for one scheme."""
     @njit
     def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order, cell_start,
-               dims, owned_lo, owned_hi, row, rows_per_block, first, second, acc, active, counters, energy):
+               dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first, second, acc, active, counters,
+               energy):
         return cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach,
-                                   sorted_pos, order, cell_start, dims, owned_lo, owned_hi, row, rows_per_block,
-                                   first, second, acc, active, counters, energy)
+                                   sorted_pos, order, cell_start, dims, owned_lo, owned_hi, periodic_edges, row,
+                                   rows_per_block, first, second, acc, active, counters, energy)
     return kernel
 
 
 @njit
 def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
-                        order, cell_start, dims, owned_lo, owned_hi, row, rows_per_block, first, second, acc, active,
-                        counters, energy):
+                        order, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first,
+                        second, acc, active, counters, energy):
     """``pair_pass`` without a Verlet list, for skin 0 (the list would be rebuilt every step): the pairs
     within ``reach`` of the cell list (``cells.scan_rows``, the list builder's own search) of
     ``rows_per_block`` x-rows of cells at a time go into the small buffer (first, second), and
@@ -241,7 +242,8 @@ def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius,
     block = max(1, rows_per_block)
     while row < n_rows:
         end = min(row + block, n_rows)
-        m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, row, end, first, second)
+        m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, end,
+                      first, second)
         if m >= cap:
             if end - row == 1:
                 return row, m, block

@@ -6,7 +6,7 @@ a pair that was not listed have come within contact. The skin changes speed, nev
 pass tests every listed pair for overlap at every step (docs/architecture.md, "Verlet list with skin").
 
 MPI-free (HOOMD's md/nlist.py, jax-md's partition.neighbor_list): the exchanges a rebuild needs are
-asked of a *halo*, any object with ``migrate(state)``, ``borders(state, ghost_width)`` and
+asked of a *halo*, any object with ``migrate(state)``, ``borders(state, ghost_width, axes)`` and
 ``forward(state)`` (mpisim.parallel.domain.Domain, also on one rank).
 
 One step reads the list through ``update()`` (before the pair pass) and feeds the travel check back
@@ -56,7 +56,7 @@ class NeighbourList:
     """
 
     def __init__(self, box, dim, lo, width, cutoff, skin=0.0, sort_every=100, sparse=False, search="verlet",
-                 cells_ok=True, always_keep_skin=False):
+                 cells_ok=True, always_keep_skin=False, periodic_unsplit=True):
         self.box = np.asarray(box, dtype=np.float64)
         self.dim = dim
         self.lo = np.asarray(lo, dtype=np.float64)
@@ -87,6 +87,8 @@ class NeighbourList:
             raise ValueError(f"unknown pair search {search!r}; allowed: {', '.join(PAIR_SEARCHES)}")
         self.search = search
         self.cells_ok = cells_ok
+        self.periodic_unsplit = periodic_unsplit   # False: ghosts along every axis of d <= 3 (tests compare)
+        self.ghost_axes = []           # the axes the halo makes ghosts along (set with the cells)
         self.cell_pass = False         # global: no list since the last build, the pair pass searches the cells
         self.block = None              # the cell pass's pair buffer (a PairList of BLOCK_PAIRS)
         self.rows_per_block = 0        # x-rows of cells per block of the cell pass (0: size at the next pass)
@@ -109,9 +111,14 @@ class NeighbourList:
         self._cells_reach = reach
         dim = self.dim
         binned = range(BINNED_AXES)      # d > 3: the axes past the third are not binned (docs/algorithms.md)
-        # d > 3: a binned axis that no rank splits has periodic cells like the further axes, without ghosts
-        # (the halo sends none along it: Domain.ghost_axes)
-        periodic = np.array([int(dim > BINNED_AXES and self.width[a] >= self.box[a]) for a in binned])
+        # A binned axis that no rank splits has periodic cells, without ghosts (the halo sends none along
+        # it: ``ghost_axes``): always in d > 3 (like the further axes), in d <= 3 when it holds at least
+        # three cells (the search wraps without minimum images, core/cells.scan_rows; fewer: ghosts)
+        wide = dim > BINNED_AXES
+        periodic = np.array([int(a < dim and self.width[a] >= self.box[a] and (wide or (
+            self.periodic_unsplit and periodic_cells(self.box[a], reach * (1 + CELL_MARGIN)) >= 3)))
+            for a in binned])
+        self.ghost_axes = [a for a in range(min(dim, BINNED_AXES)) if not periodic[a]]
         ncell = np.array([periodic_cells(self.box[a], reach * (1 + CELL_MARGIN)) if periodic[a] else
                           max(1, int(np.floor(self.width[a] / (reach * (1 + CELL_MARGIN)))))
                           if a < dim else 1 for a in binned])
@@ -129,9 +136,10 @@ class NeighbourList:
             cell_width = np.concatenate([cell_width, self.box[BINNED_AXES:dim] / extra])
             owned_lo = np.concatenate([owned_lo, np.zeros(len(extra), dtype=np.int64)])
             owned_hi = np.concatenate([owned_hi, extra - 1])
-        if self.cells is not None and np.array_equal(self.cells.dims, dims):
+        if (self.cells is not None and np.array_equal(self.cells.dims, dims)
+                and np.array_equal(self.cells.periodic, periodic)):
             return
-        self.cells = CellList(dims, origin, cell_width, owned_lo, owned_hi, periodic)
+        self.cells = CellList(dims, origin, cell_width, owned_lo, owned_hi, periodic, self.box)
         self.rows_per_block = 0
 
     # ------------------------------------------------------------------------------------------ policy
@@ -206,7 +214,8 @@ class NeighbourList:
         if self.last_sort is None or step - self.last_sort >= self.sort_every:
             self.sort(state)
             self.last_sort = step
-        halo.borders(state, self.cells.width)    # ghosts within one cell of the region's faces
+        # ghosts within one cell of the region's faces, along the axes without periodic cells
+        halo.borders(state, self.cells.width, self.ghost_axes)
         n = state.n_own + state.n_ghost
         if self.cell_pass:
             # The cell pass reads the binning coordinates while it writes acc: they need rows of their own
@@ -255,7 +264,7 @@ class NeighbourList:
         while row < n_rows:
             row, need, self.rows_per_block = kernels.cell_pair_pass(
                 scheme, params, potential, seed, step, state.pos, state.ids, state.radius, state.n_own, box,
-                self.reach, c.sorted_pos, c.order, c.cell_start, c.dims, c.owned_lo, c.owned_hi, row,
+                self.reach, c.sorted_pos, c.order, c.cell_start, c.dims, c.owned_lo, c.owned_hi, c.periodic_edges, row,
                 self.rows_per_block, self.block.first, self.block.second, state.acc, state.active, counters, energy)
             if row < n_rows:      # one row's pairs did not fit: grow the buffer, go on from that row
                 self.block = PairList(int(need * 1.25) + 1024)

@@ -53,11 +53,6 @@ class Domain:
         # Axes with ghosts and migration: the decomposed ones, at most three; the engine's rows have
         # storage_width(d) position columns (d > 3: the axes past the third are whole on every rank).
         self.axes = min(dim, BINNED_AXES)
-        # Axes along which borders() makes ghosts: every one of them in d <= 3 (the periodic images of an
-        # axis no rank splits are ghosts too); in d > 3 only the axes the grid splits, the others having
-        # periodic cells (core/cells.build_pairs_wide: ghost layers would hold 2-4 N rows in the small boxes
-        # of d > 3, docs/algorithms.md "Cost per d")
-        self.ghost_axes = [a for a in range(self.axes) if dim <= BINNED_AXES or self.grid[a] > 1]
         self.columns = storage_width(dim)
         if self.comm.size > 1:
             self.cart = self.comm.Create_cart(self.grid, periods=[True] * 3, reorder=False)
@@ -119,13 +114,15 @@ class Domain:
 
     # ---------------------------------------------------------------------------------------- exchanges
     @timed
-    def borders(self, state, ghost_width):
+    def borders(self, state, ghost_width, axes):
         """Fill state's ghost rows (after the n_own owned rows) with copies of neighbours' particles within
-        ``ghost_width`` (3,), one cell of the neighbour list, of the faces, and remember who sent what so
-        that ``forward`` can refresh positions."""
+        ``ghost_width`` (3,), one cell of the neighbour list, of the faces along ``axes`` (increasing; the
+        neighbour list's ``ghost_axes``: the axes the rank grid splits, and those no rank splits whose
+        cells are too few to be periodic; the others have periodic cells and need no ghosts), and remember
+        who sent what so that ``forward`` can refresh positions."""
         state.n_ghost = 0
         self.stages = []
-        for axis in self.ghost_axes:
+        for axis in axes:
             n_have = state.n_own + state.n_ghost
             send_left, send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have,
                                                    self.lo[axis] + ghost_width[axis],
