@@ -212,15 +212,14 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
     xs, ys, zs = sorted_pos[0], sorted_pos[1], sorted_pos[2]
     lx, ly, lz = periodic_edges[0], periodic_edges[1], periodic_edges[2]
     px, py, pz = lx > 0.0, ly > 0.0, lz > 0.0
-    lo = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
-    hi = np.empty(_ROWS.shape[0] + 1, dtype=np.int64)
+    # (two allocations for the small arrays below: the cell pass calls this once per block of rows)
+    ints = np.empty((6, _MAX_WRAPPED), dtype=np.int64)
+    floats = np.zeros((5, _MAX_WRAPPED))
+    lo, hi = ints[0], ints[1]
     # ranges across a periodic end (rare: cells at the box's ends), apart so that the other cells' loop
     # stays the plain one; with where their cells lie from the query cell (box edges) per axis
-    w_lo = np.empty(_MAX_WRAPPED, dtype=np.int64)
-    w_hi = np.empty(_MAX_WRAPPED, dtype=np.int64)
-    w_sx = np.zeros(_MAX_WRAPPED)
-    w_sy = np.zeros(_MAX_WRAPPED)
-    w_sz = np.zeros(_MAX_WRAPPED)
+    w_lo, w_hi = ints[2], ints[3]
+    w_sx, w_sy, w_sz = floats[0], floats[1], floats[2]
     # windows with a hit: first slot and the mask of hits
     hit_start = np.empty(64, dtype=np.int64)
     hit_mask = np.empty(64, dtype=np.int64)
@@ -228,10 +227,8 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
     ohx, ohy, ohz = owned_hi[0], owned_hi[1], owned_hi[2]
     # the neighbour rows of the current row of cells (the rows of _ROWS that exist): first cell, where they
     # lie (box edges along y, z: 0 in place), whether they are owned along y and z
-    nb_base = np.empty(_ROWS.shape[0], dtype=np.int64)
-    nb_sy = np.zeros(_ROWS.shape[0])
-    nb_sz = np.zeros(_ROWS.shape[0])
-    nb_owned = np.zeros(_ROWS.shape[0], dtype=np.bool_)
+    nb_base, nb_owned = ints[4], ints[5]
+    nb_sy, nb_sz = floats[3], floats[4]
     for row in range(row_lo, row_hi):
         cz, cy = row // ny, row % ny
         owned_yz = oly <= cy <= ohy and olz <= cz <= ohz
