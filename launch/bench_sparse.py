@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from _cpu_timers import CpuTimers
+
 BANDS = [(0.5, 1.01), (0.03, 0.5), (0.005, 0.03), (0.001, 0.005), (0.0, 0.001)]
 
 
@@ -110,19 +112,8 @@ def overhead(a):
     sim.run(steps=1)
     while activity(sim) > a.below and sim.absorbed_step < 0:
         sim.run(steps=10)
-    spent, calls = {}, {}
-
-    def timed(obj, name, label):
-        f = getattr(obj, name)
-
-        def wrapper(*args, **kw):
-            c0 = time.process_time()
-            try:
-                return f(*args, **kw)
-            finally:
-                spent[label] = spent.get(label, 0.0) + time.process_time() - c0
-                calls[label] = calls.get(label, 0) + 1
-        setattr(obj, name, wrapper)
+    timers = CpuTimers()
+    spent, calls, timed = timers.spent, timers.calls, timers.wrap
 
     from mpisim import simulation as simulation_module
     timed(sim.domain, "forward_changed", "halo refresh of moved rows")

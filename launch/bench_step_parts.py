@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from _cpu_timers import CpuTimers
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,20 +46,8 @@ def main():
     sim = Simulation.from_config(cfg, write=False)
     sim.run(steps=a.warmup)
 
-    spent, calls = {}, {}
-
-    def timed(obj, name, label):
-        f = getattr(obj, name)
-
-        def wrapper(*args, **kw):
-            c0 = time.process_time()
-            try:
-                return f(*args, **kw)
-            finally:
-                spent[label] = spent.get(label, 0.0) + time.process_time() - c0
-                calls[label] = calls.get(label, 0) + 1
-        setattr(obj, name, wrapper)
-        return f
+    timers = CpuTimers()
+    spent, calls, timed = timers.spent, timers.calls, timers.wrap
 
     originals = []
     for obj, name, label in [(sim.domain, "migrate", "migrate"), (sim.domain, "borders", "borders (ghosts)"),
