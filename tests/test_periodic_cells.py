@@ -15,17 +15,7 @@ from mpisim.core.state import ParticleState
 from mpisim.parallel.comm import SerialComm
 from mpisim.parallel.domain import Domain
 
-
-def _owned_partners(state, pairs):
-    """(owned id, partner id) for every owned end of every listed pair (a pair of two owned rows gives two;
-    a pair across a periodic face with ghosts is listed from both sides, each with one owned end)."""
-    out = []
-    for a, b in zip(pairs.first[:pairs.n], pairs.second[:pairs.n]):
-        if a < state.n_own:
-            out.append((state.ids[a], state.ids[b]))
-        if b < state.n_own:
-            out.append((state.ids[b], state.ids[a]))
-    return out
+from .test_cells import _owned_partners
 
 
 def _build(box, dim, pos, radius, skin, periodic_unsplit):
