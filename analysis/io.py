@@ -440,6 +440,8 @@ def load_runs(inputs, continued=None) -> list[Run]:
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    if continued is not None and not Path(continued).is_dir():
+        raise RunFileError(f"no such directory of continued runs: {continued}")
     seen, runs = set(), []
     for item in inputs:
         for p in _expand(item):
@@ -455,8 +457,6 @@ def load_runs(inputs, continued=None) -> list[Run]:
 
 def _continuation(run: Run, directory) -> Run:
     """``run``, or its finished continuation ``directory/<run directory name>/<file name>``."""
-    if not Path(directory).is_dir():
-        raise RunFileError(f"no such directory of continued runs: {directory}")
     path = Path(directory) / run.path.parent.name / run.path.name
     if path.resolve() == run.path.resolve() or not fmt.output_finished(path):
         return run
