@@ -28,6 +28,11 @@ preferred form has the smallest AICc (AIC when some form has n = k + 1, where AI
 is called decisive only if the next form's score is larger by more than 2. The error of phi_c(0) is from the fit covariance,
 multiplied by sqrt(chi^2/dof) when that exceeds 1.
 
+**eps -> 0 from brackets** (:func:`extrapolate_brackets`): when the step sizes give brackets rather than
+values, the range of phi_c(0) over every curve of a form that passes through every absorption
+bracket (a linear program per form and exponent); a form with no such curve is inconsistent with the
+brackets. Reported next to the fits (``bracket_*`` columns, the verdict line, Fig. 5b).
+
 Examples
 --------
 >>> import numpy as np
@@ -243,6 +248,90 @@ def compare_extrapolations(step, phi_c, phi_c_err, forms: Sequence[str] = FORMS,
             "verdict": head + "; " + "; ".join(parts)}
 
 
+@dataclass(frozen=True)
+class BracketExtrapolation:
+    """The phi_c(0) of every curve phi_c(eps) = phi_c0 + s g(eps) of one form that passes through every
+    absorption bracket [lo_i, hi_i] (:func:`extrapolate_brackets`).
+
+    ``phi_c0_lo``, ``phi_c0_hi``: the range of phi_c0 over those curves (NaN when none exists:
+    ``consistent`` False; -inf / inf when an open bracket leaves it unbounded); ``exponent_lo``,
+    ``exponent_hi``: the exponents a of g = eps^a that admit a curve (1 for "linear", 0.5 for "sqrt").
+    """
+
+    form: str
+    phi_c0_lo: float
+    phi_c0_hi: float
+    exponent_lo: float
+    exponent_hi: float
+    n_brackets: int
+
+    @property
+    def consistent(self) -> bool:
+        """Whether some curve of this form passes through every bracket."""
+        return not math.isnan(self.phi_c0_lo)
+
+    def contains(self, value: float = PHI_RCP) -> bool:
+        """Whether ``value`` is the phi_c(0) of some curve of this form through every bracket."""
+        return bool(self.consistent and self.phi_c0_lo <= value <= self.phi_c0_hi)
+
+
+#: exponents a tried by the "power" form of :func:`extrapolate_brackets` (log-spaced over POWER_RANGE)
+BRACKET_EXPONENTS = np.geomspace(POWER_RANGE[0], POWER_RANGE[1], 921)
+
+
+def _phi_c0_range(g: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
+    """min and max of p0 subject to lo_i <= p0 + s g_i <= hi_i (a linear program in (p0, s));
+    (NaN, NaN) if infeasible, +-inf where unbounded."""
+    upper, lower = np.isfinite(hi), np.isfinite(lo)
+    a_ub = np.vstack([np.column_stack([np.ones(upper.sum()), g[upper]]),
+                      -np.column_stack([np.ones(lower.sum()), g[lower]])])
+    b_ub = np.concatenate([hi[upper], -lo[lower]])
+    out = []
+    for sign in (1.0, -1.0):
+        r = scipy.optimize.linprog([sign, 0.0], A_ub=a_ub, b_ub=b_ub, bounds=[(None, None)] * 2,
+                                   method="highs")
+        if r.status == 2:  # infeasible
+            return math.nan, math.nan
+        out.append(-sign * math.inf if r.status == 3 else float(r.x[0]))
+    return out[0], out[1]
+
+
+def extrapolate_brackets(step, lo, hi, form: str = "linear") -> BracketExtrapolation:
+    """phi_c(0) from absorption brackets instead of values: the range of phi_c0 over every curve
+    phi_c0 + s g(eps) that passes through [lo_i, hi_i] at every step size eps_i (a linear program per
+    form; for "power" one per exponent a of :data:`BRACKET_EXPONENTS`, the union of the feasible ones).
+
+    The brackets are :func:`analysis.fss.absorption_bracket`'s (every seed of every N absorbed at lo,
+    none at hi): no value and no error bar is invented, and a form that no curve through the brackets
+    has is *inconsistent* with them. A bracket open on one side (NaN) constrains one side only; steps
+    with both sides open, a non-finite or non-positive step are dropped. "linear" and "sqrt" need >= 2
+    brackets, "power" >= 3. The premise is that each bracket holds phi_c of its step size: true within
+    the runs' sizes and lengths (docs/analysis.md, "phi_c from brackets").
+    """
+    x = np.asarray(step, dtype=np.float64)
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    ok = np.isfinite(x) & (x > 0) & (np.isfinite(lo) | np.isfinite(hi))
+    x, lo, hi = x[ok], lo[ok], hi[ok]
+    if np.any(np.isfinite(lo) & np.isfinite(hi) & (lo > hi)):
+        raise AnalysisError("absorption brackets must have lo <= hi")
+    k = 3 if form == "power" else 2
+    _basis(form, np.ones(1), 1.0)  # validate the form
+    if x.size < k:
+        raise CollapseError(f"{form} extrapolation of phi_c brackets needs >= {k} step sizes, have {x.size}")
+    exps = BRACKET_EXPONENTS if form == "power" else np.array([{"linear": 1.0, "sqrt": 0.5}[form]])
+    p_lo, p_hi, a_ok = math.inf, -math.inf, []
+    for a in exps:
+        lo_a, hi_a = _phi_c0_range(np.power(x, a), lo, hi)
+        if math.isnan(lo_a):
+            continue
+        p_lo, p_hi = min(p_lo, lo_a), max(p_hi, hi_a)
+        a_ok.append(a)
+    if not a_ok:
+        return BracketExtrapolation(form, math.nan, math.nan, math.nan, math.nan, int(x.size))
+    return BracketExtrapolation(form, p_lo, p_hi, float(min(a_ok)), float(max(a_ok)), int(x.size))
+
+
 def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, n_boot: int,
                      rng: np.random.Generator) -> tuple[float, float, int]:
     """Standard deviation of phi_c over resamplings of each (N, phi) point's seeds.
@@ -288,7 +377,9 @@ POINT_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "step_size", "s
 #: columns of :attr:`CriticalPoints.extrapolations`
 EXTRAPOLATION_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "form", "n_points", "phi_c0",
                          "phi_c0_err", "slope", "exponent", "chi2", "dof", "chi2_per_dof", "aic", "aicc",
-                         "preferred", "decisive", "target", "target_inside", "target_sigmas", "note")
+                         "preferred", "decisive", "target", "target_inside", "target_sigmas", "note",
+                         "bracket_n", "bracket_phi_c0_lo", "bracket_phi_c0_hi", "bracket_exponent_lo",
+                         "bracket_exponent_hi", "bracket_consistent", "bracket_target_inside")
 
 
 def _bracket_powerlaw(p: dict, lo: float, hi: float) -> None:
@@ -348,7 +439,7 @@ class CriticalPoints(Computed):
             key = tuple((f, r.get(f)) for f in FAMILY_FIELDS)
             runs_by.setdefault((key, row_step_size(r)), []).append(r)
         rng = np.random.default_rng(self.seed)
-        points, extrap, collapses, comparisons = [], [], {}, {}
+        points, extrap, collapses, comparisons, brackets = [], [], {}, {}, {}
         for key, by_step in fam.items():
             fd = dict(key)
             dim = int(fd["dim"])
@@ -418,6 +509,15 @@ class CriticalPoints(Computed):
                 cmp_ = None
             comparisons[key] = cmp_
             n_bounds = sum(1 for p in fam_points if p["status"] == "bound")
+            brackets[key] = {}
+            for form in self.forms:
+                try:
+                    brackets[key][form] = extrapolate_brackets(
+                        [p["step_size"] if p["step_size"] is not None else math.nan for p in fam_points],
+                        [p["phi_all_absorbed"] for p in fam_points],
+                        [p["phi_none_absorbed"] for p in fam_points], form)
+                except CollapseError:
+                    pass
             for form in self.forms:
                 fit = cmp_["fits"].get(form) if cmp_ else None
                 row = {**fd, "form": form, "n_points": len(ok), "target": self.target,
@@ -438,11 +538,19 @@ class CriticalPoints(Computed):
                                note="; ".join(x for x in (fit.note, f"{n_bounds} bound(s) left out"
                                                           if n_bounds else "") if x),
                                coefficients=[fit.params[1]])
+                b = brackets[key].get(form)
+                row.update(bracket_n=b.n_brackets if b else 0,
+                           bracket_phi_c0_lo=b.phi_c0_lo if b else math.nan,
+                           bracket_phi_c0_hi=b.phi_c0_hi if b else math.nan,
+                           bracket_exponent_lo=b.exponent_lo if b else math.nan,
+                           bracket_exponent_hi=b.exponent_hi if b else math.nan,
+                           bracket_consistent=b.consistent if b else "",
+                           bracket_target_inside=b.contains(self.target) if b else "")
                 extrap.append(row)
         if not points:
             raise AnalysisError("no activity rows to fit phi_c from")
         self._points, self._extrap, self._collapses = points, extrap, collapses
-        self._comparisons = comparisons
+        self._comparisons, self._brackets = comparisons, brackets
         self._computed = True
         return self
 
@@ -478,8 +586,24 @@ class CriticalPoints(Computed):
             tail = (f" [{len(bounds)} step size(s) gave only a bound: "
                     + ", ".join(f"{p['step_size']:g}: phi_c {p['phi_c_bound']}" for p in bounds) + "]"
                     if bounds else "")
-            out.append(f"{head}: " + (cmp_["verdict"] if cmp_ else "no extrapolation (too few values)") + tail)
+            br = self._brackets.get(key, {})
+            btxt = "; ".join(
+                f"{f}: " + ("no curve through every bracket" if not b.consistent else
+                            f"phi_c(0) in [{b.phi_c0_lo:.4f}, {b.phi_c0_hi:.4f}]"
+                            + (f" (a in [{b.exponent_lo:.2f}, {b.exponent_hi:.2f}])" if f == "power" else "")
+                            + f", {self.target:g} {'inside' if b.contains(self.target) else 'outside'}")
+                for f, b in br.items())
+            out.append(f"{head}: " + (cmp_["verdict"] if cmp_ else "no extrapolation (too few values)") + tail
+                       + (f" [from the absorption brackets of {next(iter(br.values())).n_brackets} step sizes: "
+                          f"{btxt}]" if br else ""))
         return out
+
+    @property
+    def brackets(self) -> dict:
+        """Per family key: ``{form: BracketExtrapolation}`` (:func:`extrapolate_brackets`; forms that need
+        more step sizes left out)."""
+        self._need("brackets")
+        return self._brackets
 
     @property
     def collapses(self) -> dict:

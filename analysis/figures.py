@@ -435,9 +435,14 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     Values are points with error bars; a step size whose fit only bounds phi_c is an open triangle at
     the limit pointing the way the bound goes (never a value, never in an extrapolation). One curve per
     form (linear dotted, sqrt dashed, free power dash-dotted), its phi_c(0) +- error at eps = 0 and its
-    chi^2/dof and AICc (or AIC) in the legend; the preferred form is marked with a star.
+    chi^2/dof and AICc (or AIC) in the legend; the preferred form is marked with a star. Shaded bars:
+    each step size's absorption bracket, and left of eps = 0 the phi_c(0) range of each form through
+    every bracket (:func:`analysis.critical.extrapolate_brackets`).
     """
-    pts = [p for p in cp.points if p["status"] in ("value", "bound")]
+    def bracketed(p):
+        return np.isfinite(p["phi_all_absorbed"]) and np.isfinite(p["phi_none_absorbed"])
+
+    pts = [p for p in cp.points if p["status"] in ("value", "bound") or bracketed(p)]
     if not pts:
         raise CollapseError("fig5b: phi_c could not be fitted for any step size (too few sizes or points)")
     fig = Figure(figsize=(6.5, 4.8))
@@ -445,7 +450,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     fams: dict = OrderedDict()
     for p in pts:
         fams.setdefault((p["scheme"], p["batch_fraction"], p["potential"], p["dim"]), []).append(p)
-    rows = []
+    rows, span = [], []
     xmax = max(p["step_size"] or 0 for p in pts)
     for i, (fk, ps) in enumerate(fams.items()):
         ps = sorted(ps, key=lambda p: p["step_size"] or 0)
@@ -457,10 +462,10 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
             ax.errorbar([p["step_size"] for p in vals], [p["phi_c"] for p in vals],
                         yerr=np.nan_to_num([p["phi_c_err"] for p in vals]), marker=MARKERS[i % len(MARKERS)],
                         ls="none", color=color, label=lab)
-        for p in bounds:
+        for k, p in enumerate(bounds):
             up = p["at_boundary"] == "upper"
             ax.plot([p["step_size"]], [p["phi_c_limit"]], marker="^" if up else "v", mfc="none", color=color,
-                    ms=8, ls="none", label=None if vals else lab)
+                    ms=8, ls="none", label=None if vals or k else lab)
             ax.annotate("", xy=(p["step_size"], p["phi_c_limit"] + (0.006 if up else -0.006)),
                         xytext=(p["step_size"], p["phi_c_limit"]),
                         arrowprops=dict(arrowstyle="->", color=color, lw=1))
@@ -481,6 +486,23 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
             # phi_c(0) of each form side by side just left of eps = 0 (their bars would overlap)
             ax.errorbar([-0.015 * xmax * j], [e["phi_c0"]], yerr=[e["phi_c0_err"]],
                         marker="*" if e["preferred"] else "_", color=color, ms=9, capsize=2)
+        # the absorption brackets (every seed absorbed at the lower end, none at the upper) and the
+        # phi_c(0) of every curve of each form through all of them, left of eps = 0
+        br_pts = [p for p in ps if bracketed(p)]
+        for k, p in enumerate(br_pts):
+            ax.vlines(p["step_size"] + 0.012 * xmax, p["phi_all_absorbed"], p["phi_none_absorbed"], color=color,
+                      lw=5, alpha=0.45, label=None if k else f"  absorption brackets ({lab})")
+            span.extend([p["phi_all_absorbed"], p["phi_none_absorbed"]])
+        brs = cp.brackets.get(tuple(zip(("scheme", "batch_fraction", "potential", "dim"), fk)), {})
+        for j, (form, b) in enumerate(brs.items()):
+            if b.consistent and np.isfinite(b.phi_c0_lo) and np.isfinite(b.phi_c0_hi):
+                ax.vlines(-0.012 * xmax * (j + 1), b.phi_c0_lo, b.phi_c0_hi, color=color,
+                          lw=5 - 1.5 * j, alpha=0.45,
+                          label=fr"  {FORM_LABELS.get(form, form)} through every bracket: $\phi_c(0)$ in "
+                                fr"[{b.phi_c0_lo:.3f}, {b.phi_c0_hi:.3f}] (bar {j + 1} left of 0)")
+                span.extend([b.phi_c0_lo, b.phi_c0_hi])
+            elif not b.consistent:
+                ax.plot([], [], ls="none", label=fr"  {FORM_LABELS.get(form, form)}: no curve through the brackets")
         for p in ps:
             rows.append({**p, **{f"phi_c0_{e['form']}": e["phi_c0"] for e in exs},
                          **{f"phi_c0_err_{e['form']}": e["phi_c0_err"] for e in exs},
@@ -488,7 +510,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     ax.axhline(0.64, color="gray", lw=0.8, ls="--", label=r"$\phi_{RCP}\approx 0.64$")
     # the y range from the measured points, the bounds, 0.64 and the phi_c(0) that are not wild (an
     # exact three-point power fit can put phi_c(0) anywhere; its number is in the legend)
-    span = [0.64] + [p["phi_c"] for p in pts if p["status"] == "value"] + \
+    span += [0.64] + [p["phi_c"] for p in pts if p["status"] == "value"] + \
         [p["phi_c_limit"] for p in pts if p["status"] == "bound"]
     span += [e["phi_c0"] for e in cp.extrapolations
              if np.isfinite(e["phi_c0"]) and abs(e["phi_c0"] - 0.64) < 0.1]
@@ -501,7 +523,8 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
         title += f"; open triangles: {n_bounds} bound(s), not values, not fitted"
     ax.set_title(title, fontsize=8)
     ax.set(xlabel=r"step size $\alpha$ or $\epsilon$ (2R)", ylabel=r"critical packing fraction $\phi_c$")
-    ax.set_xlim(left=-0.05 * xmax if xmax > 0 else None)
+    if xmax > 0:  # room for the phi_c(0) bars left of 0 and the brackets right of each step
+        ax.set_xlim(-0.05 * xmax, 1.06 * xmax)
     _legend(ax, fontsize=6)
     fig.tight_layout()
     forms = [e["form"] for e in cp.extrapolations[:len(cp.forms)]]

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from analysis.critical import CriticalPoints, absorption_bracket, compare_extrapolations, extrapolate
-from analysis.errors import CollapseError
+from analysis.critical import (CriticalPoints, absorption_bracket, compare_extrapolations, extrapolate,
+                               extrapolate_brackets)
+from analysis.errors import AnalysisError, CollapseError
 from analysis.fss import (MANNA, Collapse, autoscale, fit_critical_point, fit_phi_c_powerlaw,
                           observable_exponents, quality, refine_phi_grid, scaledata)
 
@@ -127,6 +128,52 @@ def test_extrapolation_forms_recover_their_own_data(truth):
     assert fits[other].chi2_per_dof > 10 and not fits[other].contains(0.64)
     assert cmp_["preferred"] == truth and cmp_["decisive"]      # power has one parameter more
     assert f"data prefer {truth}" in cmp_["verdict"] and "0.64 inside" in cmp_["verdict"]
+
+
+def test_brackets_two_points_give_the_lines_through_their_corners():
+    """Two brackets: the extreme lines join opposite corners, so phi_c0 is known in closed form."""
+    eps, lo, hi = [0.1, 0.05], [0.55, 0.59], [0.56, 0.60]
+    b = extrapolate_brackets(eps, lo, hi, "linear")
+    # max: through (0.1, lo0) and (0.05, hi1): p0 = 2 hi1 - lo0; min: 2 lo1 - hi0
+    assert b.phi_c0_lo == pytest.approx(2 * 0.59 - 0.56) and b.phi_c0_hi == pytest.approx(2 * 0.60 - 0.55)
+    assert b.consistent and b.contains(0.63) and not b.contains(0.66) and b.n_brackets == 2
+    g = np.sqrt(eps)
+    s = extrapolate_brackets(eps, lo, hi, "sqrt")
+    assert s.phi_c0_hi == pytest.approx((0.60 * g[0] - 0.55 * g[1]) / (g[0] - g[1]))
+    # an open side leaves that side unbounded
+    assert extrapolate_brackets(eps, [0.55, np.nan], hi, "linear").phi_c0_lo == -np.inf
+
+
+@pytest.mark.parametrize("truth", ["linear", "sqrt"])
+def test_brackets_around_a_planted_curve(truth):
+    """Brackets of width 0.004 around phi_c(eps) = 0.64 - s g(eps) at four step sizes: the true form's
+    range holds 0.64 and is narrower than the brackets' spread; the other form has no curve through
+    them; the free power admits the true exponent."""
+    eps = np.array([0.0125, 0.025, 0.05, 0.1])
+    g = eps if truth == "linear" else np.sqrt(eps)
+    y = 0.64 - (0.8 if truth == "linear" else 0.25) * g
+    shift = np.array([0.001, -0.0015, 0.0005, -0.001])     # the truth is not centred
+    lo, hi = y - 0.002 + shift, y + 0.002 + shift
+    fits = {f: extrapolate_brackets(eps, lo, hi, f) for f in ("linear", "sqrt", "power")}
+    assert fits[truth].contains(0.64) and fits[truth].phi_c0_hi - fits[truth].phi_c0_lo < 0.02
+    other = "sqrt" if truth == "linear" else "linear"
+    assert not fits[other].consistent and not fits[other].contains(0.64)
+    assert np.isnan(fits[other].phi_c0_lo) and np.isnan(fits[other].exponent_lo)
+    p = fits["power"]
+    a = 1.0 if truth == "linear" else 0.5
+    assert p.exponent_lo <= a <= p.exponent_hi and p.contains(0.64)
+    assert p.phi_c0_lo <= fits[truth].phi_c0_lo and p.phi_c0_hi >= fits[truth].phi_c0_hi
+
+
+def test_brackets_refused_when_too_few_or_reversed():
+    with pytest.raises(CollapseError):
+        extrapolate_brackets([0.1], [0.55], [0.56])
+    with pytest.raises(CollapseError):
+        extrapolate_brackets([0.1, 0.05], [0.55, 0.59], [0.56, 0.6], "power")
+    with pytest.raises(CollapseError):   # a step size without a bracket side is dropped
+        extrapolate_brackets([0.1, 0.05], [0.55, np.nan], [0.56, np.nan])
+    with pytest.raises(AnalysisError, match="lo <= hi"):
+        extrapolate_brackets([0.1, 0.05], [0.57, 0.59], [0.56, 0.6])
 
 
 def test_three_points_cannot_tell_linear_from_sqrt():
@@ -431,3 +478,34 @@ def test_one_size_powerlaw_kept_inside_the_bracket():
     assert p["phi_c_bound"].startswith("<=") and p["phi_c_limit"] >= 0.64
     (p,) = CriticalPoints(within_bracket=False).compute(rows(0.6275, 0.64)).points
     assert p["status"] == "value" and p["phi_c"] < 0.64
+
+
+def test_critical_points_extrapolate_the_absorption_brackets():
+    """Three step sizes whose runs absorb up to 0.64 - 0.8 eps (grid 0.0025): the extrapolation rows carry
+    the brackets' phi_c(0) ranges (extrapolate_brackets on absorption_bracket's edges), whatever the
+    collapses give, and the verdict states them."""
+    rows = []
+    for step in (0.025, 0.05, 0.1):
+        edge = 0.64 - 0.8 * step
+        for n in (1000, 2000):
+            for phi in np.round(np.arange(edge - 0.01, edge + 0.012, 0.0025), 5):
+                dead = phi <= edge + 1e-9
+                f = 0.0 if dead else 0.2 + 3.0 * (phi - edge)
+                rows.append({"scheme": "bro-pairwise", "dim": 3, "n": n, "phi": float(phi), "kick_size": step,
+                             "learning_rate": None, "batch_fraction": None, "potential": "linear",
+                             "f_inf": f, "f_inf_err": 0.01, "tau_r": 100.0, "tau_r_err": 1.0,
+                             "n_seeds": 3, "n_absorbed": 3 if dead else 0})
+    cp = CriticalPoints().compute(rows)
+    pts = sorted(cp.points, key=lambda p: p["step_size"])
+    want = {f: extrapolate_brackets([p["step_size"] for p in pts], [p["phi_all_absorbed"] for p in pts],
+                                    [p["phi_none_absorbed"] for p in pts], f) for f in ("linear", "sqrt", "power")}
+    assert want["linear"].contains(0.64) and not want["sqrt"].consistent
+    for e in cp.extrapolations:
+        b = want[e["form"]]
+        assert e["bracket_n"] == 3 and e["bracket_consistent"] == b.consistent
+        assert e["bracket_phi_c0_lo"] == pytest.approx(b.phi_c0_lo, nan_ok=True)
+        assert e["bracket_phi_c0_hi"] == pytest.approx(b.phi_c0_hi, nan_ok=True)
+        assert e["bracket_target_inside"] == b.contains(0.64)
+    (verdict,) = cp.verdicts()
+    assert "from the absorption brackets of 3 step sizes" in verdict
+    assert "sqrt: no curve through every bracket" in verdict and "linear: phi_c(0) in [" in verdict
