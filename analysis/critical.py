@@ -63,6 +63,10 @@ FAMILY_FIELDS = ("scheme", "batch_fraction", "potential", "dim")
 FORMS = ("linear", "sqrt", "power")
 #: phi_c(0) the paper reports (random close packing)
 PHI_RCP = 0.64
+#: the default target of phi_c(0) per dimension: random close packing / maximally random jammed
+#: packing fraction: d = 3 the paper's 0.64; d = 4, 5, 6 Skoge, Donev, Stillinger & Torquato, PRE 74,
+#: 041127 (2006); d = 2 the jamming point of bidisperse disks, O'Hern et al., PRE 68, 011306 (2003)
+PHI_JAMMED = {2: 0.84, 3: PHI_RCP, 4: 0.46, 5: 0.31, 6: 0.20}
 #: range of the free exponent of the "power" form
 POWER_RANGE = (0.05, 5.0)
 
@@ -410,22 +414,28 @@ class CriticalPoints(Computed):
         :meth:`compute`.
     seed : int
         Seed of the bootstrap's generator (results are reproducible).
-    target : float
-        The value each extrapolation is compared with (default the paper's 0.64).
+    target : float or None
+        The value each extrapolation is compared with (default None: :data:`PHI_JAMMED` of the
+        family's dimension, the paper's 0.64 in 3d).
     within_bracket : bool
         Limit phi_c to the absorption bracket (:class:`analysis.fss.Collapse`; default True).
     """
 
     def __init__(self, quantity: str = "f_inf", free: bool = False, forms: Sequence[str] = FORMS,
-                 n_bootstrap: int = 0, seed: int = 0, target: float = PHI_RCP, within_bracket: bool = True):
+                 n_bootstrap: int = 0, seed: int = 0, target: float | None = None, within_bracket: bool = True):
         for f in forms:
             _basis(f, np.ones(1), 1.0)
         if n_bootstrap < 0:
             raise AnalysisError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
         self.quantity, self.free, self.forms = quantity, bool(free), tuple(forms)
-        self.n_bootstrap, self.seed, self.target = int(n_bootstrap), int(seed), float(target)
+        self.n_bootstrap, self.seed = int(n_bootstrap), int(seed)
+        self.target = None if target is None else float(target)
         self.within_bracket = bool(within_bracket)
         self._computed = False
+
+    def target_of(self, dim: int) -> float:
+        """The phi_c(0) the extrapolations of dimension ``dim`` are compared with (NaN: none known)."""
+        return self.target if self.target is not None else PHI_JAMMED.get(int(dim), math.nan)
 
     def compute(self, rows: Sequence[dict], per_run: Sequence[dict] | None = None) -> "CriticalPoints":
         """Fit from activity-table rows (:attr:`analysis.activity.ActivityTable.rows`); ``per_run``
@@ -443,6 +453,7 @@ class CriticalPoints(Computed):
         for key, by_step in fam.items():
             fd = dict(key)
             dim = int(fd["dim"])
+            target = self.target_of(dim)
             fam_points = []
             for step, rs in sorted(by_step.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
                 sizes = {int(r["n"]) for r in rs}
@@ -504,7 +515,7 @@ class CriticalPoints(Computed):
                   and p["step_size"] is not None]
             try:
                 cmp_ = compare_extrapolations([p["step_size"] for p in ok], [p["phi_c"] for p in ok],
-                                              [p["phi_c_err"] for p in ok], self.forms, self.target)
+                                              [p["phi_c_err"] for p in ok], self.forms, target)
             except CollapseError:
                 cmp_ = None
             comparisons[key] = cmp_
@@ -520,7 +531,7 @@ class CriticalPoints(Computed):
                     pass
             for form in self.forms:
                 fit = cmp_["fits"].get(form) if cmp_ else None
-                row = {**fd, "form": form, "n_points": len(ok), "target": self.target,
+                row = {**fd, "form": form, "n_points": len(ok), "target": target,
                        "preferred": bool(cmp_ and cmp_["preferred"] == form),
                        "decisive": bool(cmp_ and cmp_["decisive"]), "n_bounds_left_out": n_bounds}
                 if fit is None:
@@ -533,8 +544,8 @@ class CriticalPoints(Computed):
                     row.update(phi_c0=fit.phi_c0, phi_c0_err=fit.phi_c0_err, slope=fit.params[1],
                                exponent={"linear": 1.0, "sqrt": 0.5}.get(form, fit.params[-1]),
                                chi2=fit.chi2, dof=fit.dof, chi2_per_dof=fit.chi2_per_dof, aic=fit.aic,
-                               aicc=fit.aicc, target_inside=fit.contains(self.target),
-                               target_sigmas=fit.sigmas_from(self.target),
+                               aicc=fit.aicc, target_inside=fit.contains(target),
+                               target_sigmas=fit.sigmas_from(target),
                                note="; ".join(x for x in (fit.note, f"{n_bounds} bound(s) left out"
                                                           if n_bounds else "") if x),
                                coefficients=[fit.params[1]])
@@ -545,7 +556,7 @@ class CriticalPoints(Computed):
                            bracket_exponent_lo=b.exponent_lo if b else math.nan,
                            bracket_exponent_hi=b.exponent_hi if b else math.nan,
                            bracket_consistent=b.consistent if b else "",
-                           bracket_target_inside=b.contains(self.target) if b else "")
+                           bracket_target_inside=b.contains(target) if b else "")
                 extrap.append(row)
         if not points:
             raise AnalysisError("no activity rows to fit phi_c from")
@@ -587,11 +598,12 @@ class CriticalPoints(Computed):
                     + ", ".join(f"{p['step_size']:g}: phi_c {p['phi_c_bound']}" for p in bounds) + "]"
                     if bounds else "")
             br = self._brackets.get(key, {})
+            target = self.target_of(int(fd["dim"]))
             btxt = "; ".join(
                 f"{f}: " + ("no curve through every bracket" if not b.consistent else
                             f"phi_c(0) in [{b.phi_c0_lo:.4f}, {b.phi_c0_hi:.4f}]"
                             + (f" (a in [{b.exponent_lo:.2f}, {b.exponent_hi:.2f}])" if f == "power" else "")
-                            + f", {self.target:g} {'inside' if b.contains(self.target) else 'outside'}")
+                            + f", {target:g} {'inside' if b.contains(target) else 'outside'}")
                 for f, b in br.items())
             out.append(f"{head}: " + (cmp_["verdict"] if cmp_ else "no extrapolation (too few values)") + tail
                        + (f" [from the absorption brackets of {next(iter(br.values())).n_brackets} step sizes: "

@@ -507,13 +507,15 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
             rows.append({**p, **{f"phi_c0_{e['form']}": e["phi_c0"] for e in exs},
                          **{f"phi_c0_err_{e['form']}": e["phi_c0_err"] for e in exs},
                          "preferred_form": next((e["form"] for e in exs if e["preferred"]), "")})
-    ax.axhline(0.64, color="gray", lw=0.8, ls="--", label=r"$\phi_{RCP}\approx 0.64$")
-    # the y range from the measured points, the bounds, 0.64 and the phi_c(0) that are not wild (an
-    # exact three-point power fit can put phi_c(0) anywhere; its number is in the legend)
-    span += [0.64] + [p["phi_c"] for p in pts if p["status"] == "value"] + \
+    targets = sorted(t for t in {cp.target_of(int(p["dim"])) for p in pts} if np.isfinite(t))
+    for t in targets:
+        ax.axhline(t, color="gray", lw=0.8, ls="--", label=fr"$\phi_{{RCP}}\approx {t:g}$")
+    # the y range from the measured points, the bounds, the targets and the phi_c(0) that are not wild
+    # (an exact three-point power fit can put phi_c(0) anywhere; its number is in the legend)
+    span += targets + [p["phi_c"] for p in pts if p["status"] == "value"] + \
         [p["phi_c_limit"] for p in pts if p["status"] == "bound"]
     span += [e["phi_c0"] for e in cp.extrapolations
-             if np.isfinite(e["phi_c0"]) and abs(e["phi_c0"] - 0.64) < 0.1]
+             if np.isfinite(e["phi_c0"]) and np.isfinite(e["target"]) and abs(e["phi_c0"] - e["target"]) < 0.1]
     span = [v for v in span if np.isfinite(v)]
     pad = max(0.01, 0.15 * (max(span) - min(span)))
     ax.set_ylim(min(span) - pad, max(span) + pad)

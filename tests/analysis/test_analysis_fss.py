@@ -509,3 +509,19 @@ def test_critical_points_extrapolate_the_absorption_brackets():
     (verdict,) = cp.verdicts()
     assert "from the absorption brackets of 3 step sizes" in verdict
     assert "sqrt: no curve through every bracket" in verdict and "linear: phi_c(0) in [" in verdict
+
+
+def test_target_per_dimension():
+    """phi_c(0) is compared with the jammed packing fraction of the family's dimension (0.64 in 3d,
+    0.46 in 4d: Skoge et al. 2006) unless a target is given."""
+    from analysis.critical import PHI_JAMMED
+    assert CriticalPoints().target_of(3) == 0.64 and CriticalPoints().target_of(4) == PHI_JAMMED[4] == 0.46
+    assert CriticalPoints(target=0.5).target_of(4) == 0.5
+    rows = [{"scheme": "bro-pairwise", "dim": 4, "n": n, "phi": phi, "kick_size": step, "learning_rate": None,
+             "batch_fraction": None, "potential": "linear", "f_inf": f, "f_inf_err": 0.01, "tau_r": 100.0,
+             "tau_r_err": 1.0, "n_seeds": 2, "n_absorbed": 2 if f == 0 else 0}
+            for step, edge in ((0.1, 0.37), (0.05, 0.405), (0.025, 0.425)) for n in (1000, 2000)
+            for phi, f in ((edge - 0.005, 0.0), (edge, 0.0), (edge + 0.005, 0.3), (edge + 0.01, 0.5))]
+    cp = CriticalPoints().compute(rows)
+    assert {e["target"] for e in cp.extrapolations} == {0.46}
+    assert "0.46 inside" in cp.verdicts()[0] or "0.46 outside" in cp.verdicts()[0]
