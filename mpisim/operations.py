@@ -14,6 +14,7 @@ Every operation runs on every rank at the same steps; values read from ``sim`` (
 taken on rank 0 and broadcast (``WallClock``); it must sit where every rank asks it at the same steps,
 which the loop guarantees for triggers. See docs/architecture.md, "How to add an operation".
 """
+import bisect
 import math
 import sys
 import time
@@ -24,21 +25,31 @@ from .core.progress import hms as _hms
 from .core.progress import in_notebook as _in_notebook
 from .parallel.comm import on_root
 
-__all__ = ["Trigger", "Periodic", "LogSpaced", "At", "WallClock", "Or", "And", "Not", "Always",
+__all__ = ["Trigger", "Periodic", "LogSpaced", "At", "WallClock", "Or", "And", "Not", "Always", "Never",
            "Operation", "Callback", "Checkpoint", "StructureFactor", "Log", "AbsorbedStop",
            "SteadyStop", "Snapshot", "Flush", "Progress", "from_config"]
 
 
 # ------------------------------------------------------------------------------------------- triggers
+NEVER = 2 ** 62     # Trigger.next_step of a trigger that is never true again
+
+
 class Trigger:
     """``trigger(step) -> bool``. Subclasses define ``__call__``; ``start(comm)`` is called when a run()
-    starts (binds the communicator of rank-0 decisions, restarts clocks)."""
+    starts (binds the communicator of rank-0 decisions, restarts clocks). ``next_step(step)`` is the first
+    step >= step at which the trigger may be true: run() does not ask it before (between events a step
+    asks no trigger); the default, ``step``, asks at every step."""
 
     def __call__(self, step):
         raise NotImplementedError
 
     def start(self, comm):
         pass
+
+    def next_step(self, step):
+        """The first step >= ``step`` at which this trigger may answer True (NEVER if none): asking it at
+        the steps before would answer False and change nothing (no clock read, no broadcast)."""
+        return step
 
     def __or__(self, other):
         return Or(self, other)
@@ -61,6 +72,11 @@ class Periodic(Trigger):
     def __call__(self, step):
         return (step - self.phase) % self.period == 0 and step >= self.phase
 
+    def next_step(self, step):
+        if step <= self.phase:
+            return self.phase
+        return step + (self.phase - step) % self.period
+
     def __repr__(self):
         return f"Periodic({self.period}, phase={self.phase})"
 
@@ -82,6 +98,10 @@ class LogSpaced(Trigger):
             self._j += 1
         return step in self._steps
 
+    def next_step(self, step):
+        self(max(step, 1))  # generates the steps up to the first one >= step (the first is 1)
+        return min(s for s in self._steps if s >= step)
+
     def __repr__(self):
         return f"LogSpaced({self.per_decade})"
 
@@ -91,9 +111,14 @@ class At(Trigger):
 
     def __init__(self, steps):
         self.steps = frozenset(int(s) for s in steps)
+        self._sorted = sorted(self.steps)
 
     def __call__(self, step):
         return step in self.steps
+
+    def next_step(self, step):
+        k = bisect.bisect_left(self._sorted, step)
+        return self._sorted[k] if k < len(self._sorted) else NEVER
 
     def __repr__(self):
         return f"At({sorted(self.steps)})"
@@ -145,6 +170,9 @@ class Or(Trigger):
         for t in self.triggers:
             t.start(comm)
 
+    def next_step(self, step):
+        return min(t.next_step(step) for t in self.triggers)
+
     def __repr__(self):
         return " | ".join(map(repr, self.triggers))
 
@@ -157,6 +185,11 @@ class And(Or):
             if not t(step):
                 return False
         return True
+
+    def next_step(self, step):
+        # true only where every operand is: not before any operand's first step (e.g. Periodic(100) &
+        # WallClock(600): the periodic steps; the clock is asked only there, as __call__ asks it)
+        return max(t.next_step(step) for t in self.triggers)
 
     def __repr__(self):
         return " & ".join(map(repr, self.triggers))
@@ -183,6 +216,19 @@ class Always(Trigger):
         return "Always()"
 
 
+class Never(Trigger):
+    """No step: for an operation that acts on a condition of its own (``AbsorbedStop``)."""
+
+    def __call__(self, step):
+        return False
+
+    def next_step(self, step):
+        return NEVER
+
+    def __repr__(self):
+        return "Never()"
+
+
 # ----------------------------------------------------------------------------------------- operations
 class Operation:
     """An action of run() at the steps its trigger selects.
@@ -194,10 +240,20 @@ class Operation:
       4. the other operations act, in list order; any may call ``sim.stop(reason)``;
       5. the run() call ends (at its last step, or when stopped), or the step is applied: k -> k + 1.
     ``finish`` is called once when the run() call ends. ``wanted(sim, due)`` adds an operation's own
-    conditions to its trigger's answer ``due``; it must give the same answer on every rank.
+    conditions to its trigger's answer ``due``; it must give the same answer on every rank. At a step
+    where no trigger may be due (``Trigger.next_step``) run() asks ``wanted(sim, False)`` only of the
+    operations that are not ``only_when_due``.
     """
     before_pass = False
     needs_absorption = False     # the absorbing check must run every step (not only until absorbed)
+    # wanted() is False wherever the trigger is not due (True: ``wanted(sim, False)`` is never asked);
+    # None: True for an operation that keeps Operation.wanted, else False
+    only_when_due = None
+
+    def acts_only_when_due(self):
+        """Whether ``wanted(sim, False)`` is False whatever the state (``only_when_due``)."""
+        own = self.only_when_due
+        return type(self).wanted is Operation.wanted if own is None else bool(own)
 
     def __init__(self, trigger):
         self.trigger = trigger if isinstance(trigger, Trigger) else Periodic(trigger)
@@ -243,6 +299,7 @@ class Checkpoint(Operation):
     """OUT.h5.ckpt of the state x_k (``sim.checkpoint()``), never at the first or last step of a
     run() call (the first is where it came from, the last ends the run anyway)."""
     before_pass = True
+    only_when_due = True
 
     def wanted(self, sim, due):
         return due and sim.writer is not None and sim.run_start < sim.step < sim.run_end
@@ -277,7 +334,7 @@ class AbsorbedStop(Operation):
     needs_absorption = True
 
     def __init__(self):
-        super().__init__(Always())
+        super().__init__(Never())      # (wanted: the absorbing check's answer, at any step)
 
     def wanted(self, sim, due):
         return sim.absorbed_now
@@ -296,6 +353,8 @@ class SteadyStop(Operation):
     def __init__(self, trigger, log_every, min_steps=0, **criterion):
         super().__init__(trigger)
         self.log_every, self.min_steps, self.criterion = int(log_every), int(min_steps), criterion
+
+    only_when_due = True
 
     def wanted(self, sim, due):
         return due and sim.step >= self.min_steps
@@ -317,6 +376,7 @@ class Snapshot(Operation):
     """A frame of positions and images at the trigger's steps, and at the end of a complete run (its
     last step ``run.steps``, or where it stopped: absorbed, steady); a run() call that ends before
     the run is complete writes only the scheduled frames, so a run made in pieces has one run's frames."""
+    only_when_due = True
 
     def wanted(self, sim, due):
         return due and sim.writer is not None
@@ -332,6 +392,7 @@ class Snapshot(Operation):
 class Flush(Operation):
     """Recorded rows to the file and the file flushed, at the trigger's steps and at the end of every
     run() call."""
+    only_when_due = True
 
     def wanted(self, sim, due):
         return due and sim.writer is not None and len(sim.log.rows) > 0

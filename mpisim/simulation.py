@@ -75,6 +75,7 @@ class Simulation:
         self.final_path = self.output_path
         # The sparse step (core/sparse.py; speed only, never results) for the schemes it reproduces.
         sparse = sparse_supported(self.dynamics, self.dim) and config.run.step_kind != "dense"
+        self._forced_sparse = config.run.step_kind == "sparse"
         _check_memory(self.n_total, self.comm)
         self.state = ParticleState(n_aux=self.dynamics.n_aux, width=width)
         # Each rank makes (or reads) only its block of ids, then sends every particle to its owner: no
@@ -171,7 +172,7 @@ class Simulation:
         energy=False skips the energy and pair counts (only needed on logged steps)."""
         st, dyn, nl = self.state, self.dynamics, self.nlist
         self._reduced = None     # the step's reduction, if run() takes it before the move (_reduce_early)
-        nl.update(st, self.step, self.domain, self.max_disp)
+        rebuilt = nl.update(st, self.step, self.domain, self.max_disp)
         n = st.n_own + st.n_ghost
         self.counters[:] = 0
         pairs = nl.pairs
@@ -186,7 +187,8 @@ class Simulation:
         else:
             pairs = nl.dense_pairs()        # the sparse index may hold its first array
             st.active[:n] = 0
-            st.acc[:n] = 0          # the ghost rows still hold the last pass's share of their pairs
+            if not rebuilt:         # (a build leaves acc zero)
+                st.acc[:n] = 0      # the ghost rows still hold the last pass's share of their pairs
             if nl.cell_pass:
                 nl.cell_pair_pass(dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, st, self.box,
                                   self.counters, energy)
@@ -275,11 +277,10 @@ class Simulation:
             active = nl.sparse.n_active_own / max(st.n_own, 1) if nl.sparse_valid else 1.0
             # One reduction per step: the neighbour list's rebuild vote, the largest step (its skin choice
             # reads it at the next rebuild) and the largest rank-local active fraction (the skin choice).
-            rebuild, self.max_disp, self.activity_fraction = self.domain.max_floats(
-                [nl.travelled_too_far(nl.max_travel), local_disp, active])
+            rebuild, self.max_disp, self.activity_fraction = self._max_floats(
+                nl.travelled_too_far(nl.max_travel), local_disp, active)
         nl.stale = bool(rebuild)
-        nl.few_active = nl.sparse is not None and (self.config.run.step_kind == "sparse"
-                                                   or self.activity_fraction < SPARSE_BELOW)
+        nl.few_active = nl.sparse is not None and (self._forced_sparse or self.activity_fraction < SPARSE_BELOW)
         # The numerical guard of every step, free: the largest step is reduced anyway. "not <=" also
         # catches a NaN (docs/configuration.md, "Numerical guard").
         if not self.max_disp <= self.step_bound:
@@ -302,10 +303,17 @@ class Simulation:
                                     not sparse, st.travel, sp.build_pos, nl.from_build and sparse)
         if sparse:
             travel = max(nl.max_travel, travel)      # the sparse update keeps a running maximum
-        rebuild, max_disp, fraction, count = self.domain.max_floats(
-            [nl.travelled_too_far(travel), disp, sp.n_active_own / max(st.n_own, 1), float(local_count)])
+        rebuild, max_disp, fraction, count = self._max_floats(
+            nl.travelled_too_far(travel), disp, sp.n_active_own / max(st.n_own, 1), float(local_count))
         self._reduced = (self.step, rebuild, max_disp, fraction)
         return count == 0
+
+    def _max_floats(self, *values):
+        """The element-wise maximum over ranks of float values (the step's one reduction); on one rank the
+        values themselves (Python floats: the same float64 numbers), without an array or a call."""
+        if self.comm.size == 1:
+            return values
+        return self.domain.max_floats(values)
 
     def _active_count(self):
         """Rank-local number of owned particles active at the last pass (from the sparse bookkeeping's
@@ -349,16 +357,30 @@ class Simulation:
         after = [(i, op) for i, op in enumerate(ops) if not op.before_pass]
         energy = [(i, op) for i, op in enumerate(ops)
                   if type(op).needs_energy is not operations.Operation.needs_energy]
+        # Between events (steps where no trigger may be due, Trigger.next_step) no trigger is asked, and
+        # only the operations with conditions of their own are (wanted(sim, False)): the same calls that
+        # can act, without the Python of the others (docs/performance.md, "Small systems").
+        none_due = [False] * len(ops)
+        before_quiet = [(i, op) for i, op in before if not op.acts_only_when_due()]
+        after_quiet = [(i, op) for i, op in after if not op.acts_only_when_due()]
+        next_due = self.step         # no trigger may be due before this step
         # A dynamics with noise on every particle is never absorbed: no check (and no reduction) at all.
         check = not self.dynamics.always_moving
         watch = any(op.needs_absorption for op in ops)
+        serial = self.comm.size == 1
         self.interrupted = False
         while True:
-            if self._interrupt_due(end):
+            if self._interrupt_watched and self._interrupt_due(end):
                 self.interrupted = True
                 break
-            due = [t(self.step) for t in triggers]      # once per step, in order, on every rank
-            for i, op in before:
+            step = self.step
+            if step >= next_due:
+                due = [t(step) for t in triggers]      # once per step, in order, on every rank
+                next_due = min(t.next_step(step + 1) for t in triggers) if triggers else end
+                run_before, run_after = before, after
+            else:
+                due, run_before, run_after = none_due, before_quiet, after_quiet
+            for i, op in run_before:
                 if op.wanted(self, due[i]):
                     op.act(self)
             self.compute(energy=any(op.needs_energy(self, due[i]) for i, op in energy))
@@ -371,14 +393,16 @@ class Simulation:
                     self.absorbed_now = absorbed
             elif check and (watch or self.absorbed_step < 0):
                 local = self._active_count() + self._moving()
-                self.absorbed_now = bool(self.domain.sum_int(np.array([local]))[0] == 0)
+                # (one rank: the sum is its own count)
+                self.absorbed_now = (bool(local == 0) if serial else
+                                     bool(self.domain.sum_int(np.array([local]))[0] == 0))
             if self.absorbed_now:
                 if self.absorbed_step < 0:
-                    self.absorbed_step = self.step
-            for i, op in after:
+                    self.absorbed_step = step
+            for i, op in run_after:
                 if op.wanted(self, due[i]):
                     op.act(self)
-            if self.stop_reason is not None or self.step >= end:
+            if self.stop_reason is not None or step >= end:
                 break
             self.advance()
         if self.interrupted:    # the state x_k to a checkpoint, no end_time: `mpisim resume` continues here

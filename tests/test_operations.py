@@ -10,8 +10,8 @@ import pytest
 
 from mpisim import RunConfig, Simulation
 from mpisim.config import ConfigError
-from mpisim.operations import (AbsorbedStop, Always, At, Callback, LogSpaced, Periodic, Progress, SteadyStop,
-                               WallClock, from_config)
+from mpisim.operations import (NEVER, AbsorbedStop, Always, At, Callback, LogSpaced, Never, Operation, Periodic,
+                               Progress, SteadyStop, Trigger, WallClock, from_config)
 from mpisim.parallel.comm import SerialComm
 
 
@@ -28,6 +28,77 @@ def test_triggers_select_their_steps():
     either = At([3]) | Periodic(20)
     assert [k for k in range(50) if either(k)] == [0, 3, 20, 40]
     assert all(Always()(k) for k in steps)
+
+
+@pytest.mark.parametrize("make", [lambda: Periodic(25), lambda: Periodic(50, phase=10), lambda: LogSpaced(3),
+                                  lambda: At([3, 44, 500]), lambda: Periodic(10) & ~At([20]),
+                                  lambda: At([3]) | Periodic(20), lambda: Periodic(7) & At([14, 15, 21, 99]),
+                                  lambda: Always(), lambda: Never()])
+def test_next_step_is_where_the_trigger_may_first_be_true(make):
+    """run() asks no trigger before its next_step (between events): it must never skip a step the
+    trigger selects; for the step triggers it is exactly the next selected step."""
+    t, ref = make(), make()
+    selected = [k for k in range(2000) if ref(k)]
+    for k in range(600):
+        nxt = t.next_step(k)
+        assert nxt >= k
+        assert not any(k <= s < nxt for s in selected), (k, nxt)
+        if isinstance(t, (Periodic, At, LogSpaced)):
+            assert nxt == next((s for s in selected if s >= k), NEVER)
+    assert Never().next_step(5) == NEVER and not any(Never()(k) for k in range(50))
+    assert WallClock(1.0).next_step(17) == 17        # unknown: asked at every step it is reached
+
+
+class _Counting(Trigger):
+    """Periodic(period), counting the steps it is asked at."""
+
+    def __init__(self, period):
+        self.period, self.asked = period, []
+
+    def __call__(self, step):
+        self.asked.append(step)
+        return step % self.period == 0
+
+    def next_step(self, step):
+        return step + (-step) % self.period
+
+
+class _OnCondition(Operation):
+    """An operation with a condition of its own (not only_when_due): asked at every step, acts at 13."""
+
+    def __init__(self):
+        super().__init__(Never())
+        self.asked, self.acted = [], []
+
+    def wanted(self, sim, due):
+        self.asked.append(sim.step)
+        return sim.step == 13
+
+    def act(self, sim):
+        self.acted.append(sim.step)
+
+
+def test_between_events_no_trigger_is_asked_but_conditions_are(tmp_path):
+    """The run loop asks the triggers only at steps where one may be due (Trigger.next_step), yet an
+    operation whose wanted() has conditions of its own is asked at every step and acts where they hold;
+    the default operations' rows and frames are those of the step-by-step loop (Log at every log_every,
+    snapshots at their steps, the last step)."""
+    sim = Simulation(config(), output=str(tmp_path / "o.h5"))
+    counting = _Counting(10)
+    seen = []
+    sim.operations.append(Callback(counting, lambda s: seen.append(s.step)))
+    cond = _OnCondition()
+    sim.operations.append(cond)
+    assert not cond.acts_only_when_due() and Callback(Periodic(3), print).acts_only_when_due()
+    sim.run()
+    assert seen == list(range(0, 61, 10))
+    # asked at its own steps (and where another trigger was due: Log every 5, the snapshots at 7, 20, ...)
+    assert set(counting.asked) <= set(range(0, 61, 5)) | {7} and set(seen) <= set(counting.asked)
+    assert cond.asked == list(range(61)) and cond.acted == [13]
+    assert list(sim.observables["step"]) == list(range(0, 61, 5))
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        from mpisim.io import format as fmt
+        assert list(fmt.frame_steps(f)) == [0, 7, 20, 40, 60]
 
 
 def test_wall_clock_is_decided_on_rank_0_and_restarts_when_true():

@@ -189,16 +189,18 @@ class NeighbourList:
     def update(self, state, step, halo, largest_step):
         """Make the list valid for ``state``'s current positions before a pair pass at ``step``: rebuild
         it if stale (largest_step, global: the last step's largest displacement, for the skin choice),
-        else refresh the ghosts' positions."""
+        else refresh the ghosts' positions. Returns whether it rebuilt (then ``state.acc`` is zero)."""
         if self.stale or self.cell_pass:
             # (without a list the cells are rebuilt at every pass; cell_pass is the same on every rank)
             self.rebuild(state, step, halo, largest_step)
-        elif self.sparse_valid:
+            return True
+        if self.sparse_valid:
             # Only rows that were active can have moved: refresh those ghosts alone (every rank together,
             # whichever pass each then takes), listing the ones that changed.
             halo.forward_changed(state, self.sparse)
         else:
             halo.forward(state)
+        return False
 
     def rebuild(self, state, step, halo, largest_step):
         """Migrate, re-sort every ``sort_every`` steps, exchange ghosts and rebuild cells and the list."""

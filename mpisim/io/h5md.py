@@ -118,6 +118,7 @@ class H5MDWriter:
         self.box = np.asarray(box[:dim], dtype=np.float64)
         self.file = open_shared(self.path, mode, comm, self.collective)
         self.last_step = None  # step of the last stored frame (global, on every rank)
+        self._series = None    # {name: its (step, time, value) datasets}, looked up at the first append
         if mode == "w":
             prov = comm.bcast(self._provenance(grid) if comm.rank == 0 else None, root=0)
             self.start_time = prov["start_time"]   # names the run (its checkpoints record it)
@@ -177,12 +178,15 @@ class H5MDWriter:
         if not rows or not self.writes:
             return
         steps = np.array([r[0] for r in rows], dtype=np.int64)
+        if self._series is None:
+            self._series = {name: fmt.series_datasets(self.file[fmt.observable_path(name)]) for name in NAMES}
         for name in NAMES:
-            g = self.file[fmt.observable_path(name)]
-            first = fmt.series_rows(g)
-            fmt.resize_series(g, first + len(rows))
+            datasets = self._series[name]
+            first = datasets[0].shape[0]
+            for d in datasets:
+                d.resize(first + len(rows), axis=0)
             if self.comm.rank == 0:
-                fmt.write_series_rows(g, first, steps, [r[1][name] for r in rows])
+                fmt.write_series_datasets(datasets, first, steps, [r[1][name] for r in rows])
 
     def read_observables(self):
         """{"step": int64 [n], name: [n]} of the stored series (global, on every rank)."""
@@ -210,6 +214,7 @@ class H5MDWriter:
         self.last_step = int(steps[-1]) if len(steps) else None
         if not self.writes:
             return
+        self._series = None
         fmt.resize_frames(self.file, keep["frames"])
         for name, rows in keep["rows"].items():
             group = fmt.STRUCTURE_FACTOR if name == fmt.STRUCTURE_FACTOR else fmt.observable_path(name)
@@ -241,6 +246,7 @@ class H5MDWriter:
             self.file.flush()
 
     def close(self):
+        self._series = None
         if self.file is not None:
             self.file.close()
             self.file = None

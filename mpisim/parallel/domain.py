@@ -53,6 +53,7 @@ class Domain:
         # Axes with ghosts and migration: the decomposed ones, at most three; the engine's rows have
         # storage_width(d) position columns (d > 3: the axes past the third are whole on every rank).
         self.axes = min(dim, BINNED_AXES)
+        self.migrating = any(self.grid[a] > 1 for a in range(self.axes))    # an axis split between ranks
         self.columns = storage_width(dim)
         if self.comm.size > 1:
             self.cart = self.comm.Create_cart(self.grid, periods=[True] * 3, reorder=False)
@@ -113,7 +114,6 @@ class Domain:
         return max_floats(self.comm, values)
 
     # ---------------------------------------------------------------------------------------- exchanges
-    @timed
     def borders(self, state, ghost_width, axes):
         """Fill state's ghost rows (after the n_own owned rows) with copies of neighbours' particles within
         ``ghost_width`` (3,), one cell of the neighbour list, of the faces along ``axes`` (increasing; the
@@ -122,6 +122,11 @@ class Domain:
         who sent what so that ``forward`` can refresh positions."""
         state.n_ghost = 0
         self.stages = []
+        if axes:         # (none: one rank whose cells are periodic along every axis, at every build)
+            self._borders(state, ghost_width, axes)
+
+    @timed
+    def _borders(self, state, ghost_width, axes):
         for axis in axes:
             n_have = state.n_own + state.n_ghost
             send_left, send_right = _select_ghosts(state.pos, state.shift, self.box, axis, n_have,
@@ -207,9 +212,13 @@ class Domain:
                                    source=stage.source, recvtag=tag + k)
             values[stage.start:stage.start + stage.n_recv, :width] = recv
 
-    @timed
     def migrate(self, state):
         """Send owned particles that left the subdomain to their new owners (one axis at a time)."""
+        if self.migrating:      # (one rank along every axis: no particle changes owner, at every build)
+            self._migrate(state)
+
+    @timed
+    def _migrate(self, state):
         for axis in range(self.axes):
             if self.grid[axis] == 1:
                 continue
