@@ -22,6 +22,7 @@ from .core.dynamics import DynamicsParams
 from .core.box import storage_width, wrapped_positions
 from .core.fixedpoint import SQ_SCALE, exact_value
 from .core.kernels import C_ENERGY_HI, C_PAIRS, N_COUNTERS, N_DISP
+from .core import steploop
 from .core.observables import NAMES, ObservableLog
 from .core.sparse import preview_step, supports as sparse_supported
 from .core.state import ParticleState
@@ -281,12 +282,87 @@ class Simulation:
                 nl.travelled_too_far(nl.max_travel), local_disp, active)
         nl.stale = bool(rebuild)
         nl.few_active = nl.sparse is not None and (self._forced_sparse or self.activity_fraction < SPARSE_BELOW)
-        # The numerical guard of every step, free: the largest step is reduced anyway. "not <=" also
-        # catches a NaN (docs/configuration.md, "Numerical guard").
+        self._guard()
+        self.step += 1
+
+    def _guard(self):
+        """The numerical guard of every step, free: the largest step is reduced anyway. "not <=" also
+        catches a NaN (docs/configuration.md, "Numerical guard")."""
         if not self.max_disp <= self.step_bound:
             raise NumericalError(f"step {self.step}: a particle moved {self.max_disp:.4g} in one step, more "
                                  f"than half the smallest box edge ({self.step_bound:.4g}); " + GUARD_ADVICE)
-        self.step += 1
+
+    def _cell_steps_fit(self, ops):
+        """Whether run()'s steps between events may go to the compiled step loop (core/steploop.py) at all
+        (fixed for a run() call): one rank, three position columns, a stateless update (no momentum, no
+        reciprocal pair noise), not forced sparse, and between events only the default operations (the
+        loop asks no operation: Log and AbsorbedStop act on its exits only, Callbacks only when due)."""
+        dyn = self.dynamics
+        quiet = [op for op in ops if not op.acts_only_when_due()]
+        energy = [op for op in ops if type(op).needs_energy is not operations.Operation.needs_energy]
+        return (self.comm.size == 1 and self._pair_kernels is kernels and not dyn.reciprocal_noise
+                and not dyn.momentum and not self._forced_sparse and not self.domain.migrating
+                and all(type(op) in (operations.Log, operations.AbsorbedStop) for op in quiet)
+                and all(type(op) in (operations.Log, operations.Callback) for op in energy)
+                and not any(op.before_pass for op in quiet))
+
+    def _cell_steps_now(self):
+        """Whether the steps from this one are the compiled loop's (rank-local, one rank): the last build
+        chose the cell pass and the next keeps it (the skin choice: no list can last, not few active), no
+        ghosts, no sort due (``NeighbourList.rebuild`` would do nothing else)."""
+        nl, st = self.nlist, self.state
+        return (nl.cell_pass and nl.skin == 0.0 and not nl.few_active and not 6.0 * self.max_disp < nl.max_skin
+                and not nl.ghost_axes and st.n_ghost == 0 and nl.block is not None and nl.rows_per_block > 0
+                and nl.last_sort is not None and self.step - nl.last_sort < nl.sort_every
+                and not self._last_sparse and (nl.sparse is None or nl.sparse.n_changed == 0)
+                and nl.cells.sorted_pos is not None and nl.cells.sorted_pos.shape[0] == 3)
+
+    def _cell_steps(self, stop):
+        """Steps from this one up to before ``stop`` in core/steploop.py's compiled loop, with the
+        bookkeeping of compute() and advance() for the steps it made. Returns True if it stopped after the
+        pass of ``self.step`` (no active particle, or few: run() finishes that step from its absorbing
+        check), False if before it. The numerical guard raises as advance() does."""
+        st, dyn, nl = self.state, self.dynamics, self.nlist
+        c, sp, n = nl.cells, nl.sparse, st.n_own
+        limit = SPARSE_BELOW * n
+        status, step, builds, n_active, max_disp, max_travel, fraction, block, first, second = steploop.cell_steps(
+            dyn.scheme, dyn.params, dyn.potential, self.seed, self.step, stop, self.dim, st.pos, st.image, st.ids,
+            st.radius, st.shift, st.aux, st.noise, n, self.box, nl.reach, nl.max_skin, self.step_bound,
+            sp is not None, limit, SPARSE_BELOW, c.origin, c.width, c.dims, c.owned_lo, c.owned_hi, c.cell_of,
+            c.cell_start, c.order, c.sorted_pos, c.periodic_edges, nl.rows_per_block, nl.block.first,
+            nl.block.second, st.acc, st.active, st.travel, self.counters, self.disp_sums)
+        nl.rows_per_block = block
+        if first.shape[0] != nl.block.first.shape[0]:       # (grown: a row's pairs did not fit)
+            nl.block.first, nl.block.second = first, second
+        if builds:
+            nl.rebuilds += builds
+            nl.cell_passes += builds
+            nl.built_at = step if status != steploop.BEFORE_PASS else step - 1
+            if sp is not None:
+                sp.forget_index()
+        self.step = step
+        if builds > (status == steploop.AFTER_PASS):
+            # what advance() leaves after the last update
+            self.max_disp, self.activity_fraction = max_disp, fraction
+            nl.few_active = sp is not None and fraction < SPARSE_BELOW
+        if status == steploop.AFTER_PASS:
+            # what the build and compute() leave after the pass
+            nl.max_travel = 0.0
+            nl.stale = False
+            if sp is not None:
+                sp.start(st.active, n, n, limit)
+                nl.sparse_valid = True
+            return True
+        if builds:
+            nl.max_travel = max_travel
+            nl.stale = bool(nl.travelled_too_far(max_travel))
+            if sp is not None:
+                sp.n_active = sp.n_active_own = n_active
+                sp.listed = False
+                nl.sparse_valid = True
+        if status == steploop.GUARD:
+            self._guard()
+        return False
 
     def _reduce_early(self, local_count):
         """The step's one reduction taken after the pass, before the operations and the move: the values
@@ -368,6 +444,8 @@ class Simulation:
         check = not self.dynamics.always_moving
         watch = any(op.needs_absorption for op in ops)
         serial = self.comm.size == 1
+        # the steps between events of a small system in one compiled call (core/steploop.py)
+        loop_fits = self._cell_steps_fit(ops)
         self.interrupted = False
         while True:
             if self._interrupt_watched and self._interrupt_due(end):
@@ -383,7 +461,15 @@ class Simulation:
             for i, op in run_before:
                 if op.wanted(self, due[i]):
                     op.act(self)
-            self.compute(energy=any(op.needs_energy(self, due[i]) for i, op in energy))
+            stop = min(next_due, end)
+            if loop_fits and stop > step + 1 and due is none_due and self._cell_steps_now():
+                # steps up to the next event in compiled code; a signal is seen at its end (at most the
+                # steps to the next logged step later), where the loop's top asks as before
+                if not self._cell_steps(min(stop, self.nlist.last_sort + self.nlist.sort_every)):
+                    continue        # stopped before the pass of self.step: the loop's top takes it
+                step = self.step    # (its pass done: no active particle, or few)
+            else:
+                self.compute(energy=any(op.needs_energy(self, due[i]) for i, op in energy))
             self.absorbed_now = False
             # While few particles are active (global) the step has one collective: the absorbing check
             # rides on the reduction of the step's rebuild vote, taken now instead of in advance().
