@@ -83,15 +83,22 @@ def build_cells(pos, shift, box, n_own, n_total, origin, width, dims, owned_lo, 
               owned_hi[0], owned_hi[1], owned_hi[2], cell_of, cell_start)
     _bin_rows(pos, shift, box, n_own, n_total, origin, width, dims, 0, 0, 0, dims[0] - 1, dims[1] - 1,
               dims[2] - 1, cell_of, cell_start)
-    fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos)
+    _fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos, 3)
 
 
 @njit
 def fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos):
-    """The counting sort's second half, after the binning loop of ``build_cells`` or ``build_cells_wide``
-    has set cell_of[p] and counted cell c's particles in cell_start[c + 1]: the prefix sum, then order and
-    sorted_pos (binning coordinates, pos + shift box) slot by slot, so that the particles of cell c are
-    order[cell_start[c]:cell_start[c + 1]]."""
+    """The counting sort's second half, after the binning loop of ``build_cells_wide`` has set cell_of[p]
+    and counted cell c's particles in cell_start[c + 1] (``_fill_cells`` over every column)."""
+    _fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos, pos.shape[1])
+
+
+@inline
+def _fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sorted_pos, n_axes):
+    """The counting sort's second half, after a binning loop has set cell_of[p] and counted cell c's
+    particles in cell_start[c + 1]: the prefix sum, then order and sorted_pos (binning coordinates,
+    pos + shift box, n_axes columns: a constant 3 from ``build_cells``, so that the loop over them
+    unrolls) slot by slot, so that the particles of cell c are order[cell_start[c]:cell_start[c + 1]]."""
     for c in range(ncell):
         cell_start[c + 1] += cell_start[c]
     # Fill back to front so that each cell keeps its particles in storage order; afterwards
@@ -101,7 +108,7 @@ def fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sort
         cell_start[c + 1] -= 1
         s = cell_start[c + 1]
         order[s] = p
-        for a in range(pos.shape[1]):
+        for a in range(n_axes):
             sorted_pos[a, s] = pos[p, a] + shift[p, a] * box[a]
     for c in range(ncell):
         cell_start[c] = cell_start[c + 1]
@@ -110,15 +117,18 @@ def fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sort
 
 @inline
 def _bin_rows(pos, shift, box, p_lo, p_hi, origin, width, dims, lo0, lo1, lo2, hi0, hi1, hi2, cell_of, cell_start):
-    """Cells of rows p_lo..p_hi-1 (clamped to [lo, hi] per axis) into cell_of, counted in cell_start[c + 1]."""
+    """Cells of rows p_lo..p_hi-1 (clamped to [lo, hi] per axis) into cell_of, counted in cell_start[c + 1].
+    Times the inverse cell width, not divided by the width (three divisions per row were ~15 % of a
+    build; docs/performance.md): a rounding that puts a particle next to a cell face into the neighbour
+    cell is covered by the cells' margin (CELL_MARGIN), as any rounding of the binning coordinate is."""
     b0, b1, b2 = box[0], box[1], box[2]
     o0, o1, o2 = origin[0], origin[1], origin[2]
-    w0, w1, w2 = width[0], width[1], width[2]
+    v0, v1, v2 = 1.0 / width[0], 1.0 / width[1], 1.0 / width[2]
     nx, ny = dims[0], dims[1]
     for p in range(p_lo, p_hi):
-        c0 = min(max(int(np.floor((pos[p, 0] + shift[p, 0] * b0 - o0) / w0)), lo0), hi0)
-        c1 = min(max(int(np.floor((pos[p, 1] + shift[p, 1] * b1 - o1) / w1)), lo1), hi1)
-        c2 = min(max(int(np.floor((pos[p, 2] + shift[p, 2] * b2 - o2) / w2)), lo2), hi2)
+        c0 = min(max(int(np.floor((pos[p, 0] + shift[p, 0] * b0 - o0) * v0)), lo0), hi0)
+        c1 = min(max(int(np.floor((pos[p, 1] + shift[p, 1] * b1 - o1) * v1)), lo1), hi1)
+        c2 = min(max(int(np.floor((pos[p, 2] + shift[p, 2] * b2 - o2) * v2)), lo2), hi2)
         c = (c2 * ny + c1) * nx + c0
         cell_of[p] = c
         cell_start[c + 1] += 1
@@ -178,6 +188,24 @@ def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, own
     caller retries with more room (the last slot is scratch)."""
     return scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, 0,
                      dims[1] * dims[2], first, second)
+
+
+@inline
+def _scan_range(xs, ys, zs, b, end, qx, qy, qz, reach2, hit_start, hit_mask, nw):
+    """Test the slots b..end-1 against the query point (qx, qy, qz) in windows of WINDOW slots, one vector
+    comparison each (one window at least: an empty range gives no hit; rarely more), noting each window
+    with a hit (its first slot, the mask of its hits within the range) from hit_start[nw] on. Returns the
+    new count of windows with a hit. ``scan_rows``' one window loop, for the plain ranges and for the
+    ranges across a periodic end (there from the moved query point)."""
+    while True:
+        mask = within_reach(xs, ys, zs, b, qx, qy, qz, reach2) & ((np.int64(1) << max(min(end - b, WINDOW), 0)) - 1)
+        hit_start[nw] = b
+        hit_mask[nw] = mask
+        nw += mask != 0
+        b += WINDOW
+        if b >= end:
+            break
+    return nw
 
 
 # Slot ranges across a periodic end at most: the right cell across the end of x, and per neighbour row of
@@ -333,29 +361,11 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
                 lo[0] = right_start if ghost_cell else a + 1
                 nw = 0
                 for r in range(nrows):
-                    b, end = lo[r], hi[r]
-                    while True:     # one window at least (an empty range gives no hit), rarely more
-                        mask = within_reach(xs, ys, zs, b, xi, yi, zi, reach2) & \
-                            ((np.int64(1) << max(min(end - b, WINDOW), 0)) - 1)
-                        hit_start[nw] = b
-                        hit_mask[nw] = mask
-                        nw += mask != 0
-                        b += WINDOW
-                        if b >= end:
-                            break
+                    nw = _scan_range(xs, ys, zs, lo[r], hi[r], xi, yi, zi, reach2, hit_start, hit_mask, nw)
                 for r in range(n_wrapped):
                     # the same from the query point moved the other way: (x_i - s) - x_b
-                    b, end = w_lo[r], w_hi[r]
-                    qx, qy, qz = xi - w_sx[r], yi - w_sy[r], zi - w_sz[r]
-                    while True:
-                        mask = within_reach(xs, ys, zs, b, qx, qy, qz, reach2) & \
-                            ((np.int64(1) << max(min(end - b, WINDOW), 0)) - 1)
-                        hit_start[nw] = b
-                        hit_mask[nw] = mask
-                        nw += mask != 0
-                        b += WINDOW
-                        if b >= end:
-                            break
+                    nw = _scan_range(xs, ys, zs, w_lo[r], w_hi[r], xi - w_sx[r], yi - w_sy[r], zi - w_sz[r], reach2,
+                                     hit_start, hit_mask, nw)
                 for w in range(nw):
                     b, mask = hit_start[w], hit_mask[w]
                     while mask:
