@@ -118,7 +118,7 @@ def _fill_cells(pos, shift, box, n_total, ncell, cell_of, cell_start, order, sor
 @inline
 def _bin_rows(pos, shift, box, p_lo, p_hi, origin, width, dims, lo0, lo1, lo2, hi0, hi1, hi2, cell_of, cell_start):
     """Cells of rows p_lo..p_hi-1 (clamped to [lo, hi] per axis) into cell_of, counted in cell_start[c + 1].
-    Times the inverse cell width, not divided by the width (three divisions per row were ~15 % of a
+    Times the inverse cell width, not divided by the width (three divisions per row were ~10 % of a
     build; docs/performance.md): a rounding that puts a particle next to a cell face into the neighbour
     cell is covered by the cells' margin (CELL_MARGIN), as any rounding of the binning coordinate is."""
     b0, b1, b2 = box[0], box[1], box[2]
