@@ -11,25 +11,20 @@ shared machine, where wall time measures the other processes too.
         --point "--scheme sgd --n 1e5 --kick 0.05 --dim 2"
 """
 import argparse
-import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+from _tree_run import run_json  # (launch/, the script's own directory)
 
 HERE = Path(__file__).resolve().parents[1]
 
 
 def run(tree, point, steps):
-    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(Path(tree) / ".numba_cache"),
-               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     cmd = [sys.executable, str(Path(tree) / "launch" / "bench.py"), "--steps", str(steps), *shlex.split(point)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"bench_ab: {' '.join(cmd)} failed in {tree}:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(tree, cmd, "bench_ab")
 
 
 def main():

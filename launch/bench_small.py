@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _tree_run import run_json  # (launch/, the script's own directory)
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -78,18 +79,13 @@ def child(a):
 
 
 def run_in(tree, a, point, n):
-    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(Path(tree) / ".numba_cache"),
-               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--point", point, "--n", str(n),
            "--warmup", str(a.warmup), "--steps", str(a.steps)]
     if a.phi is not None:
         cmd += ["--phi", str(a.phi)]
     if a.step_kind:
         cmd += ["--step-kind", a.step_kind]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"bench_small: {' '.join(cmd)} failed in {tree}:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(tree, cmd, "bench_small")
 
 
 def main():
