@@ -195,9 +195,10 @@ def test_time_limit_warning_checkpoints_and_the_next_job_resumes(tmp_path, clust
     """A 90-second job warned 60 s before its limit (#SBATCH --signal=B:TERM@60; SLURM sends it 30-40 s
     in, so the run has started even on a loaded machine; a warning during mpisim's own start-up is kept
     too, mpisim/cli.py): the run checkpoints where it is and stops; the next submission resumes it there."""
-    # 6e5 steps: about 2 minutes on a quiet machine (0.2 ms per step), so the warning at 30-40 s always
-    # finds the run going (1.5e5 steps finished before it once the step got faster)
-    path = write_sweep(tmp_path, "walltime", steps=600000, sizes="[400]")
+    # 2.4e6 steps: >= 2 minutes even at the compiled step loop's ~50 us per step (core/steploop.py; 6e5
+    # steps, and before them 1.5e5, finished before the warning once the step got faster), so the warning
+    # at 30-40 s always finds the run going; the resumed rest fits the second job's wait at 0.2 ms per step
+    path = write_sweep(tmp_path, "walltime", steps=2400000, sizes="[400]")
     run_dir = tmp_path / "runs" / "n=400_seed=3"
     logs = submit(path, cluster, "--time", "00:01:30", "--signal-seconds", "60")
     wait_for_empty_queue(cluster, timeout=180)
@@ -208,6 +209,6 @@ def test_time_limit_warning_checkpoints_and_the_next_job_resumes(tmp_path, clust
     assert manifest(tmp_path)[0][1] == "pending"
     submit(path, cluster, "--time", "00:20:00")
     wait_for_empty_queue(cluster, timeout=900)
-    assert manifest(tmp_path) == [("n=400_seed=3", "done", "1", "600000")]
+    assert manifest(tmp_path) == [("n=400_seed=3", "done", "1", "2400000")]
     with h5py.File(run_dir / "run.h5", "r") as f:
         assert list(f["parameters/provenance"].attrs["resumed_at_step"]) == [int(stopped.group(2))]
