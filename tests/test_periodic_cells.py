@@ -16,6 +16,7 @@ from mpisim.parallel.comm import SerialComm
 from mpisim.parallel.domain import Domain
 
 from .test_cells import _owned_partners
+from .test_pair_search import assert_same
 
 
 def _build(box, dim, pos, radius, skin, periodic_unsplit):
@@ -90,14 +91,6 @@ def _with_ghosts(monkeypatch):
     monkeypatch.setattr(NeighbourList, "__init__", init)
 
 
-def _assert_same(a, b):
-    for x, y in zip(a.snapshot(), b.snapshot()):
-        np.testing.assert_array_equal(x, y)
-    for name in a.observables:
-        np.testing.assert_array_equal(a.observables[name], b.observables[name], err_msg=name)
-    assert a.step == b.step
-
-
 # (scheme, dim, n, phi, pair search, step kind): large kicks without a list, small ones with a list and the
 # sparse step near absorption; the small systems have three or four cells per axis
 RUNS = [("bro-pairwise", 3, 500, 0.62, "cells", "dense"),
@@ -118,7 +111,7 @@ def test_periodic_cells_and_ghosts_give_the_same_trajectory(scheme, dim, n, phi,
     _with_ghosts(monkeypatch)
     ghosts = Simulation.from_config(cfg, write=False, comm=serial_comm).run()
     assert ghosts.state.n_ghost > 0
-    _assert_same(wrapped, ghosts)
+    assert_same(wrapped, ghosts)
     assert (wrapped.sparse_steps > 0) == (step_kind == "sparse")
     assert (wrapped.nlist.cell_passes > 0) == (search != "verlet")
 
@@ -133,4 +126,4 @@ def test_periodic_cells_on_any_rank_count_equal_ghosts_on_one(scheme, dim, n, ph
     assert wrapped.nlist.ghost_axes == [a for a in range(dim) if grid[a] > 1]   # the split axes only
     _with_ghosts(monkeypatch)
     ghosts = Simulation.from_config(cfg, write=False, comm=MPI.COMM_SELF).run()
-    _assert_same(wrapped, ghosts)
+    assert_same(wrapped, ghosts)
