@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from mpisim.core.progress import ItemProgress
 
 from .activity import ActivityTable, seed_mean
-from .critical import CriticalPoints, row_step_size
+from .critical import FAMILY_FIELDS, CriticalPoints, row_step_size
 from .errors import AnalysisError, CollapseError
 from .flatness import measure_run as flatness_of_run
 from .fss import Collapse, manna
@@ -454,6 +454,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     xmax = max(p["step_size"] or 0 for p in pts)
     for i, (fk, ps) in enumerate(fams.items()):
         ps = sorted(ps, key=lambda p: p["step_size"] or 0)
+        family = tuple(zip(FAMILY_FIELDS, fk))     # the key of cp.comparisons and cp.brackets
         vals = [p for p in ps if p["status"] == "value"]
         bounds = [p for p in ps if p["status"] == "bound"]
         color = f"C{i % 10}"
@@ -474,7 +475,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
         for j, e in enumerate(exs):
             if not np.isfinite(e["phi_c0"]):
                 continue
-            fit = cp.comparisons[tuple(zip(("scheme", "batch_fraction", "potential", "dim"), fk))]["fits"][e["form"]]
+            fit = cp.comparisons[family]["fits"][e["form"]]
             xx = np.linspace(0, xmax, 100)
             star = "*" if e["preferred"] else ""
             ax.plot(xx, fit.predict(xx), ls=FORM_STYLES.get(e["form"], ":"), color=color, lw=1,
@@ -493,7 +494,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
             ax.vlines(p["step_size"] + 0.012 * xmax, p["phi_all_absorbed"], p["phi_none_absorbed"], color=color,
                       lw=5, alpha=0.45, label=None if k else f"  absorption brackets ({lab})")
             span.extend([p["phi_all_absorbed"], p["phi_none_absorbed"]])
-        brs = cp.brackets.get(tuple(zip(("scheme", "batch_fraction", "potential", "dim"), fk)), {})
+        brs = cp.brackets.get(family, {})
         for j, (form, b) in enumerate(brs.items()):
             if b.consistent and np.isfinite(b.phi_c0_lo) and np.isfinite(b.phi_c0_hi):
                 ax.vlines(-0.012 * xmax * (j + 1), b.phi_c0_lo, b.phi_c0_hi, color=color,
