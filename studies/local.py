@@ -52,11 +52,28 @@ def run_command(run_dir, mode, prefix=()):
 
 
 def _die_with_parent():
-    """Child preexec: get SIGTERM if the driver dies (even by SIGKILL), so no run is left orphaned."""
+    """Child preexec: get SIGTERM if the driver dies (even by SIGKILL), so no run is left orphaned; and
+    give the run's new session the driver's nice (see ``_inherit_nice``)."""
     try:
         import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
+        pass
+    _inherit_nice()
+
+
+def _inherit_nice(autogroup="/proc/self/autogroup"):
+    """With ``kernel.sched_autogroup_enabled = 1`` the scheduler shares the CPU between sessions first, and
+    each run is a session of its own (start_new_session), so ``nice -n 19 launch/sweep run`` would not
+    lower the runs' share: set the run's autogroup nice to the process's nice (raising it needs no
+    privilege). A kernel without autogroups has no such file: nothing to do."""
+    niceness = os.nice(0)
+    if niceness <= 0:
+        return
+    try:
+        with open(autogroup, "w") as fh:
+            fh.write(f"{niceness}\n")
+    except OSError:
         pass
 
 

@@ -316,3 +316,15 @@ def test_short_runs_are_bundled_into_array_tasks(tmp_path):
     with pytest.raises(studies.plan.SweepError, match="array task 3 has no runs"):
         studies.slurm.task_runs(d / "array_r1.txt", 3, 2)
     assert cli("slurm", path, "--runs-per-task", "0").returncode == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="kernel without autogroups")
+def test_a_niced_driver_s_runs_get_its_nice_in_their_own_session():
+    """Each run is a session (autogroup) of its own: the driver's nice must reach the group, or a nice-19
+    sweep shares the CPU equally with everything else where autogroups are on (docs/sweeps.md)."""
+    script = ("import subprocess, studies.local; p = subprocess.Popen(['cat', '/proc/self/autogroup'], "
+              "start_new_session=True, preexec_fn=studies.local._die_with_parent, stdout=subprocess.PIPE); "
+              "print(p.communicate()[0].decode().strip())")
+    out = subprocess.run(["nice", "-n", "7", sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}).stdout.strip()
+    assert out.endswith("nice 7"), out
