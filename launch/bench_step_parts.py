@@ -71,7 +71,8 @@ def main():
     parts = {k: 1e3 * v / steps for k, v in spent.items()}
     parts["rest (Python, bookkeeping)"] = 1e3 * cpu / steps - sum(parts.values())
 
-    # Kernels on the frozen state of the last build: the skin-0 list build and the pass over that list.
+    # Kernels on the frozen state of the last build: the skin-0 list build, the pass over that list and the
+    # cell pass's cluster search.
     st, nl = sim.state, sim.nlist
     c = nl.cells
     n = st.n_own + st.n_ghost
@@ -104,6 +105,11 @@ def main():
         kernels.pair_pass(d.scheme, d.params, d.potential, sim.seed, sim.step, st.pos, st.ids, st.radius, st.n_own,
                           sim.box, first, second, m, st.acc, st.active, sim.counters, False)
     best("pair pass over that list", pass_once)
+    if hasattr(cells_module, "scan_clusters") and (c.periodic_edges > 0).all():
+        # the cell pass's own search on a rank with every axis periodic (absent in trees before it)
+        best("cell pass search (scan_clusters)", lambda: cells_module.scan_clusters(
+            c.sorted_pos, c.order, c.cell_of, nl.reach, c.cell_start, c.dims, c.periodic_edges, 0,
+            int(c.dims[1] * c.dims[2]), first, second))
     best("update (apply_step, copies)", lambda: kernels.apply_step(
         d.scheme, d.params, sim.seed, sim.step, 3, st.pos.copy(), st.image.copy(), st.ids, st.n_own, sim.box,
         st.acc.copy(), st.active, st.aux, st.noise, st.travel.copy(), np.zeros(kernels.N_DISP, np.int64)))

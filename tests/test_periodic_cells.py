@@ -9,6 +9,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from mpisim import Simulation
+from mpisim.core.cells import scan_clusters, scan_rows
 from mpisim.core.neighbour_list import NeighbourList
 from mpisim.core.schemes import SCHEMES
 from mpisim.core.state import ParticleState
@@ -67,6 +68,47 @@ def test_periodic_cells_list_the_pairs_of_the_ghost_images(dim, n, edges, skin, 
     both_ways = lambda ps: {(a, b) for p in ps for a, b in (p, p[::-1])}  # noqa: E731
     assert both_ways(tree.query_pairs(reach * (1 - 1e-12))) <= set(listed)
     assert set(listed) <= both_ways(tree.query_pairs(reach * (1 + 1e-9)))
+
+
+def _pair_set(first, second, m):
+    return sorted((min(i, j), max(i, j)) for i, j in zip(first[:m].tolist(), second[:m].tolist()))
+
+
+# every axis periodic (one rank): three to eight cells per axis, denser than any run (up to ~10 per cell)
+CLUSTER_CASES = [(3, 800, (9.0, 9.0, 9.0), 0.0), (3, 120, (3.05, 3.05, 3.05), 0.0), (3, 200, (4.1, 3.2, 3.6), 0.0),
+                 (3, 300, (4.1, 4.3, 4.6), 0.3), (3, 900, (4.1, 3.5, 5.2), 0.0), (3, 60, (3.3, 6.1, 3.1), 0.0),
+                 (2, 120, (3.1, 3.1, 1.0), 0.0), (2, 200, (4.2, 5.3, 1.0), 0.2), (2, 300, (5.1, 3.2, 1.0), 0.0)]
+
+
+@pytest.mark.parametrize("dim,n,edges,skin", CLUSTER_CASES)
+def test_cluster_search_finds_the_pairs_of_the_row_search(dim, n, edges, skin):
+    # the cell pass's search on a rank with every axis periodic (cells.scan_clusters) against the list's
+    # (cells.scan_rows): the same pairs, each once, over all rows of cells and in blocks of rows
+    rng = np.random.default_rng(n)
+    box = np.array(edges)
+    pos = np.zeros((n, 3))
+    pos[:, :dim] = rng.uniform(0, box[:dim], size=(n, dim))
+    radius = rng.uniform(0.4, 0.5, size=n)
+    nlist, state = _build(box, dim, pos, radius, skin, True)
+    c = nlist.cells
+    assert list(c.periodic) == [1, 1, dim == 3] and state.n_ghost == 0
+    c.build(state.pos, state.shift, box, n, n, np.zeros((n + 16, 3)))   # (the list's build lent acc, now zero)
+    first, second = np.zeros(40 * n, np.int32), np.zeros(40 * n, np.int32)
+    n_rows = int(c.dims[1] * c.dims[2])
+    by_row = []
+    for lo, hi in [(0, n_rows)] + [(r, r + 1) for r in range(n_rows)]:
+        m = scan_rows(c.sorted_pos, c.order, n, nlist.reach, c.cell_start, c.dims, c.owned_lo, c.owned_hi,
+                      c.periodic_edges, lo, hi, first, second)
+        rows = _pair_set(first, second, m)
+        m = scan_clusters(c.sorted_pos, c.order, c.cell_of, nlist.reach, c.cell_start, c.dims, c.periodic_edges, lo, hi,
+                          first, second)
+        assert _pair_set(first, second, m) == rows
+        if hi - lo == 1:
+            by_row += rows
+        else:
+            every = rows
+    assert len(set(every)) == len(every) > n // 2
+    assert sorted(by_row) == every
 
 
 # Large kicks (the skin adapts to 0: the cell pass under auto) and small ones (a Verlet list, sparse steps).

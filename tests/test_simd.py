@@ -7,7 +7,7 @@ import pytest
 
 from mpisim.core._jit import njit
 from mpisim.core.cells import SCAN_PAD, CellList
-from mpisim.core.simd import WINDOW, lowest_bit, within_reach
+from mpisim.core.simd import WINDOW, lowest_bit, within_reach, within_reach_4x4
 
 
 @njit
@@ -16,6 +16,11 @@ def _windows(xs, ys, zs, starts, xi, yi, zi, reach2):
     for k in range(starts.shape[0]):
         out[k] = within_reach(xs, ys, zs, starts[k], xi, yi, zi, reach2)
     return out
+
+
+@njit
+def _clusters(xs, ys, zs, a, b, shift, reach2):
+    return within_reach_4x4(xs, ys, zs, a, b, shift[0], shift[1], shift[2], reach2)
 
 
 @njit
@@ -81,3 +86,19 @@ def test_binning_coordinates_keep_the_slots_read_past_the_last():
     for a in range(3):
         np.testing.assert_array_equal(np.sort(cells.sorted_pos[a, :n]), np.sort(pos[:, a]))
         np.testing.assert_array_equal(cells.sorted_pos[a, :n], pos[cells.order[:n], a])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cluster_window_equals_the_scalar_test(seed):
+    # lane 4 k + l: query slot a + k moved by -shift against slot b + l, as the scalar test from the moved
+    # query point (the search's ranges across a periodic end), at reaches equal to some lanes' distances
+    rng = np.random.default_rng(seed)
+    n = 64
+    xs, ys, zs = (rng.uniform(0, 3, n + WINDOW) for _ in range(3))
+    for shift in [(0.0, 0.0, 0.0), (3.0, 0.0, -3.0), (-3.0, 3.0, 0.0)]:
+        for a, b in [(0, 1), (5, 30), (40, 2), (60, 60)]:
+            d2 = [(xs[a + k] - shift[0] - xs[b + l]) ** 2 + (ys[a + k] - shift[1] - ys[b + l]) ** 2
+                  + (zs[a + k] - shift[2] - zs[b + l]) ** 2 for k in range(WINDOW) for l in range(WINDOW)]
+            for reach2 in [1.0, d2[5], np.nextafter(d2[9], np.inf), np.nextafter(d2[14], 0.0), 30.0]:
+                want = sum(int(d < reach2) << lane for lane, d in enumerate(d2))
+                assert _clusters(xs, ys, zs, a, b, np.array(shift), reach2) == want

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._jit import inline, njit, per_scheme
 from .box import minimum_image, wrap
-from .cells import scan_rows
+from .cells import scan_clusters, scan_rows
 from .fixedpoint import FIXED_SCALE, SQ_SCALE, exact_add
 from .potentials import pair_energy, pair_force
 from .schemes import momentum
@@ -211,28 +211,29 @@ def pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_ow
 @per_scheme
 def cell_pair_pass(scheme):
     """cell_pair_pass(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
-    order, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first, second, acc, active,
-    counters, energy):
+    order, cell_of, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first, second, acc,
+    active, counters, energy):
     ``cell_pair_pass_body`` compiled for one scheme."""
     @njit
-    def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order, cell_start,
-               dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first, second, acc, active, counters,
-               energy):
+    def kernel(params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos, order, cell_of,
+               cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first, second, acc, active,
+               counters, energy):
         return cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach,
-                                   sorted_pos, order, cell_start, dims, owned_lo, owned_hi, periodic_edges, row,
-                                   rows_per_block, first, second, acc, active, counters, energy)
+                                   sorted_pos, order, cell_of, cell_start, dims, owned_lo, owned_hi, periodic_edges,
+                                   row, rows_per_block, first, second, acc, active, counters, energy)
     return kernel
 
 
 @njit
 def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own, box, reach, sorted_pos,
-                        order, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block, first,
-                        second, acc, active, counters, energy):
+                        order, cell_of, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, rows_per_block,
+                        first, second, acc, active, counters, energy):
     """``pair_pass`` without a Verlet list, for skin 0 (the list would be rebuilt every step): the pairs
-    within ``reach`` of the cell list (``cells.scan_rows``, the list builder's own search) of
-    ``rows_per_block`` x-rows of cells at a time go into the small buffer (first, second), and
-    ``pair_pass`` acts on them while they are in cache. The same pairs as the skin-0 list in another order,
-    hence bitwise the same acc, active and counters (fixed-point sums, draws keyed by ids).
+    within ``reach`` of the cell list (``cells.scan_clusters`` on a rank whose axes all have periodic cells,
+    else ``cells.scan_rows``, the list builder's search) of ``rows_per_block`` x-rows of cells at a time go
+    into the small buffer (first, second), and ``pair_pass`` acts on them while they are in cache. The same
+    pairs as the skin-0 list in another order, hence bitwise the same acc, active and counters (fixed-point
+    sums, draws keyed by ids).
 
     Starts at x-row ``row`` (cz * ny + cy). Returns (row, m, block): row = dims[1] * dims[2] when done,
     else the row whose m pairs alone do not fit the buffer (the caller grows it and calls again from that
@@ -240,10 +241,17 @@ def cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius,
     n_rows = dims[1] * dims[2]
     cap = first.shape[0]
     block = max(1, rows_per_block)
+    # every axis with periodic cells (z in 2d: one cell, no ghosts): one rank, no ghosts; its search goes by
+    # clusters, at less than two thirds of the cost (docs/performance.md)
+    clusters = periodic_edges[0] > 0.0 and periodic_edges[1] > 0.0 and (periodic_edges[2] > 0.0 or dims[2] == 1)
     while row < n_rows:
         end = min(row + block, n_rows)
-        m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, row, end,
-                      first, second)
+        if clusters:
+            m = scan_clusters(sorted_pos, order, cell_of, reach, cell_start, dims, periodic_edges, row, end, first,
+                              second)
+        else:
+            m = scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned_hi, periodic_edges, row,
+                          end, first, second)
         if m >= cap:
             if end - row == 1:
                 return row, m, block

@@ -268,8 +268,9 @@ class NeighbourList:
         while row < n_rows:
             row, need, self.rows_per_block = kernels.cell_pair_pass(
                 scheme, params, potential, seed, step, state.pos, state.ids, state.radius, state.n_own, box,
-                self.reach, c.sorted_pos, c.order, c.cell_start, c.dims, c.owned_lo, c.owned_hi, c.periodic_edges, row,
-                self.rows_per_block, self.block.first, self.block.second, state.acc, state.active, counters, energy)
+                self.reach, c.sorted_pos, c.order, c.cell_of, c.cell_start, c.dims, c.owned_lo, c.owned_hi,
+                c.periodic_edges, row, self.rows_per_block, self.block.first, self.block.second, state.acc,
+                state.active, counters, energy)
             if row < n_rows:      # one row's pairs did not fit: grow the buffer, go on from that row
                 self.block = PairList(int(need * 1.25) + 1024)
         self.cell_passes += 1

@@ -8,6 +8,9 @@ computes (x_i - x_b)^2 + (y_i - y_b)^2 + (z_i - z_b)^2 with the operations, orde
 scalar expression (no fused multiply-add, no fast-math flags), so a window says exactly what the scalar
 test says.
 
+``within_reach_4x4`` tests a cluster of four slots against a window of four in one comparison of 16
+lanes (the cell pass's search on a rank without ghosts, ``cells.scan_clusters``).
+
 Compiled into the calling kernel (``numba.extending.intrinsic``), so numba's disk cache keeps working.
 """
 from llvmlite import ir
@@ -25,6 +28,13 @@ def _splat(builder, x, lanes):
                                   ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
+def _window(context, builder, array_type, array, first):
+    """The WINDOW doubles array[first:first + WINDOW] as one vector (an unaligned load)."""
+    data = context.make_array(array_type)(context, builder, array).data
+    vector = ir.VectorType(ir.DoubleType(), WINDOW)
+    return builder.load(builder.bitcast(builder.gep(data, [first]), vector.as_pointer()), align=8)
+
+
 @intrinsic
 def within_reach(typingctx, xs, ys, zs, start, xi, yi, zi, reach2):
     """Bit k (k < WINDOW) set iff (xi - xs[start + k])^2 + (yi - ys[start + k])^2 + (zi - zs[start + k])^2
@@ -37,15 +47,9 @@ def within_reach(typingctx, xs, ys, zs, start, xi, yi, zi, reach2):
 
     def codegen(context, builder, signature, args):
         ax, ay, az, first, x, y, z, r2 = args
-        vt = ir.VectorType(ir.DoubleType(), WINDOW)
-
-        def lanes(array_type, array):
-            data = context.make_array(array_type)(context, builder, array).data
-            return builder.load(builder.bitcast(builder.gep(data, [first]), vt.as_pointer()), align=8)
-
-        dx = builder.fsub(_splat(builder, x, WINDOW), lanes(signature.args[0], ax))
-        dy = builder.fsub(_splat(builder, y, WINDOW), lanes(signature.args[1], ay))
-        dz = builder.fsub(_splat(builder, z, WINDOW), lanes(signature.args[2], az))
+        dx = builder.fsub(_splat(builder, x, WINDOW), _window(context, builder, signature.args[0], ax, first))
+        dy = builder.fsub(_splat(builder, y, WINDOW), _window(context, builder, signature.args[1], ay, first))
+        dz = builder.fsub(_splat(builder, z, WINDOW), _window(context, builder, signature.args[2], az, first))
         d2 = builder.fadd(builder.fadd(builder.fmul(dx, dx), builder.fmul(dy, dy)), builder.fmul(dz, dz))
         inside = builder.fcmp_ordered("<", d2, _splat(builder, r2, WINDOW))
         return builder.zext(builder.bitcast(inside, ir.IntType(WINDOW)), ir.IntType(64))
@@ -61,4 +65,36 @@ def lowest_bit(typingctx, mask):
 
     def codegen(context, builder, signature, args):
         return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    return sig, codegen
+
+
+@intrinsic
+def within_reach_4x4(typingctx, xs, ys, zs, a, b, sx, sy, sz, reach2):
+    """Bit 4 k + l (k, l < WINDOW) set iff (q_k - xs[b + l])^2 + (.. y ..)^2 + (.. z ..)^2 < reach2, where
+    q_k = (xs[a + k] - sx, ys[a + k] - sy, zs[a + k] - sz): a cluster of four slots against a window of
+    four, one 16-lane comparison. Per lane the IEEE operations of ``within_reach`` from the query point
+    xi - sx (x - 0.0 is x), so each lane says what the scalar test says. Same padding rule as there."""
+    if not all(isinstance(t, types.Array) and t.dtype == types.float64 and t.ndim == 1 and t.layout == "C"
+               for t in (xs, ys, zs)):
+        return None
+    sig = types.int64(xs, ys, zs, types.int64, types.int64, types.float64, types.float64, types.float64,
+                      types.float64)
+    lanes = WINDOW * WINDOW
+
+    def codegen(context, builder, signature, args):
+        undefined = ir.Constant(ir.VectorType(ir.DoubleType(), WINDOW), ir.Undefined)
+        index = ir.VectorType(ir.IntType(32), lanes)
+        of_query = ir.Constant(index, [k // WINDOW for k in range(lanes)])    # lane 4 k + l: query k
+        of_window = ir.Constant(index, [k % WINDOW for k in range(lanes)])    # lane 4 k + l: slot b + l
+        d2 = None
+        for axis in range(3):
+            array_type, array, shift = signature.args[axis], args[axis], args[5 + axis]
+            query = builder.fsub(_window(context, builder, array_type, array, args[3]), _splat(builder, shift, WINDOW))
+            d = builder.fsub(builder.shuffle_vector(query, undefined, of_query),
+                             builder.shuffle_vector(_window(context, builder, array_type, array, args[4]), undefined,
+                                                    of_window))
+            square = builder.fmul(d, d)
+            d2 = square if d2 is None else builder.fadd(d2, square)
+        inside = builder.fcmp_ordered("<", d2, _splat(builder, args[8], lanes))
+        return builder.zext(builder.bitcast(inside, ir.IntType(lanes)), ir.IntType(64))
     return sig, codegen

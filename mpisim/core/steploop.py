@@ -85,7 +85,7 @@ def cell_steps_body(scheme, params, potential, seed, step, stop, dim, pos, image
         row = 0
         while row < n_rows:
             row, need, block = cell_pair_pass_body(scheme, params, potential, seed, step, pos, ids, radius, n_own,
-                                                   box, reach, sorted_pos, order, cell_start, dims, owned_lo,
+                                                   box, reach, sorted_pos, order, cell_of, cell_start, dims, owned_lo,
                                                    owned_hi, periodic_edges, row, block, first, second, acc, active,
                                                    counters, False)
             if row < n_rows:
