@@ -191,6 +191,27 @@ def build_pairs(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, own
 
 
 @inline
+def _neighbour_row(yy, zz, ny, nz, ly, lz):
+    """Row (yy, zz) of cells, a row of ``_ROWS`` from the current one: (yy, zz within the grid, or yy = -1
+    where the search does not go; where the row lies, box edges along y and z). An axis with periodic
+    cells (edge ly, lz > 0) wraps; a ghosted one, or z in 2d, stops at its ends."""
+    y_shift, z_shift = 0.0, 0.0
+    if ly > 0.0:
+        if yy < 0:
+            yy, y_shift = yy + ny, -ly
+        elif yy >= ny:
+            yy, y_shift = yy - ny, ly
+    elif yy < 0 or yy >= ny:
+        yy = -1
+    if zz >= nz:
+        if lz > 0.0:
+            zz, z_shift = zz - nz, lz
+        else:
+            yy = -1
+    return yy, zz, y_shift, z_shift
+
+
+@inline
 def _scan_range(xs, ys, zs, b, end, qx, qy, qz, reach2, hit_start, hit_mask, nw):
     """Test the slots b..end-1 against the query point (qx, qy, qz) in windows of WINDOW slots, one vector
     comparison each (one window at least: an empty range gives no hit; rarely more), noting each window
@@ -239,7 +260,7 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
     nx, ny, nz = dims[0], dims[1], dims[2]
     xs, ys, zs = sorted_pos[0], sorted_pos[1], sorted_pos[2]
     lx, ly, lz = periodic_edges[0], periodic_edges[1], periodic_edges[2]
-    px, py, pz = lx > 0.0, ly > 0.0, lz > 0.0
+    px = lx > 0.0
     # (two allocations for the small arrays below: the cell pass calls this once per block of rows)
     ints = np.empty((6, _MAX_WRAPPED), dtype=np.int64)
     floats = np.zeros((5, _MAX_WRAPPED))
@@ -263,19 +284,8 @@ def scan_rows(sorted_pos, order, n_own, reach, cell_start, dims, owned_lo, owned
         n_nb = 0
         plain_row = True          # no neighbour row across an end of y or z
         for r in range(_ROWS.shape[0]):
-            yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
-            y_shift, z_shift = 0.0, 0.0
-            if py:
-                if yy < 0:
-                    yy, y_shift = yy + ny, -ly
-                elif yy >= ny:
-                    yy, y_shift = yy - ny, ly
-            elif yy < 0 or yy >= ny:
-                continue
-            if pz:
-                if zz >= nz:
-                    zz, z_shift = zz - nz, lz
-            elif zz >= nz:
+            yy, zz, y_shift, z_shift = _neighbour_row(cy + _ROWS[r, 0], cz + _ROWS[r, 1], ny, nz, ly, lz)
+            if yy < 0:
                 continue
             nb_base[n_nb] = (zz * ny + yy) * nx
             nb_sy[n_nb] = y_shift
@@ -430,9 +440,12 @@ def scan_clusters(sorted_pos, order, cell_of, reach, cell_start, dims, periodic_
     nx, ny, nz = dims[0], dims[1], dims[2]
     xs, ys, zs = sorted_pos[0], sorted_pos[1], sorted_pos[2]
     lx, ly, lz = periodic_edges[0], periodic_edges[1], periodic_edges[2]
-    # windows a cluster notes at most: _CLUSTER_RANGES ranges, each within one row of cells
+    # windows a cluster notes at most: _CLUSTER_RANGES ranges, each within one row of cells of the block's
+    # layers of rows (along z) or of the next layer
+    n_rows = ny * nz
     most = 0
-    for row in range(row_lo, row_hi):
+    for r in range((row_lo // ny) * ny, ((row_hi - 1) // ny + 2) * ny):
+        row = r % n_rows
         most = max(most, cell_start[row * nx + nx] - cell_start[row * nx])
     hit_start = np.empty(_CLUSTER_RANGES * (2 + most // WINDOW), dtype=np.int64)
     hit_mask = np.empty(_CLUSTER_RANGES * (2 + most // WINDOW), dtype=np.int64)
@@ -444,16 +457,9 @@ def scan_clusters(sorted_pos, order, cell_of, reach, cell_start, dims, periodic_
         cz, cy = row // ny, row % ny
         n_nb = 0
         for r in range(_ROWS.shape[0]):
-            yy, zz = cy + _ROWS[r, 0], cz + _ROWS[r, 1]
-            y_shift, z_shift = 0.0, 0.0
+            yy, zz, y_shift, z_shift = _neighbour_row(cy + _ROWS[r, 0], cz + _ROWS[r, 1], ny, nz, ly, lz)
             if yy < 0:
-                yy, y_shift = yy + ny, -ly
-            elif yy >= ny:
-                yy, y_shift = yy - ny, ly
-            if zz >= nz:
-                if lz == 0.0:
-                    continue
-                zz, z_shift = zz - nz, lz
+                continue
             nb_base[n_nb] = (zz * ny + yy) * nx
             nb_shift[0, n_nb] = y_shift
             nb_shift[1, n_nb] = z_shift
