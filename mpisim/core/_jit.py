@@ -9,6 +9,13 @@ other modules (a scheme's equation, the box, the fixed-point sums). So the cache
 named by a hash of every source file of the package: editing any of them can never serve a stale kernel,
 whether the code runs from pytest, a notebook, ``launch/`` or a ``pip install``. The base directory is
 ``NUMBA_CACHE_DIR`` if set, else ``~/.cache/mpisim/numba``.
+
+numba's cache index keys a kernel by its signature, the CPU and its bytecode only, not by the numba
+settings it was compiled under: a process run with ``NUMBA_BOUNDSCHECK=1`` (to check a kernel's indices)
+stores bounds-checked machine code that every later process of the same sources loads (a test-filled cache
+so made ran the pair pass 20 % and the update 15 % slower, docs/performance.md, "numba cache"). So the
+settings that change the machine code and differ from numba's defaults name a directory of their own
+(``<hash>-boundscheck1``).
 """
 import functools
 import hashlib
@@ -28,9 +35,28 @@ def source_hash():
     return h.hexdigest()[:12]
 
 
+# numba settings that change a kernel's machine code but not the key of numba's cache index, with numba's
+# defaults (numba/core/config.py). The CPU and its features are in that key already.
+CODEGEN_DEFAULTS = {"BOUNDSCHECK": None, "OPT": 3, "DEBUGINFO_DEFAULT": 0, "LOOP_VECTORIZE": 1,
+                    "SLP_VECTORIZE": 0, "EXTEND_VARIABLE_LIFETIMES": 0}
+
+
+def codegen_tag():
+    """The numba settings that differ from numba's defaults, as a directory suffix ('' for the defaults):
+    e.g. ``-boundscheck1`` under ``NUMBA_BOUNDSCHECK=1``, ``-boundscheck1-opt1`` with ``NUMBA_OPT=1`` too."""
+    tag = ""
+    for name, default in CODEGEN_DEFAULTS.items():
+        value = getattr(numba.config, name, default)
+        if getattr(value, "is_opt_max", False):     # NUMBA_OPT=max: level 3 with more passes
+            tag += "-optmax"
+        elif value != default:
+            tag += f"-{name.lower().replace('_', '')}{int(value)}"
+    return tag
+
+
 def _cache_dir():
     base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(Path.home(), ".cache", "mpisim", "numba")
-    return os.path.join(base, source_hash())
+    return os.path.join(base, source_hash() + codegen_tag())
 
 
 numba.config.CACHE_DIR = _cache_dir()
