@@ -1,9 +1,22 @@
 """Checks that every scheme's runs must pass, shared by the scheme tests (test_bro_nonreciprocal.py,
 test_correlated_schemes.py, test_noise_models.py): an interrupted and resumed run equals the straight
-run, and a run on all ranks of the job equals the serial run, bit for bit."""
+run, and a run on all ranks of the job equals the serial run, bit for bit; ``assert_same_state``, the
+bitwise comparison of two finished simulations that these and the step-kind, pair-search and step-loop
+tests share."""
 import numpy as np
 
 from mpisim import RunConfig, Simulation
+
+
+def assert_same_state(a, b):
+    """Two finished ``Simulation``s bitwise alike: snapshot (gathered by id), every observable series,
+    the step reached and the absorbing step."""
+    for x, y in zip(a.snapshot(), b.snapshot()):
+        np.testing.assert_array_equal(x, y)
+    assert sorted(a.observables) == sorted(b.observables)
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name], b.observables[name], err_msg=name)
+    assert (a.step, a.absorbed_step) == (b.step, b.absorbed_step)
 
 
 def assert_restart_is_exact(cfg, tmp_path, cut_at, aux=False):
@@ -13,10 +26,7 @@ def assert_restart_is_exact(cfg, tmp_path, cut_at, aux=False):
     full = Simulation(config, output=tmp_path / "full.h5").run()
     Simulation(config, output=tmp_path / "cut.h5").run(steps=cut_at)       # dies after its checkpoint
     resumed = Simulation.resume(config, output=tmp_path / "cut.h5").run()
-    for a, b in zip(full.snapshot(), resumed.snapshot()):
-        assert np.array_equal(a, b)
-    for k, v in full.observables.items():
-        assert np.array_equal(v, resumed.observables[k]), k
+    assert_same_state(full, resumed)
     if aux:
         assert np.array_equal(full.state.owned(2)[5], resumed.state.owned(2)[5])
     return full, resumed
@@ -29,10 +39,7 @@ def assert_parallel_equals_serial(cfg, aux=False):
     par = Simulation.from_config(cfg, comm=MPI.COMM_WORLD, write=False).run()
     ser = Simulation.from_config(cfg, comm=MPI.COMM_SELF, write=False).run()
     assert par.rebuilds > 1
-    for a, b in zip(par.snapshot(), ser.snapshot()):
-        assert np.array_equal(a, b)
-    for k, v in ser.observables.items():
-        assert np.array_equal(par.observables[k], v), k
+    assert_same_state(par, ser)
     if aux:
         dim = ser.dim
         ids, values = par.state.owned(dim)[0], par.state.owned(dim)[5]

@@ -13,6 +13,8 @@ from mpisim.core.dynamics import DynamicsParams
 from mpisim.core.neighbour_list import NeighbourList
 from mpisim.core.schemes import SCHEMES
 
+from .run_checks import assert_same_state
+
 # Kicks large enough that the skin adapts to 0 (the cell pass under auto) for most steps.
 VALUES = {"kick_size": 0.15, "learning_rate": 0.2, "batch_fraction": 0.5, "noise_amplitude": 0.05,
           "temperature": 0.002, "pair_correlation": 0.5}
@@ -37,14 +39,6 @@ def needs_list(scheme):
     return DynamicsParams(RunConfig.from_dict(config(scheme, 3, "auto")).dynamics).reciprocal_noise
 
 
-def assert_same(a, b):
-    for x, y in zip(a.snapshot(), b.snapshot()):
-        np.testing.assert_array_equal(x, y)
-    for name in a.observables:
-        np.testing.assert_array_equal(a.observables[name], b.observables[name], err_msg=name)
-    assert a.step == b.step
-
-
 def choosing_at_random(monkeypatch, seed):
     """Cells or list at random at every build; the same sequence on every rank (the choice is global:
     without a list every rank rebuilds at every step)."""
@@ -57,7 +51,7 @@ def compare_searches(scheme, dim, comm, one_comm, monkeypatch, **kw):
     verlet = run(config(scheme, dim, "verlet", **kw), one_comm)
     assert verlet.nlist.cell_passes == 0
     auto = run(config(scheme, dim, "auto", **kw), comm)
-    assert_same(verlet, auto)
+    assert_same_state(verlet, auto)
     if needs_list(scheme):
         assert auto.nlist.cell_passes == 0
         with pytest.raises(ConfigError, match='run.pair_search = "cells".*Verlet list'):
@@ -65,11 +59,11 @@ def compare_searches(scheme, dim, comm, one_comm, monkeypatch, **kw):
         return
     assert auto.nlist.cell_passes > auto.step // 2      # large kicks: mostly without a list
     cells = run(config(scheme, dim, "cells", **kw), comm)
-    assert_same(verlet, cells)
+    assert_same_state(verlet, cells)
     assert cells.nlist.cell_passes == cells.step + 1 and cells.nlist.pairs.n == 0
     choosing_at_random(monkeypatch, 17)
     switching = run(config(scheme, dim, "verlet", **kw), comm)
-    assert_same(verlet, switching)
+    assert_same_state(verlet, switching)
     assert 5 < switching.nlist.cell_passes < switching.step - 5
 
 
@@ -95,7 +89,7 @@ def test_the_cell_pass_grows_its_buffer_and_splits_blocks(serial_comm):
     sim.compute()
     assert sim.nlist.block.first.shape[0] > 8 and sim.nlist.rows_per_block == 1
     sim.run()
-    assert_same(verlet, sim)
+    assert_same_state(verlet, sim)
 
 
 def test_pair_search_is_validated():

@@ -17,7 +17,7 @@ from mpisim.parallel.comm import SerialComm
 from mpisim.parallel.domain import Domain
 
 from .test_cells import _owned_partners
-from .test_pair_search import assert_same
+from .run_checks import assert_same_state
 
 
 def _build(box, dim, pos, radius, skin, periodic_unsplit):
@@ -160,7 +160,7 @@ def test_periodic_cells_and_ghosts_give_the_same_trajectory(scheme, dim, n, phi,
     _with_ghosts(monkeypatch)
     ghosts = Simulation.from_config(cfg, write=False, comm=serial_comm).run()
     assert ghosts.state.n_ghost > 0
-    assert_same(wrapped, ghosts)
+    assert_same_state(wrapped, ghosts)
     assert (wrapped.sparse_steps > 0) == (step_kind == "sparse")
     assert (wrapped.nlist.cell_passes > 0) == (search != "verlet")
 
@@ -175,4 +175,4 @@ def test_periodic_cells_on_any_rank_count_equal_ghosts_on_one(scheme, dim, n, ph
     assert wrapped.nlist.ghost_axes == [a for a in range(dim) if grid[a] > 1]   # the split axes only
     _with_ghosts(monkeypatch)
     ghosts = Simulation.from_config(cfg, write=False, comm=MPI.COMM_SELF).run()
-    assert_same(wrapped, ghosts)
+    assert_same_state(wrapped, ghosts)

@@ -15,6 +15,8 @@ from mpisim import simulation as simulation_module
 from mpisim.core.schemes import SCHEMES
 from mpisim.core.sparse import SPARSE_SCHEMES
 
+from .run_checks import assert_same_state
+
 STATELESS = sorted(name for name, spec in SCHEMES.items() if spec.id in SPARSE_SCHEMES)
 VALUES = {"kick_size": 0.08, "learning_rate": 0.15, "batch_fraction": 0.5, "pair_correlation": 0.5}
 
@@ -33,16 +35,6 @@ def run(cfg, comm, write=False, output=None):
     return sim
 
 
-def assert_same(a, b):
-    for x, y in zip(a.snapshot(), b.snapshot()):
-        np.testing.assert_array_equal(x, y)
-    oa, ob = a.observables, b.observables
-    assert sorted(oa) == sorted(ob)
-    for name in oa:
-        np.testing.assert_array_equal(oa[name], ob[name], err_msg=name)
-    assert a.absorbed_step == b.absorbed_step and a.step == b.step
-
-
 def switching_at_random(monkeypatch, seed):
     """Each rank takes the sparse or the dense pass at random, step by step (the skin policy of forced
     sparse runs, so that lists last)."""
@@ -55,7 +47,7 @@ def compare_kinds(scheme, dim, comm, monkeypatch, **kw):
     dense = run(config(scheme, dim, "dense", **kw), comm)
     assert dense.nlist.sparse is None and dense.sparse_steps == 0
     forced = run(config(scheme, dim, "sparse", **kw), comm)
-    assert_same(dense, forced)
+    assert_same_state(dense, forced)
     if not scheme.startswith("ro-"):
         # most steps sparse (the step after a rebuild is dense); random organization keeps most particles
         # active and moving in random directions, so at this kick size its lists last only a few steps
@@ -63,10 +55,10 @@ def compare_kinds(scheme, dim, comm, monkeypatch, **kw):
     else:
         assert forced.sparse_steps > 0
     auto = run(config(scheme, dim, "auto", **kw), comm)
-    assert_same(dense, auto)
+    assert_same_state(dense, auto)
     switching_at_random(monkeypatch, 5 + comm.rank)
     switching = run(config(scheme, dim, "sparse", **kw), comm)
-    assert_same(dense, switching)
+    assert_same_state(dense, switching)
     return dense, forced, switching
 
 
@@ -105,8 +97,8 @@ def test_auto_drops_the_skin_when_its_lists_serve_one_pass(serial_comm):
         skins[kind] = skins_while_few_active(runs[kind])
         runs[kind].run()
     assert 0 < runs["dense"].absorbed_step < 5000
-    assert_same(runs["dense"], runs["auto"])
-    assert_same(runs["dense"], runs["sparse"])
+    assert_same_state(runs["dense"], runs["auto"])
+    assert_same_state(runs["dense"], runs["sparse"])
     kept = [s > 0 for s in skins["auto"]]
     assert len(kept) >= 20 and sum(kept) < 0.5 * len(kept), kept
     assert all(s > 0 for s in skins["sparse"]) and len(skins["sparse"]) >= 20
@@ -129,7 +121,7 @@ def test_schemes_that_stay_dense_ignore_the_step_kind(scheme, extra, kind, seria
     dense = run(cfg("dense"), serial_comm)
     other = run(cfg(kind), serial_comm)
     assert other.nlist.sparse is None and other.sparse_steps == 0
-    assert_same(dense, other)
+    assert_same_state(dense, other)
 
 
 @pytest.mark.parametrize("scheme", ["bro-pairwise", "rcd"])
@@ -176,7 +168,7 @@ def test_resume_from_a_checkpoint_taken_in_sparse_mode(tmp_path, serial_comm, re
     resumed = Simulation.resume(cfg, output=str(cut_path), comm=serial_comm)
     assert resumed.step == 80
     resumed.run()
-    assert_same(ref, resumed)
+    assert_same_state(ref, resumed)
     ref.close()
     resumed.close()
     da, db = datasets(ref_path), datasets(cut_path)
@@ -191,12 +183,12 @@ def test_sparse_on_any_rank_count_equals_dense_on_one(scheme, dim, monkeypatch):
     from mpi4py import MPI
     one = run(config(scheme, dim, "dense"), MPI.COMM_SELF)
     forced = run(config(scheme, dim, "sparse"), MPI.COMM_WORLD)
-    assert_same(one, forced)
+    assert_same_state(one, forced)
     auto = run(config(scheme, dim, "auto"), MPI.COMM_WORLD)
-    assert_same(one, auto)
+    assert_same_state(one, auto)
     switching_at_random(monkeypatch, 5 + MPI.COMM_WORLD.rank)     # each rank its own choices
     switching = run(config(scheme, dim, "sparse"), MPI.COMM_WORLD)
-    assert_same(one, switching)
+    assert_same_state(one, switching)
     switches = MPI.COMM_WORLD.allgather(switching.kind_switches)
     assert min(switches) >= 20, switches
 
@@ -209,7 +201,7 @@ def test_parallel_polydisperse_to_absorption_and_resume(tmp_path, monkeypatch):
               MPI.COMM_SELF)
     switching_at_random(monkeypatch, 9 + comm.rank)
     many = run(config("bro-individual", 3, "sparse", steps=3000, polydispersity=0.3, phi=0.42, stop=True), comm)
-    assert_same(one, many)
+    assert_same_state(one, many)
     assert 0 < one.absorbed_step < 3000
     base = Path(comm.bcast(str(tmp_path), root=0))
     ref = run(file_config("sa-pairwise", "dense", base / "ref.h5"), MPI.COMM_SELF) if comm.rank == 0 else None
