@@ -17,6 +17,7 @@ run (steps k_mid to k_end):
 * ``rms_kicks = sqrt(msd_growth) / eps``: the same growth as a displacement in kick sizes.
 
     launch/arrest.py runs/fig5b/bro-pairwise-eps0.0125/*/manifest.tsv -o arrest.csv
+    launch/arrest.py RUN_DIR ... --figure arrest.png     # f_a(k) and MSD(k) of the given runs
 """
 import argparse
 import csv
@@ -55,12 +56,34 @@ def arrest_row(run):
             "rms_kicks": float(np.sqrt(max(msd_growth, 0.0))) / eps}
 
 
+def draw(runs, path):
+    """Two panels against the step (log axes): f_a(k) and MSD(k) - MSD(k_end / 2) of each run, one colour per
+    run, labelled by eps, N, phi and seed."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(9, 3.6))
+    ax_f, ax_m = fig.subplots(1, 2)
+    for run in runs:
+        p = run.params
+        label = f"eps={p.effective_kick:g}, N={p.n}, phi={p.phi:g}, seed {p.seed}"
+        steps, f = run.activity()
+        ax_f.plot(steps[1:], f[1:], lw=0.8, label=label)
+        msd_steps, msd = run.observable("msd")
+        mid = np.interp(msd_steps[-1] / 2, msd_steps, msd)
+        ax_m.plot(msd_steps[1:], msd[1:] - mid, lw=0.8)
+    ax_f.set(xscale="log", xlabel="step k", ylabel="activity $f_a$")
+    ax_m.set(xscale="log", xlabel="step k", ylabel=r"MSD(k) - MSD($k_{end}/2$) (diameters$^2$)")
+    ax_f.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+")
     ap.add_argument("--continued", metavar="DIR", help="continuations of the runs, read in place of their "
                     "originals (as mpisim-analysis --continued)")
     ap.add_argument("-o", "--output", help="CSV of the rows (default: print only)")
+    ap.add_argument("--figure", metavar="PNG", help="draw f_a(k) and MSD(k) of every given run that did not absorb")
     args = ap.parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -71,6 +94,8 @@ def main(argv=None):
     print("\t".join(FIELDS))
     for r in rows:
         print("\t".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in FIELDS))
+    if args.figure:
+        draw([r for r in runs if not r.absorbed], args.figure)
     if args.output:
         with open(args.output, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=FIELDS)
