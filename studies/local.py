@@ -51,9 +51,9 @@ def run_command(run_dir, mode, prefix=()):
     return cmd + {"fresh": [], "resume": ["--resume"], "overwrite": ["--overwrite"]}[mode]
 
 
-def _die_with_parent():
-    """Child preexec: get SIGTERM if the driver dies (even by SIGKILL), so no run is left orphaned; and
-    give the run's new session the driver's nice (see ``_inherit_nice``)."""
+def _child_preexec():
+    """A run's preexec: SIGTERM if the driver dies (even by SIGKILL), so no run is left orphaned; and the
+    driver's nice for the run's new session (``_inherit_nice``)."""
     try:
         import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
@@ -139,7 +139,7 @@ class Attempt:
         self._log = open(log, "a")
         self.proc = subprocess.Popen(self.cmd, cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_child_preexec)
         marker = {"host": socket.gethostname(), "pid": self.proc.pid, "driver": os.getpid(),
                   "start": time.strftime("%Y-%m-%dT%H:%M:%S"), "mode": mode,
                   "job": os.environ.get("SLURM_JOB_ID", "")}
