@@ -11,7 +11,8 @@ fig5a            MSD at step k (default 10^4) against the (BRO-equivalent) kick 
 fig5b            phi_c against step size (alpha or epsilon) per scheme and b_f, with the eps -> 0 line
 figS1            (a) MSD(k) for SGD, pairwise BRO, their SA; (b) the same for RCD, individual BRO, SA;
                  (c) MSD at step k against kick size for RCD, individual BRO, SA
-figS2            S(k) of the final configurations, one curve per scheme (and phi)
+figS2            (a) S(k) of the final configurations, one curve per scheme (and phi); (b) where the runs
+                 measured S(k) in the run: S at the smallest k against step (is the structure stationary?)
 hyperuniformity  noise-model study (pgd/spgd): S(k) at small k per temporal/spatial noise correlation,
                  averaged over the last snapshots and seeds, with the fitted k^alpha (alpha +- error, fit range)
 ================ ===================================================================================
@@ -566,22 +567,45 @@ def sofk_groups(runs: Sequence[Run], k_max: float = 10.0, bins: int | None = Non
                                                              k_fit_max, d["counts"][ok])
         except AnalysisError:
             d["alpha"], d["alpha_err"] = math.nan, math.nan
+        d["history"] = small_k_history(members[0]) if members[0].has_structure_factor else None
         out.append(d)
     return out
 
 
+def small_k_history(run: Run, n_bins: int = 5) -> dict:
+    """S at the smallest k against step, from a run's in-run S(k) (``[structure_factor]``): per recorded
+    step the mean of S over the ``n_bins`` smallest-k bins that hold k-vectors; ``k_max`` is the largest
+    k of those bins."""
+    sk = run.structure_factor()
+    filled = np.flatnonzero(sk["count"] > 0)[:n_bins]
+    if not filled.size:
+        raise AnalysisError(f"{run.path}: its in-run S(k) has no filled k bins")
+    return {"step": np.asarray(sk["step"]), "S": np.asarray(sk["S"])[:, filled].mean(axis=1),
+            "k_max": float(sk["k_mean"][filled[-1]])}
+
+
 def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
-    """S(k) per scheme near phi_c (Fig. S2)."""
+    """S(k) per scheme near phi_c (Fig. S2); beside it S at the smallest k against step for the runs that
+    measured S(k) in the run (key ``history`` of :func:`small_k_history`, also written to
+    ``figS2_history.csv``)."""
     if not groups:
         raise AnalysisError("figS2: no runs with snapshots")
-    fig = Figure(figsize=(5, 4))
-    ax = fig.subplots()
-    rows = []
+    histories = [g for g in groups if g.get("history") is not None]
+    fig = Figure(figsize=(9.5 if histories else 5, 4))
+    ax, *hax = fig.subplots(1, 2 if histories else 1, squeeze=False)[0]
+    rows, history_rows = [], []
     for i, g in enumerate(groups):
         ok = np.isfinite(g["S"]) & (g["S"] > 0)
         alpha = (fr", $\alpha_S$={g['alpha']:.2f}" if np.isfinite(g["alpha"]) else "")
-        ax.plot(g["k"][ok], g["S"][ok], marker=MARKERS[i % len(MARKERS)], ms=3,
-                label=fr"{g['scheme']}, $\phi$={g['phi']:g}, N={g['n']}" + alpha)
+        label = fr"{g['scheme']}, $\phi$={g['phi']:g}, N={g['n']}"
+        ax.plot(g["k"][ok], g["S"][ok], marker=MARKERS[i % len(MARKERS)], ms=3, label=label + alpha)
+        if g.get("history") is not None:
+            h = g["history"]
+            hax[0].plot(h["step"], h["S"], marker=MARKERS[i % len(MARKERS)], ms=3,
+                        label=label + fr", $k \leq$ {h['k_max']:.2g}")
+            history_rows += [{"scheme": g["scheme"], "phi": g["phi"], "n": g["n"],
+                              "batch_fraction": g["batch_fraction"], "step": int(st), "S_small_k": s,
+                              "k_max": h["k_max"]} for st, s in zip(h["step"], h["S"])]
         for k, s, c in zip(g["k"], g["S"], g["counts"]):
             rows.append({"scheme": g["scheme"], "phi": g["phi"], "n": g["n"],
                          "batch_fraction": g["batch_fraction"], "k": k, "S": s, "n_kvectors": c,
@@ -592,8 +616,14 @@ def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
         ax.set_title(fr"$\alpha_S$ of $S \propto k^{{\alpha_S}}$ not fitted for {no_fit} of {len(groups)} "
                      "curves: too few k bins below the fit range's end (box too small)", fontsize=7)
     _legend(ax, fontsize=7)
+    if histories:
+        hax[0].set(yscale="log", xlabel="step", ylabel="in-run $S$, mean over the smallest-$k$ bins")
+        _legend(hax[0], fontsize=7)
     fig.tight_layout()
-    return _save(fig, Path(out), "figS2", rows)
+    paths = _save(fig, Path(out), "figS2", rows)
+    if histories:
+        paths.append(write_csv(Path(out) / "figS2_history.csv", history_rows))
+    return paths
 
 
 # ---- hyperuniformity (noise models) ------------------------------------------------------------

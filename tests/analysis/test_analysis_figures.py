@@ -114,3 +114,38 @@ def test_fig3_title_reads_phi_c_leq_for_a_bound(captured, tmp_path):
     figures.fig3(fig3_rows(), tmp_path)
     (fig,) = captured.values()
     assert fig.axes[1].get_title().startswith(r"(b) $\phi_c$ = 0.6"), fig.axes[1].get_title()
+
+
+class _RunWithSofk:
+    """Stands in for analysis.io.Run: in-run S(k) at three steps, bins 0 and 2 empty."""
+    path = "fake.h5"
+    has_structure_factor = True
+
+    def structure_factor(self):
+        count = np.array([0, 4, 0, 6, 8, 10, 12, 14, 16])
+        S = np.tile(np.arange(9.0), (3, 1)) * np.array([[1.0], [2.0], [3.0]])
+        S[:, count == 0] = np.nan
+        return {"step": np.array([0, 100, 200]), "k_mean": np.linspace(0.1, 0.9, 9), "count": count, "S": S}
+
+
+def test_small_k_history_skips_empty_bins():
+    h = figures.small_k_history(_RunWithSofk(), n_bins=3)
+    # filled bins 1, 3, 4: mean of (1, 3, 4) = 8/3 at step 0, times 2 and 3 later
+    np.testing.assert_allclose(h["S"], [8 / 3, 16 / 3, 8.0])
+    assert h["k_max"] == pytest.approx(0.5) and list(h["step"]) == [0, 100, 200]
+
+
+def test_figS2_draws_the_in_run_history(captured, tmp_path):
+    k = np.linspace(0.5, 4, 8)
+    history = figures.small_k_history(_RunWithSofk(), n_bins=3)
+    groups = [{"scheme": "bro-pairwise", "phi": 0.565, "n": 1000, "batch_fraction": None, "k": k,
+               "S": np.ones(8), "counts": np.full(8, 6), "alpha": np.nan, "alpha_err": np.nan,
+               "history": history},
+              {"scheme": "sgd", "phi": 0.52, "n": 1000, "batch_fraction": 0.5, "k": k, "S": np.ones(8),
+               "counts": np.full(8, 6), "alpha": np.nan, "alpha_err": np.nan, "history": None}]
+    paths = figures.figS2(groups, tmp_path)
+    fig = captured["figS2"]
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 1       # one run measured S(k) in the run
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), history["S"])
+    rows = (tmp_path / "figS2_history.csv").read_text().strip().splitlines()
+    assert tmp_path / "figS2_history.csv" in paths and len(rows) == 1 + 3 and rows[1].startswith("bro-pairwise")
