@@ -19,7 +19,15 @@ For each family directory (one d and eps; every manifest.tsv below it):
   than one error of phi_c above it, f_inf <= f_max). The fits' errors are the covariance of weighted
   least squares (scaled by sqrt(chi^2/dof) when above 1). And, from 3 points, beta held at 1 (mean
   field) and at 0.84 (Manna, d = 3) with A and phi_c free (analysis.fss.fit_phi_c_powerlaw): the phi_c
-  each implies and the chi^2 per degree of freedom of each.
+  each implies and the chi^2 per degree of freedom of each. And (bracket) the slope with phi_c held at
+  phi_abs(N), the largest phi where every run of that N absorbed: the lowest phi_c these runs allow at that
+  size, so the largest beta
+  (a smaller phi_c spreads the same f_inf over a wider range of log(phi - phi_c)).
+
+``--tiers coarse,n4000`` reads only those sweep subdirectories of each family (e.g. to leave out a tier of
+short runs at the same N and phi, which would make the point unsteady); ``--include-unsteady`` keeps the
+runs that are neither steady nor absorbed (their f at the end of the run: an upper bound of f_inf where
+f_a still falls), as ``analysis activity --include-unsteady``.
 
 The figure: f_inf against phi (left) and against phi - phi_abs on log axes (phi_abs: the largest phi where
 every run absorbed; no collapse value came out at these sizes) with the mean-field slope 1 and
@@ -80,6 +88,9 @@ def main():
     p.add_argument("--figure", help="PNG of f_inf against phi and phi - phi_c")
     p.add_argument("--bootstrap", type=int, default=100, help="seed resamplings for phi_c's error")
     p.add_argument("--f-max", type=float, default=0.7, help="largest f_inf in the beta fits")
+    p.add_argument("--tiers", help="comma-separated sweep subdirectories to read (default: all)")
+    p.add_argument("--include-unsteady", action="store_true",
+                   help="keep runs neither steady nor absorbed (f at their end: an upper bound where f_a falls)")
     a = p.parse_args()
     from analysis.activity import ActivityTable
     from analysis.critical import CriticalPoints
@@ -89,8 +100,12 @@ def main():
     act_rows, phic_rows, beta_rows, plot = [], [], [], []
     for fam in a.families:
         manifests = sorted(glob.glob(os.path.join(fam, "**", "manifest.tsv"), recursive=True))
+        if a.tiers:
+            manifests = [m for m in manifests if os.path.basename(os.path.dirname(m)) in a.tiers.split(",")]
+        if not manifests:
+            sys.exit(f"beyond_dc: no manifest.tsv under {fam}" + (f" in tiers {a.tiers}" if a.tiers else ""))
         runs = load_runs(manifests)
-        table = ActivityTable().compute(runs)
+        table = ActivityTable(include_unsteady=a.include_unsteady).compute(runs)
         rows = table.rows
         name = "/".join(os.path.normpath(fam).split(os.sep)[-2:]).replace("beyond-dc/", "")
         act_rows += [{"family": name, **r} for r in rows]
@@ -133,6 +148,16 @@ def main():
                                       "phi_lo": phi.min(), "phi_hi": phi.max(), "chi2_per_dof": chi2 / max(dof, 1)})
                 except (RuntimeError, ValueError) as err:
                     print(f"{name} N = {n}: free fit failed: {err}", file=sys.stderr)
+            # this size's bracket: the largest phi where every run of this N absorbed
+            phi_abs_n = max((r["phi"] for r in rows if int(r["n"]) == n and r["n_absorbed"] == r["n_seeds"]),
+                            default=math.nan)
+            above = phi > phi_abs_n
+            if np.isfinite(phi_abs_n) and above.sum() >= 3:
+                b, db, chi2, dof = fit_fixed(phi[above], f[above], df[above], phi_abs_n)
+                beta_rows.append({**base, "method": "phi_c = phi_abs(N) fixed (largest beta of the bracket)",
+                                  "beta": b, "beta_err": db, "phi_c": phi_abs_n, "phi_c_err": 0.0,
+                                  "n_points": int(above.sum()), "phi_lo": phi[above].min(),
+                                  "phi_hi": phi[above].max(), "chi2_per_dof": chi2 / max(dof, 1)})
             if np.isfinite(phi_c):
                 above = phi > phi_c + (dphi_c if np.isfinite(dphi_c) else 0.0)
                 if above.sum() >= 3:
@@ -170,7 +195,9 @@ def main():
         ax[0].axhline(a.f_max, color="0.6", lw=0.8, ls=":")
         ax[0].legend(fontsize=7, loc="upper left")
         ax[1].legend(fontsize=7, loc="lower right")
-        fig.suptitle("pairwise BRO beyond d_c = 4: steady activity (unsteady points left out)", fontsize=10)
+        fig.suptitle("pairwise BRO beyond d_c = 4: steady activity " + (
+            "(unsteady runs kept: their f at the end, an upper bound where f_a falls)" if a.include_unsteady
+            else "(unsteady points left out)"), fontsize=10)
         fig.tight_layout()
         fig.savefig(a.figure, dpi=120)
         print(a.figure)
