@@ -29,8 +29,8 @@ short runs at the same N and phi, which would make the point unsteady); ``--incl
 runs that are neither steady nor absorbed (their f at the end of the run: an upper bound of f_inf where
 f_a still falls), as ``analysis activity --include-unsteady``.
 
-The figure: f_inf against phi (left) and against phi - phi_abs on log axes (phi_abs: the largest phi where
-every run absorbed; no collapse value came out at these sizes) with the mean-field slope 1 and
+The figure: f_inf against phi (left) and against phi - phi_abs(N) on log axes (phi_abs(N): the largest phi
+where every run of that N absorbed; no collapse value came out at these sizes) with the mean-field slope 1 and
 the 3d Manna slope 0.84 (right), one colour per family, one marker per N.
 """
 import argparse
@@ -118,7 +118,6 @@ def main():
         # phi_c for the fixed-phi_c fit: a collapse value only (the one-size power-law fallback assumes beta)
         phi_c, dphi_c = ((point["phi_c"], point["phi_c_err"]) if point["method"] == "collapse"
                          else (math.nan, math.nan))
-        phi_abs = point["phi_all_absorbed"]
         print(f"{name}: d = {dim}, phi_c = {phi_c:.5g} +- {dphi_c:.2g} ({point['method']}, {point['status']} "
               f"{point['phi_c_bound']}), bracket [{point['phi_all_absorbed']}, {point['phi_none_absorbed']}]",
               file=sys.stderr)
@@ -128,7 +127,10 @@ def main():
             f = np.array([r["f_inf"] for r in sel])
             df = np.array([max(r["f_inf_err"], 0.01 * r["f_inf"]) if np.isfinite(r["f_inf_err"])
                            else 0.01 * r["f_inf"] for r in sel])
-            plot.append((name, dim, n, phi, f, df, phi_abs))
+            # this size's bracket: the largest phi where every run of this N absorbed
+            phi_abs_n = max((r["phi"] for r in rows if int(r["n"]) == n and r["n_absorbed"] == r["n_seeds"]),
+                            default=math.nan)
+            plot.append((name, dim, n, phi, f, df, phi_abs_n))
             base = {"family": name, "dim": dim, "n": n, "f_max": a.f_max}
             small = f <= a.f_max
             phi, f, df = phi[small], f[small], df[small]
@@ -148,9 +150,6 @@ def main():
                                       "phi_lo": phi.min(), "phi_hi": phi.max(), "chi2_per_dof": chi2 / max(dof, 1)})
                 except (RuntimeError, ValueError) as err:
                     print(f"{name} N = {n}: free fit failed: {err}", file=sys.stderr)
-            # this size's bracket: the largest phi where every run of this N absorbed
-            phi_abs_n = max((r["phi"] for r in rows if int(r["n"]) == n and r["n_absorbed"] == r["n_seeds"]),
-                            default=math.nan)
             above = phi > phi_abs_n
             if np.isfinite(phi_abs_n) and above.sum() >= 3:
                 b, db, chi2, dof = fit_fixed(phi[above], f[above], df[above], phi_abs_n)
@@ -190,8 +189,8 @@ def main():
         x = np.array([2e-3, 1e-1])
         ax[1].plot(x, 12 * x, "k--", lw=1, label="slope 1 (mean field)")
         ax[1].plot(x, 6 * x ** 0.84, "k:", lw=1, label="slope 0.84 (Manna d = 3)")
-        ax[1].set(xscale="log", yscale="log", xlabel=r"$\phi-\phi_{abs}$ ($\phi_{abs}$: largest $\phi$ where every run absorbed)", ylabel=r"$f_\infty$")
-        ax[0].set(xlabel=r"$\phi$", ylabel=r"$f_\infty$ (steady points)")
+        ax[1].set(xscale="log", yscale="log", xlabel=r"$\phi-\phi_{abs}(N)$ ($\phi_{abs}(N)$: largest $\phi$ where every run of that $N$ absorbed)", ylabel=r"$f_\infty$")
+        ax[0].set(xlabel=r"$\phi$", ylabel=r"$f_\infty$" + ("" if a.include_unsteady else " (steady points)"))
         ax[0].axhline(a.f_max, color="0.6", lw=0.8, ls=":")
         ax[0].legend(fontsize=7, loc="upper left")
         ax[1].legend(fontsize=7, loc="lower right")
