@@ -24,8 +24,10 @@ For each family directory (one d and eps; every manifest.tsv below it):
   size, so the largest beta
   (a smaller phi_c spreads the same f_inf over a wider range of log(phi - phi_c)).
 
-``--tiers coarse,n4000`` reads only those sweep subdirectories of each family (e.g. to leave out a tier of
-short runs at the same N and phi, which would make the point unsteady); ``--include-unsteady`` keeps the
+A directory that holds a manifest.tsv itself is one tier of the family named by its parent: give the tiers
+to read, e.g. ``runs/beyond-dc/bro-pairwise-d4-eps0.1/coarse runs/beyond-dc/bro-pairwise-d4-eps0.1/n4000``
+(to leave out a tier of shorter runs at the same N and phi, which would make those points unsteady, or of the
+same seeds run shorter). ``--include-unsteady`` keeps the
 runs that are neither steady nor absorbed (their f at the end of the run: an upper bound of f_inf where
 f_a still falls), as ``analysis activity --include-unsteady``.
 
@@ -83,12 +85,12 @@ def fit_fixed(phi, f, df, phi_c):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("families", nargs="+", help="family directories (every manifest.tsv below each)")
+    p.add_argument("families", nargs="+",
+                   help="family directories (every manifest.tsv below each), or tier directories (one manifest.tsv)")
     p.add_argument("-o", "--output", required=True, help="prefix of the CSV files")
     p.add_argument("--figure", help="PNG of f_inf against phi and phi - phi_c")
     p.add_argument("--bootstrap", type=int, default=100, help="seed resamplings for phi_c's error")
     p.add_argument("--f-max", type=float, default=0.7, help="largest f_inf in the beta fits")
-    p.add_argument("--tiers", help="comma-separated sweep subdirectories to read (default: all)")
     p.add_argument("--include-unsteady", action="store_true",
                    help="keep runs neither steady nor absorbed (f at their end: an upper bound where f_a falls)")
     a = p.parse_args()
@@ -98,12 +100,16 @@ def main():
     from analysis.io import load_runs
 
     act_rows, phic_rows, beta_rows, plot = [], [], [], []
-    for fam in a.families:
-        manifests = sorted(glob.glob(os.path.join(fam, "**", "manifest.tsv"), recursive=True))
-        if a.tiers:
-            manifests = [m for m in manifests if os.path.basename(os.path.dirname(m)) in a.tiers.split(",")]
+    families = {}                                     # family directory -> its manifests, in argument order
+    for d in a.families:
+        d = os.path.normpath(d)
+        if os.path.isfile(os.path.join(d, "manifest.tsv")):
+            families.setdefault(os.path.dirname(d), []).append(os.path.join(d, "manifest.tsv"))
+        else:
+            families.setdefault(d, []).extend(sorted(glob.glob(os.path.join(d, "**", "manifest.tsv"), recursive=True)))
+    for fam, manifests in families.items():
         if not manifests:
-            sys.exit(f"beyond_dc: no manifest.tsv under {fam}" + (f" in tiers {a.tiers}" if a.tiers else ""))
+            sys.exit(f"beyond_dc: no manifest.tsv under {fam}")
         runs = load_runs(manifests)
         table = ActivityTable(include_unsteady=a.include_unsteady).compute(runs)
         rows = table.rows
