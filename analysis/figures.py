@@ -585,9 +585,9 @@ def small_k_history(run: Run, n_bins: int = 5) -> dict:
 
 
 def figS2(groups: Sequence[dict], out: Path) -> list[Path]:
-    """S(k) per scheme near phi_c (Fig. S2); beside it S at the smallest k against step for the runs that
-    measured S(k) in the run (key ``history`` of :func:`small_k_history`, also written to
-    ``figS2_history.csv``)."""
+    """S(k) per scheme near phi_c (Fig. S2); beside it S at the smallest k against step for the groups whose
+    runs measured S(k) in the run (key ``history``: :func:`small_k_history` of the group's first run; also
+    written to ``figS2_history.csv``)."""
     if not groups:
         raise AnalysisError("figS2: no runs with snapshots")
     histories = [g for g in groups if g.get("history") is not None]

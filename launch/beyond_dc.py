@@ -12,7 +12,7 @@ For each family directory (one d and eps; every manifest.tsv below it):
 * phi_c (analysis.critical.CriticalPoints, as ``python -m analysis phic``: the finite-size collapse of
   f_inf with the Manna exponents of analysis/fss.py, which are mean field for d >= 4: beta = 1,
   nu_perp = 1/2; the power law with beta = 1 for one size) and the absorption bracket -> ``OUT-phic.csv``;
-* beta, two ways -> ``OUT-beta.csv``: (free) f_inf = A (phi - phi_c)^beta with A, beta and phi_c free, per
+* beta, several ways -> ``OUT-beta.csv``: (free) f_inf = A (phi - phi_c)^beta with A, beta and phi_c free, per
   N, to the active steady points with f_inf <= ``--f-max`` (default 0.7: f_a is a fraction of particles
   and saturates at 1, so the points far above phi_c bend the power law over; at least 4 points); (fixed)
   the slope of log f_inf against log(phi - phi_c) with phi_c the collapse value held fixed (points more
@@ -21,15 +21,14 @@ For each family directory (one d and eps; every manifest.tsv below it):
   field) and at 0.84 (Manna, d = 3) with A and phi_c free (analysis.fss.fit_phi_c_powerlaw): the phi_c
   each implies and the chi^2 per degree of freedom of each. And (bracket) the slope with phi_c held at
   phi_abs(N), the largest phi where every run of that N absorbed: the lowest phi_c these runs allow at that
-  size, so the largest beta
-  (a smaller phi_c spreads the same f_inf over a wider range of log(phi - phi_c)).
+  size, so the largest beta (a smaller phi_c spreads the same f_inf over a wider range of log(phi - phi_c)).
 
 A directory that holds a manifest.tsv itself is one tier of the family named by its parent: give the tiers
 to read, e.g. ``runs/beyond-dc/bro-pairwise-d4-eps0.1/coarse runs/beyond-dc/bro-pairwise-d4-eps0.1/n4000``
 (to leave out a tier of shorter runs at the same N and phi, which would make those points unsteady, or of the
-same seeds run shorter). ``--include-unsteady`` keeps the
-runs that are neither steady nor absorbed (their f at the end of the run: an upper bound of f_inf where
-f_a still falls), as ``analysis activity --include-unsteady``.
+same seeds run shorter). ``--include-unsteady`` keeps the runs that are neither steady nor absorbed (their f
+at the end of the run: an upper bound of f_inf where f_a still falls), as ``analysis activity
+--include-unsteady``.
 
 The figure: f_inf against phi (left) and against phi - phi_abs(N) on log axes (phi_abs(N): the largest phi
 where every run of that N absorbed; no collapse value came out at these sizes) with the mean-field slope 1 and
