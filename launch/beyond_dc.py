@@ -190,7 +190,8 @@ def main():
             ax[0].errorbar(phi, f, df, label=f"{name}, N={n}", **kw)
             if np.isfinite(phi_abs) and (phi > phi_abs).any():
                 m = phi > phi_abs
-                ax[1].errorbar(phi[m] - phi_abs, f[m], df[m], **kw)
+                # on log axes an error bar down to f = 0 would stretch the axis by decades: clip it at f / 10
+                ax[1].errorbar(phi[m] - phi_abs, f[m], [np.minimum(df[m], 0.9 * f[m]), df[m]], **kw)
         x = np.array([2e-3, 1e-1])
         ax[1].plot(x, 12 * x, "k--", lw=1, label="slope 1 (mean field)")
         ax[1].plot(x, 6 * x ** 0.84, "k:", lw=1, label="slope 0.84 (Manna d = 3)")
