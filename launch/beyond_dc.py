@@ -95,7 +95,7 @@ def main():
     a = p.parse_args()
     from analysis.activity import ActivityTable
     from analysis.critical import CriticalPoints
-    from analysis.fss import fit_phi_c_powerlaw
+    from analysis.fss import absorption_bracket, fit_phi_c_powerlaw
     from analysis.io import load_runs
 
     act_rows, phic_rows, beta_rows, plot = [], [], [], []
@@ -133,8 +133,7 @@ def main():
             df = np.array([max(r["f_inf_err"], 0.01 * r["f_inf"]) if np.isfinite(r["f_inf_err"])
                            else 0.01 * r["f_inf"] for r in sel])
             # this size's bracket: the largest phi where every run of this N absorbed
-            phi_abs_n = max((r["phi"] for r in rows if int(r["n"]) == n and r["n_absorbed"] == r["n_seeds"]),
-                            default=math.nan)
+            phi_abs_n = absorption_bracket([r for r in rows if int(r["n"]) == n])["phi_all_absorbed"]
             plot.append((name, dim, n, phi, f, df, phi_abs_n))
             base = {"family": name, "dim": dim, "n": n, "f_max": a.f_max}
             small = f <= a.f_max
