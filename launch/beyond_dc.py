@@ -22,6 +22,7 @@ For each family directory (one d and eps; every manifest.tsv below it):
   each implies and the chi^2 per degree of freedom of each. And (bracket) the slope with phi_c held at
   phi_abs(N), the largest phi where every run of that N absorbed: the lowest phi_c these runs allow at that
   size, so the largest beta (a smaller phi_c spreads the same f_inf over a wider range of log(phi - phi_c)).
+  A table with no rows (no fit had its points) is not written.
 
 A directory that holds a manifest.tsv itself is one tier of the family named by its parent: give the tiers
 to read, e.g. ``runs/beyond-dc/bro-pairwise-d4-eps0.1/coarse runs/beyond-dc/bro-pairwise-d4-eps0.1/n4000``
@@ -46,6 +47,9 @@ import scipy.optimize
 
 
 def _emit(rows, path):
+    if not rows:  # a file holding only a newline would read as a table with no columns
+        print(f"{path}: no rows, not written", file=sys.stderr)
+        return
     cols = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
