@@ -310,6 +310,18 @@ def cmd_flatness(a):
     _emit(rows, list(rows[0].keys()), a.output)
 
 
+def cmd_crystal(a):
+    from .crystal import measure_run
+    rows = []
+    for r in _progress(_runs(a), "crystal: runs", a):
+        c = measure_run(r, frame=a.frame, num_neighbors=a.num_neighbors, q_threshold=a.q_threshold,
+                        solid_threshold=a.solid_threshold)
+        rows.append({"path": str(r.path), "scheme": r.params.scheme, "n": r.params.n, "phi": r.params.phi,
+                     "seed": r.params.seed, "absorbed": r.absorbed, "solid_fraction": c.solid_fraction,
+                     "largest_cluster": c.largest_cluster_size})
+    _emit(rows, list(rows[0].keys()), a.output)
+
+
 def cmd_sofk(a):
     from .structure_factor import StructureFactor, default_bins
     rows = []
@@ -450,6 +462,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
     _progress_opt(s)
     s.set_defaults(func=cmd_flatness)
+
+    s = sub.add_parser("crystal", help="crystalline order of a snapshot: fraction of solid-like particles "
+                                       "(ten Wolde - Frenkel q6 bonds) and the largest solid cluster")
+    _inputs(s); _output(s)
+    s.add_argument("--frame", type=int, default=-1, help="snapshot (default: last)")
+    s.add_argument("--num-neighbors", type=int, default=12, help="nearest neighbours per particle (default 12)")
+    s.add_argument("--q-threshold", type=float, default=0.7, help="smallest q6 product of a solid-like bond (default 0.7)")
+    s.add_argument("--solid-threshold", type=int, default=6,
+                   help="smallest number of solid-like bonds of a solid-like particle (default 6)")
+    _progress_opt(s)
+    s.set_defaults(func=cmd_crystal)
 
     s = sub.add_parser("sofk", help="structure factor S(k) of a snapshot and its small-k exponent")
     _inputs(s); _output(s)

@@ -9,7 +9,7 @@ import pytest
 from analysis.cli import build_parser, main
 from analysis.synthetic import write_run
 
-SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "refine", "survival", "msd", "flatness", "sofk",
+SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "refine", "survival", "msd", "flatness", "crystal", "sofk",
                "figures"]
 
 

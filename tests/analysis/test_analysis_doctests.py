@@ -6,7 +6,7 @@ import pytest
 
 MODULES = ["analysis.io", "analysis.synthetic", "analysis.activity", "analysis.fss", "analysis.critical",
            "analysis.msd", "analysis.flatness", "mpisim.core.energy", "analysis.structure_factor",
-           "analysis.survival"]
+           "analysis.survival", "analysis.crystal"]
 
 
 @pytest.mark.parametrize("name", MODULES)
