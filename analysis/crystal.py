@@ -10,7 +10,7 @@ q_lm(i) = mean over neighbours of Y_lm(r_ij / |r_ij|). A bond i -> j is solid-li
 product d_ij = Re sum_m q_lm(i) q_lm(j)* / (|q_l(i)| |q_l(j)|) exceeds ``q_threshold``; a particle is
 solid-like with at least ``solid_threshold`` solid-like bonds (ten Wolde, Ruiz-Montero, Frenkel, J. Chem.
 Phys. 104, 9932 (1996); freud's ``SolidLiquid`` with the same neighbours gives the same counts,
-tests/test_analysis_crystal.py). The sums over m are taken through the addition theorem,
+tests/analysis/test_analysis_crystal.py). The sums over m are taken through the addition theorem,
 sum_m Y_lm(a) Y_lm(b)* = (2l + 1) / (4 pi) P_l(a . b), so no spherical-harmonic convention enters.
 Random packings: a few percent solid-like particles; fcc / hcp / bcc crystals: all.
 
