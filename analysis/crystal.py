@@ -31,6 +31,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.special import eval_legendre
 
+from mpisim.core.box import wrap_into_box
+
 from .errors import AnalysisError, Computed
 
 #: particles per block of the neighbour-product arrays (memory ~ block * k^3 doubles)
@@ -66,8 +68,7 @@ class Crystallinity(Computed):
         if x.ndim != 2 or x.shape[1] != len(edges) or n <= k:
             raise AnalysisError(f"Crystallinity: need positions [N > {k}, d] in a box of d edges, "
                                 f"got {x.shape} and {edges.shape}")
-        x = x - edges * np.floor(x / edges)
-        x[x >= edges] = 0.0               # floor rounding can leave exactly L; cKDTree wants [0, L)
+        x = wrap_into_box(x, edges)
         _, nbr = cKDTree(x, boxsize=edges).query(x, k=k + 1)
         nbr = nbr[:, 1:]                  # the first is the particle itself
         bond = x[nbr] - x[:, None, :]
@@ -90,8 +91,7 @@ class Crystallinity(Computed):
         both = self.solid[i] & self.solid[j]
         graph = coo_matrix((np.ones(both.sum()), (i[both], j[both])), shape=(n, n))
         _, labels = connected_components(graph, directed=False)
-        sizes = np.bincount(labels[self.solid], minlength=1)
-        self._largest = int(sizes.max()) if self.solid.any() else 0
+        self._largest = int(np.bincount(labels[self.solid], minlength=1).max())   # 0 without solid particles
         self._computed = True
         return self
 

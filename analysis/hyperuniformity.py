@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from mpisim.core.box import wrap_into_box
 from mpisim.core.schemes import SCHEMES
 
 from .activity import seed_mean
@@ -174,7 +175,7 @@ def number_variance(positions, box, radii, n_windows: int = 2000, seed: int = 0)
     radii = np.asarray(radii, dtype=np.float64)
     if radii.max() >= 0.5 * box.min():
         raise ValueError(f"window radius {radii.max()} must be < half the box edge {0.5 * box.min()}")
-    tree = cKDTree(np.mod(pos, box), boxsize=box)
+    tree = cKDTree(wrap_into_box(pos, box), boxsize=box)
     rng = np.random.default_rng(seed)
     mean = np.empty(len(radii))
     var = np.empty(len(radii))

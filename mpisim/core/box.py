@@ -53,11 +53,16 @@ def storage_width(dim):
     return max(BINNED_AXES, int(dim))
 
 
+def wrap_into_box(positions, box):
+    """Positions (n, d) wrapped into [0, L) on every axis, in their own dtype (scipy's periodic cKDTree
+    refuses L itself)."""
+    pos = np.mod(positions, box)
+    return np.where(pos >= box, 0.0, pos)     # np.mod of a tiny negative coordinate rounds up to L itself
+
+
 def wrapped_positions(positions, box, dim):
     """Positions (n, dim) wrapped into [0, L) and padded to the engine's ``storage_width(dim)`` columns
     (z = 0 in 2d)."""
     pos = np.zeros((len(positions), storage_width(dim)))
-    pos[:, :dim] = np.mod(positions, box[:dim])
-    # np.mod of a tiny negative coordinate rounds up to L itself
-    pos[:, :dim] = np.where(pos[:, :dim] >= box[:dim], 0.0, pos[:, :dim])
+    pos[:, :dim] = wrap_into_box(positions, box[:dim])
     return pos

@@ -17,12 +17,8 @@ import math
 import numpy as np
 
 from ._jit import njit
+from .box import wrap_into_box
 from .potentials import POTENTIALS, pair_energy
-
-
-def _wrapped(positions, box):
-    pos = np.mod(np.asarray(positions, dtype=np.float64), box)
-    return np.where(pos >= box, 0.0, pos)     # np.mod of a tiny negative number rounds up to L
 
 
 def neighbour_pairs(positions, radii, box, skin):
@@ -35,7 +31,7 @@ def neighbour_pairs(positions, radii, box, skin):
     reach = 2.0 * float(radii.max()) + float(skin)
     if reach >= 0.5 * float(box.min()):
         raise ValueError(f"box {list(box)} too small for a pair reach of {reach:g} (need L > 2 reach)")
-    tree = cKDTree(_wrapped(positions, box), boxsize=box)
+    tree = cKDTree(wrap_into_box(np.asarray(positions, dtype=np.float64), box), boxsize=box)
     pairs = tree.query_pairs(reach, output_type="ndarray").astype(np.int64)
     if len(pairs) == 0:
         return np.zeros((0, 2), dtype=np.int64)
