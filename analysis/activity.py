@@ -25,6 +25,12 @@ Definitions (paper 000, text before Fig. 3):
   counts as steady only if it lasted at least as long as the latest absorption among the runs of its
   family and N at the same or a higher phi (where absorbing is no more likely); otherwise it is
   "short" and its point is left out like an unsteady one.
+* crystals (:class:`ActivityTable`, ``max_solid_fraction``): monodisperse spheres can crystallize, and a
+  crystal absorbs (or stays stuck) where an amorphous packing would not, so its run measures another
+  phase. With a threshold set, a run whose last snapshot has more solid-like particles than that
+  (:class:`analysis.crystal.Crystallinity`) is "crystal" and its point is left out like an unsteady
+  one; it also does not count as an absorption for the horizon rule. Off by default (it reads every
+  run's last snapshot): docs/analysis.md, "Crystalline order".
 * averages over seeds: mean of the per-run values; error = standard error over seeds
   (``std(ddof=1)/sqrt(n)``) when there are >= 2 seeds, otherwise the single run's block error
   (f_inf) or NaN (tau_r).
@@ -218,7 +224,7 @@ def seed_mean(values: Sequence[float], single_errors: Sequence[float] | None = N
 #: columns of :attr:`ActivityTable.rows`
 TABLE_COLUMNS = ("scheme", "dim", "n", "phi", "kick_size", "learning_rate", "batch_fraction",
                  "potential", "n_seeds", "n_absorbed", "f_inf", "f_inf_err", "tau_r", "tau_r_err",
-                 "all_steady", "n_unsteady", "excluded")
+                 "all_steady", "n_unsteady", "n_crystal", "excluded")
 
 
 class ActivityTable(Computed):
@@ -258,13 +264,17 @@ class ActivityTable(Computed):
 
     def __init__(self, window_fraction: float = 0.5, n_blocks: int = 10,
                  min_points: int | None = None, threshold: float = 0.1, n_sigma: float = 3.0,
-                 include_unsteady: bool = False, absorption_horizon: float = 1.0):
+                 include_unsteady: bool = False, absorption_horizon: float = 1.0,
+                 max_solid_fraction: float | None = None):
         self._kw = dict(window_fraction=window_fraction, n_blocks=n_blocks,
                         min_points=min_points, threshold=threshold, n_sigma=n_sigma)
         self.include_unsteady = bool(include_unsteady)
         if not absorption_horizon >= 0:
             raise AnalysisError(f"absorption_horizon must be >= 0, got {absorption_horizon}")
         self.absorption_horizon = float(absorption_horizon)
+        if max_solid_fraction is not None and not 0.0 <= max_solid_fraction < 1.0:
+            raise AnalysisError(f"max_solid_fraction must be in [0, 1) or None, got {max_solid_fraction}")
+        self.max_solid_fraction = max_solid_fraction
         SteadyState(**self._kw)  # validate
 
     def compute(self, runs: Sequence[Run]) -> "ActivityTable":
@@ -281,18 +291,22 @@ class ActivityTable(Computed):
                 except WindowError as err:
                     raise WindowError(f"{r.path}: {err}") from None
             measured.append((key, members, meas))
+        solid = {r.path: self._solid_fraction(r) for _, members, _ in measured for r in members}
         # latest absorption step per (family, N): [(phi, step), ...]
         absorptions: dict = {}
         for _, members, meas in measured:
             for r, m in zip(members, meas):
-                if m.absorbed:
+                if m.absorbed and not self._crystal(solid[r.path]):
                     absorptions.setdefault((r.params.key(("seed", "n", "phi")), r.params.n), []).append(
                         (r.params.phi, m.tau_r))
         for key, members, meas in measured:
             verdicts = []
             for r, m in zip(members, meas):
                 ok, why = m.steady, m.steady_reason
-                if ok and not m.absorbed and self.absorption_horizon > 0:
+                if self._crystal(solid[r.path]):
+                    ok, why = False, (f"crystal: {solid[r.path]:.1%} of the particles solid-like in the last "
+                                      f"snapshot (more than {self.max_solid_fraction:g})")
+                elif ok and not m.absorbed and self.absorption_horizon > 0:
                     later = [(k, p) for p, k in absorptions.get((r.params.key(("seed", "n", "phi")), r.params.n), ())
                              if p >= r.params.phi - 1e-12]
                     if later:
@@ -305,14 +319,23 @@ class ActivityTable(Computed):
                 self._per_run.append({**r.params.as_dict(), "path": str(r.path),
                                       "f_inf": m.f_inf, "f_inf_err": m.f_inf_err,
                                       "tau_r": m.tau_r, "absorbed": m.absorbed,
-                                      "steady": ok, "steady_reason": why, "last_step": m.last_step})
+                                      "steady": ok, "steady_reason": why, "last_step": m.last_step,
+                                      "solid_fraction": solid[r.path]})
             unsteady = [(r, why) for r, (ok, why) in zip(members, verdicts) if not ok]
-            row = {**key_dict(key), "n_seeds": len(meas), "n_absorbed": sum(m.absorbed for m in meas),
-                   "all_steady": not unsteady, "n_unsteady": len(unsteady), "excluded": ""}
-            if unsteady and not self.include_unsteady:
+            crystals = [(r, why) for r, why in unsteady if why.startswith("crystal")]
+            # a crystal is not a seed of the amorphous packing: n_seeds, n_absorbed (the absorption
+            # bracket's counts) leave it out
+            amorphous = [m for r, m in zip(members, meas) if not self._crystal(solid[r.path])]
+            row = {**key_dict(key), "n_seeds": len(amorphous), "n_absorbed": sum(m.absorbed for m in amorphous),
+                   "all_steady": not unsteady, "n_unsteady": len(unsteady), "n_crystal": len(crystals),
+                   "excluded": ""}
+            # crystals measure another phase: out even with include_unsteady
+            left_out = crystals if self.include_unsteady else unsteady
+            if left_out:
                 row.update(f_inf=math.nan, f_inf_err=math.nan, tau_r=math.nan, tau_r_err=math.nan,
-                           excluded=f"{len(unsteady)} of {len(meas)} seeds not steady")
-                for r, why in unsteady:
+                           excluded=f"{len(left_out)} of {len(meas)} seeds not steady"
+                                    + (f" ({len(crystals)} crystal)" if crystals else ""))
+                for r, why in left_out:
                     self._excluded.append({**r.params.as_dict(), "path": str(r.path), "reason": why})
             else:
                 f, fe = seed_mean([m.f_inf for m in meas], [m.f_inf_err for m in meas])
@@ -323,6 +346,15 @@ class ActivityTable(Computed):
         self._computed = True
         return self
 
+    def _solid_fraction(self, run: Run) -> float:
+        if self.max_solid_fraction is None:
+            return math.nan
+        from .crystal import measure_run as crystallinity   # scipy's cKDTree: only when asked
+        return crystallinity(run).solid_fraction
+
+    def _crystal(self, solid_fraction: float) -> bool:
+        return self.max_solid_fraction is not None and solid_fraction > self.max_solid_fraction
+
     @property
     def rows(self) -> list[dict]:
         """One dict per parameter group with :data:`TABLE_COLUMNS`."""
@@ -332,21 +364,21 @@ class ActivityTable(Computed):
     @property
     def per_run(self) -> list[dict]:
         """One dict per run: its parameters, path, f_inf, f_inf_err, tau_r, absorbed, steady,
-        steady_reason."""
+        steady_reason, last_step, solid_fraction (NaN unless ``max_solid_fraction`` is set)."""
         self._need("per_run")
         return self._per_run
 
     @property
     def excluded(self) -> list[dict]:
-        """The unsteady runs whose groups were left out: parameters, path, reason (empty with
-        ``include_unsteady``)."""
+        """The unsteady (or crystal) runs whose groups were left out: parameters, path, reason (with
+        ``include_unsteady`` only the crystals)."""
         self._need("excluded")
         return self._excluded
 
     @property
     def exclusion_note(self) -> str:
-        """One line for logs: how many runs and (N, phi) points were left out as not steady, and why;
-        empty if every run is steady or absorbed."""
+        """One line for logs: how many runs and (N, phi) points were left out as not steady (or as
+        crystals), and why; empty if every run is steady or absorbed."""
         self._need("exclusion_note")
         unsteady = [p for p in self._per_run if not p["steady"]]
         if not unsteady:
@@ -357,11 +389,17 @@ class ActivityTable(Computed):
             reasons[kind] = reasons.get(kind, 0) + 1
         why = ", ".join(f"{k} {v}" for k, v in reasons.items())
         if self.include_unsteady:
+            crystals = [p for p in unsteady if p["steady_reason"].startswith("crystal")]
+            if crystals:
+                points = sum(1 for r in self._rows if r["excluded"])
+                return (f"excluded {len(crystals)} crystal run(s) of {len(self._per_run)}, and with them {points} "
+                        f"(N, phi) points; included {len(unsteady) - len(crystals)} unsteady run(s) "
+                        f"(include_unsteady; {why})")
             return (f"included {len(unsteady)} unsteady run(s) of {len(self._per_run)} in f_inf and tau_r "
                     f"(include_unsteady; {why})")
         points = sum(1 for r in self._rows if r["excluded"])
         return (f"excluded {len(unsteady)} of {len(self._per_run)} runs as neither steady nor absorbed "
-                f"({why}), and with them {points} of {len(self._rows)} (N, phi) points from f_inf, tau_r, "
+                f"(or crystal) ({why}), and with them {points} of {len(self._rows)} (N, phi) points from f_inf, tau_r, "
                 f"the collapses and phi_c")
 
 

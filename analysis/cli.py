@@ -72,12 +72,16 @@ def _activity_opts(p):
     p.add_argument("--include-unsteady", action="store_true",
                    help="keep (N, phi) points with a run that is neither steady nor absorbed "
                         "(default: left out of f_inf, tau_r, collapses and phi_c, with a note)")
+    p.add_argument("--max-solid-fraction", type=float, default=None, metavar="F",
+                   help="leave out every (N, phi) point with a crystallized run: more than F of its particles "
+                        "solid-like in the last snapshot (q6 bond order, as `crystal`), also from the absorption "
+                        "bracket; e.g. 0.1 (default: crystallinity not read)")
 
 
 def _activity_kwargs(a):
     return dict(window_fraction=a.window_fraction, n_blocks=a.blocks, threshold=a.threshold,
                 n_sigma=a.steady_sigma, include_unsteady=a.include_unsteady,
-                absorption_horizon=a.absorption_horizon)
+                absorption_horizon=a.absorption_horizon, max_solid_fraction=a.max_solid_fraction)
 
 
 def _activity_table(a):
@@ -129,6 +133,8 @@ def cmd_activity(a):
     if a.per_run:
         cols = ["path", "scheme", "n", "phi", "kick_size", "learning_rate", "batch_fraction", "seed",
                 "f_inf", "f_inf_err", "tau_r", "last_step", "absorbed", "steady", "steady_reason"]
+        if a.max_solid_fraction is not None:
+            cols.append("solid_fraction")
         _emit(t.per_run, cols, a.output)
     else:
         _emit(t.rows, list(TABLE_COLUMNS), a.output)

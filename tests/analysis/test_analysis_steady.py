@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from analysis.activity import ActivityTable, SteadyState
+from analysis.errors import AnalysisError
 from analysis.io import load_runs
 from analysis.synthetic import write_run
 from mpisim.core.steady import is_steady
@@ -104,3 +105,66 @@ def test_module_examples():
     import mpisim.core.steady as steady
     result = doctest.testmod(steady)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def _fcc(cells, spacing):
+    grid = np.stack(np.meshgrid(*[np.arange(cells)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    basis = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    return (grid[:, None, :] + basis).reshape(-1, 3) * spacing
+
+
+@pytest.fixture
+def crystal_runs(tmp_path):
+    """Three phi of two seeds (N = 256 at phi = 0.55): at 0.54 both absorb amorphous; at 0.55 seed 1
+    absorbs as an fcc crystal and seed 2 stays active (steady); at 0.56 both stay active."""
+    k = np.arange(0, 8001, 10)
+    active = np.full(k.size, 0.2)
+    absorbs = np.r_[np.linspace(0.3, 0.01, 300), 0.0]
+    x = _fcc(4, 1.0)
+    box = np.full(3, 4.0)
+    rng = np.random.default_rng(1)
+    for phi, seeds in ((0.54, (absorbs, absorbs)), (0.55, (absorbs, active)), (0.56, (active, active))):
+        for s, f in enumerate(seeds, start=1):
+            crystal = phi == 0.55 and s == 1
+            pos = x + 0.02 * rng.standard_normal(x.shape) if crystal else rng.random(x.shape) * box
+            write_run(tmp_path / f"phi{phi}_s{s}.h5", n=len(x), phi=phi, seed=s, steps=8000, log_every=10,
+                      activity=f, positions=pos[None], box=box)
+    return load_runs(tmp_path)
+
+
+def test_crystal_runs_leave_the_table_and_the_bracket(crystal_runs):
+    """The fcc run is a crystal (solid fraction 1), the random ones are not: with the threshold its
+    point is left out and its absorption no longer closes the bracket at 0.55."""
+    from analysis.fss import absorption_bracket
+    plain = ActivityTable().compute(crystal_runs)
+    assert all(np.isnan(p["solid_fraction"]) for p in plain.per_run)
+    assert absorption_bracket(plain.rows)["phi_none_absorbed"] == 0.56
+    t = ActivityTable(max_solid_fraction=0.1).compute(crystal_runs)
+    solid = {(p["phi"], p["seed"]): p["solid_fraction"] for p in t.per_run}
+    assert solid[(0.55, 1)] == 1.0 and max(v for key, v in solid.items() if key != (0.55, 1)) < 0.1
+    rows = {r["phi"]: r for r in t.rows}
+    assert rows[0.55]["n_crystal"] == 1 and "crystal" in rows[0.55]["excluded"]
+    assert rows[0.55]["n_seeds"] == 1 and rows[0.55]["n_absorbed"] == 0 and np.isnan(rows[0.55]["f_inf"])
+    assert rows[0.54]["n_crystal"] == 0 and rows[0.54]["f_inf"] == 0.0
+    (ex,) = t.excluded
+    assert ex["reason"].startswith("crystal: 100.0%")
+    assert "crystal 1" in t.exclusion_note
+    b = absorption_bracket(t.rows)
+    assert b["phi_all_absorbed"] == 0.54 and b["phi_none_absorbed"] == 0.55
+    kept = ActivityTable(max_solid_fraction=0.1, include_unsteady=True).compute(crystal_runs)
+    assert np.isnan(next(r for r in kept.rows if r["phi"] == 0.55)["f_inf"])   # crystals stay out
+    assert len(kept.excluded) == 1 and "excluded 1 crystal" in kept.exclusion_note
+    with pytest.raises(AnalysisError, match="max_solid_fraction"):
+        ActivityTable(max_solid_fraction=1.5)
+
+
+def test_crystal_option_on_the_command_line(crystal_runs, tmp_path, capsys):
+    from analysis.cli import main
+    out = tmp_path / "per_run.csv"
+    inputs = [str(r.path) for r in crystal_runs]
+    assert main(["activity", *inputs, "--per-run", "--max-solid-fraction", "0.1", "-o", str(out)]) == 0
+    header, *lines = out.read_text().splitlines()
+    assert header.split(",")[-1] == "solid_fraction" and len(lines) == 6
+    assert "crystal 1" in capsys.readouterr().err
+    assert main(["activity", *inputs, "--max-solid-fraction", "2"]) == 2
+    assert "max_solid_fraction" in capsys.readouterr().err
