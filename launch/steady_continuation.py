@@ -2,7 +2,7 @@
 """Do runs stopped as "steady" near phi_c absorb later? (issue 18; docs/results.md, "Steady-stop bias")
 
 Each given run (a finished run directory with ``config.toml`` and ``run.h5``, stopped by
-``run.stop_when_steady``) is run again from its start with the same config (same seed: the same
+``run.stop_when_steady``, or active at its cap ``run.steps``: a drifting run to carry on) is run again from its start with the same config (same seed: the same
 trajectory, bitwise) but without the steady stop and with ``run.steps = --factor x`` its stop step
 (at least ``--min-steps``), into ``OUT/<run name>/``: the original runs are never touched. A run whose
 continuation is already complete is skipped; an interrupted one resumes from its checkpoint.
@@ -30,12 +30,16 @@ from analysis.io import load_run
 
 
 def stop_step(run_dir: Path) -> tuple[int, str]:
-    """(last step, why) of a finished run, from its log's last line ("stopped at step K: steady")."""
+    """(last step, why) of a finished run, from its log's last line: "stopped at step K: steady", or
+    "active at step K" for a run that reached its cap (why "cap")."""
     lines = (run_dir / "run.log").read_text().strip().splitlines()
-    m = re.search(r"stopped at step (\d+): (\w+)", lines[-1]) if lines else None
-    if not m:
-        raise SystemExit(f"steady_continuation: {run_dir}/run.log does not end with 'stopped at step K: why'")
-    return int(m[1]), m[2]
+    last = lines[-1] if lines else ""
+    if m := re.search(r"stopped at step (\d+): (\w+)", last):
+        return int(m[1]), m[2]
+    if m := re.search(r"active at step (\d+)", last):
+        return int(m[1]), "cap"
+    raise SystemExit(f"steady_continuation: {run_dir}/run.log does not end with 'stopped at step K: why' "
+                     "or 'active at step K'")
 
 
 def toml_value(v) -> str:
