@@ -71,6 +71,14 @@ def box_length(n: int, phi: float, dim: int, radius: float = 0.5) -> float:
     return (n * v1 / phi) ** (1.0 / dim)
 
 
+def fcc_positions(cells: int, spacing: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A perfect fcc crystal of ``cells``^3 cubic cells of edge ``spacing`` (4 particles each) and its
+    periodic box: (positions [4 cells^3, 3], box [3])."""
+    grid = np.stack(np.meshgrid(*[np.arange(cells)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    basis = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    return (grid[:, None, :] + basis).reshape(-1, 3) * spacing, np.full(3, cells * spacing)
+
+
 def write_run(path, *, scheme="sgd", dim=3, n=64, phi=0.5, seed=0, steps=1000, log_every=10,
               kick_size=None, learning_rate=0.1, batch_fraction=0.5, potential="linear",
               radius=0.5, activity=None, msd=None, positions=None, images=None,

@@ -6,17 +6,11 @@ import pytest
 from analysis.cli import main
 from analysis.crystal import Crystallinity
 from analysis.errors import AnalysisError
-from analysis.synthetic import write_run
-
-
-def fcc(cells, spacing=1.5):
-    grid = np.stack(np.meshgrid(*[np.arange(cells)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    basis = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    return (grid[:, None, :] + basis).reshape(-1, 3) * spacing, np.full(3, cells * spacing)
+from analysis.synthetic import fcc_positions, write_run
 
 
 def test_fcc_is_solid_even_shaken():
-    x, box = fcc(6)
+    x, box = fcc_positions(6, 1.5)
     rng = np.random.default_rng(3)
     for shake in (0.0, 0.05):
         c = Crystallinity().compute(x + shake * rng.standard_normal(x.shape), box)
@@ -34,7 +28,7 @@ def test_random_points_are_not_solid():
 def test_a_crystal_in_a_liquid():
     """A crystalline slab (half the box) in random points: about half the particles are solid-like,
     in one cluster."""
-    x, box = fcc(8)
+    x, box = fcc_positions(8, 1.5)
     rng = np.random.default_rng(5)
     liquid = x[:, 0] >= box[0] / 2
     x[liquid] = rng.random((liquid.sum(), 3)) * [box[0] / 2, box[1], box[2]] + [box[0] / 2, 0, 0]
@@ -46,7 +40,7 @@ def test_a_crystal_in_a_liquid():
 
 def test_equals_freud_solid_liquid():
     freud = pytest.importorskip("freud", reason="freud (test dependency) not installed")
-    x, box = fcc(7)
+    x, box = fcc_positions(7, 1.5)
     x = x + 0.13 * np.random.default_rng(6).standard_normal(x.shape)   # partly disordered: mixed counts
     c = Crystallinity().compute(x, box)
     assert 0.1 < c.solid_fraction < 0.9
@@ -65,7 +59,7 @@ def test_bad_input():
 
 
 def test_command_line_table(tmp_path):
-    x, box = fcc(5)
+    x, box = fcc_positions(5, 1.5)
     run = write_run(tmp_path / "run.h5", n=len(x), positions=x[None], box=box)
     out = tmp_path / "crystal.csv"
     assert main(["crystal", str(run), "-o", str(out), "--progress-seconds", "0"]) == 0

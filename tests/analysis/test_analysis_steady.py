@@ -6,7 +6,7 @@ import pytest
 from analysis.activity import ActivityTable, SteadyState
 from analysis.errors import AnalysisError
 from analysis.io import load_runs
-from analysis.synthetic import write_run
+from analysis.synthetic import fcc_positions, write_run
 from mpisim.core.steady import is_steady
 
 K = np.arange(0, 20001, 10)
@@ -107,12 +107,6 @@ def test_module_examples():
     assert result.attempted >= 3 and result.failed == 0
 
 
-def _fcc(cells, spacing):
-    grid = np.stack(np.meshgrid(*[np.arange(cells)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    basis = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    return (grid[:, None, :] + basis).reshape(-1, 3) * spacing
-
-
 @pytest.fixture
 def crystal_runs(tmp_path):
     """Three phi of two seeds (N = 256 at phi = 0.55): at 0.54 both absorb amorphous; at 0.55 seed 1
@@ -120,8 +114,7 @@ def crystal_runs(tmp_path):
     k = np.arange(0, 8001, 10)
     active = np.full(k.size, 0.2)
     absorbs = np.r_[np.linspace(0.3, 0.01, 300), 0.0]
-    x = _fcc(4, 1.0)
-    box = np.full(3, 4.0)
+    x, box = fcc_positions(4)
     rng = np.random.default_rng(1)
     for phi, seeds in ((0.54, (absorbs, absorbs)), (0.55, (absorbs, active)), (0.56, (active, active))):
         for s, f in enumerate(seeds, start=1):
