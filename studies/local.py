@@ -16,7 +16,7 @@ from pathlib import Path
 from mpisim.io import checkpoint_path
 
 from .status import (CONFIG, DONE, FAILED, FAILED_MARKER, LOG, MANIFEST, OUTPUT, PENDING, RUNNING,
-                     RUNNING_MARKER, output_finished, run_state, running_marker, status_counts,
+                     RUNNING_MARKER, claim, output_finished, run_state, running_marker, status_counts,
                      write_manifest)
 
 EXIT_USAGE = 2      # mpisim's status for a user mistake (e.g. nothing to resume)
@@ -303,9 +303,15 @@ def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sy
                 need = min(run.ranks, cores)
                 if need <= free:
                     todo.remove(run)
+                    changed = True
+                    # another driver on this sweep may have run or started it since the plan
+                    if run_state(run)[0] not in (PENDING, FAILED) or not claim(run.dir):
+                        states[run.name] = run_state(run)
+                        if states[run.name][0] == RUNNING:
+                            waiting.append(run)
+                        continue
                     launch(run)
                     free -= need
-                    changed = True
             if changed:
                 write_manifest(sweep, runs, states)
             report(force=changed)

@@ -4,12 +4,14 @@ manifest derived from it.
 A run directory holds ``config.toml`` (the full config), ``run.h5`` (the output; finished when its
 provenance ``end_time`` is set), ``RUNNING`` (JSON: host, pid of the launched process, while it runs),
 ``FAILED`` (the error of the last attempt) and ``run.log`` (everything it printed). The directory is the
-only state a local driver, cluster jobs and ``status`` share.
+only state a local driver, cluster jobs and ``status`` share; a driver takes a run by creating its
+``RUNNING`` marker exclusively (:func:`claim`), so two drivers on one sweep never start the same run.
 """
 import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 from mpisim.config import tomllib
@@ -57,6 +59,27 @@ def running_marker(run_dir):
     if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0))):
         return None   # the process died without cleaning up (killed): not running
     return info
+
+
+def claim(run_dir):
+    """Take a run for this process: create its RUNNING marker exclusively (O_EXCL), so that of two drivers
+    on the same sweep only one starts it. A marker of a dead process on this host is removed first.
+    Returns False if another process holds the run."""
+    marker = Path(run_dir) / RUNNING_MARKER
+    try:
+        info = json.loads(marker.read_text())
+        if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0))):
+            marker.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass   # no marker, or one being written by its owner: the exclusive create decides
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                             "start": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    return True
 
 
 def run_state(run):

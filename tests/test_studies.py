@@ -185,6 +185,36 @@ def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
     assert not list((tmp_path / "runs").glob("*/RUNNING"))
 
 
+def test_two_drivers_on_one_sweep_run_each_run_once(tmp_path):
+    """A second driver started on a sweep that a first is running: each run is started once (one attempt
+    line in its log), by whichever driver claims it first; both drivers finish with every run done."""
+    path = write_sweep(tmp_path, "[axes]\nphi = [0.4, 0.45, 0.5, 0.55]\n", steps=3000)
+    out = tmp_path / "runs"
+    cmd = [str(LAUNCH), "run", str(path), "--cores", "1", "--progress-seconds", "1"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("*/RUNNING")):
+        time.sleep(0.05)
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
+    logs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, logs
+    assert "running in another driver" in logs[1], logs[1]
+    rows = read_manifest(out / "manifest.tsv")
+    assert [r["status"] for r in rows] == ["done"] * 4
+    for r in rows:
+        attempts = [ln for ln in (out / r["name"] / "run.log").read_text().splitlines() if ln.startswith("# ")]
+        assert len(attempts) == 1, (r["name"], attempts)
+    assert not list(out.glob("*/RUNNING"))
+
+
+def test_claim_is_exclusive_and_takes_over_a_dead_process_s_marker(tmp_path):
+    assert studies.status.claim(tmp_path)
+    assert not studies.status.claim(tmp_path)                     # held by this (live) process
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "RUNNING").write_text(f'{{"host": "{os.uname().nodename}", "pid": {int(dead.stdout)}}}\n')
+    assert studies.status.claim(tmp_path)                         # its process is gone: stale
+
+
 # ---------------------------------------------------------------------------------------------- slurm
 def test_slurm_scripts_for_a_multi_node_run(tmp_path):
     path = write_sweep(tmp_path, """
