@@ -398,8 +398,9 @@ class ActivityTable(Computed):
             return (f"included {len(unsteady)} unsteady run(s) of {len(self._per_run)} in f_inf and tau_r "
                     f"(include_unsteady; {why})")
         points = sum(1 for r in self._rows if r["excluded"])
-        return (f"excluded {len(unsteady)} of {len(self._per_run)} runs as neither steady nor absorbed "
-                f"(or crystal) ({why}), and with them {points} of {len(self._rows)} (N, phi) points from f_inf, tau_r, "
+        crystal = " or as crystals" if "crystal" in reasons else ""
+        return (f"excluded {len(unsteady)} of {len(self._per_run)} runs as neither steady nor absorbed{crystal} "
+                f"({why}), and with them {points} of {len(self._rows)} (N, phi) points from f_inf, tau_r, "
                 f"the collapses and phi_c")
 
 

@@ -2,9 +2,10 @@
 """Do runs stopped as "steady" near phi_c absorb later? (issue 18; docs/results.md, "Steady-stop bias")
 
 Each given run (a finished run directory with ``config.toml`` and ``run.h5``, stopped by
-``run.stop_when_steady``, or active at its cap ``run.steps``: a drifting run to carry on) is run again from its start with the same config (same seed: the same
-trajectory, bitwise) but without the steady stop and with ``run.steps = --factor x`` its stop step
-(at least ``--min-steps``), into ``OUT/<run name>/``: the original runs are never touched. A run whose
+``run.stop_when_steady``, or active at its cap ``run.steps``: a drifting run to carry on) is run again
+from its start with the same config (same seed: the same trajectory, bitwise) but without the steady
+stop and with ``run.steps = --factor x`` its stop step (at least ``--min-steps``), into
+``OUT/<run name>/``: the original runs are never touched. A run whose
 continuation is already complete is skipped; an interrupted one resumes from its checkpoint.
 
 Then, per run: where the original stopped, whether the continuation absorbed and when, and a check
