@@ -292,18 +292,20 @@ class ActivityTable(Computed):
                     raise WindowError(f"{r.path}: {err}") from None
             measured.append((key, members, meas))
         solid = {r.path: self._solid_fraction(r) for _, members, _ in measured for r in members}
+        crystal = {path: self.max_solid_fraction is not None and f > self.max_solid_fraction
+                   for path, f in solid.items()}
         # latest absorption step per (family, N): [(phi, step), ...]
         absorptions: dict = {}
         for _, members, meas in measured:
             for r, m in zip(members, meas):
-                if m.absorbed and not self._crystal(solid[r.path]):
+                if m.absorbed and not crystal[r.path]:
                     absorptions.setdefault((r.params.key(("seed", "n", "phi")), r.params.n), []).append(
                         (r.params.phi, m.tau_r))
         for key, members, meas in measured:
             verdicts = []
             for r, m in zip(members, meas):
                 ok, why = m.steady, m.steady_reason
-                if self._crystal(solid[r.path]):
+                if crystal[r.path]:
                     ok, why = False, (f"crystal: {solid[r.path]:.1%} of the particles solid-like in the last "
                                       f"snapshot (more than {self.max_solid_fraction:g})")
                 elif ok and not m.absorbed and self.absorption_horizon > 0:
@@ -322,10 +324,10 @@ class ActivityTable(Computed):
                                       "steady": ok, "steady_reason": why, "last_step": m.last_step,
                                       "solid_fraction": solid[r.path]})
             unsteady = [(r, why) for r, (ok, why) in zip(members, verdicts) if not ok]
-            crystals = [(r, why) for r, why in unsteady if why.startswith("crystal")]
+            crystals = [(r, why) for r, why in unsteady if crystal[r.path]]
             # a crystal is not a seed of the amorphous packing: n_seeds, n_absorbed (the absorption
             # bracket's counts) leave it out
-            amorphous = [m for r, m in zip(members, meas) if not self._crystal(solid[r.path])]
+            amorphous = [m for r, m in zip(members, meas) if not crystal[r.path]]
             row = {**key_dict(key), "n_seeds": len(amorphous), "n_absorbed": sum(m.absorbed for m in amorphous),
                    "all_steady": not unsteady, "n_unsteady": len(unsteady), "n_crystal": len(crystals),
                    "excluded": ""}
@@ -351,9 +353,6 @@ class ActivityTable(Computed):
             return math.nan
         from .crystal import measure_run as crystallinity   # scipy's cKDTree: only when asked
         return crystallinity(run).solid_fraction
-
-    def _crystal(self, solid_fraction: float) -> bool:
-        return self.max_solid_fraction is not None and solid_fraction > self.max_solid_fraction
 
     @property
     def rows(self) -> list[dict]:
@@ -388,16 +387,15 @@ class ActivityTable(Computed):
             kind = p["steady_reason"].split(":")[0]
             reasons[kind] = reasons.get(kind, 0) + 1
         why = ", ".join(f"{k} {v}" for k, v in reasons.items())
+        points = sum(1 for r in self._rows if r["excluded"])
         if self.include_unsteady:
-            crystals = [p for p in unsteady if p["steady_reason"].startswith("crystal")]
+            crystals = reasons.get("crystal", 0)
             if crystals:
-                points = sum(1 for r in self._rows if r["excluded"])
-                return (f"excluded {len(crystals)} crystal run(s) of {len(self._per_run)}, and with them {points} "
-                        f"(N, phi) points; included {len(unsteady) - len(crystals)} unsteady run(s) "
+                return (f"excluded {crystals} crystal run(s) of {len(self._per_run)}, and with them {points} "
+                        f"(N, phi) points; included {len(unsteady) - crystals} unsteady run(s) "
                         f"(include_unsteady; {why})")
             return (f"included {len(unsteady)} unsteady run(s) of {len(self._per_run)} in f_inf and tau_r "
                     f"(include_unsteady; {why})")
-        points = sum(1 for r in self._rows if r["excluded"])
         crystal = " or as crystals" if "crystal" in reasons else ""
         return (f"excluded {len(unsteady)} of {len(self._per_run)} runs as neither steady nor absorbed{crystal} "
                 f"({why}), and with them {points} of {len(self._rows)} (N, phi) points from f_inf, tau_r, "
