@@ -305,13 +305,17 @@ def execute(sweep, runs, cores, progress_seconds=10.0, retry_failed=True, out=sy
                     todo.remove(run)
                     changed = True
                     # another driver on this sweep may have run or started it since the plan
-                    if run_state(run)[0] not in (PENDING, FAILED) or not claim(run.dir):
-                        states[run.name] = run_state(run)
-                        if states[run.name][0] == RUNNING:
-                            waiting.append(run)
+                    state = run_state(run)
+                    startable = state[0] in (PENDING, FAILED)
+                    if startable and claim(run.dir):
+                        launch(run)
+                        free -= need
                         continue
-                    launch(run)
-                    free -= need
+                    if startable:                      # the claim was lost: started elsewhere just now
+                        state = run_state(run)
+                    states[run.name] = state
+                    if state[0] == RUNNING:
+                        waiting.append(run)
             if changed:
                 write_manifest(sweep, runs, states)
             report(force=changed)

@@ -49,6 +49,11 @@ def _pid_alive(pid):
     return True
 
 
+def _dead_here(info):
+    """Whether a marker's process ran on this host and is gone (killed without cleaning up)."""
+    return info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0)))
+
+
 def running_marker(run_dir):
     """The RUNNING marker's content if it belongs to a live process (any on another host), else None."""
     marker = Path(run_dir) / RUNNING_MARKER
@@ -56,9 +61,7 @@ def running_marker(run_dir):
         info = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0))):
-        return None   # the process died without cleaning up (killed): not running
-    return info
+    return None if _dead_here(info) else info
 
 
 def claim(run_dir):
@@ -67,8 +70,7 @@ def claim(run_dir):
     Returns False if another process holds the run."""
     marker = Path(run_dir) / RUNNING_MARKER
     try:
-        info = json.loads(marker.read_text())
-        if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0))):
+        if _dead_here(json.loads(marker.read_text())):
             marker.unlink(missing_ok=True)
     except (OSError, ValueError):
         pass   # no marker, or one being written by its owner: the exclusive create decides
