@@ -23,6 +23,7 @@ import numpy as np
 
 from analysis.critical import PHI_RCP, extrapolate_brackets
 from analysis.errors import CollapseError
+from analysis.io import takes_kick_size
 
 FORMS = ("linear", "sqrt", "power")
 FIELDS = ("scheme", "batch_fraction", "n_brackets", "eps", "lo", "hi") + tuple(
@@ -40,9 +41,9 @@ def read_brackets(paths):
     for path in paths:
         with open(path, newline="") as fh:
             for r in csv.DictReader(fh):
-                b_f = _float(r["batch_fraction"])
-                step = _float(r["step_size"])
-                eps = step * b_f if math.isfinite(b_f) else step
+                # the BRO-equivalent kick size, as analysis.io.RunParams.effective_kick (b_f unset: 1)
+                step, b_f = _float(r["step_size"]), _float(r["batch_fraction"])
+                eps = step if takes_kick_size(r["scheme"]) else step * (b_f if math.isfinite(b_f) else 1.0)
                 lo, hi = _float(r["phi_all_absorbed"]), _float(r["phi_none_absorbed"])
                 out.setdefault((r["scheme"], r["batch_fraction"]), []).append((eps, lo, hi))
     return {k: sorted(v) for k, v in out.items()}
@@ -86,7 +87,6 @@ def draw(brackets, rows, path):
     ax.axhline(PHI_RCP, color="0.6", lw=0.8, zorder=0)
     by_scheme = {r["scheme"]: r for r in rows}
     keys = list(brackets)
-    width = 0.0035
     for k, key in enumerate(keys):
         scheme = key[0]
         color = f"C{k}"
@@ -105,7 +105,7 @@ def draw(brackets, rows, path):
                    alpha=0.25, label=f"common to all, linear: [{common['linear_phi_c0_lo']:.4f}, "
                                      f"{common['linear_phi_c0_hi']:.4f}]")
     ax.axvline(0, color="k", lw=0.6)
-    ax.set_xlim(-0.0125, max(e for v in brackets.values() for e, _, _ in v) + 0.008 + width)
+    ax.set_xlim(-0.0125, max(e for v in brackets.values() for e, _, _ in v) + 0.0115)
     ax.set_xlabel(r"kick size $\epsilon$ ($\alpha b_f$ for SGD, RCD)")
     ax.set_ylabel(r"$\phi_c$: absorption bracket; at $\epsilon = 0$: $\phi_c(0)$ of the lines (thick), powers (thin)")
     ax.yaxis.label.set_size(8)
