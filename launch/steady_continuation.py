@@ -2,11 +2,13 @@
 """Do runs stopped as "steady" near phi_c absorb later? (issue 18; docs/results.md, "Steady-stop bias")
 
 Each given run (a finished run directory with ``config.toml`` and ``run.h5``, stopped by
-``run.stop_when_steady``, or active at its cap ``run.steps``: a drifting run to carry on) is run again
-from its start with the same config (same seed: the same trajectory, bitwise) but without the steady
-stop and with ``run.steps = --factor x`` its stop step (at least ``--min-steps``), into
-``OUT/<run name>/``: the original runs are never touched. A run whose
-continuation is already complete is skipped; an interrupted one resumes from its checkpoint.
+``run.stop_when_steady``, or active at its cap ``run.steps``: a drifting run to carry on) is carried on
+without the steady stop to ``run.steps = --factor x`` its stop step (at least ``--min-steps``), into
+``OUT/<run name>/``: the original runs are never touched. A run that kept its last state
+(``run.h5.ckpt``, run.keep_checkpoint) is copied there and carried on from it (``mpisim resume --steps``:
+only the new steps cost); an older run is run again from its start with the same config (same seed:
+the same trajectory, bitwise). A run whose continuation is already complete is skipped; an interrupted
+one resumes from its checkpoint.
 
 Then, per run: where the original stopped, whether the continuation absorbed and when, and a check
 that the continuation's activity series equals the original's up to the original stop step (the
@@ -19,6 +21,7 @@ import csv
 import math
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -85,8 +88,13 @@ def main(argv=None):
         cpu = math.nan
         if not done:
             cmd = [a.mpisim, "run", str(dst / "config.toml"), "-o", str(h5), "--quiet"]
+            if not h5.exists() and (src / "run.h5.ckpt").exists():
+                shutil.copy2(src / "run.h5", h5)
+                shutil.copy2(src / "run.h5.ckpt", dst / "run.h5.ckpt")
             if (dst / "run.h5.ckpt").exists():
-                cmd = [a.mpisim, "resume", str(h5), "--quiet"]
+                # (a copied finished run, or an interrupted continuation: the same command)
+                cmd = [a.mpisim, "resume", str(h5), "--quiet", "--steps", str(target),
+                       "--set", "run.stop_when_steady=false"]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             with open(log, "a") as fh:
                 fh.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} {' '.join(cmd)}\n")

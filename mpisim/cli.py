@@ -42,11 +42,17 @@ def build_parser():
                      "checkpoint (the config must match the file's parameters)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    resume = sub.add_parser("resume", help="continue a run from its checkpoint",
+    resume = sub.add_parser("resume", help="continue a run from its checkpoint, or carry a finished run on",
                             description="Continue the run stored in OUT.h5 from OUT.h5.ckpt, with the "
                                         "parameters stored in the file. The result equals an uninterrupted "
-                                        "run, on any number of ranks.")
+                                        "run, on any number of ranks. With --steps K a finished run (its last "
+                                        "state kept, run.keep_checkpoint) goes on to step K: the file then "
+                                        "equals one run of K steps.")
     resume.add_argument("path", help="an .h5 file written by mpisim run (with checkpoints enabled)")
+    resume.add_argument("--steps", type=int, metavar="K", help="a new run.steps (the total, not the steps to add)")
+    resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a key that decides only where the run ends (run.stop_when_steady, "
+                             "run.steady_min_steps) or no result (checkpoints, progress); repeatable")
     resume.add_argument("--quiet", action="store_true", help="no progress lines")
 
     info = sub.add_parser("info", help="summarise an output file", description="Print a human summary "
@@ -233,7 +239,7 @@ def _resume(args, comm):
     config = config.replace(output=dataclasses.replace(config.output, path=str(path)))
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
-    with Simulation.resume(config, output=str(path), comm=comm) as sim:
+    with Simulation.resume(config, output=str(path), comm=comm, steps=args.steps, overrides=args.overrides) as sim:
         sim.stop_on_signals()
         _take_early_signals(sim)
         sim.run()
@@ -453,6 +459,8 @@ def _print_info(path, f):
     if end:
         stopped = str(prov.get("stopped", ""))
         state = f"finished at step {int(prov.get('last_step', last))}" + (f" (stopped: {stopped})" if stopped else "")
+        if ckpt.is_file() and _ckpt_step(ckpt) == int(prov.get("last_step", -1)):
+            state += f"; last state kept ({ckpt.name}): mpisim resume {path} --steps K carries it on"
     else:
         state = f"unfinished (last step on file {last}); " + (
             f"checkpoint {ckpt.name} at step {_ckpt_step(ckpt)}: mpisim resume {path}" if ckpt.is_file()
@@ -474,6 +482,10 @@ def _print_info(path, f):
     if resumed:
         sizes = [int(k) for k in prov.get("resumed_mpi_size", [])]
         print("resumed     " + ", ".join(f"at step {k} on {m} ranks" for k, m in zip(resumed, sizes)))
+    carried = [int(k) for k in prov.get("carried_on_at_step", [])]
+    if carried:
+        ends = [int(k) for k in prov.get("carried_on_to_steps", [])]
+        print("carried on  " + ", ".join(f"at step {k} to {e} steps" for k, e in zip(carried, ends)))
     print(f"software    mpisim {prov.get('package_version', '?')}, commit {prov.get('git_commit', '') or 'unknown'}")
     print("parameters")
     for line in fmt.read_parameters(f).splitlines():

@@ -172,6 +172,7 @@ class Run:
     pair_search: str = "auto"          # verlet, cells or auto (cells at skin 0); speed only, never results
     checkpoint_every: int = 0          # steps; 0 = off
     checkpoint_minutes: float = 0.0    # wall time; 0 = off
+    keep_checkpoint: bool = True       # a complete run keeps its last state (mpisim resume --steps carries it on)
     progress_seconds: float = 10.0     # rank 0 prints progress this often; 0 = never
     # Run until steady (docs/configuration.md; the criterion is mpisim/core/steady.py): end the run when
     # the activity's block means over the last steady_tail_fraction of it are flat within their errors,
@@ -382,13 +383,7 @@ class RunConfig:
                 for name in SECTIONS}
 
     def to_toml(self):
-        lines = []
-        for name, table in self.to_dict().items():
-            lines.append(f"[{name}]")
-            for k, v in table.items():
-                lines.append(f"{k} = {_toml_value(v)}")
-            lines.append("")
-        return "\n".join(lines)
+        return toml_text(self.to_dict())
 
 
 def _drop_retired(name, klass, table):
@@ -477,6 +472,17 @@ def _coerce(section, key, value, fld):
     if kind is not None and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")
     return value
+
+
+def toml_text(tables):
+    """TOML text of {section: {key: value}} (the form to_toml writes and output files store)."""
+    lines = []
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        for k, v in table.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _toml_value(v):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .core import kernels, kernels_wide
 from . import sources
-from .config import ConfigError, RunConfig
+from .config import ConfigError, Run, RunConfig, apply_overrides, toml_text
 from .core.neighbour_list import NeighbourList
 from .parallel.domain import Domain
 from .parallel.comm import all_gather, id_blocks, max_floats, on_root, world
@@ -502,11 +502,16 @@ class Simulation:
         for op in ops:
             op.finish(self)
         self._done_step = self.step
+        # A complete run that may be carried on keeps its last state x_k (taken after step k's pass and
+        # records, which a resume drops and does again, as it does for any checkpoint at step k).
+        keep = self.run_complete and cfg.run.keep_checkpoint and self.stop_reason != "absorbed"
         if self.writer is not None:
             # Everything reaches the disk before the file is marked finished: a failed write is never
             # followed by end_time (docs/file-format.md, "Write errors").
-            with writing(self.output_path):
-                self.writer.flush()
+            if keep:
+                self.checkpoint()
+            else:
+                self.flush()
             with writing(self.output_path):
                 self.writer.set_provenance(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                            absorbed=self.absorbed_step >= 0,
@@ -516,8 +521,8 @@ class Simulation:
                 self.writer.close()
             self.writer = None
             if self.run_complete:
-                # The run is complete: its checkpoint has no further use.
-                self._remove_checkpoint()
+                if not keep:
+                    self._remove_checkpoint()
                 if self.output_path != self.final_path:
                     self._replace_output()
             self._release_lock()
@@ -525,7 +530,7 @@ class Simulation:
 
     def stop(self, reason):
         """End the current run() after this step (from an operation; the same call on every rank). The
-        run is then complete: its last frame is written, its checkpoint removed, and a later run()
+        run is then complete: its last frame is written, its checkpoint kept or removed, and a later run()
         returns at once (after set_positions() it runs again)."""
         self.stop_reason = str(reason)
 
@@ -656,27 +661,36 @@ class Simulation:
         on_root(self.comm, unlink)
 
     def _replace_output(self):
-        """The --overwrite run is complete: its file (OUT.h5.new, closed) replaces OUT.h5, and the replaced
-        run's checkpoint goes with it (this job holds OUT.h5's lock, so it is no other job's). Collective."""
+        """The --overwrite run is complete: its file (OUT.h5.new, closed) replaces OUT.h5 and its kept
+        checkpoint, if any, OUT.h5.ckpt; the replaced run's checkpoint goes (this job holds OUT.h5's lock,
+        so it is no other job's). Collective."""
         from .io import checkpoint_path
 
         def replace():
             os.replace(self.output_path, self.final_path)
             for p in (checkpoint_path(self.final_path), checkpoint_path(self.final_path) + ".tmp"):
                 Path(p).unlink(missing_ok=True)
+            if Path(checkpoint_path(self.output_path)).is_file():     # the new run's kept last state
+                os.replace(checkpoint_path(self.output_path), checkpoint_path(self.final_path))
         on_root(self.comm, replace)
         self.output_path = self.final_path
 
     @classmethod
-    def resume(cls, config, output=None, comm=None, collective=None):
+    def resume(cls, config, output=None, comm=None, collective=None, steps=None, overrides=()):
         """Continue the run stored in ``output`` (default: config.output.path) from its checkpoint.
 
         config: a RunConfig, a dict of sections, the path of a TOML file, or the path of the output
         file itself (``Simulation.resume("OUT.h5")``, like ``mpisim resume OUT.h5``: the parameters
-        stored in the file). The output must have been written with the same parameters (output.path
-        and run.progress_seconds may differ); frames and observable rows written after the checkpoint
-        are dropped, so the resumed run's file equals an uninterrupted run's, on any number of ranks.
-        Collective.
+        stored in the file). The output must have been written with the same parameters (output.path,
+        run.progress_seconds and the other keys that change no result may differ); frames and observable
+        rows written after the checkpoint are dropped, so the resumed run's file equals an uninterrupted
+        run's, on any number of ranks. Collective.
+
+        Carrying a run on: ``steps`` (a new run.steps) and ``overrides`` ("run.key=value" strings) may
+        change the keys of ``CARRY_ON_KEYS``, which decide only where the run ends. A finished run whose
+        last state was kept (run.keep_checkpoint) continues from it to the new end; the file then equals
+        that of one run made with the new values from the start, as long as that run would not have
+        stopped earlier. The file's /parameters take the new values.
         """
         from .io import H5MDWriter, checkpoint_path
         from .io.checkpoint import resume_target
@@ -690,6 +704,7 @@ class Simulation:
             config = RunConfig.from_toml(config)
         elif isinstance(config, dict):
             config = RunConfig.from_dict(config)
+        config = carried_on(config, steps, overrides)
         final = str(output if output is not None else config.output.path)
         # The lock first (one writer per output), then the checks, on rank 0. An interrupted --overwrite
         # continues in its own file (OUT.h5.new), which replaces OUT.h5 when the run is complete.
@@ -710,6 +725,9 @@ class Simulation:
         sim._opened_output = True
         sim.writer.truncate(sim.step)
         sim.writer.note_resume(sim.step)
+        carried = on_root(comm, _changed_run_keys, config, output)
+        if carried:
+            sim.writer.set_run_parameters(*carried, sim.step, config.run.steps)
         stored = sim.writer.read_observables()
         sim.history = {k: list(v) for k, v in stored.items()}
         return sim
@@ -913,6 +931,46 @@ def _start_time(output):
         return start_time(f)
 
 
+#: The [run] keys a resume may change: where the run ends (mpisim resume --steps K --set run.key=value).
+CARRY_ON_KEYS = ("steps", "stop_when_steady", "steady_min_steps")
+#: ... and those that change no result (speed, safety, what is printed), which a resume never compares.
+_NO_RESULT_KEYS = {"output.path", "run.progress_seconds", "run.step_kind", "run.pair_search",
+                   "run.checkpoint_every", "run.checkpoint_minutes", "run.keep_checkpoint"}
+
+
+def carried_on(config, steps=None, overrides=()):
+    """``config`` with run.steps = ``steps`` (if given) and ``overrides`` ("section.key=value") applied;
+    ConfigError if an override names a key a resume may not change (not in CARRY_ON_KEYS or the keys
+    that change no result)."""
+    allowed = sorted({f"run.{k}" for k in CARRY_ON_KEYS} | _NO_RESULT_KEYS - {"output.path"})
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in allowed:
+            raise ConfigError(f"--set {item!r}: a resume can change only {', '.join(allowed)}; the other "
+                              "parameters are the file's")
+    if steps is not None:
+        overrides = [*overrides, f"run.steps={int(steps)}"]
+    if not overrides:
+        return config
+    return RunConfig.from_dict(apply_overrides(config.to_dict(), overrides))
+
+
+def _changed_run_keys(config, output):
+    """({[run] key: value} of the CARRY_ON_KEYS on which ``config`` differs from ``output``'s stored parameters,
+    the stored parameters' TOML with those values), or None if none differs. Serial (rank 0)."""
+    from .config import tomllib
+    from .io import read_parameters
+    # (the stored tables as they are: a RunConfig of them would check system.init, which may be gone)
+    stored = tomllib.loads(read_parameters(output))
+    run = stored.setdefault("run", {})
+    changed = {k: getattr(config.run, k) for k in CARRY_ON_KEYS
+               if getattr(config.run, k) != run.get(k, getattr(Run(), k))}
+    if not changed:
+        return None
+    run.update(changed)
+    return changed, toml_text(stored)
+
+
 def _resume_problem(config, output):
     """Why ``output`` cannot be resumed with ``config`` (a message), or None. Serial (rank 0)."""
     from .io.lock import describe_open_error
@@ -941,7 +999,7 @@ def _resume_problem_of(config, output):
         stored = tomllib.loads(RunConfig.from_stored(stored).to_toml())
     except ConfigError:
         pass
-    ignore = {"output.path", "run.progress_seconds", "run.step_kind", "run.pair_search"}   # speed only
+    ignore = _NO_RESULT_KEYS | {f"run.{k}" for k in CARRY_ON_KEYS}
     mine, theirs = _flat(tomllib.loads(config.to_toml())), _flat(stored)
     differ = sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
     if differ:
@@ -953,13 +1011,22 @@ def _resume_problem_of(config, output):
     if missing:
         return (f"{output} was written by an older mpisim without "
                 f"{', '.join('/' + fmt.observable_path(name) for name in missing)}; start again with --overwrite")
+    with h5py.File(output, "r") as f:
+        prov = fmt.read_provenance(f)
+    last, stopped = int(prov.get("last_step", -1)), str(prov.get("stopped", ""))
+    if str(prov.get("end_time", "")) and (stopped or last >= int(theirs.get("run.steps", 0))):
+        done = f"{output} is a finished run (last step {last}{', ' + stopped if stopped else ''})"
+        if stopped == "absorbed":
+            return f"{done}: nothing moves any more; nothing to resume"
+        if not ckpt.is_file():
+            return (f"{done} without its last state (run.keep_checkpoint = false, or written before mpisim "
+                    f"kept it); nothing to resume: run it again with a larger run.steps")
+        if config.run.steps <= last:
+            return f"{done}; to carry it on give a larger run.steps (mpisim resume --steps K, K > {last})"
+        if stopped == "steady" and config.run.stop_when_steady and config.run.steady_min_steps <= last:
+            return (f"{done}; carried on with the steady stop it would stop at once: also set "
+                    f"run.stop_when_steady=false (or run.steady_min_steps > {last})")
     if not ckpt.is_file():
-        with h5py.File(output, "r") as f:
-            prov = fmt.read_provenance(f)
-            end = str(prov.get("end_time", ""))
-            last = int(prov.get("last_step", -1))
-        if end:
-            return f"{output} is a finished run (last step {last}); nothing to resume"
         return f"{output} has no checkpoint {str(ckpt)!r} (killed before its first one); start again with --overwrite"
     try:
         problems = _checkpoint_problems(config, output, str(ckpt), stored, ignore)

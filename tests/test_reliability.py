@@ -378,7 +378,7 @@ def test_overwrite_replaces_a_file_a_reader_has_open(tmp_path, capsys):
         assert np.array_equal(reader["observables/activity/step"][:], before), "the reader's file is intact"
     with h5py.File(out, "r") as f:
         assert f["parameters/provenance"].attrs["end_time"] and f["observables/activity/step"][-1] == 10
-    assert not Path(checkpoint_path(out)).exists() and not Path(f"{out}.new").exists()
+    assert _kept_step(out) == 10 and not Path(f"{out}.new").exists()
 
 
 # `mpisim ARGV` whose files may not grow past LIMIT bytes (EFBIG instead of SIGXFSZ): a full disk for one
@@ -490,7 +490,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path):
     sim.add(look, At([30, 90]))
     sim.run()
     assert seen == [(True, True), (True, True)]
-    assert not Path(f"{out}.new").exists() and not Path(checkpoint_path(out)).exists()
+    assert not Path(f"{out}.new").exists() and _kept_step(out) == 100    # the new run's last state
     assert not Path(checkpoint_path(f"{out}.new")).exists()
     with h5py.File(out, "r") as f:
         assert f["parameters/provenance"].attrs["end_time"] and "seed = 8" in f["parameters"].attrs["config_toml"]
@@ -518,7 +518,7 @@ def test_an_interrupted_overwrite_resumes_in_its_new_file(tmp_path, capsys, how)
     argv = ["resume", out] if how == "resume" else ["run", toml, "-o", out, "--resume"]
     code, err = run_cli(capsys, *argv, "--quiet")
     assert code == 0, err
-    assert not Path(f"{out}.new").exists() and not Path(checkpoint_path(out)).exists()
+    assert not Path(f"{out}.new").exists() and _kept_step(out) == 100
     ref = tmp_path / "ref.h5"
     Simulation(small_config(ref, seed=8), output=str(ref)).run()
     a, b = _datasets(ref), _datasets(out)
@@ -539,7 +539,13 @@ def test_an_overwrite_stopped_before_its_first_checkpoint_is_refused_by_name(tmp
     # starting it again replaces the stale new file and completes
     code, err = run_cli(capsys, "run", _toml(tmp_path, small_config(out, seed=8)), "--overwrite", "--quiet")
     assert code == 0, err
-    assert not Path(f"{out}.new").exists() and not Path(checkpoint_path(out)).exists()
+    assert not Path(f"{out}.new").exists() and _kept_step(out) == 100
+
+
+def _kept_step(out):
+    """The step of OUT.h5.ckpt: a complete run's kept last state (run.keep_checkpoint)."""
+    from mpisim.io import read_checkpoint
+    return int(read_checkpoint(checkpoint_path(out))[0]["step"])
 
 
 def _toml(tmp_path, cfg):

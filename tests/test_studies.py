@@ -144,6 +144,12 @@ def test_run_records_a_failure_and_finishes_the_others(tmp_path):
     assert status.returncode == 0 and "2/4 done" in status.stdout and rows[min(failed)]["error"] in status.stdout
 
 
+def cut_short(out):
+    """Run directories with a checkpoint and an unfinished output (a finished run keeps its last state)."""
+    return [p.parent for p in out.glob("*/run.h5.ckpt")
+            if not studies.status.output_finished(p.parent / "run.h5")]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
     # checkpoints every 50 steps; the driver is stopped once a run is done and another has a checkpoint
@@ -159,13 +165,13 @@ def test_interrupted_sweep_skips_finished_runs_and_completes(tmp_path, sig):
         time.sleep(0.05)
         if manifest.exists():
             done = [r for r in read_manifest(manifest) if r["status"] == "done"]
-            resumable = [p.parent for p in out.glob("*/run.h5.ckpt")]
+            resumable = cut_short(out)
     assert done and resumable, "no run finished and another checkpointed in time"
     driver.send_signal(sig)
     driver.communicate(timeout=60)
     assert driver.returncode != 0
     # The runs that were really cut short: a run may still have finished between the poll and the signal.
-    resumable = [p.parent for p in out.glob("*/run.h5.ckpt")]
+    resumable = cut_short(out)
     assert resumable, "every run finished before the driver was stopped"
     rows = read_manifest(manifest)
     assert any(r["status"] != "done" for r in rows)

@@ -235,6 +235,20 @@ class H5MDWriter:
                                                    self.comm.size).astype(np.int64)
         prov.attrs["end_time"] = ""
 
+    def set_run_parameters(self, changed, config_toml, step, steps):
+        """A resume that carries the run on with new values of some keys (``changed``: {[run] key: value})
+        stores them in /parameters (config_toml and the section's attributes) and records in the
+        provenance the ``step`` from which they hold and the run's ``steps`` (run.steps) from then."""
+        if not self.writes:
+            return
+        params = self.file[fmt.PARAMETERS]
+        params.attrs[fmt.CONFIG_TOML] = config_toml
+        for key, value in changed.items():
+            params["run"].attrs[key] = value
+        prov = self.file[fmt.PROVENANCE]
+        prov.attrs["carried_on_at_step"] = np.append(prov.attrs.get("carried_on_at_step", []), step).astype(np.int64)
+        prov.attrs["carried_on_to_steps"] = np.append(prov.attrs.get("carried_on_to_steps", []), steps).astype(np.int64)
+
     def set_provenance(self, **attrs):
         if self.writes:
             prov = self.file[fmt.PROVENANCE]
