@@ -64,6 +64,16 @@ def step_size_of(scheme: str, kick_size, learning_rate):
         return first
     return second if second else first
 
+def effective_kick_of(scheme: str, kick_size, learning_rate, batch_fraction=None):
+    """epsilon for BRO, alpha * b_f otherwise (b_f unset: 1; a file with only a kick size: that), the
+    kick size the paper maps a learning rate to (after Eq. 6); RunParams.effective_kick."""
+    if takes_kick_size(scheme) and kick_size:
+        return kick_size
+    if learning_rate:
+        return learning_rate * (1.0 if batch_fraction is None else batch_fraction)
+    return kick_size
+
+
 #: manifest ``status`` values (lower case) of rows that are skipped: runs that did not finish
 UNFINISHED_STATUSES = frozenset(
     {"failed", "error", "running", "pending", "queued", "submitted", "killed", "timeout",
@@ -167,12 +177,7 @@ class RunParameters:
         The paper matches SGD (RCD) to pairwise (individual-particle) BRO with alpha = eps / b_f,
         b_f = 3/4, so alpha * b_f is the kick size on the same axis as BRO's epsilon (Fig. 5a, S1).
         """
-        if takes_kick_size(self.scheme) and self.kick_size:
-            return self.kick_size
-        if self.learning_rate:
-            bf = 1.0 if self.batch_fraction is None else self.batch_fraction
-            return self.learning_rate * bf
-        return self.kick_size
+        return effective_kick_of(self.scheme, self.kick_size, self.learning_rate, self.batch_fraction)
 
     @property
     def box_length(self) -> float:

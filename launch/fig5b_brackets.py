@@ -23,7 +23,7 @@ import numpy as np
 
 from analysis.critical import PHI_RCP, extrapolate_brackets
 from analysis.errors import CollapseError
-from analysis.io import takes_kick_size
+from analysis.io import effective_kick_of
 
 FORMS = ("linear", "sqrt", "power")
 FIELDS = ("scheme", "batch_fraction", "n_brackets", "eps", "lo", "hi") + tuple(
@@ -41,9 +41,9 @@ def read_brackets(paths):
     for path in paths:
         with open(path, newline="") as fh:
             for r in csv.DictReader(fh):
-                # the BRO-equivalent kick size, as analysis.io.RunParams.effective_kick (b_f unset: 1)
+                # the BRO-equivalent kick size (the table's step size is epsilon or alpha by scheme)
                 step, b_f = _float(r["step_size"]), _float(r["batch_fraction"])
-                eps = step if takes_kick_size(r["scheme"]) else step * (b_f if math.isfinite(b_f) else 1.0)
+                eps = effective_kick_of(r["scheme"], step, step, b_f if math.isfinite(b_f) else None)
                 lo, hi = _float(r["phi_all_absorbed"]), _float(r["phi_none_absorbed"])
                 out.setdefault((r["scheme"], r["batch_fraction"]), []).append((eps, lo, hi))
     return {k: sorted(v) for k, v in out.items()}
