@@ -8,6 +8,7 @@ import dataclasses
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -505,6 +506,12 @@ class Simulation:
         # A complete run that may be carried on keeps its last state x_k (taken after step k's pass and
         # records, which a resume drops and does again, as it does for any checkpoint at step k).
         keep = self.run_complete and cfg.run.keep_checkpoint and self.stop_reason != "absorbed"
+        if keep and self.writer is not None:
+            problem = self._no_room_for_checkpoint()
+            if problem:     # the run is complete without it: finish the file, say what is lost
+                keep = False
+                if self.comm.rank == 0:
+                    warnings.warn(f"{problem}: the run's last state is not kept (it cannot be carried on)")
         if self.writer is not None:
             # Everything reaches the disk before the file is marked finished: a failed write is never
             # followed by end_time (docs/file-format.md, "Write errors").
@@ -599,9 +606,9 @@ class Simulation:
         from .io import checkpoint_path, write_checkpoint
         self.flush()
         ckpt = checkpoint_path(self.output_path)
-        problem = on_root(self.comm, _no_room, ckpt, self.n_total * self.state.schema.width * 8)
+        problem = self._no_room_for_checkpoint()
         if problem:
-            raise WriteError(problem)
+            raise WriteError(f"{problem}; the previous checkpoint is kept, the run stops")
         meta = {"step": np.int64(self.step), "absorbed_step": np.int64(self.absorbed_step),
                 "disp_sums": self.domain.sum_int(self.disp_sums),
                 "max_disp": np.float64(self.max_disp),
@@ -613,6 +620,12 @@ class Simulation:
         with writing(ckpt + ".tmp"):
             write_checkpoint(ckpt, self.comm, self.state, self.dim, self.n_total,
                              self.config.to_toml(), meta, collective=self.writer.collective)
+
+    def _no_room_for_checkpoint(self):
+        """Why OUT.h5.ckpt cannot be written (no room on its disk: a message), or None. Collective."""
+        from .io import checkpoint_path
+        return on_root(self.comm, _no_room, checkpoint_path(self.output_path),
+                       self.n_total * self.state.schema.width * 8)
 
     def flush(self):
         """The recorded observable rows to the file, and the file flushed (collective). A failed write
@@ -919,7 +932,7 @@ def _no_room(path, n_bytes):
     need = int(n_bytes * 1.05) + (1 << 20)    # the data, plus HDF5's metadata and a margin
     if free < need:
         return (f"{path}: no room for the checkpoint (about {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB "
-                f"free in {directory}); the previous checkpoint is kept, the run stops")
+                f"free in {directory})")
     return None
 
 

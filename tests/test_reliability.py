@@ -12,7 +12,7 @@ import pytest
 
 from mpisim import RunConfig, Simulation
 from mpisim.config import ConfigError
-from mpisim.io import checkpoint_path, read_checkpoint
+from mpisim.io import checkpoint_path, output_finished, read_checkpoint
 from mpisim.io.checkpoint import array_checksum
 
 MPISIM = str(Path(sys.executable).parent / "mpisim")
@@ -459,6 +459,30 @@ def test_no_checkpoint_without_room(tmp_path):
         assert done.returncode == 1, done.stderr[-3000:]
         lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
         assert len(lines) == 1 and "no room for the checkpoint" in lines[0], done.stderr[-3000:]
+        assert not Path(checkpoint_path(out) + ".tmp").exists()
+    finally:
+        _unmount(disk)
+
+
+@pytest.mark.serial
+def test_a_complete_run_without_room_for_its_last_state_still_finishes(tmp_path):
+    """The same disk, no checkpoints on the way: at the end there is no room to keep the last state
+    (run.keep_checkpoint). The run is complete all the same: exit 0, the file finished, a warning that
+    says what is lost, no checkpoint file."""
+    disk = tmp_path / "disk"
+    _small_filesystem(disk, "2m")
+    try:
+        out = disk / "o.h5"
+        cfg = small_config(out, steps=60, checkpoint_every=0)
+        cfg = cfg.replace(output=dataclasses.replace(cfg.output, snapshot_every=0))
+        toml = tmp_path / "c.toml"
+        toml.write_text(cfg.to_toml())
+        (disk / "filler").write_bytes(b"\0" * 800_000)
+        done = subprocess.run([MPISIM, "run", str(toml), "--quiet"], capture_output=True, text=True,
+                              env=_clean_env())
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "no room for the checkpoint" in done.stderr and "not kept" in done.stderr, done.stderr[-3000:]
+        assert output_finished(out) and not Path(checkpoint_path(out)).exists()
         assert not Path(checkpoint_path(out) + ".tmp").exists()
     finally:
         _unmount(disk)
