@@ -440,6 +440,19 @@ def _unmount(path):
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+def _run_on_a_full_disk(tmp_path, disk, **run):
+    """`mpisim run` of small_config(**run) without snapshots, its output on ``disk`` (2 MB) with 800 kB of it
+    taken: (output path, the finished process)."""
+    out = disk / "o.h5"
+    cfg = small_config(out, **run)
+    cfg = cfg.replace(output=dataclasses.replace(cfg.output, snapshot_every=0))
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    (disk / "filler").write_bytes(b"\0" * 800_000)
+    return out, subprocess.run([MPISIM, "run", str(toml), "--quiet"], capture_output=True, text=True,
+                               env=_clean_env())
+
+
 @pytest.mark.serial
 def test_no_checkpoint_without_room(tmp_path):
     """On a 2 MB file system (1.2 MB of it free) whose output leaves no room for a checkpoint: the run stops before
@@ -447,15 +460,7 @@ def test_no_checkpoint_without_room(tmp_path):
     disk = tmp_path / "disk"
     _small_filesystem(disk, "2m")
     try:
-        out = disk / "o.h5"
-        cfg = small_config(out, steps=400, checkpoint_every=20)
-        cfg = cfg.replace(output=dataclasses.replace(cfg.output, snapshot_every=0))
-        toml = tmp_path / "c.toml"
-        toml.write_text(cfg.to_toml())
-        filler = disk / "filler"
-        filler.write_bytes(b"\0" * 800_000)
-        done = subprocess.run([MPISIM, "run", str(toml), "--quiet"], capture_output=True, text=True,
-                              env=_clean_env())
+        out, done = _run_on_a_full_disk(tmp_path, disk, steps=400, checkpoint_every=20)
         assert done.returncode == 1, done.stderr[-3000:]
         lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
         assert len(lines) == 1 and "no room for the checkpoint" in lines[0], done.stderr[-3000:]
@@ -472,14 +477,7 @@ def test_a_complete_run_without_room_for_its_last_state_still_finishes(tmp_path)
     disk = tmp_path / "disk"
     _small_filesystem(disk, "2m")
     try:
-        out = disk / "o.h5"
-        cfg = small_config(out, steps=60, checkpoint_every=0)
-        cfg = cfg.replace(output=dataclasses.replace(cfg.output, snapshot_every=0))
-        toml = tmp_path / "c.toml"
-        toml.write_text(cfg.to_toml())
-        (disk / "filler").write_bytes(b"\0" * 800_000)
-        done = subprocess.run([MPISIM, "run", str(toml), "--quiet"], capture_output=True, text=True,
-                              env=_clean_env())
+        out, done = _run_on_a_full_disk(tmp_path, disk, steps=60, checkpoint_every=0)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "no room for the checkpoint" in done.stderr and "not kept" in done.stderr, done.stderr[-3000:]
         assert output_finished(out) and not Path(checkpoint_path(out)).exists()
