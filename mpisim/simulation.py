@@ -949,13 +949,14 @@ CARRY_ON_KEYS = ("steps", "stop_when_steady", "steady_min_steps")
 #: ... and those that change no result (speed, safety, what is printed), which a resume never compares.
 _NO_RESULT_KEYS = {"output.path", "run.progress_seconds", "run.step_kind", "run.pair_search",
                    "run.checkpoint_every", "run.checkpoint_minutes", "run.keep_checkpoint"}
+_CARRY_ON_NAMES = {f"run.{k}" for k in CARRY_ON_KEYS}     # (as --set and the flat comparisons name them)
 
 
 def carried_on(config, steps=None, overrides=()):
     """``config`` with run.steps = ``steps`` (if given) and ``overrides`` ("section.key=value") applied;
     ConfigError if an override names a key a resume may not change (not in CARRY_ON_KEYS or the keys
     that change no result)."""
-    allowed = sorted({f"run.{k}" for k in CARRY_ON_KEYS} | _NO_RESULT_KEYS - {"output.path"})
+    allowed = sorted(_CARRY_ON_NAMES | _NO_RESULT_KEYS - {"output.path"})
     for item in overrides:
         key = item.split("=", 1)[0].strip()
         if key not in allowed:
@@ -1012,7 +1013,7 @@ def _resume_problem_of(config, output):
         stored = tomllib.loads(RunConfig.from_stored(stored).to_toml())
     except ConfigError:
         pass
-    ignore = _NO_RESULT_KEYS | {f"run.{k}" for k in CARRY_ON_KEYS}
+    ignore = _NO_RESULT_KEYS | _CARRY_ON_NAMES
     mine, theirs = _flat(tomllib.loads(config.to_toml())), _flat(stored)
     differ = sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
     if differ:
@@ -1021,11 +1022,10 @@ def _resume_problem_of(config, output):
         return f"{output} was written with different parameters: {shown}"
     with h5py.File(output, "r") as f:
         missing = fmt.missing_series(f, NAMES)
+        prov = fmt.read_provenance(f)
     if missing:
         return (f"{output} was written by an older mpisim without "
                 f"{', '.join('/' + fmt.observable_path(name) for name in missing)}; start again with --overwrite")
-    with h5py.File(output, "r") as f:
-        prov = fmt.read_provenance(f)
     last, stopped = int(prov.get("last_step", -1)), str(prov.get("stopped", ""))
     if str(prov.get("end_time", "")) and (stopped or last >= int(theirs.get("run.steps", 0))):
         done = f"{output} is a finished run (last step {last}{', ' + stopped if stopped else ''})"
