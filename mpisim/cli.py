@@ -97,6 +97,10 @@ def build_parser():
     return parser
 
 
+#: the signals that make `mpisim run` and `resume` checkpoint and stop (Simulation.stop_on_signals): a batch
+#: system's warning before the time limit, a launcher's forwarded signal, Ctrl-C
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
 #: SIGTERM / SIGUSR1 that reached `mpisim run` or `resume` during its start-up (_keep_early_signals)
 _early_signals = []
 
@@ -207,7 +211,7 @@ def _run(args, comm):
     else:
         sim = Simulation(config, output=str(output), comm=comm, overwrite=args.overwrite)
     with sim:
-        sim.stop_on_signals()
+        sim.stop_on_signals(STOP_SIGNALS)
         _take_early_signals(sim)
         sim.run()
         return _report(sim, output, comm)
@@ -240,7 +244,7 @@ def _resume(args, comm):
     if args.quiet:
         config = config.replace(run=dataclasses.replace(config.run, progress_seconds=0.0))
     with Simulation.resume(config, output=str(path), comm=comm, steps=args.steps, overrides=args.overrides) as sim:
-        sim.stop_on_signals()
+        sim.stop_on_signals(STOP_SIGNALS)
         _take_early_signals(sim)
         sim.run()
         return _report(sim, path, comm)

@@ -583,10 +583,19 @@ class Simulation:
         the run). For batch systems, which send SIGTERM before a time limit (``sbatch --signal``); to a
         launcher send SIGUSR1, which mpirun and srun forward to the ranks (on SIGTERM they kill them).
         Every rank installs the handler; rank 0's flag decides, at logged steps (every step on one
-        rank). Main thread only."""
+        rank). Main thread only.
+
+        SIGINT (Ctrl-C) when given: the same stop, unless the process ignores SIGINT (a background job
+        of a shell, which must not stop on the terminal's Ctrl-C: left ignored); a second SIGINT
+        interrupts at once (KeyboardInterrupt; the last checkpoint is kept). The handlers stay after
+        run() ends, so only a process that ends with the run should give SIGINT (the CLI does)."""
         def handler(signum, frame):
+            if signum == signal.SIGINT and self.interrupt_reason == "SIGINT":
+                raise KeyboardInterrupt     # the user insists
             self.interrupt_reason = signal.Signals(signum).name
         for s in signals:
+            if s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN:
+                continue
             signal.signal(s, handler)
         self._interrupt_watched = True
 

@@ -23,7 +23,7 @@ EXIT_USAGE = 2      # mpisim's status for a user mistake (e.g. nothing to resume
 #: the outcomes of an attempt
 ATTEMPT_DONE, ATTEMPT_FAILED, ATTEMPT_INTERRUPTED, ATTEMPT_RETRY = "done", "failed", "interrupted", "retry"
 #: mpisim's exit statuses when a signal stopped it after a checkpoint (128 + signal number)
-STOPPED_STATUSES = (128 + signal.SIGTERM, 128 + signal.SIGUSR1)
+STOPPED_STATUSES = (128 + signal.SIGTERM, 128 + signal.SIGUSR1, 128 + signal.SIGINT)
 
 
 def mpisim_command():

@@ -284,13 +284,27 @@ def test_resume_in_parallel(tmp_path):
         assert_same_run(base / "ref.h5", base / "cut.h5")
 
 
+def _start_and_wait_for_frames(command, out, reference, sigint):
+    """Start ``command`` with SIGINT set to ``sigint`` (a background job of a shell, as under CI, has it
+    ignored) and wait until ``out`` holds a few of the frames of the finished ``reference`` (the run's
+    signal handlers are installed before the first)."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=clean_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and \
+            not (out.exists() and out.stat().st_size > reference.stat().st_size // 7):
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before the signal: make it longer"
+    return proc
+
+
 @pytest.mark.serial
-@pytest.mark.parametrize("ranks, sig", [(1, signal.SIGTERM), (2, signal.SIGUSR1)])
+@pytest.mark.parametrize("ranks, sig", [(1, signal.SIGTERM), (2, signal.SIGUSR1), (1, signal.SIGINT)])
 def test_signal_checkpoints_stops_and_resume_is_lossless(tmp_path, ranks, sig):
-    """`mpisim run` on SIGTERM (a batch system's warning before the time limit) or SIGUSR1 (which mpirun
-    forwards to its ranks) writes a checkpoint where it is, exits with 128 + the signal number, and
-    `mpisim resume` finishes it exactly as an uninterrupted run. No periodic checkpoints: the only one
-    is the signal's."""
+    """`mpisim run` on SIGTERM (a batch system's warning before the time limit), SIGUSR1 (which mpirun
+    forwards to its ranks) or SIGINT (Ctrl-C) writes a checkpoint where it is, exits with 128 + the
+    signal number, and `mpisim resume` finishes it exactly as an uninterrupted run. No periodic
+    checkpoints: the only one is the signal's."""
     cfg = RunConfig.from_dict({
         "system": {"n": 2000, "phi": 0.55, "dim": 3, "seed": 5},
         "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.2},
@@ -303,13 +317,8 @@ def test_signal_checkpoints_stops_and_resume_is_lossless(tmp_path, ranks, sig):
     subprocess.run(launch + [MPISIM, "run", str(toml), "-o", str(tmp_path / "ref.h5"), "--quiet"], check=True,
                    env=clean_env())
     out = tmp_path / "cut.h5"
-    proc = subprocess.Popen(launch + [MPISIM, "run", str(toml), "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=clean_env())
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and \
-            not (out.exists() and out.stat().st_size > (tmp_path / "ref.h5").stat().st_size // 7):
-        time.sleep(0.005)      # until a few of the 21 frames are written (the handler is installed before)
-    assert proc.poll() is None, "the run ended before the signal: make it longer"
+    proc = _start_and_wait_for_frames(launch + [MPISIM, "run", str(toml), "--quiet"], out, tmp_path / "ref.h5",
+                                      signal.SIG_DFL)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err[-3000:]
@@ -323,3 +332,37 @@ def test_signal_checkpoints_stops_and_resume_is_lossless(tmp_path, ranks, sig):
     with h5py.File(out, "r") as f:
         assert list(f["parameters/provenance"].attrs["resumed_at_step"]) == [step]
     assert_same_run(tmp_path / "ref.h5", out)
+
+
+@pytest.mark.serial
+def test_an_ignored_sigint_stays_ignored(tmp_path):
+    """A run whose SIGINT is ignored (a shell's background job: `mpisim run c.toml &`) is not stopped by
+    it: it runs to its end, as without mpisim's handler."""
+    cfg = small_config(tmp_path / "run.h5", steps=3000, checkpoint_every=0)
+    toml = tmp_path / "c.toml"
+    toml.write_text(cfg.to_toml())
+    subprocess.run([MPISIM, "run", str(toml), "-o", str(tmp_path / "ref.h5"), "--quiet"], check=True, env=clean_env())
+    proc = _start_and_wait_for_frames([MPISIM, "run", str(toml), "--quiet"], tmp_path / "run.h5",
+                                      tmp_path / "ref.h5", signal.SIG_IGN)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "stopped by" not in err, err[-3000:]
+    assert_same_run(tmp_path / "ref.h5", tmp_path / "run.h5")
+
+
+def test_a_second_sigint_interrupts_at_once(tmp_path):
+    """Simulation.stop_on_signals with SIGINT: the first asks for a checkpoint and stop at the next step,
+    the second raises KeyboardInterrupt where the program is (the user insists)."""
+    previous = signal.getsignal(signal.SIGINT)
+    sim = Simulation(small_config(tmp_path / "run.h5"), write=False)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sim.stop_on_signals((signal.SIGINT,))
+        os.kill(os.getpid(), signal.SIGINT)
+        assert sim.interrupt_reason == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)       # the handler runs in the main thread between bytecodes: here at the latest
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sim.close()
