@@ -1032,6 +1032,8 @@ def _resume_problem_of(config, output):
     with h5py.File(output, "r") as f:
         missing = fmt.missing_series(f, NAMES)
         prov = fmt.read_provenance(f)
+        # what a checkpoint must match (_checkpoint_problems): the output's start and its observable rows
+        held = (fmt.start_time(f), fmt.read_series(f, "activity")[0]) if not missing else None
     if missing:
         return (f"{output} was written by an older mpisim without "
                 f"{', '.join('/' + fmt.observable_path(name) for name in missing)}; start again with --overwrite")
@@ -1051,7 +1053,7 @@ def _resume_problem_of(config, output):
     if not ckpt.is_file():
         return f"{output} has no checkpoint {str(ckpt)!r} (killed before its first one); start again with --overwrite"
     try:
-        problems = _checkpoint_problems(config, output, str(ckpt), stored, ignore)
+        problems = _checkpoint_problems(config, held, str(ckpt), stored, ignore)
     except (OSError, KeyError, ValueError, TypeError) as exc:   # a damaged file's HDF5 or layout errors
         problems = [f"unreadable ({type(exc).__name__}: {exc})"]
     if problems:
@@ -1060,10 +1062,10 @@ def _resume_problem_of(config, output):
     return None
 
 
-def _checkpoint_problems(config, output, ckpt, stored, ignore):
-    """What makes the checkpoint ``ckpt`` unfit to continue ``output`` (phrases; empty if nothing): it
-    must open, hold the parameters stored in the output, belong to this output (its start time and the
-    observable rows it had), and pass io.verify_checkpoint (checksums, finite positions in the box,
+def _checkpoint_problems(config, held, ckpt, stored, ignore):
+    """What makes the checkpoint ``ckpt`` unfit to continue the output (phrases; empty if nothing): it
+    must open, hold the parameters stored in the output, belong to this output (``held``: its start time
+    and the steps of its observable rows, which the checkpoint must have seen), and pass io.verify_checkpoint (checksums, finite positions in the box,
     the config's radii). Checkpoints written before these records existed are checked for what they
     hold. Serial (rank 0)."""
     import h5py
@@ -1093,9 +1095,7 @@ def _checkpoint_problems(config, output, ckpt, stored, ignore):
     if differ:
         problems.append("its parameters differ from the output's: " + ", ".join(
             f"{k} (checkpoint: {theirs.get(k, 'absent')!r}, output: {mine.get(k, 'absent')!r})" for k in differ[:5]))
-    with h5py.File(output, "r") as f:
-        started = fmt.start_time(f)
-        rows = fmt.read_series(f, "activity")[0]
+    started, rows = held
     if meta.get("output_started") not in (None, "", started):
         problems.append(f"it belongs to a run started at {meta['output_started']}, the output's started at {started}")
     step = int(meta.get("step", -1))
