@@ -1104,9 +1104,9 @@ def _checkpoint_problems(config, held, ckpt, stored, ignore):
     if "observable_rows" in meta:
         n_rows, last = int(meta["observable_rows"]), int(meta["last_row_step"])
         if len(rows) < n_rows or (n_rows and int(rows[n_rows - 1]) != last):
-            held = f"{len(rows)} rows, the last at step {int(rows[-1]) if len(rows) else '-'}"
+            now = f"{len(rows)} rows, the last at step {int(rows[-1]) if len(rows) else '-'}"
             problems.append(f"taken at step {step} when the output held {n_rows} observable rows (the last "
-                            f"at step {last}); the output holds {held}")
+                            f"at step {last}); the output holds {now}")
     box = meta["box"] if "box" in meta else config.box_edges()
     problems += verify_checkpoint(ckpt, config.system.dim, box,
                                   radii_of=lambda ids: sources.particle_radii(config, ids))
