@@ -1065,9 +1065,9 @@ def _resume_problem_of(config, output):
 def _checkpoint_problems(config, held, ckpt, stored, ignore):
     """What makes the checkpoint ``ckpt`` unfit to continue the output (phrases; empty if nothing): it
     must open, hold the parameters stored in the output, belong to this output (``held``: its start time
-    and the steps of its observable rows, which the checkpoint must have seen), and pass io.verify_checkpoint (checksums, finite positions in the box,
-    the config's radii). Checkpoints written before these records existed are checked for what they
-    hold. Serial (rank 0)."""
+    and the steps of its observable rows, which the checkpoint must have seen), and pass
+    io.verify_checkpoint (checksums, finite positions in the box, the config's radii). Checkpoints
+    written before these records existed are checked for what they hold. Serial (rank 0)."""
     import h5py
     from .config import tomllib
     from .io import format as fmt
