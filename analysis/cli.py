@@ -13,8 +13,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from .errors import AnalysisError
 
 PROG = "mpisim-analysis"

@@ -59,7 +59,8 @@ def serial_comm():
 def clean_env():
     """Environment for a child mpirun/mpisim: without the variables that this (possibly MPI-initialised)
     process inherited from Open MPI, which would make the child join the wrong job."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "OPAL_"))}
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("OMPI_", "PMIX_", "PMI_", "OPAL_", "ORTE_", "PRTE_", "HYDRA_"))}
 
 
 def mpirun_command(n):

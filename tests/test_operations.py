@@ -10,8 +10,8 @@ import pytest
 
 from mpisim import RunConfig, Simulation
 from mpisim.config import ConfigError
-from mpisim.operations import (NEVER, AbsorbedStop, Always, At, Callback, LogSpaced, Never, Operation, Periodic,
-                               Progress, SteadyStop, Trigger, WallClock, from_config)
+from mpisim.operations import (NEVER, Always, At, Callback, LogSpaced, Never, Operation, Periodic, Progress, Trigger,
+                               WallClock, from_config)
 from mpisim.parallel.comm import SerialComm
 
 

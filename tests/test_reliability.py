@@ -15,6 +15,8 @@ from mpisim.config import ConfigError
 from mpisim.io import checkpoint_path, output_finished, read_checkpoint
 from mpisim.io.checkpoint import array_checksum
 
+from .conftest import clean_env, mpirun_command
+
 MPISIM = str(Path(sys.executable).parent / "mpisim")
 
 
@@ -134,19 +136,8 @@ def run_cli(capsys, *argv):
     return code, capsys.readouterr().err
 
 
-def write_config(tmp_path, **sections):
-    cfg = small_config(tmp_path / "o.h5", steps=10, checkpoint_every=0)
-    data = cfg.to_dict()
-    for name, table in sections.items():
-        data[name].update(table)
-    path = tmp_path / "c.toml"
-    path.write_text(RunConfig.from_dict(data).to_toml() if not sections else _toml(data))
-    return path
-
-
-def _toml(data):
-    from mpisim.config import _toml_value
-    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in t.items()) for s, t in data.items())
+def write_config(tmp_path):
+    return _toml(tmp_path, small_config(tmp_path / "o.h5", steps=10, checkpoint_every=0))
 
 
 @pytest.mark.serial
@@ -296,26 +287,15 @@ def test_a_k_range_that_cannot_fit_is_refused(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------- one writer, write errors
-def _clean_env():
-    import os
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "OPAL_"))}
-
-
 def _start_long_run(tmp_path, out, ranks=1):
     """A run that stays alive (10^7 steps), started in the background once its checkpoint exists."""
-    import os
     import time
     cfg = small_config(out, steps=10 ** 7, checkpoint_every=5)
     toml = tmp_path / f"{Path(out).stem}.toml"
     toml.write_text(cfg.to_toml())
-    prefix = []
-    if ranks > 1:
-        exe = shutil.which("mpirun")
-        if exe is None:
-            pytest.skip("no mpirun")
-        prefix = [exe, "--oversubscribe", "-n", str(ranks)] + (["--allow-run-as-root"] if os.getuid() == 0 else [])
+    prefix = mpirun_command(ranks) if ranks > 1 else []
     proc = subprocess.Popen(prefix + [MPISIM, "run", str(toml), "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=_clean_env(), start_new_session=True)
+                            stderr=subprocess.PIPE, env=clean_env(), start_new_session=True)
     deadline = time.monotonic() + 120
     while not Path(checkpoint_path(out)).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -343,12 +323,12 @@ def test_one_writer_per_output(tmp_path, ranks):
         ckpt = Path(checkpoint_path(out))
         for argv in (["run", toml, "--overwrite"], ["run", toml, "--resume"], ["resume", out]):
             done = subprocess.run([MPISIM, *map(str, argv), "--quiet"], capture_output=True, text=True,
-                                  env=_clean_env())
+                                  env=clean_env())
             assert done.returncode == 2, done.stderr
             assert "in use by another process (pid" in done.stderr and done.stderr.count("\n") == 1, done.stderr
             assert ckpt.exists() and proc.poll() is None
         if ranks == 1:   # serial HDF5 locks the file for its writer: a reader is told who has it
-            info = subprocess.run([MPISIM, "info", str(out)], capture_output=True, text=True, env=_clean_env())
+            info = subprocess.run([MPISIM, "info", str(out)], capture_output=True, text=True, env=clean_env())
             assert info.returncode == 2 and f"{out} is in use by another process (pid" in info.stderr, info.stderr
     finally:
         _stop(proc)
@@ -406,7 +386,7 @@ def test_a_failed_write_stops_the_run_loudly(tmp_path, checkpoint_every):
     toml = tmp_path / "c.toml"
     toml.write_text(cfg.to_toml())
     done = subprocess.run([sys.executable, "-c", LIMITED, "200000", "run", str(toml), "--quiet"],
-                          capture_output=True, text=True, env=_clean_env())
+                          capture_output=True, text=True, env=clean_env())
     assert done.returncode == 1, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
     assert len(lines) == 1 and "write failed: [Errno 27] File too large" in lines[0], done.stderr[-3000:]
@@ -450,7 +430,7 @@ def _run_on_a_full_disk(tmp_path, disk, **run):
     toml.write_text(cfg.to_toml())
     (disk / "filler").write_bytes(b"\0" * 800_000)
     return out, subprocess.run([MPISIM, "run", str(toml), "--quiet"], capture_output=True, text=True,
-                               env=_clean_env())
+                               env=clean_env())
 
 
 @pytest.mark.serial
@@ -499,7 +479,7 @@ def _datasets(path, prefixes=("particles", "observables")):
 def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path):
     """The new run writes OUT.h5.new; OUT.h5 and the old run's checkpoint stay as they were (and readable)
     until the new run is complete, then the new file replaces OUT.h5 and the old checkpoint goes."""
-    from mpisim.operations import At, Callback
+    from mpisim.operations import At
     out = tmp_path / "o.h5"
     interrupted(out)                                   # the old run: seed 7, stopped at 50, checkpoint at 40
     old, old_ckpt = out.read_bytes(), Path(checkpoint_path(out)).read_bytes()
@@ -566,7 +546,6 @@ def test_an_overwrite_stopped_before_its_first_checkpoint_is_refused_by_name(tmp
 
 def _kept_step(out):
     """The step of OUT.h5.ckpt: a complete run's kept last state (run.keep_checkpoint)."""
-    from mpisim.io import read_checkpoint
     return int(read_checkpoint(checkpoint_path(out))[0]["step"])
 
 
@@ -583,10 +562,7 @@ def test_a_full_disk_stops_a_2_rank_run_loudly(tmp_path, limit):
     """2 ranks writing (collectively) frames that need about 4 MB: on a 2 MB tmpfs (root only) or with
     files capped at 1 MB (RLIMIT_FSIZE), the job ends with exit 1, the error names the file and the OS
     error, and the output is never marked finished."""
-    import os
-    mpirun = shutil.which("mpirun")
-    if mpirun is None:
-        pytest.skip("no mpirun")
+    mpirun = mpirun_command(2)
     where = tmp_path
     if limit == "tmpfs":
         where = tmp_path / "disk"
@@ -597,10 +573,9 @@ def test_a_full_disk_stops_a_2_rank_run_loudly(tmp_path, limit):
         cfg = cfg.replace(system=dataclasses.replace(cfg.system, n=2000),
                           output=dataclasses.replace(cfg.output, snapshot_every=5))
         toml = _toml(tmp_path, cfg)
-        flags = ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
         program = [MPISIM] if limit == "tmpfs" else [sys.executable, "-c", LIMITED, "1000000"]
-        done = subprocess.run([mpirun, *flags, "-n", "2", *program, "run", str(toml), "--quiet"],
-                              capture_output=True, text=True, env=_clean_env())
+        done = subprocess.run([*mpirun, *program, "run", str(toml), "--quiet"],
+                              capture_output=True, text=True, env=clean_env())
         assert done.returncode == 1, done.stderr[-3000:]
         errno = "[Errno 28] No space left on device" if limit == "tmpfs" else "[Errno 27] File too large"
         lines = [line for line in done.stderr.splitlines() if line.startswith("mpisim")]
@@ -635,12 +610,12 @@ def test_a_signal_during_start_up_still_ends_in_a_checkpoint(tmp_path):
     out = tmp_path / "o.h5"
     toml = _toml(tmp_path, small_config(out))
     done = subprocess.run([sys.executable, "-c", EARLY_SIGTERM, "run", str(toml), "--quiet"],
-                          capture_output=True, text=True, env=_clean_env())
+                          capture_output=True, text=True, env=clean_env())
     assert done.returncode == 128 + 15, done.stderr[-2000:]
     assert f"mpisim: stopped by SIGTERM at step 0; checkpoint written, continue with: mpisim resume {out}" \
         in done.stderr
     resumed = subprocess.run([MPISIM, "resume", str(out), "--quiet"], capture_output=True, text=True,
-                             env=_clean_env())
+                             env=clean_env())
     assert resumed.returncode == 0, resumed.stderr
     with h5py.File(out, "r") as f:
         assert list(f["parameters/provenance"].attrs["resumed_at_step"]) == [0]

@@ -1,7 +1,6 @@
 """Checkpoints and exact restart (mpisim/io/checkpoint.py, Simulation.resume, `mpisim resume`)."""
 import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import pytest
 from mpisim import RunConfig, Simulation
 from mpisim.config import ConfigError
 from mpisim.io import checkpoint_path, read_checkpoint
+
+from .conftest import clean_env, mpirun_command
 
 BIN = Path(sys.executable).parent
 MPISIM = str(BIN / "mpisim")
@@ -217,20 +218,6 @@ def _kill_at_checkpoint(cmd, out, tmp_path):
     return read_checkpoint(ckpt)[0]["step"]
 
 
-def clean_env():
-    """The environment without the MPI singleton's variables (pytest-mpi initialises MPI in this
-    process), which would make a child mpirun fail silently."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("OMPI_", "PMIX_", "OPAL_", "ORTE_", "PRTE_", "HYDRA_", "PMI_"))}
-
-
-def _mpirun(n):
-    exe = shutil.which("mpirun")
-    if exe is None:
-        pytest.skip("no mpirun")
-    return [exe, "--oversubscribe", "-n", str(n)] + (["--allow-run-as-root"] if os.getuid() == 0 else [])
-
-
 @pytest.mark.serial
 @pytest.mark.parametrize("resume_ranks", [1, 2])
 def test_sigkill_and_resume(tmp_path, resume_ranks):
@@ -255,7 +242,7 @@ def test_sigkill_and_resume(tmp_path, resume_ranks):
         n = f["observables/energy/step"].shape[0]
         assert n >= step // 2
         assert np.array_equal(f["observables/energy/value"][:], g["observables/energy/value"][:n])
-    cmd = ([MPISIM] if resume_ranks == 1 else _mpirun(resume_ranks) + [MPISIM]) + ["resume", str(out), "--quiet"]
+    cmd = ([MPISIM] if resume_ranks == 1 else mpirun_command(resume_ranks) + [MPISIM]) + ["resume", str(out), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=clean_env())
     assert done.returncode == 0, done.stderr[-3000:]
     with h5py.File(out, "r") as f:
@@ -313,7 +300,7 @@ def test_signal_checkpoints_stops_and_resume_is_lossless(tmp_path, ranks, sig):
     })
     toml = tmp_path / "c.toml"
     toml.write_text(cfg.to_toml())
-    launch = [] if ranks == 1 else _mpirun(ranks)
+    launch = [] if ranks == 1 else mpirun_command(ranks)
     subprocess.run(launch + [MPISIM, "run", str(toml), "-o", str(tmp_path / "ref.h5"), "--quiet"], check=True,
                    env=clean_env())
     out = tmp_path / "cut.h5"
