@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import warnings
 from pathlib import Path
+
+from mpisim.core.progress import one_line_warnings
 
 from .errors import AnalysisError
 
@@ -521,8 +522,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
+        with one_line_warnings(PROG):
             args.func(args)
     except AnalysisError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

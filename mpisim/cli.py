@@ -10,9 +10,9 @@ import os
 import signal
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
+from .core.progress import one_line_warnings
 from .io.format import parse_frames  # noqa: F401 (the --frames grammar of sofk and export)
 
 EXIT_USAGE = 2
@@ -137,19 +137,12 @@ def main(argv=None):
         comm = world()
         commands = {"run": _run, "resume": _resume, "info": lambda a, c: _info(a), "sofk": _sofk,
                     "export": _export}
-        with warnings.catch_warnings():
-            warnings.showwarning = _warning_line
+        with one_line_warnings("mpisim"):
             return guarded(comm, lambda: commands[args.command](args, comm))
     finally:
         _early_signals.clear()
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def _warning_line(message, category, filename, lineno, file=None, line=None):
-    """A warning on the command line: one line like the errors', not Python's file, line and source."""
-    kind = "" if category is UserWarning else f"{category.__name__}: "
-    print(f"mpisim: warning: {kind}{message}", file=file or sys.stderr)
 
 
 def guarded(comm, work):

@@ -131,3 +131,35 @@ def test_demo_ends_with_its_png(tmp_path):
     png = tmp_path / "demo" / "bro3d-activity.png"
     assert last == f"demo figure (activity against step): {png}"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_warnings_on_the_command_line_are_one_line_each():
+    """one_line_warnings: PROG: warning: MESSAGE (the category named unless a UserWarning), once per
+    place, and the previous way of showing warnings back afterwards."""
+    import warnings
+
+    from mpisim.core.progress import one_line_warnings
+    before = warnings.showwarning
+    err = io.StringIO()
+    sys_stderr, sys.stderr = sys.stderr, err
+    try:
+        with one_line_warnings("prog"):
+            for _ in range(2):
+                warnings.warn("a user's matter")
+            warnings.warn("a number's matter", RuntimeWarning)
+    finally:
+        sys.stderr = sys_stderr
+    assert err.getvalue().splitlines() == ["prog: warning: a user's matter",
+                                           "prog: warning: RuntimeWarning: a number's matter"], err.getvalue()
+    assert warnings.showwarning is before
+
+
+def test_analysis_warns_in_one_line(tmp_path, capsys):
+    """A run skipped by its manifest status: one line, mpisim-analysis: warning: ..., no source line."""
+    from analysis.cli import main
+    from analysis.synthetic import write_manifest, write_run
+    paths = [write_run(tmp_path / f"r{i}.h5", phi=0.6, seed=i) for i in range(3)]
+    write_manifest(tmp_path / "manifest.tsv", paths, ["done", "done", "failed"])
+    assert main(["activity", str(tmp_path / "manifest.tsv"), "-o", str(tmp_path / "a.csv")]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln.lower()]
+    assert len(lines) == 1 and lines[0].startswith("mpisim-analysis: warning: ") and "skipped 1" in lines[0], lines

@@ -7,10 +7,15 @@ first item is timed apart, like the run's own progress (mpisim/operations.py, ``
 start-up and numba's compilation (or cache loading) of the kernels, so the rate and the ETA count only
 the items after it, and its time is reported on its own line. A loop shorter than ``seconds`` prints
 nothing in the lines style.
+
+Warnings on the command lines (``mpisim``, ``mpisim-analysis``) are one line each, like their errors:
+:func:`one_line_warnings`.
 """
+import contextlib
 import math
 import sys
 import time
+import warnings
 
 
 def in_notebook():
@@ -134,3 +139,17 @@ def progress(items, what, total=None, **options):
             report.done()
     finally:
         report.close()
+
+
+@contextlib.contextmanager
+def one_line_warnings(prog):
+    """Within: every warning shown once per place, as one line ``PROG: warning: MESSAGE`` on stderr (the
+    category's name before the message unless it is a UserWarning), not Python's file, line and source."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "" if category is UserWarning else f"{category.__name__}: "
+        print(f"{prog}: warning: {kind}{message}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
