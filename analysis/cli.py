@@ -522,7 +522,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with one_line_warnings(PROG):
+        with one_line_warnings(PROG, "default"):
             args.func(args)
     except AnalysisError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -135,7 +135,7 @@ def test_demo_ends_with_its_png(tmp_path):
 
 def test_warnings_on_the_command_line_are_one_line_each():
     """one_line_warnings: PROG: warning: MESSAGE (the category named unless a UserWarning), once per
-    place, and the previous way of showing warnings back afterwards."""
+    place with the "default" action, and the previous way of showing warnings back afterwards."""
     import warnings
 
     from mpisim.core.progress import one_line_warnings
@@ -143,7 +143,7 @@ def test_warnings_on_the_command_line_are_one_line_each():
     err = io.StringIO()
     sys_stderr, sys.stderr = sys.stderr, err
     try:
-        with one_line_warnings("prog"):
+        with one_line_warnings("prog", "default"):
             for _ in range(2):
                 warnings.warn("a user's matter")
             warnings.warn("a number's matter", RuntimeWarning)

@@ -142,14 +142,16 @@ def progress(items, what, total=None, **options):
 
 
 @contextlib.contextmanager
-def one_line_warnings(prog):
-    """Within: every warning shown once per place, as one line ``PROG: warning: MESSAGE`` on stderr (the
-    category's name before the message unless it is a UserWarning), not Python's file, line and source."""
+def one_line_warnings(prog, action=None):
+    """Within: every warning shown as one line ``PROG: warning: MESSAGE`` on stderr (the category's name
+    before the message unless it is a UserWarning), not Python's file, line and source; ``action``
+    (e.g. "default": once per place, deprecations too) replaces Python's filters when given."""
     def show(message, category, filename, lineno, file=None, line=None):
         kind = "" if category is UserWarning else f"{category.__name__}: "
         print(f"{prog}: warning: {kind}{message}", file=file or sys.stderr)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("default")
+        if action is not None:
+            warnings.simplefilter(action)
         warnings.showwarning = show
         yield
