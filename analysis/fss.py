@@ -705,12 +705,15 @@ class Collapse:
     def status(self) -> str:
         """"value" (the S minimum and its error interval lie inside the allowed range), "bound" (they
         reach one end: the minimum may lie beyond it, so phi_c is only bounded) or "undetermined"
-        (both ends, or S flat over the range)."""
+        (both ends, S flat over the range, or a free fit whose error is undefined: S not curved
+        upwards at its minimum, so how far phi_c may go is unknown)."""
         self._need("status")
         ends = [e for e in self.at_boundary.split(",") if e]
         if len(ends) == 2 or self.phi_c_err_method == "range":
             return "undetermined"
-        return "bound" if ends else "value"
+        if ends:
+            return "bound"
+        return "value" if np.isfinite(self.phi_c_err) else "undetermined"
 
     @property
     def phi_c_limit(self) -> float:

@@ -313,6 +313,26 @@ def test_unrelaxed_size_independent_data_give_a_bound_not_a_value():
     assert c.phi_c_label().startswith("<=") and "+-" not in c.phi_c_label()
 
 
+def test_a_free_fit_without_an_error_is_not_a_value(monkeypatch):
+    """A free optimum inside the range whose curvature error is undefined (S not curved upwards there;
+    rcd at alpha = 0.1, N = 1000 - 8000: phi_c 0.5813, S = 0.014, zeta = -1.44, error NaN): undetermined,
+    so it never enters an extrapolation as a value."""
+    import analysis.fss as fss
+    rows = manna_rows(np.round(np.arange(0.60, 0.7001, 0.005), 3), 0.6431, sizes=(1000, 2000, 4000),
+                      absorbed_below=0.64)
+    assert Collapse("f_inf", dim=3, free=True).compute(rows).status == "value"
+    real = fss.autoscale
+
+    def no_error(*args, **kwargs):
+        res = real(*args, **kwargs)
+        res["drho"] = np.nan
+        return res
+    monkeypatch.setattr(fss, "autoscale", no_error)
+    c = Collapse("f_inf", dim=3, free=True).compute(rows)
+    assert c.at_boundary == "" and np.isnan(c.phi_c_err)
+    assert c.status == "undetermined" and c.phi_c_bound == "undetermined"
+
+
 def test_a_bound_never_enters_the_extrapolation(tmp_path):
     """Two step sizes with planted Manna data (values) and one unrelaxed (a bound): phi_c of the bound
     is NaN, the extrapolation uses the two values only, and the Fig. 5b CSV says "bound"."""
