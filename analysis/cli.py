@@ -153,9 +153,17 @@ def cmd_curves(a):
 def _bound_notes(points):
     for p in points:
         if p["status"] in ("bound", "undetermined"):
-            what = (f"phi_c {p['phi_c_bound']} (a bound, not a value: S is lowest at the {p['at_boundary']} "
-                    f"end of its range [{p['phi_c_range_lo']:.4g}, {p['phi_c_range_hi']:.4g}])"
-                    if p["status"] == "bound" else "phi_c undetermined (S flat over its range)")
+            span = f"[{p['phi_c_range_lo']:.4g}, {p['phi_c_range_hi']:.4g}]"
+            if p["status"] == "bound":
+                what = (f"phi_c {p['phi_c_bound']} (a bound, not a value: S is lowest at the {p['at_boundary']} "
+                        f"end of its range {span})")
+            elif p["phi_c_err_method"] == "range":
+                what = f"phi_c undetermined (S flat over its range {span})"
+            elif p["at_boundary"] == "lower,upper":
+                what = f"phi_c undetermined (the error interval reaches both ends of its range {span})"
+            else:
+                what = (f"phi_c undetermined (the free fit's optimum {p['phi_c_optimum']:.4f} has no error: S is "
+                        "not curved upwards there)")
             print(f"{PROG}: note: {p['scheme']} b_f={p['batch_fraction']} step {p['step_size']}: {what}; "
                   f"left out of the extrapolation", file=sys.stderr)
 

@@ -138,3 +138,19 @@ def test_collapse_reports_why_a_fit_failed(sweep_dir, capsys, monkeypatch):
         raise CollapseError("the planted reason")
     monkeypatch.setattr(Collapse, "compute", fail)
     _one_line_error(capsys, ["collapse", str(sweep_dir)], "the planted reason")
+
+
+def test_each_undetermined_phi_c_says_why(capsys):
+    """The note of a phi_c that is not a value names its cause: flat S, both ends, or no error."""
+    from analysis.cli import _bound_notes
+    base = {"scheme": "rcd", "batch_fraction": 0.5, "step_size": 0.1, "phi_c_range_lo": 0.58,
+            "phi_c_range_hi": 0.585, "phi_c_optimum": 0.5813, "phi_c_bound": "undetermined"}
+    _bound_notes([{**base, "status": "undetermined", "phi_c_err_method": "range", "at_boundary": "lower,upper"},
+                  {**base, "status": "undetermined", "phi_c_err_method": "curvature", "at_boundary": "lower,upper"},
+                  {**base, "status": "undetermined", "phi_c_err_method": "curvature", "at_boundary": ""},
+                  {**base, "status": "value", "phi_c_err_method": "curvature", "at_boundary": ""}])
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all(ln.endswith("left out of the extrapolation") for ln in lines), lines
+    assert "S flat over its range [0.58, 0.585]" in lines[0]
+    assert "reaches both ends of its range [0.58, 0.585]" in lines[1]
+    assert "optimum 0.5813 has no error" in lines[2]
