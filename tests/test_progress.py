@@ -133,24 +133,20 @@ def test_demo_ends_with_its_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_warnings_on_the_command_line_are_one_line_each():
+def test_warnings_on_the_command_line_are_one_line_each(capsys):
     """one_line_warnings: PROG: warning: MESSAGE (the category named unless a UserWarning), once per
     place with the "default" action, and the previous way of showing warnings back afterwards."""
     import warnings
 
     from mpisim.core.progress import one_line_warnings
     before = warnings.showwarning
-    err = io.StringIO()
-    sys_stderr, sys.stderr = sys.stderr, err
-    try:
-        with one_line_warnings("prog", "default"):
-            for _ in range(2):
-                warnings.warn("a user's matter")
-            warnings.warn("a number's matter", RuntimeWarning)
-    finally:
-        sys.stderr = sys_stderr
-    assert err.getvalue().splitlines() == ["prog: warning: a user's matter",
-                                           "prog: warning: RuntimeWarning: a number's matter"], err.getvalue()
+    with one_line_warnings("prog", "default"):
+        for _ in range(2):
+            warnings.warn("a user's matter")
+        warnings.warn("a number's matter", RuntimeWarning)
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["prog: warning: a user's matter",
+                                "prog: warning: RuntimeWarning: a number's matter"], err
     assert warnings.showwarning is before
 
 
