@@ -153,28 +153,19 @@ def cmd_curves(a):
 def _bound_notes(points):
     for p in points:
         if p["status"] in ("bound", "undetermined"):
-            span = f"[{p['phi_c_range_lo']:.4g}, {p['phi_c_range_hi']:.4g}]"
-            if p["status"] == "bound":
-                what = (f"phi_c {p['phi_c_bound']} (a bound, not a value: S is lowest at the {p['at_boundary']} "
-                        f"end of its range {span})")
-            elif p["phi_c_err_method"] == "range":
-                what = f"phi_c undetermined (S flat over its range {span})"
-            elif p["at_boundary"] == "lower,upper":
-                what = f"phi_c undetermined (the error interval reaches both ends of its range {span})"
-            else:
-                what = (f"phi_c undetermined (the free fit's optimum {p['phi_c_optimum']:.4f} has no error: S is "
-                        "not curved upwards there)")
+            what = (f"phi_c {p['phi_c_bound']} (a bound, not a value: {p['status_reason']})"
+                    if p["status"] == "bound" else f"phi_c undetermined ({p['status_reason']})")
             print(f"{PROG}: note: {p['scheme']} b_f={p['batch_fraction']} step {p['step_size']}: {what}; "
                   f"left out of the extrapolation", file=sys.stderr)
-
 
 
 def cmd_collapse(a):
     from .critical import CriticalPoints
     from .errors import CollapseError
+    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap, within_bracket=a.within_bracket,
+                        max_quality=a.max_quality)   # its options checked before the runs are read
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, free=a.free, n_bootstrap=a.bootstrap,
-                        within_bracket=a.within_bracket).compute(t.rows, t.per_run)
+    cp.compute(t.rows, t.per_run)
     rows = [p for p in cp.points if p["method"] == "collapse"]
     failed = [f"{p['scheme']} step {p['step_size']}: {p['method'][len('failed: '):]}"
               for p in cp.points if str(p["method"]).startswith("failed: ")]
@@ -192,7 +183,7 @@ def cmd_collapse(a):
                      if st == p["step_size"] and dict(fk)["scheme"] == p["scheme"]
                      and dict(fk)["batch_fraction"] == p["batch_fraction"])
             p.update(nu=c.nu, zeta=c.zeta, dnu=c.result.dnu, dzeta=c.result.dzeta)
-    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "status", "phi_c",
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "status", "status_reason", "phi_c",
             "phi_c_err", "phi_c_bound", "phi_c_optimum", "phi_c_err_fit", "phi_c_err_method",
             "phi_c_err_bootstrap", "at_boundary", "quality", "excluded_points", "phi_all_absorbed",
             "phi_none_absorbed", "in_bracket"]
@@ -205,9 +196,10 @@ def cmd_collapse(a):
 def cmd_phic(a):
     from .critical import EXTRAPOLATION_COLUMNS, POINT_COLUMNS, CriticalPoints
     forms = [f.strip() for f in a.forms.split(",") if f.strip()]
+    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap, within_bracket=a.within_bracket,
+                        max_quality=a.max_quality)
     t = _activity_table(a)
-    cp = CriticalPoints(a.quantity, forms=forms, n_bootstrap=a.bootstrap,
-                        within_bracket=a.within_bracket).compute(t.rows, t.per_run)
+    cp.compute(t.rows, t.per_run)
     _bound_notes(cp.points)
     _emit(cp.points, list(POINT_COLUMNS), a.output)
     print()
@@ -389,6 +381,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from mpisim.core.sofk import NUFFT_TOLERANCE
+    from .fss import MAX_QUALITY
     p = _Parser(prog=PROG, description="Serial analysis of mpisim runs: the paper's measurements and figures.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -418,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resamplings of the seeds for a bootstrap error of phi_c (default 0: none)")
     s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
                    help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
+    s.add_argument("--max-quality", type=float, default=MAX_QUALITY, metavar="S",
+                   help=f"the largest collapse quality S at which phi_c inside its range is a value (default "
+                        f"{MAX_QUALITY:g}; above it phi_c is undetermined: docs/analysis.md)")
     s.set_defaults(func=cmd_collapse)
 
     s = sub.add_parser("phic", help="phi_c per step size (a value or a bound) and its extrapolations to zero step (Fig. 5b)")
@@ -429,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resamplings of the seeds for the bootstrap error of phi_c (default 100; 0: none)")
     s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
                    help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
+    s.add_argument("--max-quality", type=float, default=MAX_QUALITY, metavar="S",
+                   help=f"the largest collapse quality S at which phi_c inside its range is a value (default "
+                        f"{MAX_QUALITY:g}; above it phi_c is undetermined: docs/analysis.md)")
     s.set_defaults(func=cmd_phic)
 
     s = sub.add_parser("refine", help="an adaptive phi grid: the packing fractions to add where the runs "

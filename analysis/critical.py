@@ -55,7 +55,7 @@ import scipy.optimize
 
 from .activity import seed_mean
 from .errors import AnalysisError, CollapseError, Computed
-from .fss import Collapse, absorption_bracket, fit_phi_c_powerlaw, manna
+from .fss import MAX_QUALITY, Collapse, absorption_bracket, fit_phi_c_powerlaw, manna
 from .io import step_size_of
 
 FAMILY_FIELDS = ("scheme", "batch_fraction", "potential", "dim")
@@ -374,7 +374,7 @@ def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, 
 
 #: columns of :attr:`CriticalPoints.points`
 POINT_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method", "status",
-                 "phi_c", "phi_c_err", "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit",
+                 "status_reason", "phi_c", "phi_c_err", "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit",
                  "phi_c_err_method", "phi_c_err_bootstrap", "bootstrap_not_value", "n_bootstrap",
                  "at_boundary", "phi_c_range_lo", "phi_c_range_hi", "quality", "excluded_points",
                  "phi_all_absorbed", "phi_none_absorbed", "phi_half", "in_bracket")
@@ -395,7 +395,9 @@ def _bracket_powerlaw(p: dict, lo: float, hi: float) -> None:
     if side:
         limit = lo + e if side == "lower" else hi - e
         p.update(status="bound", phi_c=math.nan, phi_c_err=math.nan, at_boundary=side, phi_c_limit=limit,
-                 phi_c_bound=f"{'<=' if side == 'lower' else '>='} {limit:.4f}", phi_c_range_lo=lo, phi_c_range_hi=hi)
+                 phi_c_bound=f"{'<=' if side == 'lower' else '>='} {limit:.4f}", phi_c_range_lo=lo, phi_c_range_hi=hi,
+                 status_reason=f"the one-size fit's {pc:.4f} lies beyond the {side} end of the absorption "
+                               f"bracket [{lo:.4g}, {hi:.4g}]")
 
 
 class CriticalPoints(Computed):
@@ -419,18 +421,24 @@ class CriticalPoints(Computed):
         family's dimension, the paper's 0.64 in 3d).
     within_bracket : bool
         Limit phi_c to the absorption bracket (:class:`analysis.fss.Collapse`; default True).
+    max_quality : float
+        The largest collapse quality S at which phi_c inside its range is a value
+        (:class:`analysis.fss.Collapse`).
     """
 
     def __init__(self, quantity: str = "f_inf", free: bool = False, forms: Sequence[str] = FORMS,
-                 n_bootstrap: int = 0, seed: int = 0, target: float | None = None, within_bracket: bool = True):
+                 n_bootstrap: int = 0, seed: int = 0, target: float | None = None, within_bracket: bool = True,
+                 max_quality: float = MAX_QUALITY):
         for f in forms:
             _basis(f, np.ones(1), 1.0)
         if n_bootstrap < 0:
             raise AnalysisError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+        Collapse(quantity, max_quality=max_quality)   # checks them before any work
         self.quantity, self.free, self.forms = quantity, bool(free), tuple(forms)
         self.n_bootstrap, self.seed = int(n_bootstrap), int(seed)
         self.target = None if target is None else float(target)
         self.within_bracket = bool(within_bracket)
+        self.max_quality = float(max_quality)
         self._computed = False
 
     def target_of(self, dim: int) -> float:
@@ -458,7 +466,7 @@ class CriticalPoints(Computed):
             for step, rs in sorted(by_step.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
                 sizes = {int(r["n"]) for r in rs}
                 excluded = sum(1 for r in rs if r.get("excluded"))
-                p = {"phi_c": math.nan, "phi_c_err": math.nan, "phi_c_bound": "", "phi_c_limit": math.nan,
+                p = {"status_reason": "", "phi_c": math.nan, "phi_c_err": math.nan, "phi_c_bound": "", "phi_c_limit": math.nan,
                      "phi_c_optimum": math.nan, "phi_c_err_fit": math.nan, "phi_c_err_method": "",
                      "phi_c_err_bootstrap": math.nan, "bootstrap_not_value": math.nan, "n_bootstrap": 0,
                      "at_boundary": "", "phi_c_range_lo": math.nan, "phi_c_range_hi": math.nan,
@@ -469,11 +477,12 @@ class CriticalPoints(Computed):
                     if len(sizes) >= 2:
                         def make(dim=dim):
                             return Collapse(self.quantity, dim=dim, free=self.free,
-                                            within_bracket=self.within_bracket)
+                                            within_bracket=self.within_bracket, max_quality=self.max_quality)
                         c = make().compute(rs)
                         collapses[(key, step)] = c
                         lo, hi = c.phi_c_range
-                        p.update(method="collapse", status=c.status, phi_c_optimum=c.phi_c,
+                        p.update(method="collapse", status=c.status, status_reason=c.status_reason,
+                                 phi_c_optimum=c.phi_c,
                                  phi_c_err_fit=c.phi_c_err, phi_c_err_method=c.phi_c_err_method,
                                  at_boundary=c.at_boundary, phi_c_range_lo=lo, phi_c_range_hi=hi,
                                  quality=c.quality, phi_c_bound=c.phi_c_bound, phi_c_limit=c.phi_c_limit)

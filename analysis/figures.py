@@ -532,7 +532,7 @@ def fig5b(cp: CriticalPoints, out: Path) -> list[Path]:
     _legend(ax, fontsize=6)
     fig.tight_layout()
     forms = [e["form"] for e in cp.extrapolations[:len(cp.forms)]]
-    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "status", "phi_c", "phi_c_err",
+    cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "status", "status_reason", "phi_c", "phi_c_err",
             "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit", "phi_c_err_bootstrap",
             "quality", "method", "sizes", "excluded_points"]
     cols += [f"phi_c0_{f}" for f in forms] + [f"phi_c0_err_{f}" for f in forms] + ["preferred_form"]

@@ -102,6 +102,10 @@ MANNA = {
 
 #: observables that can be collapsed
 QUANTITIES = ("f_inf", "tau_r")
+#: the largest collapse quality S (pyfssa's measure: about 1 when the scaled curves agree within their
+#: errors) at which phi_c is reported at all: S = 10 means the curves miss each other by about three
+#: errors on average; decision of 2026-12-06, docs/analysis.md "A pinned fit is a bound"
+MAX_QUALITY = 10.0
 
 
 def manna(dim: int) -> MannaExponents:
@@ -600,6 +604,11 @@ class Collapse:
         covers only that range, so a collapse that wants phi_c beyond it sits at the end and is a
         bound; a free fit whose optimum (or error interval) leaves the range is a bound as well. A
         value outside the allowed range is never reported as a value. Default True.
+    max_quality : float
+        The largest S at which an optimum inside the range is a value (default :data:`MAX_QUALITY`):
+        above it phi_c is "undetermined", since a phi_c that does not collapse the data is not a
+        measurement. (At an end of the range S may be large because its minimum lies beyond: a bound
+        stays a bound.)
 
     Examples
     --------
@@ -619,7 +628,10 @@ class Collapse:
 
     def __init__(self, quantity: str = "f_inf", dim: int = 3, free: bool = False,
                  min_rel_error: float = 0.01, extend_to_absorbed: bool = True,
-                 within_bracket: bool = True):
+                 within_bracket: bool = True, max_quality: float = MAX_QUALITY):
+        if not max_quality > 0:
+            raise AnalysisError(f"max_quality must be > 0, got {max_quality}")
+        self.max_quality = float(max_quality)
         self.quantity = quantity
         self.extend_to_absorbed = bool(extend_to_absorbed)
         self.within_bracket = bool(within_bracket)
@@ -701,19 +713,39 @@ class Collapse:
         self._need("phi_c")
         return self._result.rho
 
+    def _verdict(self) -> tuple:
+        """(status, reason): the one rule behind :attr:`status` and :attr:`status_reason`."""
+        lo, hi = self.phi_c_range
+        span = f"[{lo:.4g}, {hi:.4g}]"
+        ends = [e for e in self.at_boundary.split(",") if e]
+        if self.phi_c_err_method == "range":
+            return "undetermined", f"S flat over its range {span}"
+        if len(ends) == 2:
+            return "undetermined", f"the error interval reaches both ends of its range {span}"
+        if ends:   # S at an end may be large because its minimum lies beyond: no ceiling here
+            return "bound", f"S is lowest at the {ends[0]} end of its range {span}"
+        if not self.quality <= self.max_quality:
+            return "undetermined", f"S = {self.quality:.3g} is above {self.max_quality:g}: the data do not collapse"
+        if not np.isfinite(self.phi_c_err):
+            return "undetermined", (f"the free fit's optimum {self.phi_c:.4f} has no error: S is not curved "
+                                    "upwards there")
+        return "value", ""
+
     @property
     def status(self) -> str:
-        """"value" (the S minimum and its error interval lie inside the allowed range), "bound" (they
-        reach one end: the minimum may lie beyond it, so phi_c is only bounded) or "undetermined"
-        (both ends, S flat over the range, or a free fit whose error is undefined: S not curved
-        upwards at its minimum, so how far phi_c may go is unknown)."""
+        """"value" (the S minimum and its error interval lie inside the allowed range, and the data
+        collapse there: S <= :attr:`max_quality`), "bound" (they reach one end: the minimum may lie
+        beyond it, so phi_c is only bounded) or "undetermined" (both ends, S flat over the range, S
+        above the ceiling inside it, or a free fit whose error is undefined: S not curved upwards at its
+        minimum, so how far phi_c may go is unknown); :attr:`status_reason` says which."""
         self._need("status")
-        ends = [e for e in self.at_boundary.split(",") if e]
-        if len(ends) == 2 or self.phi_c_err_method == "range":
-            return "undetermined"
-        if ends:
-            return "bound"
-        return "value" if np.isfinite(self.phi_c_err) else "undetermined"
+        return self._verdict()[0]
+
+    @property
+    def status_reason(self) -> str:
+        """Why phi_c is a bound or undetermined, in words ("" for a value)."""
+        self._need("status_reason")
+        return self._verdict()[1]
 
     @property
     def phi_c_limit(self) -> float:
@@ -773,13 +805,11 @@ class Collapse:
         titles and logs; never a bare nan, never a pinned value shown as a value)."""
         self._need("phi_c_label")
         v, e, m = self.phi_c, self.phi_c_err, self.phi_c_err_method
-        lo, hi = self.phi_c_range
         if self.status == "bound":
-            return (f"{self.phi_c_bound[:2]} {self.phi_c_limit:.{digits}f} (a bound: S lowest at the "
-                    f"{self.at_boundary} end of the range [{lo:g}, {hi:g}])")
+            return f"{self.phi_c_bound[:2]} {self.phi_c_limit:.{digits}f} (a bound: {self.status_reason})"
         if self.status == "undetermined":
-            return f"undetermined (S flat over [{lo:g}, {hi:g}]; lowest at {v:.{digits}f})"
-        s = f"{v:.{digits}f} +- {e:.{digits}f}" if np.isfinite(e) else f"{v:.{digits}f} (error undetermined)"
+            return f"undetermined ({self.status_reason}; S lowest at {v:.{digits}f})"
+        s = f"{v:.{digits}f} +- {e:.{digits}f}"   # a value has a finite error (status)
         notes = []
         if m != "curvature":
             notes.append({"delta_s": "width of S minimum"}.get(m, m))

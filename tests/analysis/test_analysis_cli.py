@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.cli import build_parser, main
+from analysis.cli import main
 from analysis.synthetic import write_run
 
 SUBCOMMANDS = ["info", "activity", "curves", "collapse", "phic", "refine", "survival", "msd", "flatness", "crystal", "sofk",
@@ -50,6 +50,10 @@ def test_not_a_run(capsys, tmp_path):
 def test_run_too_short(capsys, tmp_path):
     p = write_run(tmp_path / "short.h5", activity=np.full(8, 0.3))
     _one_line_error(capsys, ["activity", str(p)], "too short")
+
+
+def test_max_quality_must_be_positive(capsys, tmp_path):
+    _one_line_error(capsys, ["phic", str(tmp_path), "--max-quality", "0"], "max_quality must be > 0, got 0")
 
 
 def test_too_few_sizes(capsys, tmp_path):
@@ -140,17 +144,17 @@ def test_collapse_reports_why_a_fit_failed(sweep_dir, capsys, monkeypatch):
     _one_line_error(capsys, ["collapse", str(sweep_dir)], "the planted reason")
 
 
-def test_each_undetermined_phi_c_says_why(capsys):
-    """The note of a phi_c that is not a value names its cause: flat S, both ends, or no error."""
+def test_each_phi_c_that_is_not_a_value_says_why(capsys):
+    """The CLI's note for a bound or an undetermined phi_c carries the reason the fit gave
+    (:attr:`analysis.fss.Collapse.status_reason`); a value gets no note."""
     from analysis.cli import _bound_notes
-    base = {"scheme": "rcd", "batch_fraction": 0.5, "step_size": 0.1, "phi_c_range_lo": 0.58,
-            "phi_c_range_hi": 0.585, "phi_c_optimum": 0.5813, "phi_c_bound": "undetermined"}
-    _bound_notes([{**base, "status": "undetermined", "phi_c_err_method": "range", "at_boundary": "lower,upper"},
-                  {**base, "status": "undetermined", "phi_c_err_method": "curvature", "at_boundary": "lower,upper"},
-                  {**base, "status": "undetermined", "phi_c_err_method": "curvature", "at_boundary": ""},
-                  {**base, "status": "value", "phi_c_err_method": "curvature", "at_boundary": ""}])
+    base = {"scheme": "rcd", "batch_fraction": 0.5, "step_size": 0.1}
+    _bound_notes([{**base, "status": "bound", "phi_c_bound": ">= 0.5805",
+                   "status_reason": "S is lowest at the upper end of its range [0.58, 0.585]"},
+                  {**base, "status": "undetermined", "phi_c_bound": "undetermined",
+                   "status_reason": "S = 68 is above 10: the data do not collapse"},
+                  {**base, "status": "value", "phi_c_bound": "", "status_reason": ""}])
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 3 and all(ln.endswith("left out of the extrapolation") for ln in lines), lines
-    assert "S flat over its range [0.58, 0.585]" in lines[0]
-    assert "reaches both ends of its range [0.58, 0.585]" in lines[1]
-    assert "optimum 0.5813 has no error" in lines[2]
+    assert len(lines) == 2 and all(ln.endswith("left out of the extrapolation") for ln in lines), lines
+    assert "phi_c >= 0.5805 (a bound, not a value: S is lowest at the upper end" in lines[0]
+    assert "phi_c undetermined (S = 68 is above 10: the data do not collapse)" in lines[1]

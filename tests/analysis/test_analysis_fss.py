@@ -218,7 +218,7 @@ def test_bootstrap_over_seeds(sweep_dir):
         assert p["phi_c_err"] == max(p["phi_c_err_fit"], p["phi_c_err_bootstrap"])
 
 
-def manna_rows(phis, phi_c, sizes=(1000, 8000, 64000), absorbed_below=None):
+def manna_rows(phis, phi_c, sizes=(1000, 8000, 64000), absorbed_below=None, rel_err=0.01):
     """f_inf rows with the 3d Manna scaling and a planted phi_c; 0 (absorbed) at phi < absorbed_below."""
     m = MANNA[3]
     rows = []
@@ -229,7 +229,7 @@ def manna_rows(phis, phi_c, sizes=(1000, 8000, 64000), absorbed_below=None):
             f = L ** (-m.beta / m.nu_perp) * np.log1p(np.exp(2 * x))
             if absorbed_below is not None and phi < absorbed_below:
                 f = 0.0
-            rows.append({"n": n, "phi": float(phi), "f_inf": f, "f_inf_err": 0.01 * f})
+            rows.append({"n": n, "phi": float(phi), "f_inf": f, "f_inf_err": rel_err * f})
     return rows
 
 
@@ -311,6 +311,7 @@ def test_unrelaxed_size_independent_data_give_a_bound_not_a_value():
     assert c.phi_c == pytest.approx(0.60, abs=1e-3)           # S is lowest at the last absorbed phi
     assert c.phi_c_bound.startswith("<=") and c.phi_c_limit > c.phi_c
     assert c.phi_c_label().startswith("<=") and "+-" not in c.phi_c_label()
+    assert c.status_reason.startswith("S is lowest at the lower end of its range [0.6,")
 
 
 def test_a_free_fit_without_an_error_is_not_a_value(monkeypatch):
@@ -331,6 +332,30 @@ def test_a_free_fit_without_an_error_is_not_a_value(monkeypatch):
     c = Collapse("f_inf", dim=3, free=True).compute(rows)
     assert c.at_boundary == "" and np.isnan(c.phi_c_err)
     assert c.status == "undetermined" and c.phi_c_bound == "undetermined"
+    assert "has no error: S is not curved upwards" in c.status_reason and "S flat" not in c.phi_c_label()
+
+
+def test_a_collapse_above_the_quality_ceiling_is_undetermined():
+    """A phi_c inside the range that does not collapse the data (S above max_quality) is no measurement:
+    the planted collapse is a value; scrambling one size's curve, or a ceiling below its S, makes it
+    undetermined, and the reason says so. A bound stays a bound whatever its S (its minimum may lie
+    beyond the end)."""
+    phis = np.round(np.arange(0.60, 0.7001, 0.005), 3)
+    rows = manna_rows(phis, 0.6431, sizes=(1000, 2000, 4000), absorbed_below=0.64)
+    good = Collapse("f_inf", dim=3).compute(rows)
+    assert good.status == "value" and good.status_reason == "" and good.quality < 1
+    strict = Collapse("f_inf", dim=3, max_quality=good.quality / 2).compute(rows)
+    assert strict.phi_c == good.phi_c and strict.status == "undetermined"
+    assert strict.status_reason.startswith(f"S = {good.quality:.3g} is above")
+    assert "do not collapse" in strict.phi_c_label() and strict.phi_c_bound == "undetermined"
+    bad = [{**r, "f_inf": 1.1 * r["f_inf"]} if r["n"] == 2000 else r for r in rows]
+    c = Collapse("f_inf", dim=3).compute(bad)
+    assert c.quality > 10 and c.at_boundary == "" and c.status == "undetermined"
+    edge = Collapse("f_inf", dim=3, extend_to_absorbed=False).compute(
+        manna_rows(np.round(np.arange(0.56, 0.705, 0.01), 3), 0.60, absorbed_below=0.605))
+    assert edge.status == "bound" and edge.quality > 10
+    with pytest.raises(AnalysisError, match="max_quality must be > 0"):
+        Collapse("f_inf", dim=3, max_quality=0)
 
 
 def test_a_bound_never_enters_the_extrapolation(tmp_path):
@@ -339,15 +364,17 @@ def test_a_bound_never_enters_the_extrapolation(tmp_path):
     import csv
     from analysis.figures import fig5b
     rows = unrelaxed_rows(0.05)
-    for step, pc in ((0.1, 0.62), (0.2, 0.64)):
-        for r in manna_rows(np.round(np.arange(0.58, 0.705, 0.01), 3), pc, absorbed_below=pc - 0.005):
+    for step, pc in ((0.1, 0.62), (0.2, 0.64)):   # errors of a few seeds (with 1 %, S = 17 - 23 here)
+        for r in manna_rows(np.round(np.arange(0.58, 0.705, 0.01), 3), pc, absorbed_below=pc - 0.005,
+                            rel_err=0.05):
             rows.append({**r, "scheme": "sgd", "dim": 3, "kick_size": None, "learning_rate": step,
                          "batch_fraction": 0.5, "potential": "linear", "tau_r": 100.0, "tau_r_err": 1.0})
     cp = CriticalPoints().compute(rows)
     got = {p["step_size"]: p for p in cp.points}
     assert got[0.05]["status"] == "bound" and np.isnan(got[0.05]["phi_c"])
     assert got[0.05]["phi_c_bound"].startswith("<=")
-    assert got[0.1]["status"] == got[0.2]["status"] == "value"
+    assert got[0.05]["status_reason"].startswith("S is lowest at the lower end")
+    assert got[0.1]["status"] == got[0.2]["status"] == "value" and got[0.1]["status_reason"] == ""
     lin = next(e for e in cp.extrapolations if e["form"] == "linear")
     assert lin["n_points"] == 2 and lin["n_bounds_left_out"] == 1
     expected = extrapolate([0.1, 0.2], [got[0.1]["phi_c"], got[0.2]["phi_c"]],
@@ -496,6 +523,7 @@ def test_one_size_powerlaw_kept_inside_the_bracket():
     (p,) = CriticalPoints().compute(rows(0.6275, 0.64)).points      # every seed absorbed up to 0.64
     assert p["status"] == "bound" and np.isnan(p["phi_c"]) and p["at_boundary"] == "lower"
     assert p["phi_c_bound"].startswith("<=") and p["phi_c_limit"] >= 0.64
+    assert "lies beyond the lower end of the absorption bracket" in p["status_reason"]
     (p,) = CriticalPoints(within_bracket=False).compute(rows(0.6275, 0.64)).points
     assert p["status"] == "value" and p["phi_c"] < 0.64
 
