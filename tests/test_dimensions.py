@@ -206,9 +206,8 @@ def test_same_trajectory_on_any_rank_count(dim, scheme, extra):
     for comm in (MPI.COMM_WORLD, MPI.COMM_SELF):
         sim = _on_ranks(lambda: Simulation.from_config(config(dim, scheme, n=600, **extra), write=False,
                                                        comm=comm)).run()
-        runs.append((sim.snapshot(), sim.observables, sim.structure_factor))
-        grid = sim.domain.grid if comm is MPI.COMM_WORLD else grid
-    ((ids, pos, img), obs, sofk), ((ids1, pos1, img1), obs1, sofk1) = runs
+        runs.append((sim.snapshot(), sim.observables, sim.structure_factor, sim.domain.grid))
+    ((ids, pos, img), obs, sofk, grid), ((ids1, pos1, img1), obs1, sofk1, _) = runs
     assert np.prod(grid) == MPI.COMM_WORLD.size and pos.shape == (600, dim)
     np.testing.assert_array_equal(ids, ids1)
     np.testing.assert_array_equal(pos, pos1)
