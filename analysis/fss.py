@@ -103,8 +103,9 @@ MANNA = {
 #: observables that can be collapsed
 QUANTITIES = ("f_inf", "tau_r")
 #: the largest collapse quality S (pyfssa's measure: about 1 when the scaled curves agree within their
-#: errors) at which phi_c is reported at all: S = 10 means the curves miss each other by about three
-#: errors on average; decision of 2026-12-06, docs/analysis.md "A pinned fit is a bound"
+#: errors) at which an optimum inside the range is a value: S = 10 means the curves miss each other by
+#: about three errors on average; decision of 2026-12-06, docs/analysis.md "A phi_c that does not
+#: collapse the data is no measurement"
 MAX_QUALITY = 10.0
 
 
