@@ -360,7 +360,9 @@ def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, 
             t, te = seed_mean([m["tau_r"] for m in pick])
             new_rows.append({**row, "f_inf": f, "f_inf_err": fe, "tau_r": t, "tau_r_err": te})
         try:
-            c = make_collapse().compute(new_rows)
+            # no quality ceiling on a replica: one that drew the same seed twice has too small errors and
+            # a large S; where its optimum lies is what the bootstrap measures
+            c = make_collapse(max_quality=math.inf).compute(new_rows)
         except CollapseError:
             not_values += 1
             continue
@@ -475,9 +477,9 @@ class CriticalPoints(Computed):
                      "in_bracket": ""}
                 try:
                     if len(sizes) >= 2:
-                        def make(dim=dim):
+                        def make(dim=dim, max_quality=self.max_quality):
                             return Collapse(self.quantity, dim=dim, free=self.free,
-                                            within_bracket=self.within_bracket, max_quality=self.max_quality)
+                                            within_bracket=self.within_bracket, max_quality=max_quality)
                         c = make().compute(rs)
                         collapses[(key, step)] = c
                         lo, hi = c.phi_c_range

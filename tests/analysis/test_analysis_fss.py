@@ -216,6 +216,16 @@ def test_bootstrap_over_seeds(sweep_dir):
         assert p["n_bootstrap"] == 12 and p["phi_c_err_bootstrap"] == q["phi_c_err_bootstrap"]
         assert np.isfinite(p["phi_c_err_bootstrap"]) and p["phi_c_err_bootstrap"] > 0
         assert p["phi_c_err"] == max(p["phi_c_err_fit"], p["phi_c_err_bootstrap"])
+    # the quality ceiling judges the data, not a replica (one that drew a seed twice has too small
+    # errors): just above each value's S, the bootstrap is the same as with no ceiling
+    for p in a.points:
+        rows = [r for r in t.rows if r["learning_rate"] == p["step_size"]]
+        runs = [r for r in t.per_run if r["learning_rate"] == p["step_size"]]
+        c, d = (CriticalPoints(n_bootstrap=12, seed=3, max_quality=q).compute(rows, runs).points[0]
+                for q in (1.01 * p["quality"], np.inf))
+        assert c["status"] == d["status"] == "value"
+        assert (c["phi_c_err_bootstrap"], c["bootstrap_not_value"]) == (d["phi_c_err_bootstrap"],
+                                                                         d["bootstrap_not_value"])
 
 
 def manna_rows(phis, phi_c, sizes=(1000, 8000, 64000), absorbed_below=None, rel_err=0.01):
