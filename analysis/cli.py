@@ -105,6 +105,16 @@ def _progress(runs, what, a):
     return progress(runs, what, seconds=a.progress_seconds, enabled=a.progress_seconds > 0)
 
 
+def _phi_c_opts(p):
+    """What may count as phi_c (``collapse``, ``phic``)."""
+    from .fss import MAX_QUALITY
+    p.add_argument("--no-bracket", dest="within_bracket", action="store_false",
+                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
+    p.add_argument("--max-quality", type=float, default=MAX_QUALITY, metavar="S",
+                   help=f"the largest collapse quality S at which phi_c inside its range is a value (default "
+                        f"{MAX_QUALITY:g}; above it phi_c is undetermined: docs/analysis.md)")
+
+
 def _output(p):
     p.add_argument("-o", "--output", help="write the table as CSV to this file instead of stdout")
 
@@ -381,7 +391,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from mpisim.core.sofk import NUFFT_TOLERANCE
-    from .fss import MAX_QUALITY
     p = _Parser(prog=PROG, description="Serial analysis of mpisim runs: the paper's measurements and figures.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -409,11 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--free", action="store_true", help="also fit nu and zeta (pyfssa autoscale)")
     s.add_argument("--bootstrap", type=int, default=0,
                    help="resamplings of the seeds for a bootstrap error of phi_c (default 0: none)")
-    s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
-                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
-    s.add_argument("--max-quality", type=float, default=MAX_QUALITY, metavar="S",
-                   help=f"the largest collapse quality S at which phi_c inside its range is a value (default "
-                        f"{MAX_QUALITY:g}; above it phi_c is undetermined: docs/analysis.md)")
+    _phi_c_opts(s)
     s.set_defaults(func=cmd_collapse)
 
     s = sub.add_parser("phic", help="phi_c per step size (a value or a bound) and its extrapolations to zero step (Fig. 5b)")
@@ -423,11 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extrapolation forms phi_c(0) + s g(eps), g = eps, sqrt(eps), eps^a (default: all three)")
     s.add_argument("--bootstrap", type=int, default=100,
                    help="resamplings of the seeds for the bootstrap error of phi_c (default 100; 0: none)")
-    s.add_argument("--no-bracket", dest="within_bracket", action="store_false",
-                   help="let phi_c range over the data instead of the absorption bracket (docs/analysis.md)")
-    s.add_argument("--max-quality", type=float, default=MAX_QUALITY, metavar="S",
-                   help=f"the largest collapse quality S at which phi_c inside its range is a value (default "
-                        f"{MAX_QUALITY:g}; above it phi_c is undetermined: docs/analysis.md)")
+    _phi_c_opts(s)
     s.set_defaults(func=cmd_phic)
 
     s = sub.add_parser("refine", help="an adaptive phi grid: the packing fractions to add where the runs "
