@@ -41,9 +41,10 @@ def _emit(rows, columns, output):
 def _inputs(p):
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="run files (.h5), glob patterns, directories or manifest.tsv files")
-    p.add_argument("--continued", metavar="DIR",
+    p.add_argument("--continued", metavar="DIR", action="append",
                    help="continuations of the runs (launch/steady_continuation.py's OUT): a run with a finished "
-                        "continuation DIR/<run directory name> is read from it instead")
+                        "continuation DIR/<run directory name> is read from it instead; repeat it for several "
+                        "studies")
 
 
 def _runs(a, inputs=None):
@@ -52,8 +53,8 @@ def _runs(a, inputs=None):
     runs = load_runs(a.inputs if inputs is None else inputs, a.continued)
     n = sum(r.continues is not None for r in runs)
     if a.continued is not None:
-        print(f"mpisim-analysis: note: {n} of {len(runs)} runs read from their continuations in {a.continued}",
-              file=sys.stderr)
+        print(f"mpisim-analysis: note: {n} of {len(runs)} runs read from their continuations in "
+              f"{', '.join(a.continued)}", file=sys.stderr)
     return runs
 
 

@@ -440,36 +440,58 @@ def load_runs(inputs, continued=None) -> list[Run]:
 
     Duplicates are dropped; the order is that of the inputs. ``continued``: a directory of continuations
     (``launch/steady_continuation.py OUT ...``: the same config and seed run longer into ``OUT/<run
-    directory name>/``); a run with a finished continuation there is read from it instead, which must
-    have the same parameters and seed.
+    directory name>/``), or a list of them (one per study: run directory names repeat across studies);
+    a run with a finished continuation there, of the same parameters and seed, is read from it instead.
+    A same-named continuation of other parameters is another study's and is passed over, unless no run
+    at all is read from its directory: then the directory is the wrong one, an error; one of the same
+    parameters and another seed is an error.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    if continued is not None and not Path(continued).is_dir():
-        raise RunFileError(f"no such directory of continued runs: {continued}")
+    if continued is None:
+        continued = []
+    elif isinstance(continued, (str, os.PathLike)):
+        continued = [continued]
+    dirs = [Path(d) for d in continued]
+    for d in dirs:
+        if not d.is_dir():
+            raise RunFileError(f"no such directory of continued runs: {d}")
     seen, runs = set(), []
+    used, foreign = {d: 0 for d in dirs}, {}
     for item in inputs:
         for p in _expand(item):
             rp = p.resolve()
             if rp in seen:
                 continue
             seen.add(rp)
-            runs.append(_continuation(Run(p), continued) if continued is not None else Run(p))
+            runs.append(_continuation(Run(p), dirs, used, foreign))
     if not runs:
         raise RunFileError(f"no run files found in {', '.join(map(str, inputs))}")
+    for d, (path, original) in foreign.items():
+        if not used[d]:
+            raise RunFileError(f"{path} is not a continuation of {original}: its parameters differ "
+                               f"(and no run of the inputs is continued in {d})")
     return runs
 
 
-def _continuation(run: Run, directory) -> Run:
-    """``run``, or its finished continuation ``directory/<run directory name>/<file name>``."""
-    path = Path(directory) / run.path.parent.name / run.path.name
-    if path.resolve() == run.path.resolve() or not fmt.output_finished(path):
-        return run
-    longer = Run(path)
-    if (longer.params.key(), longer.params.seed) != (run.params.key(), run.params.seed):
-        raise RunFileError(f"{path} is not a continuation of {run.path}: its parameters or seed differ")
-    longer.continues = run.path
-    return longer
+def _continuation(run: Run, dirs: Sequence[Path], used: dict, foreign: dict) -> Run:
+    """``run``, or its finished continuation ``<dir>/<run directory name>/<file name>`` in the first of
+    ``dirs`` that holds one with its parameters (counted in ``used``; the first same-named one with other
+    parameters per directory is kept in ``foreign``). The same parameters with another seed: an error."""
+    for d in dirs:
+        path = d / run.path.parent.name / run.path.name
+        if path.resolve() == run.path.resolve() or not fmt.output_finished(path):
+            continue
+        longer = Run(path)
+        if longer.params.key() != run.params.key():
+            foreign.setdefault(d, (path, run.path))
+            continue
+        if longer.params.seed != run.params.seed:
+            raise RunFileError(f"{path} is not a continuation of {run.path}: its seed differs")
+        longer.continues = run.path
+        used[d] += 1
+        return longer
+    return run
 
 
 def group_runs(runs: Sequence[Run], exclude: Sequence[str] = ("seed",)) -> "OrderedDict[tuple, list[Run]]":

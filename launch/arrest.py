@@ -80,8 +80,8 @@ def draw(runs, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+")
-    ap.add_argument("--continued", metavar="DIR", help="continuations of the runs, read in place of their "
-                    "originals (as mpisim-analysis --continued)")
+    ap.add_argument("--continued", metavar="DIR", action="append",
+                    help="continuations of the runs, read in place of their originals (as mpisim-analysis --continued)")
     ap.add_argument("-o", "--output", help="CSV of the rows (default: print only)")
     ap.add_argument("--figure", metavar="PNG", help="draw f_a(k) and MSD(k) of every given run that did not absorb")
     args = ap.parse_args(argv)

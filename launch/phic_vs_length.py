@@ -39,8 +39,8 @@ def family_of(run):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+")
-    ap.add_argument("--continued", metavar="DIR", help="continuations of the runs: read in place of their "
-                    "originals (as mpisim-analysis --continued)")
+    ap.add_argument("--continued", metavar="DIR", action="append",
+                    help="continuations of the runs: read in place of their originals (as mpisim-analysis --continued)")
     ap.add_argument("--lengths", default="2500,5000,10000,20000,50000,100000,200000",
                     help="run lengths T (steps), comma-separated")
     ap.add_argument("-o", "--output", help="CSV of the run-length table (default: print only)")

@@ -200,3 +200,50 @@ def test_steady_continuation_carries_a_kept_run_on(tmp_path):
                       output=dataclasses.replace(cfg.output, path=str(tmp_path / "ref.h5")))
     Simulation(ref).run().close()
     assert_same_run(tmp_path / "ref.h5", out / "r1" / "run.h5")
+
+
+@pytest.mark.serial
+def test_steady_continuation_in_bracket_carries_a_study_on(tmp_path):
+    """launch/steady_continuation.py --in-bracket on a small study made with mpisim: the runs inside the
+    absorption bracket that did not absorb (here the two at its upper end) are carried on, two at once, as
+    the same trajectories; a second call finds them complete and reports the same rows, running nothing."""
+    import csv
+    import sys
+    from analysis.synthetic import write_manifest
+    paths = []
+    for phi in (0.3, 0.85):     # 2d: 0.3 absorbs within a few hundred steps, 0.85 never
+        for seed in (1, 2):
+            d = tmp_path / "runs" / f"n=100_phi={phi}_seed={seed}"
+            d.mkdir(parents=True)
+            cfg = RunConfig.from_dict({
+                "system": {"n": 100, "phi": phi, "dim": 2, "seed": seed},
+                "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
+                "run": {"steps": 400, "log_every": 10, "progress_seconds": 0.0},
+                "output": {"path": "run.h5"}})
+            (d / "config.toml").write_text(cfg.to_toml())
+            with open(d / "run.log", "w") as log:
+                assert subprocess.run([MPISIM, "run", "config.toml", "--quiet"], cwd=d, stderr=log).returncode == 0
+            paths.append(d / "run.h5")
+    manifest = write_manifest(tmp_path / "runs" / "manifest.tsv", paths)
+    originals = [p.read_bytes() for p in paths]
+    script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
+    out = tmp_path / "cont"
+
+    def carry_on():
+        proc = subprocess.run([sys.executable, str(script), str(out), "--in-bracket", str(manifest), "--factor", "2",
+                               "--max-steps", "1000", "--jobs", "2", "--mpisim", MPISIM, "-o", str(tmp_path / "t.csv")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "# bracket [0.3, 0.85]" in proc.stdout
+        return list(csv.DictReader(open(tmp_path / "t.csv")))
+
+    rows = carry_on()
+    assert sorted(r["run"] for r in rows) == ["n=100_phi=0.85_seed=1", "n=100_phi=0.85_seed=2"]
+    for r in rows:
+        assert (r["stop_step"], r["continued_to"], r["absorbed"]) == ("400", "800", "False")
+        assert r["same_trajectory_to_stop"] == "True" and float(r["cpu_children_s"]) > 0
+    again = carry_on()
+    assert [{k: v for k, v in r.items() if k != "cpu_children_s"} for r in again] == \
+        [{k: v for k, v in r.items() if k != "cpu_children_s"} for r in rows]
+    assert all(r["cpu_children_s"] == "nan" for r in again)
+    assert [p.read_bytes() for p in paths] == originals

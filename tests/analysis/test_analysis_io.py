@@ -107,3 +107,24 @@ def test_continued_runs_replace_their_originals(tmp_path):
         load_runs(originals, continued=tmp_path / "cont")
     with pytest.raises(RunFileError, match="no such directory"):
         load_runs(originals, continued=tmp_path / "nowhere")
+
+
+def test_continuations_of_several_studies(tmp_path):
+    """load_runs(continued=[DIR, ...]): run directory names repeat across studies, so each run is read
+    from the directory whose same-named continuation has its parameters and seed (another study's is
+    passed over); a directory none of whose continuations belongs to the inputs is the wrong one."""
+    name = "n=64_phi=0.5_seed=1"
+    originals, conts = {}, {}
+    for eps in (0.1, 0.05):
+        for where, steps in ((f"eps{eps}", 100), (f"cont{eps}", 500)):
+            (tmp_path / where / name).mkdir(parents=True)
+            p = write_run(tmp_path / where / name / "run.h5", scheme="bro-pairwise", kick_size=eps,
+                          learning_rate=None, batch_fraction=None, seed=1, steps=steps)
+            (originals if steps == 100 else conts)[eps] = p
+    dirs = [tmp_path / "cont0.05", tmp_path / "cont0.1"]
+    runs = load_runs([originals[0.1], originals[0.05]], continued=dirs)
+    assert [r.path for r in runs] == [conts[0.1], conts[0.05]]
+    assert [r.continues for r in runs] == [originals[0.1], originals[0.05]]
+    assert load_runs([originals[0.1]], continued=dirs[1])[0].path == conts[0.1]
+    with pytest.raises(RunFileError, match="no run of the inputs is continued in"):
+        load_runs([originals[0.1]], continued=dirs)

@@ -1,0 +1,82 @@
+"""launch/steady_continuation.py --in-bracket: which runs of a study it carries on (docs/results.md, Fig. 5b
+protocol), on synthetic runs with known absorptions. Carrying a run on is tested with real runs in
+tests/test_carry_on.py."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.synthetic import write_manifest, write_run
+
+_spec = importlib.util.spec_from_file_location("steady_continuation",
+                                               Path(__file__).parents[2] / "launch" / "steady_continuation.py")
+steady_continuation = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(steady_continuation)
+
+ACTIVE, ABSORBED = np.full(21, 0.2), np.r_[np.full(10, 0.2), 0.0]
+
+
+def study(root: Path, absorbed: dict, eps: float = 0.05) -> list[Path]:
+    """One manifest per N of runs named as launch/sweep names them; absorbed[(n, phi)] = seeds absorbed of 2."""
+    manifests = []
+    for n in sorted({n for n, _ in absorbed}):
+        paths = []
+        for (m, phi), k in sorted(absorbed.items()):
+            if m != n:
+                continue
+            for seed in (1, 2):
+                d = root / f"n{n}" / f"n={n}_phi={phi}_seed={seed}"
+                d.mkdir(parents=True)
+                paths.append(write_run(d / "run.h5", scheme="bro-individual", kick_size=eps, learning_rate=None,
+                                       batch_fraction=None, n=n, phi=phi, seed=seed,
+                                       activity=ABSORBED if seed <= k else ACTIVE))
+        manifests.append(write_manifest(root / f"n{n}" / "manifest.tsv", paths))
+    return manifests
+
+
+def names(dirs):
+    return sorted(d.name for d in dirs)
+
+
+def test_the_runs_inside_the_bracket_that_did_not_absorb(tmp_path):
+    # every run absorbs at 0.59; none at 0.605 (the bracket [0.59, 0.605]); mixed between
+    plan = {(1000, 0.59): 2, (1000, 0.6): 1, (1000, 0.605): 0, (1000, 0.61): 0,
+            (2000, 0.59): 2, (2000, 0.6): 2, (2000, 0.605): 0, (2000, 0.61): 0}
+    manifests = study(tmp_path / "runs", plan)
+    out = tmp_path / "cont"
+    out.mkdir()
+    chosen, bracket = steady_continuation.runs_in_bracket(manifests, out)
+    assert bracket == (0.59, 0.605)
+    assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=1", "n=1000_phi=0.605_seed=2",
+                                    "n=2000_phi=0.605_seed=1", "n=2000_phi=0.605_seed=2"])
+    # a continuation that absorbs at 0.605 moves the upper end to 0.61: its runs join, and the continued
+    # runs stay chosen (their rows are reported)
+    (out / "n=2000_phi=0.605_seed=1").mkdir()
+    write_run(out / "n=2000_phi=0.605_seed=1" / "run.h5", scheme="bro-individual", kick_size=0.05,
+              learning_rate=None, batch_fraction=None, n=2000, phi=0.605, seed=1,
+              activity=np.r_[np.full(40, 0.2), 0.0])
+    chosen, bracket = steady_continuation.runs_in_bracket(manifests, out)
+    assert bracket == (0.59, 0.61)
+    assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=1", "n=1000_phi=0.605_seed=2",
+                                    "n=1000_phi=0.61_seed=1", "n=1000_phi=0.61_seed=2", "n=2000_phi=0.605_seed=1",
+                                    "n=2000_phi=0.605_seed=2", "n=2000_phi=0.61_seed=1", "n=2000_phi=0.61_seed=2"])
+    assert all(d.parent.parent == tmp_path / "runs" for d in chosen)   # the originals' directories
+
+
+def test_one_study_and_a_bracket_are_needed(tmp_path):
+    out = tmp_path / "cont"
+    out.mkdir()
+    two = study(tmp_path / "a", {(1000, 0.59): 2, (1000, 0.6): 0}) + \
+        study(tmp_path / "b", {(1000, 0.59): 2, (1000, 0.6): 0}, eps=0.1)
+    with pytest.raises(SystemExit, match="one study"):
+        steady_continuation.runs_in_bracket(two, out)
+    with pytest.raises(SystemExit, match="no absorption bracket"):
+        steady_continuation.runs_in_bracket(study(tmp_path / "c", {(1000, 0.59): 1, (1000, 0.6): 1}), out)
+
+
+@pytest.mark.parametrize("argv", [["OUT"], ["OUT", "RUN", "--in-bracket", "M"], ["OUT", "RUN", "--jobs", "0"]])
+def test_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        steady_continuation.main(argv)
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err
