@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.errors import RunFileError
 from analysis.fss import absorption_bracket
 from analysis.io import load_run, load_runs
 
@@ -77,8 +78,8 @@ def runs_in_bracket(manifests, out: Path) -> tuple[list[Path], tuple[float, floa
     runs = load_runs(manifests, continued=out)
     families = {r.params.key(exclude=("seed", "n", "phi")) for r in runs}
     if len(families) != 1:
-        raise SystemExit(f"steady_continuation: --in-bracket needs the manifests of one study (one family and "
-                         f"step size, every N); these hold {len(families)}")
+        raise ValueError(f"--in-bracket needs the manifests of one study (one family and step size, every N); "
+                         f"these hold {len(families)}")
     points: dict = {}
     for r in runs:
         pt = points.setdefault((r.params.n, r.params.phi), {"n": r.params.n, "phi": r.params.phi,
@@ -88,8 +89,8 @@ def runs_in_bracket(manifests, out: Path) -> tuple[list[Path], tuple[float, floa
     br = absorption_bracket(list(points.values()))
     lo, hi = br["phi_all_absorbed"], br["phi_none_absorbed"]
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise SystemExit(f"steady_continuation: no absorption bracket in these runs (phi where every run absorbed: "
-                         f"{lo}, above it where none did: {hi}); name the runs to carry on instead")
+        raise ValueError(f"no absorption bracket in these runs (phi where every run absorbed: {lo}, above it "
+                         f"where none did: {hi}); name the runs to carry on instead")
     chosen = [(r.continues or r.path).parent for r in runs
               if lo <= r.params.phi <= hi and (r.continues is not None or not r.absorbed)]
     return chosen, (lo, hi)
@@ -170,7 +171,10 @@ def main(argv=None):
     todo = list(map(Path, a.runs))
     while True:
         if a.in_bracket:
-            todo, (lo, hi) = runs_in_bracket(a.in_bracket, out)
+            try:
+                todo, (lo, hi) = runs_in_bracket(a.in_bracket, out)
+            except (ValueError, RunFileError) as err:
+                ap.error(str(err))
             todo = [d for d in todo if d not in rows]
             print(f"# bracket [{lo:.6g}, {hi:.6g}]: {len(todo)} runs to carry on", flush=True)
         if not todo:

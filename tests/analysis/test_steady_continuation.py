@@ -69,14 +69,16 @@ def test_one_study_and_a_bracket_are_needed(tmp_path):
     out.mkdir()
     two = study(tmp_path / "a", {(1000, 0.59): 2, (1000, 0.6): 0}) + \
         study(tmp_path / "b", {(1000, 0.59): 2, (1000, 0.6): 0}, eps=0.1)
-    with pytest.raises(SystemExit, match="one study"):
+    with pytest.raises(ValueError, match="one study"):
         steady_continuation.runs_in_bracket(two, out)
-    with pytest.raises(SystemExit, match="no absorption bracket"):
+    with pytest.raises(ValueError, match="no absorption bracket"):
         steady_continuation.runs_in_bracket(study(tmp_path / "c", {(1000, 0.59): 1, (1000, 0.6): 1}), out)
 
 
-@pytest.mark.parametrize("argv", [["OUT"], ["OUT", "RUN", "--in-bracket", "M"], ["OUT", "RUN", "--jobs", "0"]])
-def test_bad_arguments(argv, capsys):
+@pytest.mark.parametrize("argv", [["OUT"], ["OUT", "RUN", "--in-bracket", "M"], ["OUT", "RUN", "--jobs", "0"],
+                                  ["OUT", "--in-bracket", "no-such-manifest.tsv"]])
+def test_bad_arguments(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         steady_continuation.main(argv)
     assert exc.value.code == 2 and "error:" in capsys.readouterr().err
