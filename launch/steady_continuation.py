@@ -13,8 +13,9 @@ complete is skipped; an interrupted one resumes from its checkpoint. ``--jobs`` 
 ``--in-bracket MANIFEST ...`` chooses the runs instead of a list (the protocol of the Fig. 5b studies at
 N = 8000, docs/results.md): every run of one study (one family and step size, all its sizes) that did not
 absorb, at a phi inside the absorption bracket of all sizes [phi_all_absorbed, phi_none_absorbed] (the
-runs read with their continuations in OUT). Continuations that absorb can move the bracket up, so the
-choice is made again until it holds no run left to carry on.
+runs read with their continuations in OUT), and every run already continued there (reported, also once
+the bracket has moved past it). Continuations that absorb can move the bracket up, so the choice is made
+again until it holds no run left to carry on.
 
 Then, per run: where the original stopped, whether the continuation absorbed and when, and a check
 that the continuation's activity series equals the original's up to the original stop step (the
@@ -74,7 +75,8 @@ def write_config(cfg: dict, path: Path) -> None:
 
 def runs_in_bracket(manifests, out: Path) -> tuple[list[Path], tuple[float, float]]:
     """The run directories of ``--in-bracket`` and the bracket [lo, hi] they were chosen in: every run of
-    the manifests at lo <= phi <= hi that did not absorb, or did so only in its continuation in ``out``."""
+    the manifests at lo <= phi <= hi that did not absorb, and every run with a finished continuation in
+    ``out`` (to report it, also once the bracket has moved past it)."""
     runs = load_runs(manifests, continued=out)
     families = {r.params.key(exclude=("seed", "n", "phi")) for r in runs}
     if len(families) != 1:
@@ -92,7 +94,7 @@ def runs_in_bracket(manifests, out: Path) -> tuple[list[Path], tuple[float, floa
         raise ValueError(f"no absorption bracket in these runs (phi where every run absorbed: {lo}, above it "
                          f"where none did: {hi}); name the runs to carry on instead")
     chosen = [(r.continues or r.path).parent for r in runs
-              if lo <= r.params.phi <= hi and (r.continues is not None or not r.absorbed)]
+              if r.continues is not None or (lo <= r.params.phi <= hi and not r.absorbed)]
     return chosen, (lo, hi)
 
 

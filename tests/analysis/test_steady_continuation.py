@@ -52,16 +52,34 @@ def test_the_runs_inside_the_bracket_that_did_not_absorb(tmp_path):
                                     "n=2000_phi=0.605_seed=1", "n=2000_phi=0.605_seed=2"])
     # a continuation that absorbs at 0.605 moves the upper end to 0.61: its runs join, and the continued
     # runs stay chosen (their rows are reported)
-    (out / "n=2000_phi=0.605_seed=1").mkdir()
-    write_run(out / "n=2000_phi=0.605_seed=1" / "run.h5", scheme="bro-individual", kick_size=0.05,
-              learning_rate=None, batch_fraction=None, n=2000, phi=0.605, seed=1,
-              activity=np.r_[np.full(40, 0.2), 0.0])
+    continued(out, 2000, 0.605, 1, np.r_[np.full(40, 0.2), 0.0])
     chosen, bracket = steady_continuation.runs_in_bracket(manifests, out)
     assert bracket == (0.59, 0.61)
     assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=1", "n=1000_phi=0.605_seed=2",
                                     "n=1000_phi=0.61_seed=1", "n=1000_phi=0.61_seed=2", "n=2000_phi=0.605_seed=1",
                                     "n=2000_phi=0.605_seed=2", "n=2000_phi=0.61_seed=1", "n=2000_phi=0.61_seed=2"])
     assert all(d.parent.parent == tmp_path / "runs" for d in chosen)   # the originals' directories
+
+
+def continued(out: Path, n: int, phi: float, seed: int, activity) -> None:
+    (out / f"n={n}_phi={phi}_seed={seed}").mkdir()
+    write_run(out / f"n={n}_phi={phi}_seed={seed}" / "run.h5", scheme="bro-individual", kick_size=0.05,
+              learning_rate=None, batch_fraction=None, n=n, phi=phi, seed=seed, activity=activity)
+
+
+def test_a_continued_run_stays_chosen_when_the_bracket_moves_past_it(tmp_path):
+    manifests = study(tmp_path / "runs", {(1000, 0.59): 2, (1000, 0.6): 1, (1000, 0.605): 1, (1000, 0.61): 0})
+    out = tmp_path / "cont"
+    out.mkdir()
+    chosen, bracket = steady_continuation.runs_in_bracket(manifests, out)
+    at_hi = ["n=1000_phi=0.61_seed=1", "n=1000_phi=0.61_seed=2"]
+    assert bracket == (0.59, 0.61)
+    assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=2"] + at_hi)
+    continued(out, 1000, 0.6, 2, np.full(41, 0.2))                  # still active
+    continued(out, 1000, 0.605, 2, np.r_[np.full(40, 0.2), 0.0])    # absorbs: every seed at 0.605 did
+    chosen, bracket = steady_continuation.runs_in_bracket(manifests, out)
+    assert bracket == (0.605, 0.61)      # 0.6 is below it now, but its continuation is still reported
+    assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=2"] + at_hi)
 
 
 def test_one_study_and_a_bracket_are_needed(tmp_path):
