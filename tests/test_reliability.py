@@ -239,6 +239,23 @@ def test_damaged_outputs_given_to_info_and_resume(tmp_path, capsys):
         assert code == 2 and str(out) in err and err.count("\n") == 1, err
 
 
+@pytest.mark.serial
+def test_a_file_caught_mid_write_by_a_parallel_writer_is_in_use_not_damaged(tmp_path, capsys):
+    """A parallel writer takes no HDF5 file lock, so a resume or reader can open its file mid-extension
+    ("truncated"): while its job holds OUT.h5.lock the answer is "in use", never "damaged"."""
+    from mpisim.io.lock import OutputLock
+    out = tmp_path / "o.h5"
+    interrupted(out)
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) - 4096])
+    with OutputLock(out):
+        for command in ("info", "resume"):
+            code, err = run_cli(capsys, command, out)
+            assert code == 2 and f"{out} is in use by another process (pid" in err and err.count("\n") == 1, err
+    code, err = run_cli(capsys, "resume", out)
+    assert code == 2 and f"{out} is not an HDF5 file or is damaged" in err, err
+
+
 def test_the_rank_count_message_names_the_real_largest():
     from mpisim.parallel.comm import rank_grid
     with pytest.raises(ValueError, match=r"the largest rank count that fits is 8 \(the nearest below 5: 4\)"):

@@ -76,11 +76,29 @@ class OutputLock:
         self.release()
 
 
+def locked_by_another(output):
+    """Whether another live process holds OUT.h5.lock (a probe: nothing is created or kept)."""
+    if os.path.realpath(str(output)) in _held:
+        return False
+    try:
+        fd = os.open(lock_path(output), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def describe_open_error(path, exc):
     """A one-line reason why h5py could not open ``path``: "in use by another process (pid ...)" for
-    HDF5's file-lock error (a writer has it open), else "not an HDF5 file or damaged"."""
+    HDF5's file-lock error or while a job holds OUT.h5.lock (a parallel writer does not take HDF5's lock,
+    and a reader can catch its file mid-extension, "truncated"), else "not an HDF5 file or damaged"."""
     text = str(exc)
-    if isinstance(exc, BlockingIOError) or "unable to lock file" in text:
+    if isinstance(exc, BlockingIOError) or "unable to lock file" in text or locked_by_another(path):
         return f"{path} is in use by another process ({holder(path) or 'pid unknown'}); try again when it ends"
     if isinstance(exc, PermissionError):
         return f"{path}: permission denied"
