@@ -15,7 +15,8 @@ N = 8000, docs/results.md): every run of one study (one family and step size, al
 absorb, at a phi inside the absorption bracket of all sizes [phi_all_absorbed, phi_none_absorbed] (the
 runs read with their continuations in OUT), and every run already continued there (reported, also once
 the bracket has moved past it). Continuations that absorb can move the bracket up, so the choice is made
-again until it holds no run left to carry on.
+again until it holds no run left to carry on. ``--max-solid-fraction F`` leaves crystallized runs out of
+both, as ``phic --max-solid-fraction F`` does.
 
 Then, per run: where the original stopped, whether the continuation absorbed and when, and a check
 that the continuation's activity series equals the original's up to the original stop step (the
@@ -73,11 +74,17 @@ def write_config(cfg: dict, path: Path) -> None:
                             for sec, body in cfg.items()))
 
 
-def runs_in_bracket(manifests, out: Path) -> tuple[list[Path], tuple[float, float]]:
+def runs_in_bracket(manifests, out: Path, max_solid_fraction: float | None = None
+                    ) -> tuple[list[Path], tuple[float, float]]:
     """The run directories of ``--in-bracket`` and the bracket [lo, hi] they were chosen in: every run of
     the manifests at lo <= phi <= hi that did not absorb, and every run with a finished continuation in
-    ``out`` (to report it, also once the bracket has moved past it)."""
+    ``out`` (to report it, also once the bracket has moved past it). With ``max_solid_fraction``, a run
+    with more of its particles solid-like in its last snapshot is a crystal: left out of the bracket's
+    counts and never carried on, as ``phic --max-solid-fraction`` leaves it out (analysis/activity.py)."""
     runs = load_runs(manifests, continued=out)
+    if max_solid_fraction is not None:
+        from analysis.crystal import measure_run as crystallinity
+        runs = [r for r in runs if crystallinity(r).solid_fraction <= max_solid_fraction]
     families = {r.params.key(exclude=("seed", "n", "phi")) for r in runs}
     if len(families) != 1:
         raise ValueError(f"--in-bracket needs the manifests of one study (one family and step size, every N); "
@@ -154,6 +161,9 @@ def main(argv=None):
     ap.add_argument("--in-bracket", nargs="+", metavar="MANIFEST",
                     help="instead of RUN_DIRs: the runs of one study's manifests that did not absorb, inside the "
                          "absorption bracket of all sizes (chosen again until none is left)")
+    ap.add_argument("--max-solid-fraction", type=float, default=None, metavar="F",
+                    help="with --in-bracket: leave out crystallized runs (more than F of the particles solid-like "
+                         "in the last snapshot), as phic --max-solid-fraction does (default: crystallinity not read)")
     ap.add_argument("--factor", type=float, default=10.0, help="continue to this multiple of the stop step")
     ap.add_argument("--min-steps", type=int, default=0, help="... but at least this many steps")
     ap.add_argument("--cap-factor", type=float, default=0.0,
@@ -167,6 +177,8 @@ def main(argv=None):
         ap.error("give either RUN_DIRs or --in-bracket MANIFEST ..., not both and not neither")
     if a.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {a.jobs}")
+    if a.max_solid_fraction is not None and not (a.in_bracket and 0.0 <= a.max_solid_fraction < 1.0):
+        ap.error(f"--max-solid-fraction needs --in-bracket and a value in [0, 1), got {a.max_solid_fraction}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict = {}
@@ -174,7 +186,7 @@ def main(argv=None):
     while True:
         if a.in_bracket:
             try:
-                todo, (lo, hi) = runs_in_bracket(a.in_bracket, out)
+                todo, (lo, hi) = runs_in_bracket(a.in_bracket, out, a.max_solid_fraction)
             except (ValueError, RunFileError) as err:
                 ap.error(str(err))
             todo = [d for d in todo if d not in rows]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.synthetic import write_manifest, write_run
+from analysis.synthetic import fcc_positions, write_manifest, write_run
 
 _spec = importlib.util.spec_from_file_location("steady_continuation",
                                                Path(__file__).parents[2] / "launch" / "steady_continuation.py")
@@ -17,8 +17,12 @@ _spec.loader.exec_module(steady_continuation)
 ACTIVE, ABSORBED = np.full(21, 0.2), np.r_[np.full(10, 0.2), 0.0]
 
 
-def study(root: Path, absorbed: dict, eps: float = 0.05) -> list[Path]:
-    """One manifest per N of runs named as launch/sweep names them; absorbed[(n, phi)] = seeds absorbed of 2."""
+def study(root: Path, absorbed: dict, eps: float = 0.05, crystals=()) -> list[Path]:
+    """One manifest per N of runs named as launch/sweep names them; absorbed[(n, phi)] = seeds absorbed of 2.
+    With ``crystals`` ((n, phi, seed), ...): 256 particles in a box of 4, the crystals' last snapshot an fcc
+    lattice, the others' random."""
+    x, box = fcc_positions(4)
+    rng = np.random.default_rng(1)
     manifests = []
     for n in sorted({n for n, _ in absorbed}):
         paths = []
@@ -28,9 +32,14 @@ def study(root: Path, absorbed: dict, eps: float = 0.05) -> list[Path]:
             for seed in (1, 2):
                 d = root / f"n{n}" / f"n={n}_phi={phi}_seed={seed}"
                 d.mkdir(parents=True)
+                shape = {}
+                if crystals:
+                    pos = x + 0.02 * rng.standard_normal(x.shape) if (n, phi, seed) in crystals else \
+                        rng.random(x.shape) * box
+                    shape = {"positions": pos[None], "box": box}
                 paths.append(write_run(d / "run.h5", scheme="bro-individual", kick_size=eps, learning_rate=None,
-                                       batch_fraction=None, n=n, phi=phi, seed=seed,
-                                       activity=ABSORBED if seed <= k else ACTIVE))
+                                       batch_fraction=None, n=len(x) if crystals else n, phi=phi, seed=seed,
+                                       activity=ABSORBED if seed <= k else ACTIVE, **shape))
         manifests.append(write_manifest(root / f"n{n}" / "manifest.tsv", paths))
     return manifests
 
@@ -82,6 +91,21 @@ def test_a_continued_run_stays_chosen_when_the_bracket_moves_past_it(tmp_path):
     assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=2"] + at_hi)
 
 
+def test_crystals_are_left_out_of_the_bracket_and_never_carried_on(tmp_path):
+    """--max-solid-fraction: the active crystal at 0.6 neither holds the bracket down nor is carried on (as
+    phic --max-solid-fraction leaves it out); without it the bracket and the choice are the plain ones."""
+    plan = {(256, 0.59): 2, (256, 0.6): 1, (256, 0.605): 0, (256, 0.61): 0}
+    manifests = study(tmp_path / "runs", plan, crystals={(256, 0.6, 2)})
+    out = tmp_path / "cont"
+    out.mkdir()
+    chosen, bracket = steady_continuation.runs_in_bracket(manifests, out)
+    assert bracket == (0.59, 0.605)
+    assert names(chosen) == ["n=256_phi=0.605_seed=1", "n=256_phi=0.605_seed=2", "n=256_phi=0.6_seed=2"]
+    chosen, bracket = steady_continuation.runs_in_bracket(manifests, out, max_solid_fraction=0.1)
+    assert bracket == (0.6, 0.605)
+    assert names(chosen) == ["n=256_phi=0.605_seed=1", "n=256_phi=0.605_seed=2"]
+
+
 def test_one_study_and_a_bracket_are_needed(tmp_path):
     out = tmp_path / "cont"
     out.mkdir()
@@ -94,7 +118,9 @@ def test_one_study_and_a_bracket_are_needed(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["OUT"], ["OUT", "RUN", "--in-bracket", "M"], ["OUT", "RUN", "--jobs", "0"],
-                                  ["OUT", "--in-bracket", "no-such-manifest.tsv"]])
+                                  ["OUT", "--in-bracket", "no-such-manifest.tsv"],
+                                  ["OUT", "RUN", "--max-solid-fraction", "0.1"],
+                                  ["OUT", "--in-bracket", "M", "--max-solid-fraction", "1.5"]])
 def test_bad_arguments(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
