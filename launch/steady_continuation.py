@@ -100,7 +100,8 @@ def runs_in_bracket(manifests, out: Path, max_solid_fraction: float | None = Non
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"no absorption bracket in these runs (phi where every run absorbed: {lo}, above it "
                          f"where none did: {hi}); name the runs to carry on instead")
-    chosen = [(r.continues or r.path).parent for r in runs
+    # the largest systems first, as launch/sweep starts them: the last runs of a round are the short ones
+    chosen = [(r.continues or r.path).parent for r in sorted(runs, key=lambda r: -r.params.n)
               if r.continues is not None or (lo <= r.params.phi <= hi and not r.absorbed)]
     return chosen, (lo, hi)
 

@@ -59,6 +59,7 @@ def test_the_runs_inside_the_bracket_that_did_not_absorb(tmp_path):
     assert bracket == (0.59, 0.605)
     assert names(chosen) == sorted(["n=1000_phi=0.6_seed=2", "n=1000_phi=0.605_seed=1", "n=1000_phi=0.605_seed=2",
                                     "n=2000_phi=0.605_seed=1", "n=2000_phi=0.605_seed=2"])
+    assert [d.name[:6] for d in chosen] == ["n=2000"] * 2 + ["n=1000"] * 3   # the largest first
     # a continuation that absorbs at 0.605 moves the upper end to 0.61: its runs join, and the continued
     # runs stay chosen (their rows are reported)
     continued(out, 2000, 0.605, 1, np.r_[np.full(40, 0.2), 0.0])
