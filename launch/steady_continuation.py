@@ -22,6 +22,10 @@ Then, per run: where the original stopped, whether the continuation absorbed and
 that the continuation's activity series equals the original's up to the original stop step (the
 same trajectory). Printed as a table; ``-o`` writes it as CSV.
 
+SIGTERM or SIGINT stops it (the figure command's stop, a batch system's warning, Ctrl-C): no continuation
+starts after it, the running ones are sent SIGTERM (they checkpoint: mpisim's stop_on_signals), the finished
+rows are written, and it exits with 128 + the signal's number; the same command resumes.
+
     nice -n 10 launch/steady_continuation.py OUT RUN_DIR [RUN_DIR ...] --factor 10 --max-steps 200000
     launch/steady_continuation.py runs/fig5b-continued/sgd-eps0.05 --in-bracket runs/fig5b/sgd-eps0.05/*/manifest.tsv \
         --factor 1 --min-steps 1000000 --cap-factor 2.5 --max-steps 10000000 --jobs 2
@@ -32,8 +36,10 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +50,21 @@ import numpy as np
 from analysis.errors import RunFileError
 from analysis.fss import absorption_bracket
 from analysis.io import load_run, load_runs
+
+
+#: the signal that stopped the carry-on (main's handler), and the continuations running (to pass it on)
+_stop: list = []
+_running: set = set()
+_running_lock = threading.Lock()
+#: a continuation that a stop ended or kept from starting (resumable: not a failure)
+STOPPED = "stopped"
+
+
+def _on_stop(signum, frame):
+    _stop.append(signum)
+    with _running_lock:
+        for proc in _running:
+            proc.send_signal(signal.SIGTERM)
 
 
 def stop_step(run_dir: Path) -> tuple[int, str]:
@@ -106,8 +127,9 @@ def runs_in_bracket(manifests, out: Path, max_solid_fraction: float | None = Non
     return chosen, (lo, hi)
 
 
-def carry_on(src: Path, out: Path, a) -> dict | None:
-    """Carry one run on (or find its continuation complete) and compare it with its original: its row."""
+def carry_on(src: Path, out: Path, a) -> dict | str | None:
+    """Carry one run on (or find its continuation complete) and compare it with its original: its row
+    (None if the continuation failed, STOPPED if a stop signal ended it or came before it started)."""
     k_stop, why = stop_step(src)
     cfg = tomllib.loads((src / "config.toml").read_text())
     cap = cfg["run"]["steps"]
@@ -121,6 +143,8 @@ def carry_on(src: Path, out: Path, a) -> dict | None:
     done = log.exists() and re.search(r"(stopped at step \d+|active at step \d+)", log.read_text() or "")
     cpu = math.nan
     if not done:
+        if _stop:
+            return STOPPED
         cmd = [a.mpisim, "run", str(dst / "config.toml"), "-o", str(h5), "--quiet"]
         if not h5.exists() and (src / "run.h5.ckpt").exists():
             shutil.copy2(src / "run.h5", h5)
@@ -133,9 +157,17 @@ def carry_on(src: Path, out: Path, a) -> dict | None:
             fh.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} {' '.join(cmd)}\n")
             fh.flush()
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            with _running_lock:
+                _running.add(proc)
+                if _stop:       # the stop came while it started (mpisim keeps an early SIGTERM)
+                    proc.send_signal(signal.SIGTERM)
             # wait4: this child's own CPU time, also when --jobs runs several at once
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
+            with _running_lock:
+                _running.discard(proc)
+        if _stop and proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM):
+            return STOPPED
         if proc.returncode != 0:
             print(f"steady_continuation: {dst} failed (exit {proc.returncode}); see {log}", file=sys.stderr)
             return None
@@ -184,7 +216,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     rows: dict = {}
     todo = list(map(Path, a.runs))
-    while True:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_stop)
+    while not _stop:
         if a.in_bracket:
             try:
                 todo, (lo, hi) = runs_in_bracket(a.in_bracket, out, a.max_solid_fraction)
@@ -196,6 +230,8 @@ def main(argv=None):
             break
         with ThreadPoolExecutor(a.jobs) as pool:
             for src, row in zip(todo, pool.map(lambda d: carry_on(d, out, a), todo)):
+                if row == STOPPED:
+                    continue
                 rows[src] = row
                 if row is None:
                     continue
@@ -210,6 +246,10 @@ def main(argv=None):
             w = csv.DictWriter(fh, fieldnames=list(done[0]))
             w.writeheader()
             w.writerows(done)
+    if _stop:
+        print(f"steady_continuation: stopped by {signal.Signals(_stop[0]).name}; the running continuations "
+              "checkpointed, the same command resumes them", file=sys.stderr)
+        return 128 + _stop[0]
     return 1 if len(done) < len(rows) else 0
 
 

@@ -247,3 +247,63 @@ def test_steady_continuation_in_bracket_carries_a_study_on(tmp_path):
         [{k: v for k, v in r.items() if k != "cpu_children_s"} for r in rows]
     assert all(r["cpu_children_s"] == "nan" for r in again)
     assert [p.read_bytes() for p in paths] == originals
+
+
+@pytest.mark.serial
+def test_steady_continuation_stops_on_sigterm_and_resumes(tmp_path):
+    """SIGTERM to launch/steady_continuation.py alone (not its children): the running continuation is
+    sent SIGTERM and checkpoints, none starts after it, the script exits with 128 + 15 saying so; the
+    same command resumes the continuation from its checkpoint."""
+    import os
+    import signal
+    import sys
+    import time
+    src = tmp_path / "runs" / "r1"
+    src.mkdir(parents=True)
+    cfg = RunConfig.from_dict({
+        "system": {"n": 100, "phi": 0.85, "dim": 2, "seed": 1},     # 2d phi = 0.85: never absorbs
+        "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
+        "run": {"steps": 200, "log_every": 10, "progress_seconds": 0.0},
+        "output": {"path": "run.h5"}})
+    (src / "config.toml").write_text(cfg.to_toml())
+    with open(src / "run.log", "w") as log:
+        assert subprocess.run([MPISIM, "run", "config.toml", "--quiet"], cwd=src, stderr=log).returncode == 0
+    script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
+    out = tmp_path / "cont"
+    cmd = [sys.executable, str(script), str(out), str(src), "--factor", "1", "--min-steps", "100000000",
+           "--max-steps", "100000000", "--mpisim", MPISIM, "-o", str(tmp_path / "t.csv")]
+
+    log = out / "r1" / "run.log"
+
+    def attempts():
+        return [ln for ln in log.read_text().splitlines() if ln.startswith("# ")] if log.exists() else []
+
+    def start_and_stop(attempt):
+        # its own session: the signal reaches the script only, and the script passes it on
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 60
+            while len(attempts()) < attempt:
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.1)
+            time.sleep(2)
+            proc.send_signal(signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:                # nothing left running when the test fails
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert proc.returncode == 128 + signal.SIGTERM, stderr
+        assert "stopped by SIGTERM" in stderr and "failed" not in stderr
+
+    from mpisim.io.checkpoint import read_checkpoint_meta
+    ckpt = out / "r1" / "run.h5.ckpt"
+    start_and_stop(1)
+    first = int(read_checkpoint_meta(ckpt)["step"])
+    assert first > 200                                   # carried on past the original, then stopped
+    assert not (tmp_path / "t.csv").exists()             # no continuation finished
+    start_and_stop(2)
+    assert len(attempts()) == 2 and " resume " in attempts()[1]
+    assert int(read_checkpoint_meta(ckpt)["step"]) > first

@@ -364,3 +364,43 @@ def test_a_niced_driver_s_runs_get_its_nice_in_their_own_session():
     out = subprocess.run(["nice", "-n", "7", sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}).stdout.strip()
     assert out.endswith(f"nice {min(os.nice(0) + 7, 19)}"), out     # (nice adds to the caller's nice)
+
+
+@pytest.mark.parametrize("stop", ["TERM", "INT"])
+def test_figure_command_stops_on_a_signal(tmp_path, stop):
+    """launch/examples/figure, stopped by SIGTERM or SIGINT (Ctrl-C) to the script alone while a tier
+    runs: the tier gets SIGTERM and is waited for (its runs checkpoint), no later tier starts, the script
+    exits with 128 + the signal and says so. The tiers are stand-ins for launch/sweep in a copy of the
+    launch tree."""
+    import shutil
+    launch = tmp_path / "launch"
+    (launch / "examples" / "fig5b" / "demo").mkdir(parents=True)
+    shutil.copy2(TOP / "launch" / "examples" / "figure", launch / "examples" / "figure")
+    shutil.copy2(TOP / "launch" / "_env.sh", launch / "_env.sh")
+    for tier in ("small", "n4000"):
+        (launch / "examples" / "fig5b" / "demo" / f"{tier}.toml").write_text("")
+    log = tmp_path / "tiers.log"
+    sweep = launch / "sweep"
+    sweep.write_text(f"""#!/usr/bin/env bash
+name=$(basename "$2" .toml)
+echo "start $name" >> {log}
+trap 'trap "" TERM; echo "TERM $name" >> {log}; sleep 1; echo "checkpointed $name" >> {log}; exit 143' TERM
+sleep 60 & wait $!    # (left behind by a failing test: ends by itself)
+""")
+    sweep.chmod(0o755)
+    env = dict(os.environ, TIERS="small n4000", OUT=str(tmp_path / "out"), MPISIM_VENV=sys.prefix)
+    proc = subprocess.Popen(["bash", str(launch / "examples" / "figure"), "fig5b", "demo"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        while not (log.exists() and "start small" in log.read_text()):
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.Signals[f"SIG{stop}"])
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-f", str(sweep)])    # nothing left running when the test fails
+    assert proc.returncode == 128 + signal.Signals[f"SIG{stop}"], stderr
+    assert f"figure fig5b: stopped by SIG{stop}; the same command resumes" in stderr
+    # the tier was waited for to its end, and nothing came after it
+    assert log.read_text().splitlines() == ["start small", "TERM small", "checkpointed small"]
