@@ -23,8 +23,8 @@ that the continuation's activity series equals the original's up to the original
 same trajectory). Printed as a table; ``-o`` writes it as CSV.
 
 SIGTERM or SIGINT stops it (the figure command's stop, a batch system's warning, Ctrl-C): no continuation
-starts after it, the running ones are sent SIGTERM (they checkpoint: mpisim's stop_on_signals), the finished
-rows are written, and it exits with 128 + the signal's number; the same command resumes.
+starts after it, the running ones are sent SIGTERM (they checkpoint: mpisim's stop_on_signals), the CSV of
+an earlier call is left as it was, and it exits with 128 + the signal's number; the same command resumes.
 
     nice -n 10 launch/steady_continuation.py OUT RUN_DIR [RUN_DIR ...] --factor 10 --max-steps 200000
     launch/steady_continuation.py runs/fig5b-continued/sgd-eps0.05 --in-bracket runs/fig5b/sgd-eps0.05/*/manifest.tsv \
@@ -230,7 +230,7 @@ def main(argv=None):
             break
         with ThreadPoolExecutor(a.jobs) as pool:
             for src, row in zip(todo, pool.map(lambda d: carry_on(d, out, a), todo)):
-                if row == STOPPED:
+                if row is STOPPED:
                     continue
                 rows[src] = row
                 if row is None:
@@ -241,7 +241,7 @@ def main(argv=None):
         if not a.in_bracket:
             break
     done = [r for r in rows.values() if r is not None]
-    if a.output and done:
+    if a.output and done and not _stop:
         with open(a.output, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(done[0]))
             w.writeheader()
