@@ -196,7 +196,7 @@ def cmd_collapse(a):
             p.update(nu=c.nu, zeta=c.zeta, dnu=c.result.dnu, dzeta=c.result.dzeta)
     cols = ["scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "status", "status_reason", "phi_c",
             "phi_c_err", "phi_c_bound", "phi_c_optimum", "phi_c_err_fit", "phi_c_err_method",
-            "phi_c_err_bootstrap", "at_boundary", "quality", "excluded_points", "phi_all_absorbed",
+            "phi_c_err_bootstrap", "at_boundary", "quality", "overlap", "excluded_points", "phi_all_absorbed",
             "phi_none_absorbed", "in_bracket"]
     _bound_notes(rows)
     if a.free:

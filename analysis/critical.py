@@ -378,7 +378,7 @@ def _bootstrap_phi_c(rows: Sequence[dict], runs: Sequence[dict], make_collapse, 
 POINT_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "step_size", "sizes", "method", "status",
                  "status_reason", "phi_c", "phi_c_err", "phi_c_bound", "phi_c_limit", "phi_c_optimum", "phi_c_err_fit",
                  "phi_c_err_method", "phi_c_err_bootstrap", "bootstrap_not_value", "n_bootstrap",
-                 "at_boundary", "phi_c_range_lo", "phi_c_range_hi", "quality", "excluded_points",
+                 "at_boundary", "phi_c_range_lo", "phi_c_range_hi", "quality", "overlap", "excluded_points",
                  "phi_all_absorbed", "phi_none_absorbed", "phi_half", "in_bracket")
 #: columns of :attr:`CriticalPoints.extrapolations`
 EXTRAPOLATION_COLUMNS = ("scheme", "batch_fraction", "potential", "dim", "form", "n_points", "phi_c0",
@@ -472,7 +472,7 @@ class CriticalPoints(Computed):
                      "phi_c_optimum": math.nan, "phi_c_err_fit": math.nan, "phi_c_err_method": "",
                      "phi_c_err_bootstrap": math.nan, "bootstrap_not_value": math.nan, "n_bootstrap": 0,
                      "at_boundary": "", "phi_c_range_lo": math.nan, "phi_c_range_hi": math.nan,
-                     "quality": math.nan, "sizes": len(sizes), "excluded_points": excluded,
+                     "quality": math.nan, "overlap": "", "sizes": len(sizes), "excluded_points": excluded,
                      "phi_all_absorbed": math.nan, "phi_none_absorbed": math.nan, "phi_half": "",
                      "in_bracket": ""}
                 try:
@@ -487,7 +487,8 @@ class CriticalPoints(Computed):
                                  phi_c_optimum=c.phi_c,
                                  phi_c_err_fit=c.phi_c_err, phi_c_err_method=c.phi_c_err_method,
                                  at_boundary=c.at_boundary, phi_c_range_lo=lo, phi_c_range_hi=hi,
-                                 quality=c.quality, phi_c_bound=c.phi_c_bound, phi_c_limit=c.phi_c_limit)
+                                 quality=c.quality, overlap=c.overlap_label, phi_c_bound=c.phi_c_bound,
+                                 phi_c_limit=c.phi_c_limit)
                         runs = runs_by.get((key, step), [])
                         if self.n_bootstrap and runs and c.status == "value":
                             std, frac, nb = _bootstrap_phi_c(rs, runs, make, self.n_bootstrap, rng)

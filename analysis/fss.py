@@ -172,6 +172,23 @@ def quality(x, y, dy) -> float:
     package). S is about 1 for a good collapse and much larger otherwise; NaN points are ignored.
     Returns ``inf`` if no point has a master-curve estimate (the sizes' scaled ranges do not overlap).
     """
+    size_means = [float(term[good].mean()) for term, good in _master_curve_terms(x, y, dy) if good.any()]
+    if not size_means:
+        return math.inf
+    # pyfssa: the mean within each system size first, then the mean over sizes
+    return float(np.mean(size_means))
+
+
+def scaled_overlap(x, y, dy) -> np.ndarray:
+    """Per system size, how many of its points have a master-curve estimate (lie inside another size's
+    scaled range) and how many it has: shape (sizes, 2). Only these points enter :func:`quality`."""
+    return np.array([(int(good.sum()), good.size) for _, good in _master_curve_terms(x, y, dy)], dtype=int)
+
+
+def _master_curve_terms(x, y, dy) -> list:
+    """Per system size i, over its valid points j: ``(term, good)`` with term = (y_ij - Y_ij)^2 /
+    (dy_ij^2 + dY_ij^2) and good where Y_ij exists (Houdayer & Hartmann's weighted line through the
+    other sizes' neighbouring points, as pyfssa and Melchert's autoScale)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     dy = np.asarray(dy, dtype=np.float64)
@@ -189,10 +206,8 @@ def quality(x, y, dy) -> float:
             raise ValueError("x should be sorted for each system size")
         w = dy[i, v] ** -2.0
         rows.append((xi, y[i, v], dy[i, v], w))
-    size_means = []
+    terms = []
     for i, (xi, yi, dyi, _) in enumerate(rows):
-        if xi.size == 0:
-            continue
         sw = np.zeros(xi.size)
         swx = np.zeros(xi.size)
         swy = np.zeros(xi.size)
@@ -200,7 +215,7 @@ def quality(x, y, dy) -> float:
         swxy = np.zeros(xi.size)
         used = np.zeros(xi.size, dtype=bool)
         for ip, (xp, yp, _, wp) in enumerate(rows):
-            if ip == i or xp.size < 2:
+            if ip == i or xp.size < 2 or xi.size == 0:
                 continue
             jp = np.searchsorted(xp, xi, side="right") - 1
             ok = (jp >= 0) & (jp < xp.size - 1)
@@ -214,8 +229,6 @@ def quality(x, y, dy) -> float:
                 swxx[ok] += wp[j] * xp[j] ** 2
                 swxy[ok] += wp[j] * xp[j] * yp[j]
             used |= ok
-        if not used.any():
-            continue
         delta = sw * swxx - swx ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
             m = (sw * swxy - swx * swy) / delta
@@ -223,13 +236,8 @@ def quality(x, y, dy) -> float:
             ym = b + m * xi
             dym2 = (swxx - 2.0 * swx * xi + sw * xi ** 2) / delta
             term = (yi - ym) ** 2 / (dyi ** 2 + dym2)
-        good = used & np.isfinite(term) & (delta > 0)
-        if good.any():
-            size_means.append(float(term[good].mean()))
-    if not size_means:
-        return math.inf
-    # pyfssa: the mean within each system size first, then the mean over sizes
-    return float(np.mean(size_means))
+        terms.append((term, used & np.isfinite(term) & (delta > 0)))
+    return terms
 
 
 def _curvature_errors(fun, sim: np.ndarray, fsim: np.ndarray, min_df: float = 0.01,
@@ -725,6 +733,12 @@ class Collapse:
             return "undetermined", f"the error interval reaches both ends of its range {span}"
         if ends:   # S at an end may be large because its minimum lies beyond: no ceiling here
             return "bound", f"S is lowest at the {ends[0]} end of its range {span}"
+        # S averages over the points that lie on another size's scaled curve only: a fit that pulls the
+        # sizes apart (a free nu -> 0) can make S tiny on a corner of the data (decision of 2026-12-07,
+        # docs/analysis.md "A collapse needs its sizes to overlap")
+        if (self.overlap[:, 0] == 0).any():
+            return "undetermined", (f"a size has no point on another size's scaled curve (points on one, per "
+                                    f"size: {self.overlap_label}): S does not see it")
         if not self.quality <= self.max_quality:
             return "undetermined", f"S = {self.quality:.3g} is above {self.max_quality:g}: the data do not collapse"
         if not np.isfinite(self.phi_c_err):
@@ -735,7 +749,7 @@ class Collapse:
     @property
     def status(self) -> str:
         """"value" (the S minimum and its error interval lie inside the allowed range, and the data
-        collapse there: S <= :attr:`max_quality`), "bound" (they reach one end: the minimum may lie
+        collapse there: S <= :attr:`max_quality`, with every size on another's curve), "bound" (they reach one end: the minimum may lie
         beyond it, so phi_c is only bounded) or "undetermined" (both ends, S flat over the range, S
         above the ceiling inside it, or a free fit whose error is undefined: S not curved upwards at its
         minimum, so how far phi_c may go is unknown); :attr:`status_reason` says which."""
@@ -831,6 +845,18 @@ class Collapse:
         """S at the optimum (about 1 for a good collapse)."""
         self._need("quality")
         return self._result.fun
+
+    @property
+    def overlap(self) -> np.ndarray:
+        """Per size, (its points on another size's scaled curve, its points) at the optimum
+        (:func:`scaled_overlap`); only those points enter S."""
+        self._need("overlap")
+        return scaled_overlap(*self._scaled)
+
+    @property
+    def overlap_label(self) -> str:
+        """:attr:`overlap` as text, smallest size first: "3/4 2/4 0/2"."""
+        return " ".join(f"{u}/{n}" for u, n in self.overlap)
 
     @property
     def grid(self):

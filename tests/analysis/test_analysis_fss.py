@@ -583,3 +583,37 @@ def test_target_per_dimension():
     cp = CriticalPoints().compute(rows)
     assert {e["target"] for e in cp.extrapolations} == {0.46}
     assert "0.46 inside" in cp.verdicts()[0] or "0.46 outside" in cp.verdicts()[0]
+
+
+def test_scaled_overlap_counts_the_points_on_another_sizes_curve():
+    """A point counts where another size's scaled points bracket it (the points that enter S)."""
+    from analysis.fss import scaled_overlap
+    x = np.array([[0.0, 1.0, 2.0], [1.5, 2.5, 3.5]])
+    y = np.ones_like(x)
+    assert scaled_overlap(x, y, 0.1 * y).tolist() == [[1, 3], [1, 3]]
+    assert scaled_overlap(x + [[0.0], [9.0]], y, 0.1 * y).tolist() == [[0, 3], [0, 3]]
+
+
+def test_a_size_off_every_other_curve_leaves_phi_c_undetermined():
+    """Exact Manna data for N = 1000 and 2000 collapse at the planted phi_c; a third size measured
+    only far above it lies on no other size's scaled curve, so S, which averages over the points on
+    one, does not see it: the optimum is undetermined, not a value, and the reason names the sizes.
+    (Individual BRO at eps = 0.025, sixteenth session: a free f_inf fit at nu = 0.15 pulled the
+    sizes apart to S = 0.03 with N = 4000 on no curve.)"""
+    m = MANNA[3]
+
+    def rows(n, phis):
+        L = n ** (1 / 3)
+        out = []
+        for phi in phis:
+            f = L ** (-m.beta / m.nu_perp) * np.log1p(np.exp(2 * L ** (1 / m.nu_perp) * (phi - 0.64)))
+            out.append({"n": n, "phi": phi, "f_inf": f, "f_inf_err": 0.02 * f})
+        return out
+    near = np.round(np.linspace(0.62, 0.66, 9), 4)
+    two = rows(1000, near) + rows(2000, near)
+    c = Collapse("f_inf").compute(two)
+    assert c.status == "value" and c.phi_c == pytest.approx(0.64, abs=2e-3)
+    assert (c.overlap[:, 0] > 0).all()
+    c = Collapse("f_inf").compute(two + rows(8000, [0.74, 0.76]))
+    assert c.overlap[2, 0] == 0
+    assert c.status == "undetermined" and "no point on another size's scaled curve" in c.status_reason
