@@ -202,6 +202,21 @@ def test_steady_continuation_carries_a_kept_run_on(tmp_path):
     assert_same_run(tmp_path / "ref.h5", out / "r1" / "run.h5")
 
 
+def finished_2d_run(run_dir, phi, seed, steps):
+    """A run directory as launch/sweep leaves it (config.toml, run.h5, run.log): pairwise BRO, N = 100 in
+    2d, made by `mpisim run`. Returns its run.h5."""
+    run_dir.mkdir(parents=True)
+    cfg = RunConfig.from_dict({
+        "system": {"n": 100, "phi": phi, "dim": 2, "seed": seed},
+        "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
+        "run": {"steps": steps, "log_every": 10, "progress_seconds": 0.0},
+        "output": {"path": "run.h5"}})
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    with open(run_dir / "run.log", "w") as log:
+        assert subprocess.run([MPISIM, "run", "config.toml", "--quiet"], cwd=run_dir, stderr=log).returncode == 0
+    return run_dir / "run.h5"
+
+
 @pytest.mark.serial
 def test_steady_continuation_in_bracket_carries_a_study_on(tmp_path):
     """launch/steady_continuation.py --in-bracket on a small study made with mpisim: the runs inside the
@@ -214,16 +229,7 @@ def test_steady_continuation_in_bracket_carries_a_study_on(tmp_path):
     for phi in (0.3, 0.85):     # 2d: 0.3 absorbs within a few hundred steps, 0.85 never
         for seed in (1, 2):
             d = tmp_path / "runs" / f"n=100_phi={phi}_seed={seed}"
-            d.mkdir(parents=True)
-            cfg = RunConfig.from_dict({
-                "system": {"n": 100, "phi": phi, "dim": 2, "seed": seed},
-                "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
-                "run": {"steps": 400, "log_every": 10, "progress_seconds": 0.0},
-                "output": {"path": "run.h5"}})
-            (d / "config.toml").write_text(cfg.to_toml())
-            with open(d / "run.log", "w") as log:
-                assert subprocess.run([MPISIM, "run", "config.toml", "--quiet"], cwd=d, stderr=log).returncode == 0
-            paths.append(d / "run.h5")
+            paths.append(finished_2d_run(d, phi, seed, 400))
     manifest = write_manifest(tmp_path / "runs" / "manifest.tsv", paths)
     originals = [p.read_bytes() for p in paths]
     script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
@@ -259,15 +265,7 @@ def test_steady_continuation_stops_on_sigterm_and_resumes(tmp_path):
     import sys
     import time
     src = tmp_path / "runs" / "r1"
-    src.mkdir(parents=True)
-    cfg = RunConfig.from_dict({
-        "system": {"n": 100, "phi": 0.85, "dim": 2, "seed": 1},     # 2d phi = 0.85: never absorbs
-        "dynamics": {"scheme": "bro-pairwise", "kick_size": 0.1},
-        "run": {"steps": 200, "log_every": 10, "progress_seconds": 0.0},
-        "output": {"path": "run.h5"}})
-    (src / "config.toml").write_text(cfg.to_toml())
-    with open(src / "run.log", "w") as log:
-        assert subprocess.run([MPISIM, "run", "config.toml", "--quiet"], cwd=src, stderr=log).returncode == 0
+    finished_2d_run(src, 0.85, 1, 200)      # 2d phi = 0.85: never absorbs
     script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
     out = tmp_path / "cont"
     cmd = [sys.executable, str(script), str(out), str(src), "--factor", "1", "--min-steps", "100000000",
