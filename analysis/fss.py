@@ -749,10 +749,11 @@ class Collapse:
     @property
     def status(self) -> str:
         """"value" (the S minimum and its error interval lie inside the allowed range, and the data
-        collapse there: S <= :attr:`max_quality`, with every size on another's curve), "bound" (they reach one end: the minimum may lie
-        beyond it, so phi_c is only bounded) or "undetermined" (both ends, S flat over the range, S
-        above the ceiling inside it, or a free fit whose error is undefined: S not curved upwards at its
-        minimum, so how far phi_c may go is unknown); :attr:`status_reason` says which."""
+        collapse there: S <= :attr:`max_quality`, every size on another's curve), "bound" (they reach
+        one end: the minimum may lie beyond it, so phi_c is only bounded) or "undetermined" (both ends,
+        S flat over the range, a size on no other's curve, S above the ceiling inside it, or a free fit
+        whose error is undefined: S not curved upwards at its minimum, so how far phi_c may go is
+        unknown); :attr:`status_reason` says which."""
         self._need("status")
         return self._verdict()[0]
 
