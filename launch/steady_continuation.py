@@ -50,6 +50,7 @@ import numpy as np
 from analysis.errors import RunFileError
 from analysis.fss import absorption_bracket
 from analysis.io import load_run, load_runs
+from studies.local import stopped_by_signal
 
 
 #: the signal that stopped the carry-on (main's handler), and the continuations running (to pass it on)
@@ -166,7 +167,8 @@ def carry_on(src: Path, out: Path, a) -> dict | str | None:
             proc.returncode = os.waitstatus_to_exitcode(status)
             with _running_lock:
                 _running.discard(proc)
-        if _stop and proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM):
+        # Ctrl-C reaches the children too: one may end by its SIGINT (130) before the forwarded SIGTERM
+        if _stop and stopped_by_signal(proc.returncode):
             return STOPPED
         if proc.returncode != 0:
             print(f"steady_continuation: {dst} failed (exit {proc.returncode}); see {log}", file=sys.stderr)

@@ -108,9 +108,9 @@ def failure_cause(lines):
     return rest[-1] if rest else next((ln for ln in reversed(lines) if ln), "no output")
 
 
-def _interrupted_status(rc):
+def stopped_by_signal(rc):
     """Whether an exit status says that a signal stopped the run (mpisim after a checkpoint: 128 +
-    signal; killed by SIGTERM/SIGINT: negative) rather than that it failed."""
+    signal; killed by SIGTERM/SIGINT/SIGUSR1: negative) rather than that it failed."""
     return rc in STOPPED_STATUSES or rc in (-signal.SIGTERM, -signal.SIGINT, -signal.SIGUSR1)
 
 
@@ -171,7 +171,7 @@ class Attempt:
         (self.dir / RUNNING_MARKER).unlink(missing_ok=True)
         if rc == 0 and output_finished(self.dir / OUTPUT):
             return ATTEMPT_DONE
-        if interrupted or _interrupted_status(rc):
+        if interrupted or stopped_by_signal(rc):
             return ATTEMPT_INTERRUPTED
         if self.mode == "resume" and rc == EXIT_USAGE:
             return ATTEMPT_RETRY   # e.g. no checkpoint to resume from: start again from scratch

@@ -305,3 +305,38 @@ def test_steady_continuation_stops_on_sigterm_and_resumes(tmp_path):
     start_and_stop(2)
     assert len(attempts()) == 2 and " resume " in attempts()[1]
     assert int(read_checkpoint_meta(ckpt)["step"]) > first
+
+
+@pytest.mark.serial
+def test_steady_continuation_counts_a_child_ended_by_sigint_as_stopped(tmp_path):
+    """Ctrl-C in a terminal reaches the continuations as well as the script: one may end with 128 + SIGINT
+    before the script's SIGTERM lands. That is a stop after a checkpoint, not a failure. Here a stand-in
+    for mpisim ends with 130 on the script's SIGTERM (deterministic; the real one's order is a race)."""
+    import os
+    import signal
+    import sys
+    import time
+    src = tmp_path / "runs" / "r1"
+    finished_2d_run(src, 0.85, 1, 200)
+    stand_in = tmp_path / "mpisim"
+    stand_in.write_text("#!/bin/sh\ntrap 'exit 130' TERM\nwhile :; do sleep 0.05; done\n")
+    stand_in.chmod(0o755)
+    script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
+    log = tmp_path / "cont" / "r1" / "run.log"
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cont"), str(src), "--factor", "10",
+                             "--mpisim", str(stand_in)], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not (log.exists() and log.read_text().startswith("# ")):
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr and "failed" not in stderr
