@@ -3,7 +3,11 @@
 import dataclasses
 import importlib.util
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -168,7 +172,6 @@ def test_steady_continuation_carries_a_kept_run_on(tmp_path):
     copied and carried on (one resume, only the new steps), the original is untouched, and the result
     equals one run made without the steady stop to the target step."""
     import csv
-    import sys
     src = tmp_path / "runs" / "r1"
     src.mkdir(parents=True)
     cfg = RunConfig.from_dict({
@@ -223,7 +226,6 @@ def test_steady_continuation_in_bracket_carries_a_study_on(tmp_path):
     absorption bracket that did not absorb (here the two at its upper end) are carried on, two at once, as
     the same trajectories; a second call finds them complete and reports the same rows, running nothing."""
     import csv
-    import sys
     from analysis.synthetic import write_manifest
     paths = []
     for phi in (0.3, 0.85):     # 2d: 0.3 absorbs within a few hundred steps, 0.85 never
@@ -255,15 +257,33 @@ def test_steady_continuation_in_bracket_carries_a_study_on(tmp_path):
     assert [p.read_bytes() for p in paths] == originals
 
 
+def assert_stops_on_sigterm(cmd, ready, settle):
+    """Start launch/steady_continuation.py (``cmd``) in a session of its own, so that a signal reaches the
+    script only and the script passes it on; once ``ready()`` and ``settle`` seconds more, SIGTERM to it: it
+    says it was stopped, reports nothing failed and exits with 128 + 15."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not ready():
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:                # nothing left running when the test fails
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr and "failed" not in stderr
+
+
 @pytest.mark.serial
 def test_steady_continuation_stops_on_sigterm_and_resumes(tmp_path):
     """SIGTERM to launch/steady_continuation.py alone (not its children): the running continuation is
     sent SIGTERM and checkpoints, none starts after it, the script exits with 128 + 15 saying so; the
     same command resumes the continuation from its checkpoint."""
-    import os
-    import signal
-    import sys
-    import time
     src = tmp_path / "runs" / "r1"
     finished_2d_run(src, 0.85, 1, 200)      # 2d phi = 0.85: never absorbs
     script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
@@ -277,24 +297,7 @@ def test_steady_continuation_stops_on_sigterm_and_resumes(tmp_path):
         return [ln for ln in log.read_text().splitlines() if ln.startswith("# ")] if log.exists() else []
 
     def start_and_stop(attempt):
-        # its own session: the signal reaches the script only, and the script passes it on
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            deadline = time.time() + 60
-            while len(attempts()) < attempt:
-                assert time.time() < deadline and proc.poll() is None
-                time.sleep(0.1)
-            time.sleep(2)
-            proc.send_signal(signal.SIGTERM)
-            stdout, stderr = proc.communicate(timeout=60)
-        finally:                # nothing left running when the test fails
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert proc.returncode == 128 + signal.SIGTERM, stderr
-        assert "stopped by SIGTERM" in stderr and "failed" not in stderr
+        assert_stops_on_sigterm(cmd, lambda: len(attempts()) >= attempt, settle=2)
 
     from mpisim.io.checkpoint import read_checkpoint_meta
     ckpt = out / "r1" / "run.h5.ckpt"
@@ -312,10 +315,6 @@ def test_steady_continuation_counts_a_child_ended_by_sigint_as_stopped(tmp_path)
     """Ctrl-C in a terminal reaches the continuations as well as the script: one may end with 128 + SIGINT
     before the script's SIGTERM lands. That is a stop after a checkpoint, not a failure. Here a stand-in
     for mpisim ends with 130 on the script's SIGTERM (deterministic; the real one's order is a race)."""
-    import os
-    import signal
-    import sys
-    import time
     src = tmp_path / "runs" / "r1"
     finished_2d_run(src, 0.85, 1, 200)
     stand_in = tmp_path / "mpisim"
@@ -323,20 +322,6 @@ def test_steady_continuation_counts_a_child_ended_by_sigint_as_stopped(tmp_path)
     stand_in.chmod(0o755)
     script = Path(__file__).parents[1] / "launch" / "steady_continuation.py"
     log = tmp_path / "cont" / "r1" / "run.log"
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cont"), str(src), "--factor", "10",
-                             "--mpisim", str(stand_in)], stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.time() + 60
-        while not (log.exists() and log.read_text().startswith("# ")):
-            assert time.time() < deadline and proc.poll() is None
-            time.sleep(0.1)
-        time.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
-    assert "stopped by SIGTERM" in stderr and "failed" not in stderr
+    assert_stops_on_sigterm([sys.executable, str(script), str(tmp_path / "cont"), str(src), "--factor", "10",
+                             "--mpisim", str(stand_in)],
+                            lambda: log.exists() and log.read_text().startswith("# "), settle=1)
