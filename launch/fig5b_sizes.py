@@ -29,8 +29,8 @@ def _float(text):
 
 def size_brackets(path):
     """One row (FIELDS) per N of the activity table at ``path``."""
-    rows = [{**r, "n_seeds": int(r["n_seeds"]), "n_absorbed": int(r["n_absorbed"])}
-            for r in csv.DictReader(open(path, newline=""))]
+    with open(path, newline="") as fh:
+        rows = [{**r, "n_seeds": int(r["n_seeds"]), "n_absorbed": int(r["n_absorbed"])} for r in csv.DictReader(fh)]
     if not rows:
         return []
     first = rows[0]
