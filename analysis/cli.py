@@ -21,7 +21,7 @@ PROG = "mpisim-analysis"
 
 def _emit(rows, columns, output):
     if output:
-        from .figures import write_csv
+        from .io import write_csv
         write_csv(Path(output), rows, columns)
         print(f"wrote {output}")
         return

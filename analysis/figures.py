@@ -23,7 +23,6 @@ Every function returns the list of files written; figures without data are skipp
 """
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 from collections import OrderedDict
@@ -39,7 +38,7 @@ from .critical import FAMILY_FIELDS, CriticalPoints, row_step_size
 from .errors import AnalysisError, CollapseError
 from .flatness import measure_run as flatness_of_run
 from .fss import Collapse, manna
-from .io import Run, group_runs, key_dict, takes_kick_size
+from .io import Run, group_runs, key_dict, takes_kick_size, write_csv
 from .msd import MSD
 from .structure_factor import StructureFactor, default_bins, fit_power_law
 
@@ -47,18 +46,6 @@ ALL_FIGURES = ("fig3", "fig4b", "fig5a", "fig5b", "figS1", "figS2", "hyperunifor
 PAIRWISE_FAMILY = ("sgd", "bro-pairwise", "sa-pairwise")
 INDIVIDUAL_FAMILY = ("rcd", "bro-individual", "sa-individual")
 MARKERS = "osD^v<>p*h"
-
-
-def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
-    """Write dict rows as CSV (columns: given, else the union in first-seen order)."""
-    if columns is None:
-        columns = list(OrderedDict((k, None) for r in rows for k in r))
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    return path
 
 
 def _save(fig: Figure, out: Path, stem: str, rows: Sequence[dict], columns=None) -> list[Path]:

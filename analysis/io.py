@@ -74,6 +74,16 @@ def effective_kick_of(scheme: str, kick_size, learning_rate, batch_fraction=None
     return kick_size
 
 
+def effective_kick_of_row(row: dict) -> float:
+    """:func:`effective_kick_of` of a CSV table's row as read (text; an empty cell is NaN): an activity
+    table's kick_size and learning_rate, or a phic table's step_size (epsilon or alpha by scheme)."""
+    def number(key):
+        return float(row[key]) if row.get(key) not in ("", None) else math.nan
+    kick, rate = (number("step_size"),) * 2 if "step_size" in row else (number("kick_size"), number("learning_rate"))
+    b_f = number("batch_fraction")
+    return effective_kick_of(row["scheme"], kick, rate, b_f if math.isfinite(b_f) else None)
+
+
 #: manifest ``status`` values (lower case) of rows that are skipped: runs that did not finish
 UNFINISHED_STATUSES = frozenset(
     {"failed", "error", "running", "pending", "queued", "submitted", "killed", "timeout",
@@ -512,3 +522,15 @@ def group_runs(runs: Sequence[Run], exclude: Sequence[str] = ("seed",)) -> "Orde
 def key_dict(key: tuple) -> dict:
     """A group key as a dict ``{name: value}``."""
     return dict(key)
+
+
+def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
+    """Write dict rows as CSV (columns: given, else the union in first-seen order)."""
+    if columns is None:
+        columns = list(OrderedDict((k, None) for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return path

@@ -20,13 +20,12 @@ run (steps k_mid to k_end):
     launch/arrest.py RUN_DIR ... --figure arrest.png     # f_a(k) and MSD(k) of the given runs
 """
 import argparse
-import csv
 import sys
 import warnings
 
 import numpy as np
 
-from analysis.io import load_runs
+from analysis.io import load_runs, write_csv
 
 FIELDS = ("scheme", "batch_fraction", "step_size", "n", "phi", "seed", "k_end", "f_last", "f_drift",
           "msd_growth", "free_growth", "mobility", "rms_kicks")
@@ -97,10 +96,7 @@ def main(argv=None):
     if args.figure:
         draw([r for r in runs if not r.absorbed], args.figure)
     if args.output:
-        with open(args.output, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(args.output, rows, FIELDS)
     return 0
 
 

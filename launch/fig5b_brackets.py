@@ -23,7 +23,7 @@ import numpy as np
 
 from analysis.critical import PHI_RCP, extrapolate_brackets
 from analysis.errors import CollapseError
-from analysis.io import effective_kick_of
+from analysis.io import effective_kick_of_row
 
 FORMS = ("linear", "sqrt", "power")
 FIELDS = ("scheme", "batch_fraction", "n_brackets", "eps", "lo", "hi") + tuple(
@@ -41,9 +41,7 @@ def read_brackets(paths):
     for path in paths:
         with open(path, newline="") as fh:
             for r in csv.DictReader(fh):
-                # the BRO-equivalent kick size (the table's step size is epsilon or alpha by scheme)
-                step, b_f = _float(r["step_size"]), _float(r["batch_fraction"])
-                eps = effective_kick_of(r["scheme"], step, step, b_f if math.isfinite(b_f) else None)
+                eps = effective_kick_of_row(r)      # the BRO-equivalent kick size
                 lo, hi = _float(r["phi_all_absorbed"]), _float(r["phi_none_absorbed"])
                 out.setdefault((r["scheme"], r["batch_fraction"]), []).append((eps, lo, hi))
     return {k: sorted(v) for k, v in out.items()}

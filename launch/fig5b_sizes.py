@@ -12,19 +12,14 @@ Prints a Markdown table (a study a row, an N a column) and with ``-o`` writes th
 """
 import argparse
 import csv
-import math
 import sys
 from pathlib import Path
 
 from analysis.fss import absorption_bracket
-from analysis.io import effective_kick_of
+from analysis.io import effective_kick_of_row, write_csv
 
 FIELDS = ("study", "scheme", "batch_fraction", "eps", "n", "n_phi", "phi_all_absorbed", "phi_none_absorbed",
           "phi_half")
-
-
-def _float(text):
-    return float(text) if text not in ("", None) else math.nan
 
 
 def size_brackets(path):
@@ -34,9 +29,7 @@ def size_brackets(path):
     if not rows:
         return []
     first = rows[0]
-    b_f = _float(first["batch_fraction"])
-    eps = effective_kick_of(first["scheme"], _float(first["kick_size"]), _float(first["learning_rate"]),
-                            b_f if math.isfinite(b_f) else None)
+    eps = effective_kick_of_row(first)
     study = Path(path).name.removesuffix("-activity.csv").removeprefix("fig5b-")
     out = []
     for n in sorted({int(r["n"]) for r in rows}):
@@ -72,10 +65,7 @@ def main(argv=None):
         return 2
     print(markdown(rows))
     if a.output:
-        with open(a.output, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(a.output, rows, FIELDS)
     return 0
 
 
