@@ -74,11 +74,16 @@ def effective_kick_of(scheme: str, kick_size, learning_rate, batch_fraction=None
     return kick_size
 
 
+def cell_number(text) -> float:
+    """A CSV cell as read (text) as a float; an empty or missing cell is NaN."""
+    return float(text) if text not in ("", None) else math.nan
+
+
 def effective_kick_of_row(row: dict) -> float:
     """:func:`effective_kick_of` of a CSV table's row as read (text; an empty cell is NaN): an activity
     table's kick_size and learning_rate, or a phic table's step_size (epsilon or alpha by scheme)."""
     def number(key):
-        return float(row[key]) if row.get(key) not in ("", None) else math.nan
+        return cell_number(row.get(key))
     kick, rate = (number("step_size"),) * 2 if "step_size" in row else (number("kick_size"), number("learning_rate"))
     b_f = number("batch_fraction")
     return effective_kick_of(row["scheme"], kick, rate, b_f if math.isfinite(b_f) else None)

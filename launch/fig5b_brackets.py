@@ -23,16 +23,12 @@ import numpy as np
 
 from analysis.critical import PHI_RCP, extrapolate_brackets
 from analysis.errors import CollapseError
-from analysis.io import effective_kick_of_row
+from analysis.io import cell_number, effective_kick_of_row
 
 FORMS = ("linear", "sqrt", "power")
 FIELDS = ("scheme", "batch_fraction", "n_brackets", "eps", "lo", "hi") + tuple(
     f"{form}_{x}" for form in FORMS for x in ("phi_c0_lo", "phi_c0_hi", "exponent_lo", "exponent_hi")) + (
     "linear_contains_0.64",)
-
-
-def _float(text):
-    return float(text) if text not in ("", None) else math.nan
 
 
 def read_brackets(paths):
@@ -42,7 +38,7 @@ def read_brackets(paths):
         with open(path, newline="") as fh:
             for r in csv.DictReader(fh):
                 eps = effective_kick_of_row(r)      # the BRO-equivalent kick size
-                lo, hi = _float(r["phi_all_absorbed"]), _float(r["phi_none_absorbed"])
+                lo, hi = cell_number(r["phi_all_absorbed"]), cell_number(r["phi_none_absorbed"])
                 out.setdefault((r["scheme"], r["batch_fraction"]), []).append((eps, lo, hi))
     return {k: sorted(v) for k, v in out.items()}
 
