@@ -3,6 +3,7 @@ after an interrupted sweep, the sbatch scripts (multi-node runs, bundles, the la
 the failure cause and the manifest. Runs are tiny (N ~ 300); the real-SLURM tests are test_studies_slurm.py."""
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -370,7 +371,8 @@ def test_a_niced_driver_s_runs_get_its_nice_in_their_own_session():
 def test_figure_command_stops_on_a_signal(tmp_path, stop):
     """launch/examples/figure, stopped by SIGTERM or SIGINT (Ctrl-C) to the script alone while a tier
     runs: the tier gets SIGTERM and is waited for (its runs checkpoint), no later tier starts, the script
-    exits with 128 + the signal and says so. The tiers are stand-ins for launch/sweep in a copy of the
+    exits with 128 + the signal and says so, with the stopped tier's wall and CPU time (the CPU its
+    stand-in spends on checkpointing counts). The tiers are stand-ins for launch/sweep in a copy of the
     launch tree."""
     import shutil
     launch = tmp_path / "launch"
@@ -384,7 +386,8 @@ def test_figure_command_stops_on_a_signal(tmp_path, stop):
     sweep.write_text(f"""#!/usr/bin/env bash
 name=$(basename "$2" .toml)
 echo "start $name" >> {log}
-trap 'trap "" TERM; echo "TERM $name" >> {log}; sleep 1; echo "checkpointed $name" >> {log}; exit 143' TERM
+checkpoint() {{ for ((i = 0; i < 200000; i++)); do :; done; }}   # a fixed amount of CPU work
+trap 'trap "" TERM; echo "TERM $name" >> {log}; checkpoint; echo "checkpointed $name" >> {log}; exit 143' TERM
 sleep 60 & wait $!    # (left behind by a failing test: ends by itself)
 """)
     sweep.chmod(0o755)
@@ -402,5 +405,7 @@ sleep 60 & wait $!    # (left behind by a failing test: ends by itself)
         subprocess.run(["pkill", "-KILL", "-f", str(sweep)])    # nothing left running when the test fails
     assert proc.returncode == 128 + signal.Signals[f"SIG{stop}"], stderr
     assert f"figure fig5b: stopped by SIG{stop}; the same command resumes" in stderr
+    timed = re.search(r"== launch/examples/fig5b/demo/small.toml: wall ([0-9.]+) s, CPU user ([0-9.]+) s", stdout)
+    assert timed and float(timed[2]) > 0.1, stdout
     # the tier was waited for to its end, and nothing came after it
     assert log.read_text().splitlines() == ["start small", "TERM small", "checkpointed small"]
